@@ -1,0 +1,329 @@
+// One generation's life: serve, reload into a successor, drain, exit. This is `fastify.hotReload`.
+import { EventEmitter } from 'node:events'
+import { existsSync, unlinkSync } from 'node:fs'
+import type { Server } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import closeWithGrace from 'close-with-grace'
+import { ConnectionTracker } from './connection-tracker'
+import { hotReloadError } from './errors'
+import { handoffEnv, type InheritedSocket } from './handoff-env'
+import type { Launch } from './launch'
+import { addListenHook } from './listen-interceptor'
+import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
+import { listeningFd } from './node-internals'
+import type { ResolvedOptions } from './options'
+import type { ParentLink } from './parent-link'
+import { SocketAdoption } from './socket-adoption'
+import { startSuccessor, type StartedSuccessor } from './successor'
+import type { DrainResult, HotReloadController, HotReloadError, HotReloadEvents, HotReloadState, ReloadResult } from './types'
+
+// close-with-grace listens to these too; the plugin handles only SIGTERM and SIGINT.
+const NOT_OURS: closeWithGrace.AllEvents[] = ['SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2',
+  'uncaughtException', 'unhandledRejection', 'beforeExit']
+const SELF_CHECK_INTERVAL = 100
+
+export interface GenerationContext {
+  generation: number
+  inherited: InheritedSocket[]
+  parent: ParentLink | undefined
+  launch: Launch
+}
+
+type DrainReason = DrainResult['reason'] | 'abort'
+
+export class Controller extends EventEmitter<HotReloadEvents> implements HotReloadController {
+  readonly generation: number
+  readonly pid = process.pid
+  private current: HotReloadState = 'starting'
+  private committed: boolean
+  private readonly tracker = new ConnectionTracker()
+  private readonly adoption: SocketAdoption
+  private readonly servers = new Set<Server>()
+  private readonly requestHandlers: Set<Function>
+  private removeListenHook: (() => void) | undefined
+  private readonly signalHandlers = new Map<NodeJS.Signals, () => void>()
+  private graceful: { uninstall: () => void } | undefined
+  private reloading: Promise<ReloadResult> | undefined
+  private successor: StartedSuccessor | undefined
+  private draining: Promise<DrainResult> | undefined
+  private shuttingDown = false
+
+  constructor (
+    private readonly app: FastifyInstance,
+    private readonly options: ResolvedOptions,
+    private readonly context: GenerationContext
+  ) {
+    super()
+    this.generation = context.generation
+    this.committed = context.parent === undefined
+    this.adoption = new SocketAdoption(context.inherited)
+    // Fastify's extra servers (listen on 'localhost') share the main server's request handler.
+    this.requestHandlers = new Set(app.server.listeners('request'))
+    this.tracker.watch(app.server)
+    this.removeListenHook = addListenHook((server, args, listen) => {
+      if (!this.isOwnServer(server)) return false
+      this.servers.add(server)
+      this.tracker.watch(server as Parameters<ConnectionTracker['watch']>[0])
+      return this.adoption.listen(server, args, listen)
+    })
+    context.parent?.onAbort(() => {
+      this.app.log.warn('hot-reload: the previous generation aborted this successor; draining and exiting')
+      void this.drain('abort').then(() => process.exit(1))
+    })
+  }
+
+  get state (): HotReloadState {
+    return this.current
+  }
+
+  private isOwnServer (server: Server): boolean {
+    return server === this.app.server || server.listeners('request').some((listener) => this.requestHandlers.has(listener))
+  }
+
+  private setState (next: HotReloadState): void {
+    const previous = this.current
+    if (previous === next) return
+    this.current = next
+    this.emit('state', next, previous)
+  }
+
+  /** Why /health must say 503, or null when this generation is ready. */
+  notReadyReason (): string | null {
+    if (this.current === 'serving' || this.current === 'reloading') {
+      const app = this.app as FastifyInstance & { isUnderPressure?: () => boolean }
+      return app.isUnderPressure?.() === true ? 'under-pressure' : null
+    }
+    return this.current
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+
+  /** Fastify's onListen: every listen() of this instance is done. */
+  async onListen (): Promise<void> {
+    this.stopIntercepting()
+    const unclaimed = this.adoption.pending
+    if (unclaimed.length > 0) {
+      const asked = [...this.servers].map((server) => fromServerAddress(server.address())).filter((a): a is ListenerAddress => a !== null)
+      const message = `inherited socket(s) ${unclaimed.map((s) => `${formatAddress(s.address)} (fd ${s.fd})`).join(', ')} ` +
+        `were not claimed: the app listens on ${asked.map(formatAddress).join(', ') || 'nothing'}; the old generation's addresses would go dark`
+      this.app.log.error({ code: 'HOT_RELOAD_UNCLAIMED_SOCKET' }, `hot-reload: ${message}`)
+      this.context.parent?.failed(message)
+      await this.drain('abort')
+      process.exit(1)
+    }
+    this.setState('serving')
+    this.installSignals()
+    for (const { socket } of this.adoption.adopted) {
+      this.app.log.info({ fd: socket.fd }, `hot-reload: adopted inherited socket ${formatAddress(socket.address)}`)
+    }
+    if (this.context.parent !== undefined) await this.reportReady(this.context.parent)
+  }
+
+  private async reportReady (parent: ParentLink): Promise<void> {
+    await this.selfCheck()
+    const verdict = await parent.ready(this.pid, this.generation)
+    if (verdict === 'commit') {
+      this.committed = true
+      this.app.log.info({ generation: this.generation }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)
+    }
+  }
+
+  /** Our own readiness, through our own /health (in-process: the shared socket could reach the old generation). */
+  private async selfCheck (): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let reason: string | null
+      if (this.options.healthPath === false) {
+        reason = this.notReadyReason()
+      } else {
+        const response = await this.app.inject({ method: 'GET', url: this.options.healthPath })
+        reason = response.statusCode === 200 ? null : `GET ${this.options.healthPath} answered ${response.statusCode}`
+      }
+      if (reason === null || this.current !== 'serving') return
+      if (attempt === 1) this.app.log.warn(`hot-reload: not ready yet (${reason}); checking again`)
+      await new Promise((resolve) => setTimeout(resolve, SELF_CHECK_INTERVAL))
+    }
+  }
+
+  private installSignals (): void {
+    for (const signal of this.options.reloadSignals) {
+      const handler = (): void => {
+        this.app.log.info(`hot-reload: ${signal} received`)
+        void this.reload()
+      }
+      this.signalHandlers.set(signal, handler)
+      process.on(signal, handler)
+    }
+    if (this.options.gracefulShutdown) {
+      this.graceful = closeWithGrace({
+        delay: this.options.drainTimeout + 5_000,
+        logger: this.app.log,
+        skip: NOT_OURS
+      }, async ({ signal }) => {
+        this.app.log.info(`hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
+        await this.shutdown()
+      })
+    }
+  }
+
+  private stopIntercepting (): void {
+    this.removeListenHook?.()
+    this.removeListenHook = undefined
+  }
+
+  // ---- reload ------------------------------------------------------------------------------
+
+  reload (): Promise<ReloadResult> {
+    if (this.reloading !== undefined) {
+      this.app.log.info('hot-reload: a reload is already running; this request joins it')
+      return this.reloading
+    }
+    if (this.current !== 'serving' || !this.committed || this.shuttingDown) {
+      const why = this.committed ? `this generation is ${this.current}` : 'this generation is not yet confirmed by its predecessor'
+      this.app.log.warn(`hot-reload: reload ignored: ${why}`)
+      return Promise.resolve(this.failure(0, undefined, hotReloadError('HOT_RELOAD_NOT_SERVING', `reload ignored: ${why}`)))
+    }
+    this.reloading = this.runReload().finally(() => { this.reloading = undefined })
+    return this.reloading
+  }
+
+  private failure (startedAt: number, successorPid: number | undefined, error: HotReloadError): ReloadResult {
+    return {
+      ok: false,
+      generation: this.generation,
+      pid: this.pid,
+      durationMs: startedAt === 0 ? 0 : Math.round(performance.now() - startedAt),
+      successorPid,
+      error
+    }
+  }
+
+  private async runReload (): Promise<ReloadResult> {
+    const startedAt = performance.now()
+    const next = this.generation + 1
+    this.setState('reloading')
+    const listening = [...this.servers].filter((server) => server.listening)
+    let plan
+    try {
+      if (listening.length === 0) throw hotReloadError('HOT_RELOAD_NO_LISTENERS', 'reload needs a listening server; call listen() first')
+      plan = this.spawnPlan(listening, next)
+    } catch (error) {
+      return this.finishFailed(this.failure(startedAt, undefined, error as HotReloadError))
+    }
+    const successor = startSuccessor(plan, { readyTimeout: this.options.readyTimeout, abortGrace: this.options.drainTimeout + 1_000 })
+    this.successor = successor
+    this.app.log.info({ generation: next, successorPid: successor.pid, sockets: plan.addresses },
+      `hot-reload: reload started; successor pid ${successor.pid ?? '(none)'} for generation ${next}`)
+    this.emit('reloading', { generation: next, successorPid: successor.pid })
+    const outcome = await successor.outcome
+    this.successor = undefined
+    if (!outcome.ok) return this.finishFailed(this.failure(startedAt, outcome.pid, outcome.error))
+    if (this.shuttingDown) {
+      await outcome.abort()
+      return this.finishFailed(this.failure(startedAt, outcome.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', 'reload cancelled: shutting down')))
+    }
+    outcome.commit()
+    const result: ReloadResult = { ok: true, generation: next, pid: outcome.pid, durationMs: Math.round(performance.now() - startedAt), successorPid: outcome.pid }
+    this.app.log.info({ generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
+      `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms; draining generation ${this.generation}`)
+    this.emit('reloaded', result)
+    void this.drain('reload').then(() => process.exit(0))
+    return result
+  }
+
+  private finishFailed (result: ReloadResult): ReloadResult {
+    if (this.current === 'reloading') this.setState('serving')
+    this.app.log.error({ err: result.error, successorPid: result.successorPid },
+      `hot-reload: reload failed, generation ${this.generation} keeps serving: ${result.error?.message}`)
+    this.emit('reloadFailed', result)
+    return result
+  }
+
+  private spawnPlan (listening: Server[], next: number) {
+    const addresses = listening.map((server) => {
+      const address = fromServerAddress(server.address())
+      if (address === null) throw hotReloadError('HOT_RELOAD_NO_LISTENERS', 'a listening server has no address')
+      return address
+    })
+    const fds = listening.map(listeningFd)
+    const launch = this.context.launch
+    const successor = this.options.successor
+    const cwd = successor.cwd ?? launch.cwd
+    return {
+      execPath: successor.execPath ?? launch.execPath,
+      args: [...(successor.execArgv ?? launch.execArgv), ...(successor.args ?? launch.args)],
+      cwd,
+      env: { ...process.env, ...successor.env, PWD: cwd, ...handoffEnv(addresses, next, this.pid) },
+      fds,
+      addresses: addresses.map(formatAddress)
+    }
+  }
+
+  // ---- drain and shutdown ------------------------------------------------------------------
+
+  /** SIGTERM/SIGINT: give up any reload in progress, then drain and close. */
+  async shutdown (): Promise<DrainResult> {
+    this.shuttingDown = true
+    this.successor?.cancel('reload cancelled: shutting down')
+    await this.reloading
+    return this.drain('shutdown')
+  }
+
+  private drain (reason: DrainReason): Promise<DrainResult> {
+    if (this.draining === undefined) this.draining = this.runDrain(reason)
+    return this.draining
+  }
+
+  private async runDrain (reason: DrainReason): Promise<DrainResult> {
+    const startedAt = performance.now()
+    const publicReason = reason === 'reload' ? 'reload' : 'shutdown'
+    this.setState('draining')
+    this.emit('draining', { reason: publicReason })
+    this.stopAccepting(reason === 'shutdown')
+    let cutConnections = 0
+    const deadline = setTimeout(() => {
+      cutConnections = this.tracker.cutAll()
+      this.app.log.warn({ cutConnections }, `hot-reload: drainTimeout (${this.options.drainTimeout} ms) reached; closed ${cutConnections} connection(s) still open`)
+    }, this.options.drainTimeout)
+    await this.tracker.drain(this.options.idleGrace)
+    clearTimeout(deadline)
+    const result: DrainResult = { durationMs: Math.round(performance.now() - startedAt), cutConnections, reason: publicReason }
+    this.app.log.info(result, `hot-reload: generation ${this.generation} drained after ${result.durationMs} ms`)
+    try {
+      await this.app.close()
+    } catch (err) {
+      this.app.log.error({ err }, 'hot-reload: error while closing')
+    }
+    this.setState('closed')
+    this.emit('drained', result)
+    return result
+  }
+
+  /**
+   * Closes the listening sockets only. The kernel socket lives on in the successor, so nothing is
+   * refused. Node's http close() would also close idle keep-alive connections at once (racing with
+   * clients' next requests), so that part is switched off: the tracker closes them once idle.
+   */
+  private stopAccepting (removeUnixPaths: boolean): void {
+    for (const server of this.servers) {
+      const http = server as Server & { closeIdleConnections?: () => void }
+      if (typeof http.closeIdleConnections === 'function') http.closeIdleConnections = () => {}
+      if (!server.listening) continue
+      const address = fromServerAddress(server.address())
+      server.close()
+      // Our unix sockets outlive a close (see SocketAdoption); on shutdown the path goes too.
+      if (removeUnixPaths && address?.kind === 'unix' && existsSync(address.path)) {
+        try { unlinkSync(address.path) } catch {}
+      }
+    }
+  }
+
+  /** Fastify's onClose: the app is closing (through us or by itself). */
+  onClose (): void {
+    this.stopIntercepting()
+    for (const [signal, handler] of this.signalHandlers) process.removeListener(signal, handler)
+    this.signalHandlers.clear()
+    this.graceful?.uninstall()
+    this.successor?.cancel('reload cancelled: the app is closing')
+    if (this.current !== 'draining') this.setState('closed')
+  }
+}

@@ -1,0 +1,20 @@
+// Errors with stable codes, so callers (and the reload result) can tell causes apart.
+import type { HotReloadError } from './types'
+
+export type ErrorCode =
+  | 'HOT_RELOAD_INVALID_OPTION'
+  | 'HOT_RELOAD_INVALID_HANDOFF'
+  | 'HOT_RELOAD_UNCLAIMED_SOCKET'
+  | 'HOT_RELOAD_SPAWN_FAILED'
+  | 'HOT_RELOAD_SUCCESSOR_EXITED'
+  | 'HOT_RELOAD_READY_TIMEOUT'
+  | 'HOT_RELOAD_SUCCESSOR_FAILED'
+  | 'HOT_RELOAD_NOT_SERVING'
+  | 'HOT_RELOAD_NO_LISTENERS'
+  | 'HOT_RELOAD_NODE_INTERNALS'
+
+export function hotReloadError (code: ErrorCode, message: string, cause?: unknown): HotReloadError {
+  const err = new Error(message, cause === undefined ? undefined : { cause }) as HotReloadError
+  err.code = code
+  return err
+}

@@ -1,0 +1,96 @@
+// The environment that hands listening sockets to a successor: the systemd LISTEN_FDS convention
+// (fds from 3, LISTEN_FDNAMES), plus our own generation and parent markers.
+import { fstatSync } from 'node:fs'
+import { hotReloadError } from './errors'
+import { addressToFdName, fdNameToAddress, type ListenerAddress } from './listener-address'
+
+export const FIRST_FD = 3
+export const ENV = {
+  fds: 'LISTEN_FDS',
+  names: 'LISTEN_FDNAMES',
+  pid: 'LISTEN_PID',
+  parent: 'FASTIFY_HOT_RELOAD_PARENT',
+  generation: 'FASTIFY_HOT_RELOAD_GENERATION'
+} as const
+const MAX_FDS = 1024
+
+export interface InheritedSocket {
+  fd: number
+  name: string
+  address: ListenerAddress
+}
+
+export interface Handoff {
+  generation: number
+  /** Pid of the generation that spawned us. */
+  parentPid: number
+  sockets: InheritedSocket[]
+}
+
+type Env = Record<string, string | undefined>
+type FdKind = 'socket' | 'file' | 'closed'
+
+export function fdKind (fd: number): FdKind {
+  try {
+    return fstatSync(fd).isSocket() ? 'socket' : 'file'
+  } catch {
+    return 'closed'
+  }
+}
+
+function bad (variable: string, message: string): Error {
+  return hotReloadError('HOT_RELOAD_INVALID_HANDOFF', `fastify-hot-reload: ${variable}: ${message}`)
+}
+
+/**
+ * Reads a handoff from a previous generation. Returns null when the environment holds none for us
+ * (no marker); throws a clear error when it holds one that is malformed.
+ */
+export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKind): Handoff | null {
+  const parentText = env[ENV.parent]
+  if (parentText === undefined) return null
+  if (!/^[1-9]\d*$/.test(parentText)) throw bad(ENV.parent, `expected the parent's pid, got ${JSON.stringify(parentText)}`)
+  const generationText = env[ENV.generation]
+  if (generationText === undefined || !/^[1-9]\d*$/.test(generationText) || Number(generationText) < 2) {
+    throw bad(ENV.generation, `expected a whole number of 2 or more, got ${JSON.stringify(generationText)}`)
+  }
+  const countText = env[ENV.fds]
+  if (countText === undefined || !/^\d+$/.test(countText) || Number(countText) > MAX_FDS) {
+    throw bad(ENV.fds, `expected the number of inherited sockets (0 to ${MAX_FDS}), got ${JSON.stringify(countText)}`)
+  }
+  const count = Number(countText)
+  const names = count === 0 ? [] : (env[ENV.names] ?? '').split(':')
+  if (names.length !== count) {
+    throw bad(ENV.names, `expected ${count} names separated by ":" (one per LISTEN_FDS socket), got ${JSON.stringify(env[ENV.names] ?? '')}`)
+  }
+  const sockets = names.map((name, index): InheritedSocket => {
+    const fd = FIRST_FD + index
+    const address = fdNameToAddress(name)
+    if (address === null) {
+      throw bad(ENV.names, `name ${index + 1} (${JSON.stringify(name)}) is not an encoded listening address like 127.0.0.1%3A3000`)
+    }
+    const kind = inspectFd(fd)
+    if (kind !== 'socket') {
+      throw bad(ENV.fds, `fd ${fd} (${JSON.stringify(name)}) ${kind === 'closed' ? 'is not open' : 'is not a socket'}`)
+    }
+    return { fd, name, address }
+  })
+  return { generation: Number(generationText), parentPid: Number(parentText), sockets }
+}
+
+/** The variables a successor needs; its sockets are passed at fds 3, 4, ... in this order. */
+export function handoffEnv (addresses: ListenerAddress[], generation: number, parentPid: number): Env {
+  return {
+    [ENV.fds]: String(addresses.length),
+    [ENV.names]: addresses.map(addressToFdName).join(':'),
+    [ENV.parent]: String(parentPid),
+    [ENV.generation]: String(generation),
+    // LISTEN_PID cannot be known before the successor exists; our parent marker stands for it.
+    [ENV.pid]: undefined
+  }
+}
+
+/** Removes the handoff so the app's own child processes do not see it. */
+export function clearHandoffEnv (env: Env): void {
+  for (const name of Object.values(ENV)) delete env[name]
+}

@@ -1,0 +1,33 @@
+// The only place that touches Node internals. Each accessor checks its shape and fails loudly
+// (HOT_RELOAD_NODE_INTERNALS) when a Node version changes it; test/node-internals.test.js runs on
+// every Node the suite runs on.
+import type { Server } from 'node:net'
+import { hotReloadError } from './errors'
+
+interface ServerInternals {
+  _handle?: { fd?: unknown } | null
+  _pipeName?: string
+}
+
+/** The fd of a listening server's socket: Node gives no public way to pass it to spawn(). */
+export function listeningFd (server: Server): number {
+  const fd = (server as unknown as ServerInternals)._handle?.fd
+  if (typeof fd !== 'number' || fd < 0) {
+    throw hotReloadError('HOT_RELOAD_NODE_INTERNALS',
+      'fastify-hot-reload: cannot read the fd of a listening server (net.Server#_handle.fd); this Node version is not supported')
+  }
+  return fd
+}
+
+/**
+ * A server that listens on a unix socket it did not bind by that name (an adopted fd, or a bind
+ * under a temporary name) reports its path through _pipeName, as a bind by name would.
+ */
+export function setPipeName (server: Server, path: string): void {
+  const internals = server as unknown as ServerInternals
+  if (!('_pipeName' in internals) && internals._handle === undefined) {
+    throw hotReloadError('HOT_RELOAD_NODE_INTERNALS',
+      'fastify-hot-reload: net.Server has no _pipeName; this Node version is not supported')
+  }
+  internals._pipeName = path
+}

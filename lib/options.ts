@@ -1,0 +1,159 @@
+// Validates the plugin options at registration: every mistake names the option and what was expected.
+import { constants as osConstants } from 'node:os'
+import { hotReloadError } from './errors'
+import type { HotReloadOptions, SuccessorOptions, UnderPressureOptions } from './types'
+
+export interface ResolvedOptions {
+  reloadSignals: NodeJS.Signals[]
+  readyTimeout: number
+  drainTimeout: number
+  idleGrace: number
+  healthPath: string | false
+  livenessPath: string | false
+  underPressure: UnderPressureOptions | false
+  gracefulShutdown: boolean
+  successor: SuccessorOptions
+}
+
+export const DEFAULTS = {
+  reloadSignals: ['SIGUSR2'] as NodeJS.Signals[],
+  readyTimeout: 30_000,
+  drainTimeout: 30_000,
+  idleGrace: 1_000,
+  healthPath: '/health',
+  livenessPath: '/health/live',
+  gracefulShutdown: true
+}
+
+// Signals a process cannot catch, or that the plugin keeps for graceful shutdown.
+const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
+const SHUTDOWN_SIGNALS = new Set(['SIGTERM', 'SIGINT'])
+const KNOWN_OPTIONS = new Set([
+  'reloadSignals', 'readyTimeout', 'drainTimeout', 'idleGrace', 'healthPath', 'livenessPath',
+  'underPressure', 'gracefulShutdown', 'successor'
+])
+const SUCCESSOR_KEYS = new Set(['execPath', 'execArgv', 'args', 'env', 'cwd'])
+
+function invalid (option: string, expected: string, got: unknown): Error {
+  return hotReloadError('HOT_RELOAD_INVALID_OPTION',
+    `fastify-hot-reload: option "${option}" must be ${expected}, got ${describe(got)}`)
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (Array.isArray(value)) return `array ${JSON.stringify(value)}`
+  if (value === null) return 'null'
+  if (typeof value === 'object') return 'an object'
+  return `${typeof value} ${String(value)}`
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function milliseconds (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > 2 ** 31 - 1) {
+    throw invalid(name, 'a whole number of milliseconds from 1 to 2147483647', value)
+  }
+  return value
+}
+
+function routePath (name: string, value: unknown, fallback: string): string | false {
+  if (value === undefined) return fallback
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw invalid(name, 'a path starting with "/" or false', value)
+  }
+  return value
+}
+
+function signals (value: unknown): NodeJS.Signals[] {
+  if (value === undefined) return [...DEFAULTS.reloadSignals]
+  if (!Array.isArray(value)) throw invalid('reloadSignals', 'an array of signal names such as ["SIGUSR2", "SIGHUP"]', value)
+  for (const name of value) {
+    if (typeof name !== 'string' || !(name in osConstants.signals)) {
+      throw invalid('reloadSignals', 'an array of signal names known to this system (SIGUSR2, SIGHUP, ...)', name)
+    }
+    if (UNCATCHABLE.has(name)) throw invalid('reloadSignals', 'catchable signals (not SIGKILL or SIGSTOP)', name)
+    if (SHUTDOWN_SIGNALS.has(name)) {
+      throw invalid('reloadSignals', 'signals other than SIGTERM and SIGINT (they shut down gracefully)', name)
+    }
+  }
+  return [...new Set(value as NodeJS.Signals[])]
+}
+
+function stringArray (name: string, value: unknown): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+    throw invalid(name, 'an array of strings', value)
+  }
+  return value
+}
+
+function nonEmptyString (name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value.length === 0) throw invalid(name, 'a non-empty string', value)
+  return value
+}
+
+function successorOptions (value: unknown): SuccessorOptions {
+  if (value === undefined) return {}
+  if (!isPlainObject(value)) throw invalid('successor', 'an object { execPath, execArgv, args, env, cwd }', value)
+  for (const key of Object.keys(value)) {
+    if (!SUCCESSOR_KEYS.has(key)) throw invalid(`successor.${key}`, 'one of execPath, execArgv, args, env, cwd (unknown key)', value[key])
+  }
+  const env = value.env
+  if (env !== undefined) {
+    if (!isPlainObject(env)) throw invalid('successor.env', 'an object of strings', env)
+    for (const [key, item] of Object.entries(env)) {
+      if (item !== undefined && typeof item !== 'string') throw invalid(`successor.env.${key}`, 'a string or undefined', item)
+    }
+  }
+  const args = stringArray('successor.args', value.args)
+  if (args !== undefined && args.length === 0) throw invalid('successor.args', 'a non-empty array (the script first)', args)
+  return {
+    execPath: nonEmptyString('successor.execPath', value.execPath),
+    execArgv: stringArray('successor.execArgv', value.execArgv),
+    args,
+    env: env as Record<string, string | undefined> | undefined,
+    cwd: nonEmptyString('successor.cwd', value.cwd)
+  }
+}
+
+export function resolveOptions (input: unknown): ResolvedOptions {
+  const opts: HotReloadOptions = input === undefined ? {} : (input as HotReloadOptions)
+  if (!isPlainObject(opts)) throw invalid('options', 'an object', input)
+  for (const key of Object.keys(opts)) {
+    // Fastify passes its own registration keys (prefix, logLevel, ...) through the options object.
+    if (!KNOWN_OPTIONS.has(key) && !FASTIFY_REGISTER_KEYS.has(key)) {
+      throw invalid(key, `one of ${[...KNOWN_OPTIONS].join(', ')} (unknown option)`, (opts as Record<string, unknown>)[key])
+    }
+  }
+  const underPressure = opts.underPressure
+  if (underPressure !== undefined && underPressure !== false && !isPlainObject(underPressure)) {
+    throw invalid('underPressure', 'an options object for @fastify/under-pressure or false', underPressure)
+  }
+  if (opts.gracefulShutdown !== undefined && typeof opts.gracefulShutdown !== 'boolean') {
+    throw invalid('gracefulShutdown', 'true or false', opts.gracefulShutdown)
+  }
+  const healthPath = routePath('healthPath', opts.healthPath, DEFAULTS.healthPath)
+  const livenessPath = routePath('livenessPath', opts.livenessPath, DEFAULTS.livenessPath)
+  if (healthPath !== false && healthPath === livenessPath) {
+    throw invalid('livenessPath', `a path other than healthPath (${healthPath})`, livenessPath)
+  }
+  return {
+    reloadSignals: signals(opts.reloadSignals),
+    readyTimeout: milliseconds('readyTimeout', opts.readyTimeout, DEFAULTS.readyTimeout),
+    drainTimeout: milliseconds('drainTimeout', opts.drainTimeout, DEFAULTS.drainTimeout),
+    idleGrace: milliseconds('idleGrace', opts.idleGrace, DEFAULTS.idleGrace),
+    healthPath,
+    livenessPath,
+    underPressure: underPressure === undefined ? {} : underPressure,
+    gracefulShutdown: opts.gracefulShutdown ?? DEFAULTS.gracefulShutdown,
+    successor: successorOptions(opts.successor)
+  }
+}
+
+// Keys Fastify itself may put in a plugin's options (register options).
+const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])

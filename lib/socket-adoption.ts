@@ -1,0 +1,108 @@
+// Decides, for each listen() of this Fastify instance's servers, whether it adopts an inherited
+// socket, binds a unix socket so that closing it later does not unlink the path, or binds normally.
+import { lookup } from 'node:dns'
+import { existsSync, renameSync } from 'node:fs'
+import type { Server } from 'node:net'
+import { hotReloadError } from './errors'
+import type { InheritedSocket } from './handoff-env'
+import {
+  formatAddress, fromServerAddress, literalHosts, parseListenArgs, requestMatches, type ListenRequest
+} from './listener-address'
+import { setPipeName } from './node-internals'
+
+type ListenArgs = unknown[]
+type Listen = (args: ListenArgs) => void
+
+// Unix socket paths are limited to 107 bytes on Linux (sun_path).
+const MAX_UNIX_PATH = 107
+
+export class SocketAdoption {
+  private readonly unclaimed: InheritedSocket[]
+  readonly adopted: Array<{ socket: InheritedSocket, server: Server }> = []
+
+  constructor (inherited: InheritedSocket[]) {
+    this.unclaimed = [...inherited]
+  }
+
+  get pending (): InheritedSocket[] {
+    return [...this.unclaimed]
+  }
+
+  /** The ListenHook body for one of our servers. Returns true when it handled the call. */
+  listen (server: Server, args: ListenArgs, listen: Listen): boolean {
+    const request = parseListenArgs(args)
+    if (request === null) return false
+    const callback = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : undefined
+    const signal = (args[0] as { signal?: unknown } | null)?.signal
+    const hosts = request.kind === 'tcp' ? literalHosts(request.host) : []
+    if (hosts === null) {
+      if (!this.unclaimed.some((socket) => socket.address.kind === 'tcp')) return false
+      // A host name: look it up as listen() would, then decide.
+      lookup((request as { host: string }).host, { all: true }, (err, found) => {
+        const match = err === null ? this.claim(request, found.map((entry) => entry.address)) : undefined
+        if (match === undefined) listen(args)
+        else this.adopt(server, match, request, listen, callback, signal)
+      })
+      return true
+    }
+    const match = this.claim(request, hosts)
+    if (match !== undefined) {
+      this.adopt(server, match, request, listen, callback, signal)
+      return true
+    }
+    if (request.kind === 'unix') return this.bindUnixKeepingPath(server, request.path, args, listen)
+    return false
+  }
+
+  private claim (request: ListenRequest, hosts: string[]): InheritedSocket | undefined {
+    // Hosts are tried in order: listen('localhost') binds the first address a lookup gives.
+    for (const host of request.kind === 'tcp' ? hosts : ['']) {
+      const index = this.unclaimed.findIndex((socket) => requestMatches(request, [host], socket.address))
+      if (index !== -1) return this.unclaimed.splice(index, 1)[0]
+    }
+    return undefined
+  }
+
+  private adopt (server: Server, socket: InheritedSocket, request: ListenRequest, listen: Listen, callback: unknown, signal: unknown): void {
+    this.adopted.push({ socket, server })
+    server.prependOnceListener('listening', () => {
+      if (request.kind === 'unix') {
+        setPipeName(server, request.path)
+        return
+      }
+      const actual = fromServerAddress(server.address())
+      if (actual === null || formatAddress(actual) !== formatAddress(socket.address)) {
+        const error = hotReloadError('HOT_RELOAD_INVALID_HANDOFF',
+          `fastify-hot-reload: inherited fd ${socket.fd} was named ${formatAddress(socket.address)} in LISTEN_FDNAMES but listens on ${actual === null ? 'nothing' : formatAddress(actual)}`)
+        server.close()
+        server.emit('error', error)
+      }
+    })
+    const options: Record<string, unknown> = { fd: socket.fd }
+    if (signal !== undefined) options.signal = signal
+    listen(callback === undefined ? [options] : [options, callback])
+  }
+
+  /**
+   * libuv unlinks a unix socket's path when the socket it bound by that name is closed, which would
+   * take the path away from the successor that shares the socket. Bind under a temporary name and
+   * rename it into place: the path then outlives every generation's close.
+   */
+  private bindUnixKeepingPath (server: Server, path: string, args: ListenArgs, listen: Listen): boolean {
+    const temporary = `${path}.${process.pid}.tmp`
+    if (path.startsWith('\0') || existsSync(path) || Buffer.byteLength(temporary) > MAX_UNIX_PATH) return false
+    server.prependOnceListener('listening', () => {
+      try {
+        renameSync(temporary, path)
+        setPipeName(server, path)
+      } catch (cause) {
+        server.close()
+        server.emit('error', hotReloadError('HOT_RELOAD_INVALID_HANDOFF',
+          `fastify-hot-reload: could not move the unix socket ${temporary} to ${path}`, cause))
+      }
+    })
+    const options = typeof args[0] === 'object' ? { ...(args[0] as object), path: temporary } : { path: temporary }
+    listen([options, ...args.slice(1)])
+    return true
+  }
+}

@@ -1,0 +1,152 @@
+// Starts the next generation with our listening sockets at fds 3.., waits for its ready message,
+// and either commits it or takes it down again (abort over IPC, then SIGKILL).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { hotReloadError } from './errors'
+import type { HotReloadError } from './types'
+import { unwrap, wrap, type ChildMessage, type ParentMessage } from './ipc'
+
+export interface SpawnPlan {
+  execPath: string
+  args: string[]
+  cwd: string
+  env: Record<string, string | undefined>
+  /** Our listening fds, to appear in the successor as 3, 4, ... */
+  fds: number[]
+}
+
+export type SuccessorOutcome =
+  | { ok: true, pid: number, commit: () => void, abort: () => Promise<void> }
+  | { ok: false, pid: number | undefined, error: HotReloadError }
+
+export interface StartedSuccessor {
+  pid: number | undefined
+  outcome: Promise<SuccessorOutcome>
+  /** Gives up on a successor that is not committed yet: it is taken down and the outcome fails. */
+  cancel: (reason: string) => void
+}
+
+export interface SuccessorTimings {
+  readyTimeout: number
+  /** How long an aborted successor may take to drain what it accepted before it is killed. */
+  abortGrace: number
+}
+
+function cleanEnv (env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value
+  return out
+}
+
+/** Spawns the successor and resolves once it is ready (committable) or gone. Never rejects. */
+export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): StartedSuccessor {
+  let child: ChildProcess
+  try {
+    child = spawn(plan.execPath, plan.args, {
+      cwd: plan.cwd,
+      env: cleanEnv(plan.env),
+      stdio: ['inherit', 'inherit', 'inherit', ...plan.fds, 'ipc']
+    })
+  } catch (cause) {
+    return { pid: undefined, outcome: Promise.resolve(spawnFailed(plan, cause)), cancel: () => {} }
+  }
+  let cancel: (reason: string) => void = () => {}
+  const outcome = watch(child, plan, timings, (canceller) => { cancel = canceller })
+  return { pid: child.pid, outcome, cancel: (reason) => cancel(reason) }
+}
+
+function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
+  const reason = cause instanceof Error ? cause.message : String(cause)
+  return {
+    ok: false,
+    pid: undefined,
+    error: hotReloadError('HOT_RELOAD_SPAWN_FAILED', `could not start the successor (${plan.execPath}): ${reason}`, cause)
+  }
+}
+
+function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, expose: (cancel: (reason: string) => void) => void): Promise<SuccessorOutcome> {
+  return new Promise((resolve) => {
+    let settled = false
+    const exited = new Promise<void>((resolveExit) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolveExit()
+      else child.once('exit', () => resolveExit())
+    })
+    const timer = setTimeout(() => {
+      fail(hotReloadError('HOT_RELOAD_READY_TIMEOUT', `the successor (pid ${child.pid}) did not report ready within readyTimeout (${timings.readyTimeout} ms)`))
+    }, timings.readyTimeout)
+
+    function cleanup (): void {
+      settled = true
+      clearTimeout(timer)
+      child.removeListener('message', onMessage)
+      child.removeListener('exit', onExit)
+      child.removeListener('error', onError)
+    }
+
+    function fail (error: HotReloadError): void {
+      if (settled) return
+      cleanup()
+      // Keep an 'error' listener: a late EPIPE on the channel must not crash the serving process.
+      child.on('error', () => {})
+      takeDown(child, exited, timings.abortGrace).then(() => resolve({ ok: false, pid: child.pid, error }))
+    }
+
+    function onMessage (raw: unknown): void {
+      const message = unwrap(raw) as ChildMessage | undefined
+      if (message === undefined) return
+      if (message.type === 'ready') {
+        cleanup()
+        child.on('error', () => {})
+        resolve({ ok: true, pid: child.pid as number, commit: () => commit(child), abort: () => takeDown(child, exited, timings.abortGrace) })
+      } else if (message.type === 'failed') {
+        fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
+      }
+    }
+
+    function onExit (code: number | null, signal: NodeJS.Signals | null): void {
+      const how = signal === null ? `code ${code}` : `signal ${signal}`
+      fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `the successor (pid ${child.pid}) exited with ${how} before it was ready`))
+    }
+
+    function onError (cause: Error): void {
+      if (child.pid === undefined) {
+        const failure = spawnFailed(plan, cause)
+        if (!failure.ok) fail(failure.error)
+      }
+    }
+
+    child.on('message', onMessage)
+    child.on('exit', onExit)
+    child.on('error', onError)
+    expose((reason) => fail(hotReloadError('HOT_RELOAD_NOT_SERVING', reason)))
+  })
+}
+
+function send (child: ChildProcess, message: ParentMessage, then?: () => void): void {
+  if (!child.connected) {
+    then?.()
+    return
+  }
+  child.send(wrap(message), (err) => {
+    if (err !== null && err !== undefined) child.emit('error', err)
+    then?.()
+  })
+}
+
+/** The successor is the serving generation now: let it go on by itself. */
+function commit (child: ChildProcess): void {
+  send(child, { type: 'commit' }, () => {
+    if (child.connected) child.disconnect()
+    child.unref()
+  })
+}
+
+/** Asks the successor to drain and exit; kills it when it does not in time. Resolves when gone. */
+function takeDown (child: ChildProcess, exited: Promise<void>, grace: number): Promise<void> {
+  if (child.pid === undefined) return Promise.resolve()
+  send(child, { type: 'abort' })
+  const killer = setTimeout(() => child.kill('SIGKILL'), grace)
+  return exited.then(() => {
+    clearTimeout(killer)
+    if (child.connected) child.disconnect()
+  })
+}

@@ -1,0 +1,85 @@
+// Public types of fastify-hot-reload. Everything a user can pass in or get back is declared here.
+import type { EventEmitter } from 'node:events'
+
+/** Where a generation is in its life. */
+export type HotReloadState = 'starting' | 'serving' | 'reloading' | 'draining' | 'closed'
+
+/** Options passed to @fastify/under-pressure (see its README); `false` skips it. */
+export type UnderPressureOptions = Record<string, unknown>
+
+/** Overrides for how the successor process is started. Defaults: this process's own. */
+export interface SuccessorOptions {
+  /** Node binary. Default `process.execPath`. */
+  execPath?: string
+  /** Node flags. Default `process.execArgv`. */
+  execArgv?: string[]
+  /** Script and its arguments. Default `process.argv.slice(1)` (rebased on the logical cwd). */
+  args?: string[]
+  /** Extra environment, merged over `process.env`; `undefined` removes a variable. */
+  env?: Record<string, string | undefined>
+  /** Working directory. Default the logical one (`$PWD` when it named this directory at start). */
+  cwd?: string
+}
+
+export interface HotReloadOptions {
+  /** Signals that start a reload. Default `['SIGUSR2']`; `[]` for `reload()` only. */
+  reloadSignals?: string[]
+  /** How long (ms) a successor may take to report ready. Default 30000. */
+  readyTimeout?: number
+  /** How long (ms) a draining generation waits for its connections before cutting them. Default 30000. */
+  drainTimeout?: number
+  /** During a drain, an idle keep-alive connection is closed once it has been idle this long (ms). Default 1000. */
+  idleGrace?: number
+  /** Readiness route. Default `/health`; `false` disables it. */
+  healthPath?: string | false
+  /** Liveness route (200 while the process works, draining included). Default `/health/live`; `false` disables it. */
+  livenessPath?: string | false
+  /** Options for @fastify/under-pressure, whose verdict `/health` reports. Default `{}`; `false` skips it. */
+  underPressure?: UnderPressureOptions | false
+  /** Drain and exit on SIGTERM/SIGINT (through close-with-grace). Default `true`. */
+  gracefulShutdown?: boolean
+  /** How the successor is started. */
+  successor?: SuccessorOptions
+}
+
+/** What a reload did. `generation` and `pid` name the generation serving once it is over. */
+export interface ReloadResult {
+  ok: boolean
+  generation: number
+  pid: number
+  durationMs: number
+  /** The successor's pid, when one was spawned. */
+  successorPid?: number
+  /** Why the reload failed (`ok: false` only). */
+  error?: HotReloadError
+}
+
+export interface HotReloadError extends Error {
+  code: string
+}
+
+export interface DrainResult {
+  durationMs: number
+  /** Connections still open at the deadline and closed by force. */
+  cutConnections: number
+  reason: 'reload' | 'shutdown'
+}
+
+export interface HotReloadEvents {
+  state: [state: HotReloadState, previous: HotReloadState]
+  reloading: [info: { generation: number, successorPid?: number }]
+  reloaded: [result: ReloadResult]
+  reloadFailed: [result: ReloadResult]
+  draining: [info: { reason: 'reload' | 'shutdown' }]
+  drained: [result: DrainResult]
+}
+
+/** The `fastify.hotReload` decorator. */
+export interface HotReloadController extends EventEmitter<HotReloadEvents> {
+  /** Start a reload (the same as the signal). Never rejects: a failed successor gives `ok: false`. */
+  reload(): Promise<ReloadResult>
+  /** 1 for the first start, +1 per successful reload. */
+  readonly generation: number
+  readonly state: HotReloadState
+  readonly pid: number
+}
