@@ -1,0 +1,140 @@
+'use strict'
+// Starts a service as a real Node process, reads the JSON log lines of every generation (they all
+// share its stdout), and ends every process it saw by pid: after a standalone handoff the live
+// generation is no longer our child.
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const REPO = path.resolve(__dirname, '../..')
+const FIXTURE_APP = path.join(REPO, 'test/fixtures/app.js')
+
+/** True while pid runs (a zombie does not count). */
+function isAlive (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state !== 'Z' && state !== 'X'
+  } catch {
+    return false
+  }
+}
+
+async function waitFor (check, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+function sleep (ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+function waitUntilGone (pid, timeoutMs = 15000) {
+  return waitFor(() => !isAlive(pid), timeoutMs, `pid ${pid} to exit`)
+}
+
+function fdCount (pid) {
+  return fs.readdirSync(`/proc/${pid}/fd`).length
+}
+
+/** A temporary directory removed at teardown. */
+function tempDir (t, prefix = 'fhr-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function writeRelease (dir, release) {
+  fs.writeFileSync(path.join(dir, 'release.json'), JSON.stringify(release))
+}
+
+class Service {
+  constructor (child, deadlineMs) {
+    this.child = child
+    this.pid = child.pid
+    this.pids = new Set([child.pid])
+    this.lines = []
+    this.stderr = ''
+    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+    this.deadline = setTimeout(() => this.stop(), deadlineMs)
+    this.deadline.unref()
+    let pending = ''
+    const onData = (chunk) => {
+      pending += chunk
+      let index
+      while ((index = pending.indexOf('\n')) !== -1) {
+        const text = pending.slice(0, index)
+        pending = pending.slice(index + 1)
+        let line
+        try { line = JSON.parse(text) } catch { line = { raw: text } }
+        if (typeof line.pid === 'number') this.pids.add(line.pid)
+        const successor = /successor pid (\d+)/.exec(line.msg || '')
+        if (successor) this.pids.add(Number(successor[1]))
+        this.lines.push(line)
+      }
+    }
+    child.stdout.setEncoding('utf8').on('data', onData)
+    child.stderr.setEncoding('utf8').on('data', (chunk) => { this.stderr += chunk; onData(chunk) })
+  }
+
+  /** Starts `node <script>` in `cwd`; give every test's processes a deadline. */
+  static start (t, { cwd, script = FIXTURE_APP, env = {}, command, args, deadlineMs = 90000, stdio } = {}) {
+    const child = spawn(command || process.execPath, args || [script], {
+      cwd,
+      env: { ...process.env, PWD: cwd, FHR_PLUGIN: REPO, ...env },
+      stdio: stdio || ['ignore', 'pipe', 'pipe']
+    })
+    const service = new Service(child, deadlineMs)
+    t.teardown(() => service.stop())
+    return service
+  }
+
+  find (predicate) {
+    return this.lines.find(predicate)
+  }
+
+  filter (predicate) {
+    return this.lines.filter(predicate)
+  }
+
+  waitForLine (predicate, timeoutMs = 20000, what = 'a log line') {
+    return waitFor(() => this.lines.find(predicate), timeoutMs, `${what}; log so far:\n${this.tail()}`)
+  }
+
+  tail (n = 15) {
+    return this.lines.slice(-n).map((line) => line.raw || `${line.pid} ${line.msg}`).join('\n')
+  }
+
+  /** Resolves with the address of the first "Server listening at" line. */
+  async listening (timeoutMs = 20000) {
+    const line = await this.waitForLine((l) => /Server listening at/.test(l.msg || ''), timeoutMs, 'the server to listen')
+    const url = /listening at (\S+)/.exec(line.msg)[1]
+    return url.startsWith('http') ? new URL(url) : url
+  }
+
+  /** Waits until generation `n` reports it is serving; returns its pid. */
+  async generationServing (n, timeoutMs = 20000) {
+    const line = await this.waitForLine((l) => new RegExp(`generation ${n} is serving`).test(l.msg || ''), timeoutMs, `generation ${n} to serve`)
+    return line.pid
+  }
+
+  alive () {
+    return [...this.pids].filter(isAlive)
+  }
+
+  async stop () {
+    clearTimeout(this.deadline)
+    for (const pid of this.pids) {
+      if (isAlive(pid)) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    }
+    await Promise.all([...this.pids].map((pid) => waitUntilGone(pid, 5000).catch(() => {})))
+  }
+}
+
+module.exports = { REPO, FIXTURE_APP, Service, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }

@@ -1,0 +1,78 @@
+'use strict'
+// Chained reloads under real load: every request is counted, every version must be served, and
+// only the last generation may be left.
+const { test } = require('tap')
+const { Service, tempDir, writeRelease, waitUntilGone, sleep, fdCount, isAlive } = require('./helpers/processes')
+const fs = require('node:fs')
+const { Load } = require('./helpers/load')
+
+const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
+
+async function chainedReloads (t, { keepAlive, connections }) {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  const load = new Load(target, { connections, keepAlive }).start()
+  await sleep(300)
+  let pid = service.pid
+  for (let version = 2; version <= 6; version++) {
+    writeRelease(dir, { version, plugin: PLUGIN })
+    process.kill(pid, 'SIGUSR2')
+    const next = await service.generationServing(version)
+    await waitUntilGone(pid)
+    pid = next
+    await sleep(300)
+  }
+  const stats = await load.stop()
+  t.comment(JSON.stringify(stats))
+  t.equal(stats.failed, 0, 'no request failed (refused, reset, timeout)')
+  t.same(stats.errors, {}, 'no client errors')
+  t.equal(stats.non2xx, 0, 'no non-2xx response')
+  t.ok(stats.ok > 500, `load ran (${stats.ok} requests)`)
+  for (let version = 1; version <= 6; version++) t.ok(stats.versions[version] > 0, `version ${version} was served`)
+  t.same(service.alive(), [pid], 'only the last generation is left')
+  const onCloseVersions = service.filter((l) => l.event === 'onClose-ran').map((l) => l.version).sort()
+  t.same(onCloseVersions, [1, 2, 3, 4, 5], 'the onClose hooks ran in every old generation')
+  const drained = service.filter((l) => /drained after/.test(l.msg || ''))
+  t.equal(drained.length, 5, 'each old generation logged its drain')
+  t.ok(drained.every((l) => l.cutConnections === 0), 'no drain had to cut connections')
+  return { service, pid }
+}
+
+test('5 chained reloads under keep-alive load: 0 failed requests', async (t) => {
+  const { pid } = await chainedReloads(t, { keepAlive: true, connections: 30 })
+  t.ok(isAlive(pid))
+})
+
+test('5 chained reloads under connection-per-request load: 0 failed requests', async (t) => {
+  await chainedReloads(t, { keepAlive: false, connections: 20 })
+})
+
+function rssKb (pid) {
+  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1])
+}
+
+test('reloads chain with no growth in fds, memory or processes', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const service = Service.start(t, { cwd: dir })
+  await service.listening()
+  let pid = service.pid
+  await sleep(200)
+  const fds = [fdCount(pid)]
+  const rss = [rssKb(pid)]
+  for (let version = 2; version <= 6; version++) {
+    process.kill(pid, 'SIGUSR2')
+    const next = await service.generationServing(version)
+    await waitUntilGone(pid)
+    pid = next
+    await sleep(200)
+    fds.push(fdCount(pid))
+    rss.push(rssKb(pid))
+    t.same(service.alive(), [pid], `one process after reload ${version - 1}`)
+  }
+  t.ok(Math.max(...fds) - Math.min(...fds) <= 1, `fd count stays flat (${fds.join(', ')})`)
+  t.ok(rss[rss.length - 1] < rss[0] * 1.5, `RSS does not grow (${rss.join(', ')} kB)`)
+})
