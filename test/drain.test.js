@@ -1,0 +1,115 @@
+'use strict'
+// What a draining generation does with the connections it still has.
+const http = require('node:http')
+const { test } = require('tap')
+const { Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
+const { RawConnection } = require('./helpers/load')
+
+function get (target, path) {
+  return new Promise((resolve, reject) => {
+    http.get({ ...target, path, agent: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode, headers: response.headers, body: JSON.parse(body) }))
+    }).on('error', reject)
+  })
+}
+
+async function startService (t, plugin) {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  return { dir, service, target: { host: url.hostname, port: Number(url.port) } }
+}
+
+test('a long request started before the reload finishes with 200 on the old code', async (t) => {
+  const { dir, service, target } = await startService(t, { idleGrace: 300 })
+  const slow = get(target, '/slow?ms=1500')
+  await sleep(200)
+  writeRelease(dir, { version: 2 })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  const fresh = await get(target, '/')
+  t.equal(fresh.body.version, 2, 'new requests reach the new code')
+  t.equal(fresh.body.pid, successor)
+  const answer = await slow
+  t.equal(answer.status, 200, 'the long request succeeded')
+  t.equal(answer.body.version, 1, 'on the old code')
+  t.equal(answer.body.pid, service.pid, 'in the old process')
+  t.equal(answer.headers.connection, 'close', 'with Connection: close')
+  await waitUntilGone(service.pid)
+  const exit = await service.exit
+  t.same(exit, { code: 0, signal: null }, 'the old generation exited 0')
+})
+
+test('/health on a keep-alive connection to a draining generation answers 503', async (t) => {
+  const { dir, service, target } = await startService(t, { idleGrace: 5000 })
+  const connection = await RawConnection.open(target)
+  t.teardown(() => connection.close())
+  const before = await connection.get('/health')
+  t.equal(before.status, 200)
+  t.equal(JSON.parse(before.body).ready, true)
+  const live = await connection.get('/health/live')
+  t.equal(live.status, 200)
+  // A long request elsewhere keeps the old generation draining while we ask.
+  const slow = get(target, '/slow?ms=2500')
+  await sleep(100)
+  writeRelease(dir, { version: 2, plugin: { idleGrace: 5000 } })
+  process.kill(service.pid, 'SIGUSR2')
+  await service.generationServing(2)
+  await service.waitForLine((l) => /draining generation 1/.test(l.msg || ''))
+  const during = await connection.get('/health')
+  const body = JSON.parse(during.body)
+  t.equal(during.status, 503, 'readiness says 503 while draining')
+  t.equal(body.ready, false)
+  t.equal(body.reason, 'draining')
+  t.equal(body.pid, service.pid, 'answered by the draining generation')
+  t.equal(during.headers.connection, 'close', 'and it closes the connection')
+  t.equal((await slow).status, 200)
+})
+
+test('liveness stays 200 while draining', async (t) => {
+  const { dir, service, target } = await startService(t, { idleGrace: 5000 })
+  const connection = await RawConnection.open(target)
+  t.teardown(() => connection.close())
+  t.equal((await connection.get('/')).status, 200)
+  const slow = get(target, '/slow?ms=2000')
+  await sleep(100)
+  writeRelease(dir, { version: 2 })
+  process.kill(service.pid, 'SIGUSR2')
+  await service.waitForLine((l) => /draining generation 1/.test(l.msg || ''))
+  const live = await connection.get('/health/live')
+  t.equal(live.status, 200)
+  t.equal(JSON.parse(live.body).state, 'draining')
+  await slow
+})
+
+test('SIGTERM with a request in flight: it completes, exit code 0', async (t) => {
+  const { service, target } = await startService(t, { idleGrace: 300 })
+  const slow = get(target, '/slow?ms=1500')
+  await sleep(200)
+  process.kill(service.pid, 'SIGTERM')
+  const answer = await slow
+  t.equal(answer.status, 200, 'the request in flight completed')
+  t.equal(answer.body.version, 1)
+  const exit = await service.exit
+  t.same(exit, { code: 0, signal: null }, 'exited 0')
+  t.ok(service.find((l) => l.event === 'onClose-ran'), 'onClose hooks ran')
+  await t.rejects(get(target, '/'), { code: 'ECONNREFUSED' }, 'the port is closed afterwards')
+})
+
+test('a drain that cannot finish is cut at drainTimeout and the cut is logged', async (t) => {
+  const { dir, service, target } = await startService(t, { idleGrace: 300, drainTimeout: 1000 })
+  const stuck = get(target, '/slow?ms=20000').catch((err) => err)
+  await sleep(200)
+  writeRelease(dir, { version: 2 })
+  process.kill(service.pid, 'SIGUSR2')
+  await service.generationServing(2)
+  const cut = await service.waitForLine((l) => /drainTimeout/.test(l.msg || ''), 10000)
+  t.equal(cut.cutConnections, 1, 'one connection was cut')
+  await waitUntilGone(service.pid)
+  const outcome = await stuck
+  t.ok(outcome instanceof Error, 'the stuck request was cut')
+})

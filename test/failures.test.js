@@ -1,0 +1,105 @@
+'use strict'
+// A bad release never takes the service down: the successor is killed, the old generation keeps
+// serving, and reload() says why.
+const http = require('node:http')
+const { test } = require('tap')
+const { Service, tempDir, writeRelease, isAlive, sleep } = require('./helpers/processes')
+const { Load } = require('./helpers/load')
+
+const PLUGIN = { idleGrace: 300, readyTimeout: 2500, drainTimeout: 3000 }
+
+function post (target, path) {
+  return new Promise((resolve, reject) => {
+    const request = http.request({ ...target, path, method: 'POST', agent: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(body) }))
+    })
+    request.on('error', reject)
+    request.end()
+  })
+}
+
+async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN) {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  await sleep(200)
+  writeRelease(dir, { version: 2, plugin, ...badRelease })
+  const { body: result } = await post(target, '/admin/reload')
+  await sleep(300)
+  const stats = await load.stop()
+  t.comment(JSON.stringify({ result, stats }))
+  t.equal(result.ok, false, 'reload() reports failure')
+  t.equal(result.error.code, expectedCode, `with the cause (${result.error.message})`)
+  t.equal(result.generation, 1, 'generation 1 keeps serving')
+  t.equal(result.pid, service.pid)
+  t.equal(stats.failed, 0, 'no request failed')
+  t.equal(stats.non2xx, 0, 'no non-2xx response')
+  t.same(Object.keys(stats.versions), ['1'], 'only the old version answered')
+  if (result.successorPid !== undefined) t.notOk(isAlive(result.successorPid), 'the failed successor is gone')
+  t.same(service.alive(), [service.pid], 'only the old generation is left')
+  const health = await new Promise((resolve) => http.get({ ...target, path: '/health', agent: false }, resolve))
+  t.equal(health.statusCode, 200, '/health stays 200')
+  health.resume()
+  t.ok(service.find((l) => /reload failed, generation 1 keeps serving/.test(l.msg || '') && l.level === 50), 'the failure is logged as an error')
+  return { service, target, dir }
+}
+
+test('a successor that throws at boot', async (t) => {
+  await failedReload(t, { throwAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED')
+})
+
+test('a successor that exits right after spawning', async (t) => {
+  await failedReload(t, { exitAtStart: true }, 'HOT_RELOAD_SUCCESSOR_EXITED')
+})
+
+test('a successor that hangs before listening is killed at readyTimeout', async (t) => {
+  await failedReload(t, { hangBeforeListen: true }, 'HOT_RELOAD_READY_TIMEOUT')
+})
+
+test('a successor whose own /health never says ready is taken down at readyTimeout', async (t) => {
+  const { service } = await failedReload(t, { notReady: true }, 'HOT_RELOAD_READY_TIMEOUT')
+  t.ok(service.find((l) => /not ready yet/.test(l.msg || '') && l.pid !== service.pid), 'the successor said why it was not ready')
+})
+
+test('a successor that cannot be spawned', async (t) => {
+  const plugin = { ...PLUGIN, successor: { execPath: '/nonexistent/node' } }
+  await failedReload(t, {}, 'HOT_RELOAD_SPAWN_FAILED', plugin)
+})
+
+test('after a failed reload, the next good reload works', async (t) => {
+  const { service, target, dir } = await failedReload(t, { throwAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED')
+  writeRelease(dir, { version: 3, plugin: PLUGIN })
+  const { body: result } = await post(target, '/admin/reload')
+  t.equal(result.ok, true, 'the second reload succeeded')
+  t.equal(result.generation, 2, 'generation numbers count successful reloads only')
+  t.not(result.pid, service.pid)
+})
+
+test('a burst of 10 signals starts one successor at a time', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  await sleep(200)
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  for (let i = 0; i < 10; i++) process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  await service.exit
+  await sleep(300)
+  const stats = await load.stop()
+  t.equal(stats.failed, 0, 'no request failed')
+  t.equal(stats.non2xx, 0)
+  const started = service.filter((l) => /reload started/.test(l.msg || ''))
+  t.equal(started.length, 1, 'exactly one successor was spawned')
+  t.ok(service.filter((l) => /already running|reload ignored/.test(l.msg || '')).length >= 1, 'the extra signals were coalesced, and logged')
+  t.same(service.alive(), [successor], 'one process serves')
+  t.equal(service.filter((l) => /generation \d+ is serving/.test(l.msg || '')).length, 1)
+})
