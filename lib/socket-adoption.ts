@@ -74,7 +74,8 @@ export class SocketAdoption {
       if (actual === null || formatAddress(actual) !== formatAddress(socket.address)) {
         const error = hotReloadError('HOT_RELOAD_INVALID_HANDOFF',
           `fastify-hot-reload: inherited fd ${socket.fd} was named ${formatAddress(socket.address)} in LISTEN_FDNAMES but listens on ${actual === null ? 'nothing' : formatAddress(actual)}`)
-        server.close()
+        // Close after the other 'listening' listeners ran (Fastify reads the address there).
+        process.nextTick(() => server.close())
         server.emit('error', error)
       }
     })
@@ -96,7 +97,7 @@ export class SocketAdoption {
         renameSync(temporary, path)
         setPipeName(server, path)
       } catch (cause) {
-        server.close()
+        process.nextTick(() => server.close())
         server.emit('error', hotReloadError('HOT_RELOAD_INVALID_HANDOFF',
           `fastify-hot-reload: could not move the unix socket ${temporary} to ${path}`, cause))
       }

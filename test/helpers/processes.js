@@ -62,6 +62,8 @@ class Service {
     this.lines = []
     this.stderr = ''
     this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+    // 'close' comes once stdout and stderr are drained too (all generations share them).
+    this.closed = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })))
     this.deadline = setTimeout(() => this.stop(), deadlineMs)
     this.deadline.unref()
     let pending = ''
