@@ -41,6 +41,8 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private readonly servers = new Set<Server>()
   private readonly requestHandlers: Set<Function>
   private removeListenHook: (() => void) | undefined
+  private readinessCheck: Promise<boolean> | undefined
+  private checkingReadiness = false
   private readonly signalHandlers = new Map<NodeJS.Signals, () => void>()
   private graceful: { uninstall: () => void } | undefined
   private reloading: Promise<ReloadResult> | undefined
@@ -56,7 +58,9 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     super()
     this.generation = context.generation
     this.committed = context.parent === undefined
-    this.adoption = new SocketAdoption(context.inherited)
+    // A successor runs its readiness check before it adopts (accepts on) the shared sockets: a
+    // release that is not ready never takes a connection.
+    this.adoption = new SocketAdoption(context.inherited, () => this.passReadinessCheck())
     // Fastify's extra servers (listen on 'localhost') share the main server's request handler.
     this.requestHandlers = new Set(app.server.listeners('request'))
     this.tracker.watch(app.server)
@@ -89,7 +93,9 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
 
   /** Why /health must say 503, or null when this generation is ready. */
   notReadyReason (): string | null {
-    if (this.current === 'serving' || this.current === 'reloading') {
+    const serving = this.current === 'serving' || this.current === 'reloading' ||
+      (this.current === 'starting' && this.checkingReadiness)
+    if (serving) {
       const app = this.app as FastifyInstance & { isUnderPressure?: () => boolean }
       return app.isUnderPressure?.() === true ? 'under-pressure' : null
     }
@@ -120,7 +126,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   }
 
   private async reportReady (parent: ParentLink): Promise<void> {
-    await this.selfCheck()
+    if (!(await this.passReadinessCheck())) return
     const verdict = await parent.ready(this.pid, this.generation)
     if (verdict === 'commit') {
       this.committed = true
@@ -128,9 +134,26 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     }
   }
 
+  /** Resolves true once our own readiness check passed (successors only), false when taken down meanwhile. */
+  private passReadinessCheck (): Promise<boolean> {
+    if (this.context.parent === undefined) return Promise.resolve(true)
+    this.readinessCheck ??= this.selfCheck()
+    return this.readinessCheck
+  }
+
   /** Our own readiness, through our own /health (in-process: the shared socket could reach the old generation). */
-  private async selfCheck (): Promise<void> {
+  private async selfCheck (): Promise<boolean> {
+    this.checkingReadiness = true
+    try {
+      return await this.checkUntilReady()
+    } finally {
+      this.checkingReadiness = false
+    }
+  }
+
+  private async checkUntilReady (): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
+      if (this.current === 'draining' || this.current === 'closed') return false
       let reason: string | null
       if (this.options.healthPath === false) {
         reason = this.notReadyReason()
@@ -138,7 +161,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
         const response = await this.app.inject({ method: 'GET', url: this.options.healthPath })
         reason = response.statusCode === 200 ? null : `GET ${this.options.healthPath} answered ${response.statusCode}`
       }
-      if (reason === null || this.current !== 'serving') return
+      if (reason === null) return true
       if (attempt === 1) this.app.log.warn(`hot-reload: not ready yet (${reason}); checking again`)
       await new Promise((resolve) => setTimeout(resolve, SELF_CHECK_INTERVAL))
     }

@@ -20,7 +20,11 @@ export class SocketAdoption {
   private readonly unclaimed: InheritedSocket[]
   readonly adopted: Array<{ socket: InheritedSocket, server: Server }> = []
 
-  constructor (inherited: InheritedSocket[]) {
+  /**
+   * @param gate awaited before the first adoption: a successor accepts no connection before its
+   *   own readiness check passed; false means "do not listen at all" (it is being taken down).
+   */
+  constructor (inherited: InheritedSocket[], private readonly gate: () => Promise<boolean> = async () => true) {
     this.unclaimed = [...inherited]
   }
 
@@ -81,7 +85,9 @@ export class SocketAdoption {
     })
     const options: Record<string, unknown> = { fd: socket.fd }
     if (signal !== undefined) options.signal = signal
-    listen(callback === undefined ? [options] : [options, callback])
+    void this.gate().then((proceed) => {
+      if (proceed) listen(callback === undefined ? [options] : [options, callback])
+    })
   }
 
   /**

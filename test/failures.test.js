@@ -21,13 +21,13 @@ function post (target, path) {
   })
 }
 
-async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN) {
+async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepAlive = true) {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin })
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
-  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  const load = new Load(target, { connections: 10, keepAlive }).start()
   await sleep(200)
   writeRelease(dir, { version: 2, plugin, ...badRelease })
   const { body: result } = await post(target, '/admin/reload')
@@ -65,6 +65,10 @@ test('a successor that hangs before listening is killed at readyTimeout', async 
 test('a successor whose own /health never says ready is taken down at readyTimeout', async (t) => {
   const { service } = await failedReload(t, { notReady: true }, 'HOT_RELOAD_READY_TIMEOUT')
   t.ok(service.find((l) => /not ready yet/.test(l.msg || '') && l.pid !== service.pid), 'the successor said why it was not ready')
+})
+
+test('a successor that is not ready never takes a connection, under new connections too', async (t) => {
+  await failedReload(t, { notReady: true }, 'HOT_RELOAD_READY_TIMEOUT', PLUGIN, false)
 })
 
 test('a successor that cannot be spawned', async (t) => {

@@ -1,0 +1,112 @@
+'use strict'
+// The public surface, in-process: exports, the decorator, routes, signals. Reloads themselves are
+// tested with real processes in the other files.
+const { execFileSync } = require('node:child_process')
+const { test } = require('tap')
+const Fastify = require('fastify')
+const { REPO } = require('./helpers/processes')
+const hotReload = require('..')
+
+test('require() gives the plugin, also as .default and .hotReload; ESM import works', async (t) => {
+  t.type(hotReload, 'function')
+  t.equal(hotReload.default, hotReload)
+  t.equal(hotReload.hotReload, hotReload)
+  const esm = execFileSync(process.execPath, ['--input-type=module', '-e',
+    `import hotReload from ${JSON.stringify(REPO + '/dist/index.js')}; console.log(typeof hotReload, hotReload === hotReload.default)`
+  ], { encoding: 'utf8', timeout: 20000 })
+  t.equal(esm.trim(), 'function true')
+})
+
+async function listeningApp (t, options = {}) {
+  const app = Fastify()
+  app.register(hotReload, { gracefulShutdown: false, ...options })
+  app.get('/', async () => 'hello')
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return app
+}
+
+test('the decorator: generation, state, pid, events', async (t) => {
+  const app = Fastify()
+  app.register(hotReload, { gracefulShutdown: false })
+  await app.ready()
+  t.equal(app.hotReload.generation, 1)
+  t.equal(app.hotReload.state, 'starting')
+  t.equal(app.hotReload.pid, process.pid)
+  const states = []
+  app.hotReload.on('state', (state, previous) => states.push(`${previous}->${state}`))
+  const early = await app.hotReload.reload()
+  t.equal(early.ok, false, 'no reload before listening')
+  t.equal(early.error.code, 'HOT_RELOAD_NOT_SERVING')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.equal(app.hotReload.state, 'serving')
+  await app.close()
+  t.same(states, ['starting->serving', 'serving->closed'])
+})
+
+test('reload() with a successor that cannot start resolves ok: false and keeps serving', async (t) => {
+  const app = await listeningApp(t, { successor: { execPath: '/nonexistent/node' } })
+  const events = []
+  for (const name of ['reloading', 'reloaded', 'reloadFailed']) app.hotReload.on(name, () => events.push(name))
+  const result = await app.hotReload.reload()
+  t.equal(result.ok, false)
+  t.equal(result.error.code, 'HOT_RELOAD_SPAWN_FAILED')
+  t.match(result.error.message, /\/nonexistent\/node/)
+  t.equal(result.generation, 1)
+  t.equal(result.pid, process.pid)
+  t.type(result.durationMs, 'number')
+  t.same(events, ['reloading', 'reloadFailed'])
+  t.equal(app.hotReload.state, 'serving')
+  const health = await app.inject('/health')
+  t.equal(health.statusCode, 200)
+})
+
+test('/health and /health/live', async (t) => {
+  const app = await listeningApp(t)
+  const health = await app.inject('/health')
+  t.equal(health.statusCode, 200)
+  t.match(health.json(), { status: 'ok', ready: true, pid: process.pid, generation: 1, state: 'serving' })
+  const live = await app.inject('/health/live')
+  t.equal(live.statusCode, 200)
+  t.match(live.json(), { status: 'ok', live: true, pid: process.pid })
+})
+
+test('custom and disabled probe paths', async (t) => {
+  const app = await listeningApp(t, { healthPath: '/ready', livenessPath: false })
+  t.equal((await app.inject('/ready')).statusCode, 200)
+  t.equal((await app.inject('/health')).statusCode, 404)
+  t.equal((await app.inject('/health/live')).statusCode, 404)
+})
+
+test('under pressure: readiness 503 with the reason, liveness still 200', async (t) => {
+  const app = await listeningApp(t, { underPressure: { healthCheck: async () => false, healthCheckInterval: 20 } })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const health = await app.inject('/health')
+  t.equal(health.statusCode, 503)
+  t.match(health.json(), { ready: false, reason: 'under-pressure' })
+  t.equal((await app.inject('/health/live')).statusCode, 200)
+  t.equal((await app.inject('/')).statusCode, 503, 'under-pressure guards the app routes')
+})
+
+test('the plugin takes only the signals it was asked to handle, and gives them back', async (t) => {
+  const before = Object.fromEntries(['SIGUSR2', 'SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'uncaughtException', 'unhandledRejection', 'beforeExit']
+    .map((name) => [name, process.listenerCount(name)]))
+  const app = Fastify()
+  app.register(hotReload, { reloadSignals: ['SIGHUP'] })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const during = (name) => process.listenerCount(name) - before[name]
+  t.equal(during('SIGHUP'), 1, 'SIGHUP reloads, as configured')
+  t.equal(during('SIGUSR2'), 0, 'SIGUSR2 is not taken when not configured')
+  t.equal(during('SIGTERM'), 1, 'SIGTERM shuts down gracefully')
+  t.equal(during('SIGINT'), 1, 'SIGINT shuts down gracefully')
+  for (const name of ['SIGUSR1', 'uncaughtException', 'unhandledRejection', 'beforeExit']) t.equal(during(name), 0, `${name} is left alone`)
+  await app.close()
+  for (const name of Object.keys(before)) t.equal(process.listenerCount(name), before[name], `${name} listeners restored`)
+})
+
+test('a reload while one is running joins it', async (t) => {
+  const app = await listeningApp(t, { successor: { execPath: '/nonexistent/node' } })
+  const [a, b] = [app.hotReload.reload(), app.hotReload.reload()]
+  t.equal(a, b, 'the same promise')
+  await a
+})
