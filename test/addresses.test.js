@@ -5,7 +5,7 @@ const net = require('node:net')
 const path = require('node:path')
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
-const { Load } = require('./helpers/load')
+const { Load } = require('../tools/load-recorder')
 
 const PLUGIN = { idleGrace: 300 }
 

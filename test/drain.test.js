@@ -3,7 +3,7 @@
 const http = require('node:http')
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
-const { RawConnection } = require('./helpers/load')
+const { RawConnection } = require('../tools/load-recorder')
 
 function get (target, path) {
   return new Promise((resolve, reject) => {

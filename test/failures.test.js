@@ -4,7 +4,7 @@
 const http = require('node:http')
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, isAlive, sleep } = require('./helpers/processes')
-const { Load } = require('./helpers/load')
+const { Load } = require('../tools/load-recorder')
 
 const PLUGIN = { idleGrace: 300, readyTimeout: 2500, drainTimeout: 3000 }
 

@@ -5,7 +5,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitUntilGone, FIXTURE_APP } = require('./helpers/processes')
-const { Load } = require('./helpers/load')
+const { Load } = require('../tools/load-recorder')
 
 function makeRelease (root, version) {
   const dir = path.join(root, 'releases', `v${version}`)

@@ -4,7 +4,7 @@
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitUntilGone, sleep, fdCount, isAlive } = require('./helpers/processes')
 const fs = require('node:fs')
-const { Load } = require('./helpers/load')
+const { Load } = require('../tools/load-recorder')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
 

@@ -1,0 +1,134 @@
+'use strict'
+// `npm run demo`: starts examples/basic, puts keep-alive and connection-per-request load on it,
+// deploys a new VERSION and reloads it a few times while the load runs, then prints what every
+// client saw. Nothing is left behind: the service and its temporary directory are removed.
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const http = require('node:http')
+const os = require('node:os')
+const path = require('node:path')
+const { Load } = require('../tools/load-recorder')
+
+const REPO = path.resolve(__dirname, '..')
+const RELOADS = Number(process.env.DEMO_RELOADS || 3)
+
+function sleep (ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+function getJson (port, route) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: route, agent: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => { try { resolve(JSON.parse(body)) } catch (err) { reject(err) } })
+    }).on('error', reject)
+  })
+}
+
+function alive (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !/^\S+ \(.*\) [ZX]/.test(stat)
+  } catch {
+    try { process.kill(pid, 0); return true } catch { return false }
+  }
+}
+
+/** A copy of the example in a temporary directory, using this checkout as 'fastify-hot-reload'. */
+function stage () {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastify-hot-reload-demo-'))
+  fs.copyFileSync(path.join(__dirname, 'basic/app.js'), path.join(dir, 'app.js'))
+  fs.writeFileSync(path.join(dir, 'VERSION'), '1\n')
+  fs.mkdirSync(path.join(dir, 'node_modules'))
+  fs.symlinkSync(REPO, path.join(dir, 'node_modules/fastify-hot-reload'))
+  fs.symlinkSync(path.join(REPO, 'node_modules/fastify'), path.join(dir, 'node_modules/fastify'))
+  return dir
+}
+
+async function main () {
+  const dir = stage()
+  const pids = new Set()
+  const child = spawn(process.execPath, ['app.js'], { cwd: dir, env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  pids.add(child.pid)
+  const cleanup = () => {
+    for (const pid of pids) if (alive(pid)) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  process.once('SIGINT', () => { cleanup(); process.exit(130) })
+  try {
+    const port = await new Promise((resolve, reject) => {
+      // LOG_LEVEL=warn hides the listen line: find the port through /proc instead of the log.
+      const deadline = Date.now() + 20000
+      const poll = async () => {
+        const found = listeningPort(child.pid)
+        if (found) return resolve(found)
+        if (Date.now() > deadline) return reject(new Error('the demo service did not start'))
+        setTimeout(poll, 50)
+      }
+      poll()
+    })
+    console.log(`demo service (generation 1, pid ${child.pid}) on http://127.0.0.1:${port}`)
+    const keepAlive = new Load({ host: '127.0.0.1', port }, { connections: 20, keepAlive: true }).start()
+    const perRequest = new Load({ host: '127.0.0.1', port }, { connections: 10, keepAlive: false }).start()
+    await sleep(1000)
+    const reloads = []
+    let pid = child.pid
+    for (let version = 2; version <= RELOADS + 1; version++) {
+      fs.writeFileSync(path.join(dir, 'VERSION'), `${version}\n`)
+      const started = Date.now()
+      process.kill(pid, 'SIGUSR2')
+      let health
+      do {
+        await sleep(10)
+        health = await getJson(port, '/health').catch(() => ({}))
+      } while (health.pid === pid || health.pid === undefined)
+      const serving = Date.now() - started
+      pids.add(health.pid)
+      while (alive(pid)) await sleep(10)
+      reloads.push({ version, oldPid: pid, newPid: health.pid, servingMs: serving, oldGoneMs: Date.now() - started })
+      console.log(`reload ${version - 1}: pid ${pid} -> ${health.pid}, new generation serving after ${serving} ms, old one gone after ${Date.now() - started} ms`)
+      pid = health.pid
+      await sleep(1000)
+    }
+    const results = [['keep-alive (20 connections)', await keepAlive.stop()], ['new connection per request (10 clients)', await perRequest.stop()]]
+    console.log('\nclient-side result of every request during', RELOADS, 'reloads:')
+    console.table(results.map(([name, s]) => ({
+      load: name,
+      requests: s.sent,
+      ok: s.ok,
+      failed: s.failed,
+      'non-2xx': s.non2xx,
+      'versions served': Object.keys(s.versions).join(','),
+      'connections opened': s.socketsOpened
+    })))
+    console.table(reloads.map((r) => ({ reload: `v${r.version - 1} -> v${r.version}`, 'new serving (ms)': r.servingMs, 'old exited (ms)': r.oldGoneMs })))
+    const failed = results.reduce((sum, [, s]) => sum + s.failed + s.non2xx, 0)
+    console.log(failed === 0 ? '\nzero failed requests.' : `\n${failed} failed requests.`)
+    process.kill(pid, 'SIGTERM')
+    while (alive(pid)) await sleep(10)
+    process.exitCode = failed === 0 ? 0 : 1
+  } finally {
+    cleanup()
+  }
+}
+
+/** The TCP port a pid listens on, read from /proc (Linux). */
+function listeningPort (pid) {
+  try {
+    const inodes = new Set(fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try { return /socket:\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] } catch { return undefined }
+    }).filter(Boolean))
+    for (const line of fs.readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/)
+      if (cols[3] === '0A' && inodes.has(cols[9])) return parseInt(cols[1].split(':')[1], 16)
+    }
+  } catch {}
+  return undefined
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
