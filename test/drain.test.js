@@ -113,3 +113,17 @@ test('a drain that cannot finish is cut at drainTimeout and the cut is logged', 
   const outcome = await stuck
   t.ok(outcome instanceof Error, 'the stuck request was cut')
 })
+
+test('a second SIGTERM during the drain forces the exit', async (t) => {
+  const { service, target } = await startService(t, { idleGrace: 300 })
+  const slow = get(target, '/slow?ms=5000').catch((err) => err)
+  await sleep(200)
+  const started = Date.now()
+  process.kill(service.pid, 'SIGTERM')
+  await service.waitForLine((l) => /draining and exiting/.test(l.msg || ''))
+  process.kill(service.pid, 'SIGTERM')
+  const exit = await service.exit
+  t.equal(exit.code, 1, 'forced exit code 1')
+  t.ok(Date.now() - started < 4000, 'without waiting for the 5 s request')
+  t.ok((await slow) instanceof Error, 'the request in flight was cut')
+})
