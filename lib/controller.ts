@@ -24,6 +24,8 @@ const SELF_CHECK_INTERVAL = 100
 
 export interface GenerationContext {
   generation: number
+  /** Started by the supervisor, which does reloads and keeps the sockets. */
+  supervised: boolean
   inherited: InheritedSocket[]
   parent: ParentLink | undefined
   launch: Launch
@@ -74,6 +76,10 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       this.app.log.warn('hot-reload: the previous generation aborted this successor; draining and exiting')
       void this.drain('abort').then(() => process.exit(1))
     })
+    context.parent?.onDrain(() => {
+      this.app.log.info(`hot-reload: the supervisor started a successor; draining generation ${this.generation}`)
+      void this.drain('reload').then(() => process.exit(0))
+    })
   }
 
   get state (): HotReloadState {
@@ -122,7 +128,20 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     for (const { socket } of this.adoption.adopted) {
       this.app.log.info({ fd: socket.fd }, `hot-reload: adopted inherited socket ${formatAddress(socket.address)}`)
     }
-    if (this.context.parent !== undefined) await this.reportReady(this.context.parent)
+    const parent = this.context.parent
+    if (parent === undefined) return
+    if (this.context.supervised) await this.handOverBoundSockets(parent)
+    await this.reportReady(parent)
+  }
+
+  /** Supervised mode: the supervisor keeps a copy of every socket we bound ourselves. */
+  private async handOverBoundSockets (parent: ParentLink): Promise<void> {
+    const adopted = new Set(this.adoption.adopted.map(({ server }) => server))
+    for (const server of this.servers) {
+      const address = fromServerAddress(server.address())
+      if (adopted.has(server) || !server.listening || address === null) continue
+      await parent.sendListener(formatAddress(address), server)
+    }
   }
 
   private async reportReady (parent: ParentLink): Promise<void> {
@@ -196,6 +215,10 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   // ---- reload ------------------------------------------------------------------------------
 
   reload (): Promise<ReloadResult> {
+    if (this.context.supervised && this.context.parent !== undefined && this.current === 'serving' && this.committed) {
+      this.app.log.info('hot-reload: asking the supervisor for a reload')
+      return this.context.parent.requestReload()
+    }
     if (this.reloading !== undefined) {
       this.app.log.info('hot-reload: a reload is already running; this request joins it')
       return this.reloading

@@ -10,7 +10,8 @@ export const ENV = {
   names: 'LISTEN_FDNAMES',
   pid: 'LISTEN_PID',
   parent: 'FASTIFY_HOT_RELOAD_PARENT',
-  generation: 'FASTIFY_HOT_RELOAD_GENERATION'
+  generation: 'FASTIFY_HOT_RELOAD_GENERATION',
+  supervised: 'FASTIFY_HOT_RELOAD_SUPERVISED'
 } as const
 const MAX_FDS = 1024
 
@@ -22,8 +23,10 @@ export interface InheritedSocket {
 
 export interface Handoff {
   generation: number
-  /** Pid of the generation that spawned us. */
+  /** Pid of the generation (or supervisor) that spawned us. */
   parentPid: number
+  /** Started by the supervisor: it does the reloads and keeps the sockets. */
+  supervised: boolean
   sockets: InheritedSocket[]
 }
 
@@ -51,8 +54,12 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
   if (parentText === undefined) return null
   if (!/^[1-9]\d*$/.test(parentText)) throw bad(ENV.parent, `expected the parent's pid, got ${JSON.stringify(parentText)}`)
   const generationText = env[ENV.generation]
-  if (generationText === undefined || !/^[1-9]\d*$/.test(generationText) || Number(generationText) < 2) {
-    throw bad(ENV.generation, `expected a whole number of 2 or more, got ${JSON.stringify(generationText)}`)
+  if (generationText === undefined || !/^[1-9]\d*$/.test(generationText)) {
+    throw bad(ENV.generation, `expected a whole number of 1 or more, got ${JSON.stringify(generationText)}`)
+  }
+  const supervisedText = env[ENV.supervised]
+  if (supervisedText !== undefined && supervisedText !== '1') {
+    throw bad(ENV.supervised, `expected 1 or nothing, got ${JSON.stringify(supervisedText)}`)
   }
   const countText = env[ENV.fds]
   if (countText === undefined || !/^\d+$/.test(countText) || Number(countText) > MAX_FDS) {
@@ -75,12 +82,13 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
     }
     return { fd, name, address }
   })
-  return { generation: Number(generationText), parentPid: Number(parentText), sockets }
+  return { generation: Number(generationText), parentPid: Number(parentText), supervised: supervisedText === '1', sockets }
 }
 
 /** The variables a successor needs; its sockets are passed at fds 3, 4, ... in this order. */
-export function handoffEnv (addresses: ListenerAddress[], generation: number, parentPid: number): Env {
+export function handoffEnv (addresses: ListenerAddress[], generation: number, parentPid: number, supervised = false): Env {
   return {
+    [ENV.supervised]: supervised ? '1' : undefined,
     [ENV.fds]: String(addresses.length),
     [ENV.names]: addresses.map(addressToFdName).join(':'),
     [ENV.parent]: String(parentPid),

@@ -1,12 +1,26 @@
-// Messages between generations over the IPC channel, namespaced so that an app's own IPC traffic
-// and ours never mix.
+// Messages between generations (and between a supervisor and its workers) over the IPC channel,
+// namespaced so that an app's own IPC traffic and ours never mix.
+import type { ReloadResult } from './types'
+
 const KEY = 'fastify-hot-reload'
 
 export type ChildMessage =
   | { type: 'ready', pid: number, generation: number }
   | { type: 'failed', message: string }
+  /** A listening socket the worker bound itself, sent with its handle (supervised mode). */
+  | { type: 'listener', address: string }
+  /** The app called reload() or got a reload signal: the supervisor does reloads (supervised mode). */
+  | { type: 'reload-request', id: number }
 
-export type ParentMessage = { type: 'commit' } | { type: 'abort' }
+/** A reload result as it crosses the channel: the error as plain fields. */
+export type WireReloadResult = Omit<ReloadResult, 'error'> & { error?: { code: string, message: string } }
+
+export type ParentMessage =
+  | { type: 'commit' }
+  | { type: 'abort' }
+  /** Supervised mode: a successor serves now; drain and exit. */
+  | { type: 'drain' }
+  | { type: 'reload-result', id: number, result: WireReloadResult }
 
 export function unwrap (value: unknown): { type: string, [key: string]: unknown } | undefined {
   if (typeof value !== 'object' || value === null || !(KEY in value)) return undefined
@@ -17,4 +31,9 @@ export function unwrap (value: unknown): { type: string, [key: string]: unknown 
 
 export function wrap (message: ChildMessage | ParentMessage): object {
   return { [KEY]: message }
+}
+
+export function toWire (result: ReloadResult): WireReloadResult {
+  const { error, ...rest } = result
+  return error === undefined ? rest : { ...rest, error: { code: error.code, message: error.message } }
 }

@@ -31,3 +31,9 @@ export function setPipeName (server: Server, path: string): void {
   }
   internals._pipeName = path
 }
+
+/** The raw listening handle, to send over IPC: the receiver keeps it without accepting on it. */
+export function listeningHandle (server: Server): object {
+  listeningFd(server)
+  return (server as unknown as { _handle: object })._handle
+}

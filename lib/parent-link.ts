@@ -1,32 +1,54 @@
-// The successor's side of the IPC channel: report ready (or failure) to the generation that spawned
-// us and learn its verdict. An abort that arrives before the plugin runs ends the process at once:
-// nothing has been adopted, so nothing is lost.
-import { unwrap, wrap, type ChildMessage, type ParentMessage } from './ipc'
+// A generation's side of the IPC channel to whoever started it: the previous generation
+// (standalone) or the supervisor. It reports ready (or failure), learns the verdict, and in
+// supervised mode keeps the channel for drain orders, reload requests and socket handles.
+// An abort that arrives before the plugin runs ends the process at once: nothing has been adopted,
+// so nothing is lost.
+import type { Server } from 'node:net'
+import { hotReloadError } from './errors'
+import { listeningHandle } from './node-internals'
+import { unwrap, wrap, type ChildMessage, type ParentMessage, type WireReloadResult } from './ipc'
+import type { ReloadResult } from './types'
 
 export type Verdict = 'commit' | 'abort'
 
 export class ParentLink {
   private verdict: Verdict | undefined
   private readonly waiting: Array<(verdict: Verdict) => void> = []
+  private readonly reloads = new Map<number, (result: ReloadResult) => void>()
+  private nextReloadId = 1
   private abortHandler: () => void = () => process.exit(1)
+  private drainHandler: () => void = () => process.exit(0)
 
-  constructor () {
+  constructor (readonly supervised: boolean) {
     process.on('message', (raw: unknown) => {
       const message = unwrap(raw) as ParentMessage | undefined
       if (message === undefined) return
       if (message.type === 'commit' || message.type === 'abort') this.settle(message.type)
+      else if (message.type === 'drain') this.drainHandler()
+      else if (message.type === 'reload-result') this.reloads.get(message.id)?.(fromWire(message.result))
     })
     // A parent that is gone can no longer serve: we are the serving generation.
-    process.once('disconnect', () => this.settle('commit'))
+    process.once('disconnect', () => {
+      this.settle('commit')
+      for (const [id, resolve] of this.reloads) {
+        resolve({ ok: false, generation: 0, pid: process.pid, durationMs: 0, error: hotReloadError('HOT_RELOAD_NOT_SERVING', 'the supervisor is gone') })
+        this.reloads.delete(id)
+      }
+    })
   }
 
-  static connect (): ParentLink | undefined {
-    return typeof process.send === 'function' && process.connected ? new ParentLink() : undefined
+  static connect (supervised: boolean): ParentLink | undefined {
+    return typeof process.send === 'function' && process.connected ? new ParentLink(supervised) : undefined
   }
 
   /** Called instead of exiting when the parent aborts us. */
   onAbort (handler: () => void): void {
     this.abortHandler = handler
+  }
+
+  /** Supervised mode: called when the supervisor says a successor serves now. */
+  onDrain (handler: () => void): void {
+    this.drainHandler = handler
   }
 
   /** Reports ready and resolves with the parent's verdict. */
@@ -42,6 +64,24 @@ export class ParentLink {
     this.send({ type: 'failed', message })
   }
 
+  /** Supervised mode: hands a listening socket we bound to the supervisor, which keeps it. */
+  sendListener (address: string, server: Server): Promise<void> {
+    const handle = listeningHandle(server)
+    return new Promise((resolve, reject) => {
+      if (!process.connected || process.send === undefined) return reject(new Error('no channel to the supervisor'))
+      process.send(wrap({ type: 'listener', address }), handle as Server, {}, (err) => err ? reject(err) : resolve())
+    })
+  }
+
+  /** Supervised mode: asks the supervisor for a reload and resolves with its result. */
+  requestReload (): Promise<ReloadResult> {
+    const id = this.nextReloadId++
+    return new Promise((resolve) => {
+      this.reloads.set(id, (result) => { this.reloads.delete(id); resolve(result) })
+      this.send({ type: 'reload-request', id })
+    })
+  }
+
   private send (message: ChildMessage): void {
     if (process.connected && process.send !== undefined) process.send(wrap(message), undefined, {}, () => {})
   }
@@ -50,10 +90,17 @@ export class ParentLink {
     if (this.verdict !== undefined) return
     this.verdict = verdict
     if (verdict === 'commit') {
-      if (process.connected) process.disconnect()
+      // Standalone: cut the channel so that the old generation's exit is not held up by it.
+      if (!this.supervised && process.connected) process.disconnect()
     } else {
       this.abortHandler()
     }
     for (const resolve of this.waiting.splice(0)) resolve(verdict)
   }
+}
+
+function fromWire (result: WireReloadResult): ReloadResult {
+  const { error, ...rest } = result
+  if (error === undefined) return rest
+  return { ...rest, error: hotReloadError(error.code as Parameters<typeof hotReloadError>[0], error.message) }
 }

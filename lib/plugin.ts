@@ -9,6 +9,7 @@ import { registerHealthRoutes } from './health'
 import { captureLaunch } from './launch'
 import { resolveOptions } from './options'
 import { ParentLink } from './parent-link'
+import { readSocketActivation } from './socket-activation'
 import type { HotReloadController, HotReloadOptions } from './types'
 
 declare module 'fastify' {
@@ -20,16 +21,19 @@ declare module 'fastify' {
 // Read once, at load: the environment is cleared so that the app's own children never see it.
 const launch = captureLaunch()
 let handoff: Handoff | null = null
+let activated: InheritedSocket[] | null = null
 let handoffError: Error | undefined
 try {
   handoff = readHandoff(process.env)
+  // No handoff from a previous generation: maybe systemd socket activation.
+  if (handoff === null) activated = readSocketActivation(process.env)
 } catch (error) {
   handoffError = error as Error
 }
-if (handoff !== null || handoffError !== undefined) clearHandoffEnv(process.env)
+if (handoff !== null || activated !== null || handoffError !== undefined) clearHandoffEnv(process.env)
 // Connect early: an abort that comes while the app is still booting ends a successor at once.
-const parent = handoff === null ? undefined : ParentLink.connect()
-let unclaimedInheritance: InheritedSocket[] = handoff?.sockets ?? []
+const parent = handoff === null ? undefined : ParentLink.connect(handoff.supervised)
+let unclaimedInheritance: InheritedSocket[] = handoff?.sockets ?? activated ?? []
 
 function takeInheritance (): InheritedSocket[] {
   const sockets = unclaimedInheritance
@@ -45,6 +49,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   }
   const controller = new Controller(app, options, {
     generation: handoff?.generation ?? 1,
+    supervised: handoff?.supervised ?? false,
     inherited: takeInheritance(),
     parent,
     launch

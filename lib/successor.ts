@@ -20,6 +20,8 @@ export type SuccessorOutcome =
 
 export interface StartedSuccessor {
   pid: number | undefined
+  /** The process, when it could be spawned. */
+  child: ChildProcess | undefined
   outcome: Promise<SuccessorOutcome>
   /** Gives up on a successor that is not committed yet: it is taken down and the outcome fails. */
   cancel: (reason: string) => void
@@ -29,6 +31,8 @@ export interface SuccessorTimings {
   readyTimeout: number
   /** How long an aborted successor may take to drain what it accepted before it is killed. */
   abortGrace: number
+  /** Supervised workers keep the IPC channel after the commit and get their own process group. */
+  supervised?: boolean
 }
 
 function cleanEnv (env: Record<string, string | undefined>): Record<string, string> {
@@ -44,14 +48,16 @@ export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): Sta
     child = spawn(plan.execPath, plan.args, {
       cwd: plan.cwd,
       env: cleanEnv(plan.env),
-      stdio: ['inherit', 'inherit', 'inherit', ...plan.fds, 'ipc']
+      stdio: ['inherit', 'inherit', 'inherit', ...plan.fds, 'ipc'],
+      // A supervisor forwards signals itself: a terminal's Ctrl-C must not reach workers twice.
+      detached: timings.supervised === true
     })
   } catch (cause) {
-    return { pid: undefined, outcome: Promise.resolve(spawnFailed(plan, cause)), cancel: () => {} }
+    return { pid: undefined, child: undefined, outcome: Promise.resolve(spawnFailed(plan, cause)), cancel: () => {} }
   }
   let cancel: (reason: string) => void = () => {}
   const outcome = watch(child, plan, timings, (canceller) => { cancel = canceller })
-  return { pid: child.pid, outcome, cancel: (reason) => cancel(reason) }
+  return { pid: child.pid, child, outcome, cancel: (reason) => cancel(reason) }
 }
 
 function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
@@ -96,7 +102,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       if (message.type === 'ready') {
         cleanup()
         child.on('error', () => {})
-        resolve({ ok: true, pid: child.pid as number, commit: () => commit(child), abort: () => takeDown(child, exited, timings.abortGrace) })
+        resolve({ ok: true, pid: child.pid as number, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace) })
       } else if (message.type === 'failed') {
         fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
       }
@@ -121,7 +127,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
   })
 }
 
-function send (child: ChildProcess, message: ParentMessage, then?: () => void): void {
+export function send (child: ChildProcess, message: ParentMessage, then?: () => void): void {
   if (!child.connected) {
     then?.()
     return
@@ -133,8 +139,9 @@ function send (child: ChildProcess, message: ParentMessage, then?: () => void): 
 }
 
 /** The successor is the serving generation now: let it go on by itself. */
-function commit (child: ChildProcess): void {
+function commit (child: ChildProcess, keepChannel: boolean): void {
   send(child, { type: 'commit' }, () => {
+    if (keepChannel) return
     if (child.connected) child.disconnect()
     child.unref()
   })
