@@ -1,0 +1,246 @@
+// The `fastify-hot-reload` command: start (the supervisor), reload, status.
+import { existsSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { isAbsolute, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { clearHandoffEnv, type InheritedSocket } from '../handoff-env'
+import { captureLaunch } from '../launch'
+import { createNotifier } from '../sd-notify'
+import { readSocketActivation } from '../socket-activation'
+import { defaultControlDir, defaultControlPath, listenControl, nameFromCommand, requestControl } from '../supervisor/control'
+import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
+
+const USAGE: Record<string, string> = {
+  main: `Usage: fastify-hot-reload <command> [options]
+
+Commands:
+  start [options] -- <command...>   run the app under the stable-PID supervisor
+  start [options] <app.js> [args]   the same, with this Node binary
+  reload [--json]                   reload a running supervisor; exit 0 when the new generation serves
+  status [--json]                   generations, pids, state, uptime, last reload
+
+Run 'fastify-hot-reload <command> --help' for its options.`,
+  start: `Usage: fastify-hot-reload start [options] -- <command...>
+       fastify-hot-reload start [options] <app.js> [args...]
+
+Runs the app as worker generations under a supervisor that keeps the listening sockets and its PID
+for the service's whole life. SIGHUP/SIGUSR2 reload; SIGTERM/SIGINT stop gracefully.
+
+Options:
+  --ready-timeout <ms>      how long a new generation may take to be ready (default 30000)
+  --drain-timeout <ms>      how long an old generation may take to drain (default 30000)
+  --restart-delay <ms>      first delay before restarting a crashed worker (default 100)
+  --restart-max-delay <ms>  cap of the exponential restart delay (default 10000)
+  --reload-signal <SIG>     signal that reloads (repeatable; default SIGHUP and SIGUSR2)
+  --pid-file <path>         write the supervisor's pid here (atomically)
+  --control <path>          control socket (default: <private dir>/<name>.sock)
+  --name <name>             service name for the default control path (default: the script's name)
+  -h, --help                this help`,
+  reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path>] [--timeout <ms>]
+
+Asks the running supervisor to reload and waits for the outcome: exit 0 when the new generation
+serves, 1 when the reload failed (the old generation keeps serving), 2 on a usage or connection error.
+
+Options:
+  --json              print the result as JSON
+  --name <name>       the service name given to 'start' (or derived from its script)
+  --control <path>    the control socket path given to 'start'
+  --timeout <ms>      how long to wait for the outcome (default 120000)
+  -h, --help          this help`,
+  status: `Usage: fastify-hot-reload status [--json] [--name <name> | --control <path>]
+
+Prints the supervisor's generations, pids, state, uptime and last reload result.
+
+Options:
+  --json              print the status as JSON
+  --name <name>       the service name given to 'start'
+  --control <path>    the control socket path given to 'start'
+  -h, --help          this help`
+}
+
+class UsageError extends Error {}
+
+function ms (name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!/^\d+$/.test(value) || Number(value) <= 0 || Number(value) > 2 ** 31 - 1) {
+    throw new UsageError(`--${name} must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(value)}`)
+  }
+  return Number(value)
+}
+
+const SIGNAL_NAMES = new Set(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM', 'SIGPWR'])
+
+function parse (args: string[], options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
+
+function logger (): SupervisorLogger {
+  // Same JSON lines as the workers' Fastify logs (pino), so one log pipe reads both.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pino = require('pino') as (opts: object) => SupervisorLogger
+  return pino({ name: 'fastify-hot-reload' })
+}
+
+/** Resolves the app's command line and checks that the script exists. */
+function appCommand (positionals: string[], dashed: boolean): string[] {
+  if (positionals.length === 0) throw new UsageError("start needs the app: 'start -- node app.js' or 'start app.js'")
+  const command = dashed ? positionals : [process.execPath, ...positionals]
+  const script = command.slice(1).find((arg) => !arg.startsWith('-'))
+  if (/(^|\/)node(\.exe)?$/.test(command[0]) || !dashed) {
+    if (script === undefined) throw new UsageError(`no app script in: ${command.join(' ')}`)
+    const path = isAbsolute(script) ? script : resolve(script)
+    if (!existsSync(path)) throw new UsageError(`app file not found: ${path}`)
+  }
+  return command
+}
+
+function controlPathFrom (values: { control?: string, name?: string }): string {
+  if (values.control !== undefined) return resolve(values.control)
+  if (values.name !== undefined) return defaultControlPath(values.name)
+  throw new UsageError(`say which service: --name <name> or --control <path> (default sockets live in ${defaultControlDir()})`)
+}
+
+function writePidFile (path: string): void {
+  const temporary = `${path}.${process.pid}.tmp`
+  writeFileSync(temporary, `${process.pid}\n`)
+  renameSync(temporary, path)
+}
+
+async function start (argv: string[]): Promise<number> {
+  const dash = argv.indexOf('--')
+  const own = dash === -1 ? argv : argv.slice(0, dash)
+  const { values, positionals } = parse(own, {
+    'ready-timeout': { type: 'string' },
+    'drain-timeout': { type: 'string' },
+    'restart-delay': { type: 'string' },
+    'restart-max-delay': { type: 'string' },
+    'reload-signal': { type: 'string', multiple: true },
+    'pid-file': { type: 'string' },
+    control: { type: 'string' },
+    name: { type: 'string' },
+    help: { type: 'boolean', short: 'h' }
+  })
+  if (values.help === true) return help('start')
+  const reloadSignals = (values['reload-signal'] as string[] | undefined) ?? ['SIGHUP', 'SIGUSR2']
+  for (const signal of reloadSignals) {
+    if (!SIGNAL_NAMES.has(signal)) throw new UsageError(`--reload-signal must be one of ${[...SIGNAL_NAMES].join(', ')}, got ${JSON.stringify(signal)}`)
+  }
+  const readyTimeout = ms('ready-timeout', values['ready-timeout'] as string | undefined, 30_000)
+  const drainTimeout = ms('drain-timeout', values['drain-timeout'] as string | undefined, 30_000)
+  const restartDelay = ms('restart-delay', values['restart-delay'] as string | undefined, 100)
+  const restartMaxDelay = ms('restart-max-delay', values['restart-max-delay'] as string | undefined, 10_000)
+  if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
+  const command = appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
+  const controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath((values.name as string | undefined) ?? nameFromCommand(command))
+  const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
+
+  const log = logger()
+  let activated: InheritedSocket[] = []
+  activated = readSocketActivation(process.env) ?? []
+  const env: Record<string, string | undefined> = { ...process.env }
+  clearHandoffEnv(env)
+  const launch = captureLaunch()
+  const notify = createNotifier(process.env, log)
+  const supervisor = new Supervisor({
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, activated, log,
+    notify: notify === undefined ? undefined : (state) => { void notify(state) }
+  })
+  const control = await listenControl(controlPath, async (request) => {
+    if (request.command === 'status') return { ok: true, ...supervisor.status() }
+    const result = await supervisor.reload()
+    return { ...result, error: result.error === undefined ? undefined : { code: result.error.code, message: result.error.message } }
+  })
+  if (pidFile !== undefined) writePidFile(pidFile)
+  log.info({ controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
+
+  const finished = new Promise<number>((resolveExit) => {
+    for (const signal of reloadSignals) {
+      process.on(signal, () => {
+        log.info(`supervisor: ${signal} received; reloading`)
+        void supervisor.reload()
+      })
+    }
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => { void supervisor.shutdown(signal).then(resolveExit) })
+    }
+  })
+  const first = await Promise.race([supervisor.start().then(() => supervisor.servingPid), finished.then(() => undefined)])
+  let code: number
+  if (first === undefined && supervisor.status().state !== 'stopping') {
+    log.error('supervisor: the first generation did not start; stopping')
+    code = await supervisor.shutdown('SIGTERM').then(() => 1)
+  } else {
+    code = await finished
+  }
+  control.close()
+  try { unlinkSync(controlPath) } catch {}
+  if (pidFile !== undefined) { try { unlinkSync(pidFile) } catch {} }
+  log.info(`supervisor: stopped (exit code ${code})`)
+  return code
+}
+
+async function reload (argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    json: { type: 'boolean' }, name: { type: 'string' }, control: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' }
+  })
+  if (values.help === true) return help('reload')
+  const path = controlPathFrom(values as { control?: string, name?: string })
+  const timeout = ms('timeout', values.timeout as string | undefined, 120_000)
+  const result = await requestControl(path, { command: 'reload' }, timeout)
+  if (values.json === true) {
+    process.stdout.write(JSON.stringify(result) + '\n')
+  } else if (result.ok === true) {
+    process.stdout.write(`reloaded: generation ${result.generation} (pid ${result.pid}) serving after ${result.durationMs} ms\n`)
+  } else {
+    const error = result.error as { code?: string, message?: string } | undefined
+    process.stdout.write(`reload failed: ${error?.message ?? 'unknown error'} (${error?.code ?? 'no code'}); generation ${result.generation} (pid ${result.pid}) keeps serving\n`)
+  }
+  return result.ok === true ? 0 : 1
+}
+
+async function status (argv: string[]): Promise<number> {
+  const { values } = parse(argv, { json: { type: 'boolean' }, name: { type: 'string' }, control: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
+  if (values.help === true) return help('status')
+  const path = controlPathFrom(values as { control?: string, name?: string })
+  const answer = await requestControl(path, { command: 'status' }, 10_000)
+  if (values.json === true) {
+    process.stdout.write(JSON.stringify(answer) + '\n')
+    return 0
+  }
+  const workers = (answer.workers as Array<{ generation: number, pid: number, state: string, uptimeMs: number }>) ?? []
+  const last = answer.lastReload as { ok: boolean, generation: number, durationMs: number, error?: { message: string } } | undefined
+  const lines = [
+    `supervisor pid ${answer.pid}: ${answer.state}, generation ${answer.generation}, up ${Math.round(Number(answer.uptimeMs) / 1000)} s, ${answer.restarts} restart(s)`,
+    `sockets: ${(answer.sockets as string[]).join(', ') || '(none yet)'}`,
+    ...workers.map((w) => `  generation ${w.generation}: pid ${w.pid} ${w.state}, up ${Math.round(w.uptimeMs / 1000)} s`),
+    `last reload: ${last === undefined ? 'none' : last.ok ? `ok, generation ${last.generation} in ${last.durationMs} ms` : `failed: ${last.error?.message}`}`
+  ]
+  process.stdout.write(lines.join('\n') + '\n')
+  return 0
+}
+
+function help (command: keyof typeof USAGE): number {
+  process.stdout.write(USAGE[command] + '\n')
+  return 0
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'start': return await start(rest)
+      case 'reload': return await reload(rest)
+      case 'status': return await status(rest)
+      case undefined: case 'help': case '--help': case '-h': return help('main')
+      default: throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+    }
+  } catch (err) {
+    const message = (err as Error).message
+    process.stderr.write(`fastify-hot-reload: ${message.replace(/^fastify-hot-reload: /, '')}\n`)
+    if (err instanceof UsageError) process.stderr.write(`Run 'fastify-hot-reload ${command !== undefined && command in USAGE ? `${command} ` : ''}--help' for usage.\n`)
+    return 2
+  }
+}

@@ -1,0 +1,126 @@
+// The local control channel between the `reload`/`status` commands and a running supervisor: a
+// unix socket with owner-only permissions in a private directory, never a TCP port. One JSON
+// request line in, one JSON answer line out.
+import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs'
+import { connect, createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { basename, dirname, extname, join } from 'node:path'
+import { hotReloadError } from '../errors'
+
+export type ControlRequest = { command: 'reload' } | { command: 'status' }
+export type ControlHandler = (request: ControlRequest) => Promise<object>
+
+const MAX_REQUEST = 4096
+
+/** Where the control sockets live by default: private to this user. */
+export function defaultControlDir (): string {
+  const runtime = process.env.XDG_RUNTIME_DIR
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0
+  return runtime !== undefined && runtime !== '' ? join(runtime, 'fastify-hot-reload') : join(tmpdir(), `fastify-hot-reload-${uid}`)
+}
+
+/** The default control path of a service named after its script (app.js → app). */
+export function defaultControlPath (name: string): string {
+  return join(defaultControlDir(), `${name}.sock`)
+}
+
+export function nameFromCommand (command: string[]): string {
+  const script = command.find((arg, index) => index > 0 && !arg.startsWith('-')) ?? command[0]
+  return basename(script, extname(script)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'app'
+}
+
+function controlError (message: string): Error {
+  return hotReloadError('HOT_RELOAD_INVALID_OPTION', `fastify-hot-reload: control socket: ${message}`)
+}
+
+/** Makes sure the directory exists, is ours and is closed to everyone else. */
+export function ensurePrivateDir (dir: string): void {
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const stat = lstatSync(dir)
+  if (!stat.isDirectory()) throw controlError(`${dir} is not a directory`)
+  const uid = typeof process.getuid === 'function' ? process.getuid() : stat.uid
+  if (stat.uid !== uid) throw controlError(`directory ${dir} belongs to uid ${stat.uid}, not to us (uid ${uid})`)
+  if ((stat.mode & 0o077) !== 0) throw controlError(`directory ${dir} is open to other users (mode ${(stat.mode & 0o777).toString(8)}); it must be 700`)
+}
+
+function answers (path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path)
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** Listens on the control path; refuses a path that a live supervisor or a non-socket holds. */
+export async function listenControl (path: string, handler: ControlHandler): Promise<Server> {
+  ensurePrivateDir(dirname(path))
+  if (existsSync(path)) {
+    const stat = lstatSync(path)
+    if (!stat.isSocket()) throw controlError(`${path} exists and is not a socket; not touching it`)
+    const uid = typeof process.getuid === 'function' ? process.getuid() : stat.uid
+    if (stat.uid !== uid) throw controlError(`${path} belongs to uid ${stat.uid}, not to us`)
+    if (await answers(path)) throw controlError(`another supervisor is already running on ${path}`)
+    unlinkSync(path) // stale, from a supervisor that died
+  }
+  const server = createServer((socket) => {
+    let buffer = ''
+    socket.setEncoding('utf8')
+    socket.on('error', () => {})
+    socket.on('data', (chunk) => {
+      buffer += chunk
+      if (buffer.length > MAX_REQUEST) return socket.destroy()
+      const end = buffer.indexOf('\n')
+      if (end === -1) return
+      let request: ControlRequest
+      try {
+        request = JSON.parse(buffer.slice(0, end))
+      } catch {
+        socket.end(JSON.stringify({ ok: false, error: { code: 'HOT_RELOAD_BAD_REQUEST', message: 'request is not JSON' } }) + '\n')
+        return
+      }
+      if (request.command !== 'reload' && request.command !== 'status') {
+        socket.end(JSON.stringify({ ok: false, error: { code: 'HOT_RELOAD_BAD_REQUEST', message: `unknown command ${JSON.stringify((request as { command?: unknown }).command)}` } }) + '\n')
+        return
+      }
+      handler(request).then(
+        (answer) => socket.end(JSON.stringify(answer) + '\n'),
+        (err: Error) => socket.end(JSON.stringify({ ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: err.message } }) + '\n')
+      )
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(path, () => { server.removeListener('error', reject); resolve() })
+  })
+  chmodSync(path, 0o600)
+  return server
+}
+
+/** Sends one request to a supervisor and resolves with its answer. */
+export function requestControl (path: string, request: ControlRequest, timeoutMs: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    if (!existsSync(path)) return reject(controlError(`no supervisor listens on ${path} (no such socket)`))
+    if (!statSync(path).isSocket()) return reject(controlError(`${path} is not a socket`))
+    const socket = connect(path)
+    let buffer = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(controlError(`no answer from ${path} within ${timeoutMs} ms`))
+    }, timeoutMs)
+    socket.setEncoding('utf8')
+    socket.once('connect', () => socket.write(JSON.stringify(request) + '\n'))
+    socket.on('data', (chunk) => { buffer += chunk })
+    socket.once('error', (err) => {
+      clearTimeout(timer)
+      reject(controlError(`cannot reach a supervisor on ${path}: ${err.message}`))
+    })
+    socket.once('end', () => {
+      clearTimeout(timer)
+      try {
+        resolve(JSON.parse(buffer))
+      } catch {
+        reject(controlError(`the supervisor on ${path} gave an answer that is not JSON`))
+      }
+    })
+  })
+}
