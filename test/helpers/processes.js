@@ -21,6 +21,16 @@ function isAlive (pid) {
   }
 }
 
+/** A second guard before killing by pid: only processes that run node, python3 or our tools. */
+function isOurs (pid) {
+  try {
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    return /node|python3|unshare|systemd-socket-activate/.test(cmdline)
+  } catch {
+    return false
+  }
+}
+
 async function waitFor (check, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -55,7 +65,7 @@ function writeRelease (dir, release) {
 }
 
 class Service {
-  constructor (child, deadlineMs) {
+  constructor (child, deadlineMs, trackLogPids) {
     this.child = child
     this.pid = child.pid
     this.pids = new Set([child.pid])
@@ -75,9 +85,11 @@ class Service {
         pending = pending.slice(index + 1)
         let line
         try { line = JSON.parse(text) } catch { line = { raw: text } }
-        if (typeof line.pid === 'number') this.pids.add(line.pid)
-        const successor = /successor pid (\d+)/.exec(line.msg || '')
-        if (successor) this.pids.add(Number(successor[1]))
+        if (trackLogPids) {
+          if (typeof line.pid === 'number') this.pids.add(line.pid)
+          const successor = /(?:successor|worker) pid (\d+)/.exec(line.msg || '')
+          if (successor) this.pids.add(Number(successor[1]))
+        }
         this.lines.push(line)
       }
     }
@@ -85,14 +97,18 @@ class Service {
     child.stderr.setEncoding('utf8').on('data', (chunk) => { this.stderr += chunk; onData(chunk) })
   }
 
-  /** Starts `node <script>` in `cwd`; give every test's processes a deadline. */
-  static start (t, { cwd, script = FIXTURE_APP, env = {}, command, args, deadlineMs = 90000, stdio } = {}) {
+  /**
+   * Starts `node <script>` in `cwd`; give every test's processes a deadline. Pids found in the logs
+   * are tracked and ended at teardown, unless `trackLogPids` is false (a PID namespace: its pids
+   * mean other processes out here).
+   */
+  static start (t, { cwd, script = FIXTURE_APP, env = {}, command, args, deadlineMs = 90000, stdio, trackLogPids = true } = {}) {
     const child = spawn(command || process.execPath, args || [script], {
       cwd,
       env: { ...process.env, PWD: cwd, FHR_PLUGIN: REPO, ...env },
       stdio: stdio || ['ignore', 'pipe', 'pipe']
     })
-    const service = new Service(child, deadlineMs)
+    const service = new Service(child, deadlineMs, trackLogPids)
     t.teardown(() => service.stop())
     return service
   }
@@ -133,7 +149,7 @@ class Service {
   async stop () {
     clearTimeout(this.deadline)
     for (const pid of this.pids) {
-      if (isAlive(pid)) { try { process.kill(pid, 'SIGKILL') } catch {} }
+      if (isAlive(pid) && isOurs(pid)) { try { process.kill(pid, 'SIGKILL') } catch {} }
     }
     await Promise.all([...this.pids].map((pid) => waitUntilGone(pid, 5000).catch(() => {})))
   }

@@ -1,0 +1,266 @@
+'use strict'
+// The stable-PID supervisor: real processes, real signals, the reload command's answer.
+const fs = require('node:fs')
+const http = require('node:http')
+const path = require('node:path')
+const { execFile } = require('node:child_process')
+const { test } = require('tap')
+const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep } = require('./helpers/processes')
+const { Load } = require('../tools/load-recorder')
+
+const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
+const PLUGIN = { idleGrace: 300 }
+
+function cli (args, options = {}) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 60000, ...options }, (err, stdout, stderr) => {
+      resolve({ code: err ? err.code : 0, stdout, stderr })
+    })
+  })
+}
+
+function get (target, route = '/') {
+  return new Promise((resolve, reject) => {
+    http.get({ ...target, path: route, agent: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(body) }))
+    }).on('error', reject)
+  })
+}
+
+function startSupervised (t, { dir, extra = [], env, command, args } = {}) {
+  dir = dir || tempDir(t)
+  const control = path.join(dir, 'ctl', 'app.sock')
+  const service = Service.start(t, {
+    cwd: dir,
+    env,
+    command,
+    args: args || [BIN, 'start', '--control', control, '--ready-timeout', '5000', '--drain-timeout', '5000', ...extra, '--', process.execPath, FIXTURE_APP]
+  })
+  return { dir, control, service }
+}
+
+async function servingTarget (service) {
+  const url = await service.listening()
+  return { host: url.hostname, port: Number(url.port) }
+}
+
+/** Children of pid in state Z, read from /proc. */
+function zombieChildren (pid) {
+  const zombies = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[1]) === pid && fields[0] === 'Z') zombies.push(Number(entry))
+    } catch {}
+  }
+  return zombies
+}
+
+function childrenOf (pid) {
+  const children = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(entry))
+    } catch {}
+  }
+  return children
+}
+
+test('as PID 1 in a PID namespace: 5 reloads under keep-alive load, 0 failed, same PID, no zombie, graceful SIGTERM', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const control = path.join(dir, 'ctl', 'app.sock')
+  const service = Service.start(t, {
+    cwd: dir,
+    command: 'unshare',
+    args: ['--pid', '--fork', '--mount-proc', process.execPath, BIN, 'start', '--control', control, '--', process.execPath, FIXTURE_APP],
+    trackLogPids: false
+  })
+  const target = await servingTarget(service)
+  const supervisorOuterPid = await waitFor(() => childrenOf(service.pid)[0], 5000, 'the supervisor process')
+  service.pids.add(supervisorOuterPid)
+  const load = new Load(target, { connections: 30, keepAlive: true }).start()
+  await sleep(300)
+  for (let version = 2; version <= 6; version++) {
+    writeRelease(dir, { version, plugin: PLUGIN })
+    const reload = await cli(['reload', '--control', control, '--json'])
+    t.equal(reload.code, 0, `reload ${version - 1} exits 0`)
+    const result = JSON.parse(reload.stdout)
+    t.equal(result.ok, true)
+    const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+    t.equal(status.pid, 1, 'the supervisor is PID 1 and stays so')
+    t.equal(status.generation, version)
+    await sleep(400)
+  }
+  const stats = await load.stop()
+  t.comment(JSON.stringify(stats))
+  t.equal(stats.failed, 0, 'no request failed')
+  t.equal(stats.non2xx, 0, 'no non-2xx')
+  for (let version = 1; version <= 6; version++) t.ok(stats.versions[version] > 0, `version ${version} served`)
+  await waitFor(() => childrenOf(supervisorOuterPid).length === 1, 10000, 'old workers to exit')
+  t.same(zombieChildren(supervisorOuterPid), [], 'no zombie left under the supervisor')
+  t.ok(isAlive(supervisorOuterPid), 'the supervisor is the same process throughout')
+  process.kill(supervisorOuterPid, 'SIGTERM')
+  const exit = await service.exit
+  t.same(exit, { code: 0, signal: null }, 'SIGTERM to PID 1 stops everything gracefully (exit 0)')
+  t.ok(service.find((l) => /supervisor: stopped \(exit code 0\)/.test(l.msg || '')))
+  t.notOk(isAlive(supervisorOuterPid), 'the supervisor is gone')
+  t.same(childrenOf(supervisorOuterPid), [], 'and no worker is left')
+})
+
+test('reload exits 0 on a good release and non-zero on broken ones; the old generation keeps serving', async (t) => {
+  const { dir, control, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  const load = new Load(target, { connections: 10, keepAlive: false }).start()
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const good = await cli(['reload', '--control', control])
+  t.equal(good.code, 0)
+  t.match(good.stdout, /reloaded: generation 2 \(pid \d+\) serving after \d+ ms/)
+  writeRelease(dir, { version: 3, throwAtBoot: true })
+  const broken = await cli(['reload', '--control', control, '--json'])
+  t.equal(broken.code, 1, 'a release that throws at boot: exit 1')
+  t.match(JSON.parse(broken.stdout), { ok: false, generation: 2, error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED' } })
+  writeRelease(dir, { version: 4, notReady: true, plugin: PLUGIN })
+  const hanging = await cli(['reload', '--control', control])
+  t.equal(hanging.code, 1, 'a release that never becomes ready: exit 1')
+  t.match(hanging.stdout, /reload failed: .*readyTimeout.*generation 2 \(pid \d+\) keeps serving/)
+  const stats = await load.stop()
+  t.equal(stats.failed, 0, 'no request failed')
+  t.equal(stats.non2xx, 0)
+  t.same(Object.keys(stats.versions).sort(), ['1', '2'], 'only the good releases answered')
+  const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.equal(status.generation, 2)
+  t.equal(status.lastReload.ok, false)
+  t.equal(status.workers.length, 1, 'one worker left')
+})
+
+test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile wait and succeed', async (t) => {
+  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  const before = await get(target)
+  process.kill(before.body.pid, 'SIGKILL')
+  await waitUntilGone(before.body.pid)
+  const started = Date.now()
+  const answers = await Promise.all(Array.from({ length: 5 }, () => get(target)))
+  t.ok(answers.every((a) => a.status === 200), 'every request that arrived while no worker ran succeeded')
+  t.ok(answers.every((a) => a.body.pid !== before.body.pid), 'served by the restarted worker')
+  t.ok(Date.now() - started >= 200, 'they waited for the restart')
+  const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.equal(status.restarts, 1)
+  t.ok(service.find((l) => /crashed with signal SIGKILL/.test(l.msg || '')), 'the crash is logged')
+})
+
+test('systemd socket activation: the supervisor serves on the activated socket and reloads with 0 failed', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const port = await new Promise((resolve) => {
+    const probe = require('node:net').createServer().listen(0, '127.0.0.1', () => { const p = probe.address().port; probe.close(() => resolve(p)) })
+  })
+  const control = path.join(dir, 'ctl', 'app.sock')
+  const service = Service.start(t, {
+    cwd: dir,
+    env: { PORT: String(port) },
+    command: 'systemd-socket-activate',
+    args: ['-l', `127.0.0.1:${port}`, process.execPath, BIN, 'start', '--control', control, '--', process.execPath, FIXTURE_APP]
+  })
+  const target = { host: '127.0.0.1', port }
+  await service.waitForLine((l) => /Listening on/.test(l.raw || ''), 10000, 'systemd-socket-activate to listen')
+  // The socket exists before anything runs: the first connection starts the service.
+  const first = await get(target)
+  t.equal(first.status, 200)
+  await service.waitForLine((l) => /generation 1 is serving/.test(l.msg || ''))
+  t.ok(service.find((l) => /adopted inherited socket 127\.0\.0\.1:/.test(l.msg || '')), 'the worker adopted the activated socket')
+  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  for (const version of [2, 3]) {
+    writeRelease(dir, { version, plugin: PLUGIN })
+    t.equal((await cli(['reload', '--control', control])).code, 0)
+  }
+  await sleep(300)
+  const stats = await load.stop()
+  t.equal(stats.failed, 0)
+  t.ok(stats.versions[3] > 0)
+  process.kill(service.pid, 'SIGTERM')
+  t.same(await service.exit, { code: 0, signal: null })
+})
+
+test('wrong arguments, a missing app file, a control socket that is not ours: clear errors', async (t) => {
+  const dir = tempDir(t)
+  const missing = await cli(['start', path.join(dir, 'nope.js')])
+  t.equal(missing.code, 2)
+  t.match(missing.stderr, /app file not found: .*nope\.js/)
+  const badTimeout = await cli(['start', '--ready-timeout', 'soon', '--', process.execPath, FIXTURE_APP])
+  t.equal(badTimeout.code, 2)
+  t.match(badTimeout.stderr, /--ready-timeout must be a whole number of milliseconds/)
+  const badSignal = await cli(['start', '--reload-signal', 'SIGKILL', FIXTURE_APP])
+  t.match(badSignal.stderr, /--reload-signal must be one of/)
+  const unknown = await cli(['frobnicate'])
+  t.equal(unknown.code, 2)
+  t.match(unknown.stderr, /unknown command "frobnicate"/)
+  const unknownOption = await cli(['start', '--colour', FIXTURE_APP])
+  t.match(unknownOption.stderr, /Unknown option '--colour'/)
+  const noService = await cli(['reload', '--control', path.join(dir, 'none.sock')])
+  t.equal(noService.code, 2)
+  t.match(noService.stderr, /no supervisor listens on .*none\.sock/)
+  fs.writeFileSync(path.join(dir, 'file.sock'), 'not a socket')
+  fs.chmodSync(dir, 0o700)
+  const notSocket = await cli(['start', '--control', path.join(dir, 'file.sock'), FIXTURE_APP], { cwd: dir })
+  t.equal(notSocket.code, 2)
+  t.match(notSocket.stderr, /file\.sock exists and is not a socket/)
+  const open = path.join(dir, 'open')
+  fs.mkdirSync(open, { mode: 0o755 })
+  fs.chmodSync(open, 0o755)
+  const openDir = await cli(['start', '--control', path.join(open, 'app.sock'), FIXTURE_APP], { cwd: dir })
+  t.equal(openDir.code, 2)
+  t.match(openDir.stderr, /is open to other users \(mode 755\)/)
+  for (const command of ['start', 'reload', 'status']) {
+    const help = await cli([command, '--help'])
+    t.equal(help.code, 0)
+    t.match(help.stdout, new RegExp(`Usage: fastify-hot-reload ${command}`))
+  }
+})
+
+test('sd_notify: READY, RELOADING with MONOTONIC_USEC, READY again, STOPPING, to a real datagram socket', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const notifySocket = path.join(dir, 'notify.sock')
+  const receiver = Service.start(t, {
+    cwd: dir,
+    command: 'python3',
+    args: ['-u', '-c', [
+      'import socket, sys',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      `s.bind(${JSON.stringify(notifySocket)})`,
+      'print("bound", flush=True)',
+      'while True:',
+      '    data = s.recv(4096).decode()',
+      '    print("MSG " + data.replace(chr(10), "|"), flush=True)'
+    ].join('\n')]
+  })
+  await receiver.waitForLine((l) => l.raw === 'bound')
+  const { control, service } = startSupervised(t, { dir, env: { NOTIFY_SOCKET: notifySocket } })
+  await service.waitForLine((l) => /generation 1 is serving/.test(l.msg || ''))
+  const messages = () => receiver.lines.filter((l) => (l.raw || '').startsWith('MSG ')).map((l) => l.raw.slice(4))
+  await waitFor(() => messages().some((m) => m.includes('READY=1')), 5000, 'READY=1')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  t.equal((await cli(['reload', '--control', control])).code, 0)
+  await waitFor(() => messages().filter((m) => m.includes('READY=1')).length >= 2, 5000, 'READY=1 after the reload')
+  process.kill(service.pid, 'SIGTERM')
+  await service.exit
+  await waitFor(() => messages().some((m) => m.includes('STOPPING=1')), 5000, 'STOPPING=1')
+  const all = messages()
+  t.comment(all.join('\n'))
+  const reloading = all.find((m) => m.includes('RELOADING=1'))
+  t.ok(reloading, 'RELOADING=1 sent')
+  t.match(reloading, /MONOTONIC_USEC=\d+/, 'with MONOTONIC_USEC')
+  const order = ['READY=1', 'RELOADING=1', 'READY=1', 'STOPPING=1'].map((needle, i, list) => all.findIndex((m, index) => m.includes(needle) && index >= (i === 0 ? 0 : all.findIndex((x) => x.includes(list[i - 1])))))
+  t.ok(order.every((index) => index !== -1), `messages in order: ${all.join(' / ')}`)
+})
