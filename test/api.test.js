@@ -8,6 +8,7 @@ const { REPO } = require('./helpers/processes')
 const hotReload = require('..')
 
 test('require() gives the plugin, also as .default and .hotReload; ESM import works', async (t) => {
+  t.comment(`running on Node ${process.version}`)
   t.type(hotReload, 'function')
   t.equal(hotReload.default, hotReload)
   t.equal(hotReload.hotReload, hotReload)
