@@ -11,6 +11,9 @@ import type { Launch } from './launch'
 import { addListenHook } from './listen-interceptor'
 import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
 import { listeningFd } from './node-internals'
+import { removePidFileIfOurs, writePidFile, writeReloadRecord } from './pid-file'
+import { createNotifier, type Notifier } from './sd-notify'
+import { toWire } from './ipc'
 import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
 import { SocketAdoption } from './socket-adoption'
@@ -51,6 +54,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private successor: StartedSuccessor | undefined
   private draining: Promise<DrainResult> | undefined
   private shuttingDown = false
+  private readonly notify: Notifier | undefined
 
   constructor (
     private readonly app: FastifyInstance,
@@ -60,6 +64,8 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     super()
     this.generation = context.generation
     this.committed = context.parent === undefined
+    // Under a supervisor, the supervisor talks to systemd.
+    this.notify = context.supervised ? undefined : createNotifier(process.env, app.log)
     // A successor runs its readiness check before it adopts (accepts on) the shared sockets: a
     // release that is not ready never takes a connection.
     this.adoption = new SocketAdoption(context.inherited, () => this.passReadinessCheck())
@@ -125,6 +131,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     }
     this.setState('serving')
     this.installSignals()
+    if (this.committed) this.becameMain()
     for (const { socket } of this.adoption.adopted) {
       this.app.log.info({ fd: socket.fd }, `hot-reload: adopted inherited socket ${formatAddress(socket.address)}`)
     }
@@ -144,11 +151,19 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     }
   }
 
+  /** This process is the serving generation now: the pid file names it. */
+  private becameMain (): void {
+    if (this.options.pidFile !== undefined && !this.context.supervised) writePidFile(this.options.pidFile, this.pid)
+    // The first generation tells systemd it is up; a successor's predecessor sent MAINPID + READY.
+    if (this.context.parent === undefined) void this.notify?.({ READY: '1', STATUS: `serving generation ${this.generation}` })
+  }
+
   private async reportReady (parent: ParentLink): Promise<void> {
     if (!(await this.passReadinessCheck())) return
     const verdict = await parent.ready(this.pid, this.generation)
     if (verdict === 'commit') {
       this.committed = true
+      this.becameMain()
       this.app.log.info({ generation: this.generation }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)
     }
   }
@@ -247,6 +262,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     const startedAt = performance.now()
     const next = this.generation + 1
     this.setState('reloading')
+    void this.notify?.({ RELOADING: '1', MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n), STATUS: `reloading into generation ${next}` })
     const listening = [...this.servers].filter((server) => server.listening)
     let plan
     try {
@@ -269,6 +285,8 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     }
     outcome.commit()
     const result: ReloadResult = { ok: true, generation: next, pid: outcome.pid, durationMs: Math.round(performance.now() - startedAt), successorPid: outcome.pid }
+    void this.notify?.({ MAINPID: String(outcome.pid), READY: '1', STATUS: `serving generation ${next}` })
+    this.recordReload(result)
     this.app.log.info({ generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
       `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms; draining generation ${this.generation}`)
     this.emit('reloaded', result)
@@ -276,8 +294,19 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     return result
   }
 
+  private recordReload (result: ReloadResult): void {
+    if (this.options.pidFile === undefined) return
+    try {
+      writeReloadRecord(this.options.pidFile, { ...toWire(result), fromPid: this.pid, finishedAt: Date.now() })
+    } catch (err) {
+      this.app.log.warn({ err }, 'hot-reload: could not write the reload record beside the pid file')
+    }
+  }
+
   private finishFailed (result: ReloadResult): ReloadResult {
     if (this.current === 'reloading') this.setState('serving')
+    void this.notify?.({ READY: '1', STATUS: `reload failed: ${result.error?.message ?? 'unknown'}` })
+    this.recordReload(result)
     this.app.log.error({ err: result.error, successorPid: result.successorPid },
       `hot-reload: reload failed, generation ${this.generation} keeps serving: ${result.error?.message}`)
     this.emit('reloadFailed', result)
@@ -324,6 +353,10 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     const publicReason = reason === 'reload' ? 'reload' : 'shutdown'
     this.setState('draining')
     this.emit('draining', { reason: publicReason })
+    if (reason === 'shutdown') {
+      void this.notify?.({ STOPPING: '1' })
+      if (this.options.pidFile !== undefined) removePidFileIfOurs(this.options.pidFile, this.pid)
+    }
     this.stopAccepting(reason === 'shutdown')
     let cutConnections = 0
     const deadline = setTimeout(() => {

@@ -1,5 +1,7 @@
 // Validates the plugin options at registration: every mistake names the option and what was expected.
+import { accessSync, constants as fsConstants } from 'node:fs'
 import { constants as osConstants } from 'node:os'
+import { dirname, resolve } from 'node:path'
 import { hotReloadError } from './errors'
 import type { HotReloadOptions, SuccessorOptions, UnderPressureOptions } from './types'
 
@@ -13,6 +15,7 @@ export interface ResolvedOptions {
   underPressure: UnderPressureOptions | false
   gracefulShutdown: boolean
   successor: SuccessorOptions
+  pidFile: string | undefined
 }
 
 export const DEFAULTS = {
@@ -30,7 +33,7 @@ const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
 const SHUTDOWN_SIGNALS = new Set(['SIGTERM', 'SIGINT'])
 const KNOWN_OPTIONS = new Set([
   'reloadSignals', 'readyTimeout', 'drainTimeout', 'idleGrace', 'healthPath', 'livenessPath',
-  'underPressure', 'gracefulShutdown', 'successor'
+  'underPressure', 'gracefulShutdown', 'successor', 'pidFile'
 ])
 const SUCCESSOR_KEYS = new Set(['execPath', 'execArgv', 'args', 'env', 'cwd'])
 
@@ -151,8 +154,21 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     livenessPath,
     underPressure: underPressure === undefined ? {} : underPressure,
     gracefulShutdown: opts.gracefulShutdown ?? DEFAULTS.gracefulShutdown,
-    successor: successorOptions(opts.successor)
+    successor: successorOptions(opts.successor),
+    pidFile: pidFile(opts.pidFile)
   }
+}
+
+function pidFile (value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value === '') throw invalid('pidFile', 'a file path', value)
+  const path = resolve(value)
+  try {
+    accessSync(dirname(path), fsConstants.W_OK)
+  } catch {
+    throw invalid('pidFile', `a path in a directory we can write (${dirname(path)} is missing or not writable)`, value)
+  }
+  return path
 }
 
 // Keys Fastify itself may put in a plugin's options (register options).

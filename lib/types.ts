@@ -40,6 +40,8 @@ export interface HotReloadOptions {
   gracefulShutdown?: boolean
   /** How the successor is started. */
   successor?: SuccessorOptions
+  /** Standalone mode: keep the serving generation's pid in this file (for systemd PIDFile= and `fastify-hot-reload reload --pid-file`). */
+  pidFile?: string
 }
 
 /** What a reload did. `generation` and `pid` name the generation serving once it is over. */

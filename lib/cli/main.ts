@@ -1,10 +1,11 @@
 // The `fastify-hot-reload` command: start (the supervisor), reload, status.
-import { existsSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, unlinkSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { clearHandoffEnv, type InheritedSocket } from '../handoff-env'
 import { captureLaunch } from '../launch'
 import { createNotifier } from '../sd-notify'
+import { readPidFile, readReloadRecord, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
 import { defaultControlDir, defaultControlPath, listenControl, nameFromCommand, requestControl } from '../supervisor/control'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
@@ -35,15 +36,18 @@ Options:
   --control <path>          control socket (default: <private dir>/<name>.sock)
   --name <name>             service name for the default control path (default: the script's name)
   -h, --help                this help`,
-  reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path>] [--timeout <ms>]
+  reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path> | --pid-file <path>] [--timeout <ms>]
 
-Asks the running supervisor to reload and waits for the outcome: exit 0 when the new generation
-serves, 1 when the reload failed (the old generation keeps serving), 2 on a usage or connection error.
+Asks the running supervisor (or a standalone service with a pid file) to reload and waits for the
+outcome: exit 0 when the new generation serves, 1 when the reload failed (the old generation keeps
+serving) or gave no answer in time, 2 on a usage or connection error.
 
 Options:
   --json              print the result as JSON
   --name <name>       the service name given to 'start' (or derived from its script)
   --control <path>    the control socket path given to 'start'
+  --pid-file <path>   a standalone service's pid file (the plugin's pidFile option); sends SIGUSR2
+  --signal <SIG>      with --pid-file: the reload signal the service listens to (default SIGUSR2)
   --timeout <ms>      how long to wait for the outcome (default 120000)
   -h, --help          this help`,
   status: `Usage: fastify-hot-reload status [--json] [--name <name> | --control <path>]
@@ -103,12 +107,6 @@ function controlPathFrom (values: { control?: string, name?: string }): string {
   throw new UsageError(`say which service: --name <name> or --control <path> (default sockets live in ${defaultControlDir()})`)
 }
 
-function writePidFile (path: string): void {
-  const temporary = `${path}.${process.pid}.tmp`
-  writeFileSync(temporary, `${process.pid}\n`)
-  renameSync(temporary, path)
-}
-
 async function start (argv: string[]): Promise<number> {
   const dash = argv.indexOf('--')
   const own = dash === -1 ? argv : argv.slice(0, dash)
@@ -153,7 +151,7 @@ async function start (argv: string[]): Promise<number> {
     const result = await supervisor.reload()
     return { ...result, error: result.error === undefined ? undefined : { code: result.error.code, message: result.error.message } }
   })
-  if (pidFile !== undefined) writePidFile(pidFile)
+  if (pidFile !== undefined) writePidFile(pidFile, process.pid)
   log.info({ controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
 
   const finished = new Promise<number>((resolveExit) => {
@@ -184,12 +182,19 @@ async function start (argv: string[]): Promise<number> {
 
 async function reload (argv: string[]): Promise<number> {
   const { values } = parse(argv, {
-    json: { type: 'boolean' }, name: { type: 'string' }, control: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' }
+    json: { type: 'boolean' },
+    name: { type: 'string' },
+    control: { type: 'string' },
+    'pid-file': { type: 'string' },
+    signal: { type: 'string' },
+    timeout: { type: 'string' },
+    help: { type: 'boolean', short: 'h' }
   })
   if (values.help === true) return help('reload')
-  const path = controlPathFrom(values as { control?: string, name?: string })
   const timeout = ms('timeout', values.timeout as string | undefined, 120_000)
-  const result = await requestControl(path, { command: 'reload' }, timeout)
+  const result = values['pid-file'] !== undefined
+    ? await reloadStandalone(resolve(values['pid-file'] as string), (values.signal as string | undefined) ?? 'SIGUSR2', timeout)
+    : await requestControl(controlPathFrom(values as { control?: string, name?: string }), { command: 'reload' }, timeout)
   if (values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n')
   } else if (result.ok === true) {
@@ -220,6 +225,26 @@ async function status (argv: string[]): Promise<number> {
   ]
   process.stdout.write(lines.join('\n') + '\n')
   return 0
+}
+
+/** Standalone mode: signal the pid in the pid file, then wait for the record of that reload. */
+async function reloadStandalone (pidFile: string, signal: string, timeout: number): Promise<Record<string, unknown>> {
+  if (!SIGNAL_NAMES.has(signal)) throw new UsageError(`--signal must be one of ${[...SIGNAL_NAMES].join(', ')}, got ${JSON.stringify(signal)}`)
+  const pid = readPidFile(pidFile)
+  if (pid === null) throw new UsageError(`${pidFile} does not hold a pid (is the service running with the pidFile option?)`)
+  const sentAt = Date.now()
+  try {
+    process.kill(pid, signal as NodeJS.Signals)
+  } catch (err) {
+    throw new UsageError(`cannot signal pid ${pid} from ${pidFile}: ${(err as Error).message}`)
+  }
+  const deadline = sentAt + timeout
+  while (Date.now() < deadline) {
+    const record = readReloadRecord(pidFile)
+    if (record !== null && record.fromPid === pid && record.finishedAt >= sentAt - 1_000) return record as unknown as Record<string, unknown>
+    await new Promise((resolveWait) => setTimeout(resolveWait, 50))
+  }
+  return { ok: false, generation: 0, pid, durationMs: timeout, error: { code: 'HOT_RELOAD_NO_ANSWER', message: `no reload outcome recorded beside ${pidFile} within ${timeout} ms` } }
 }
 
 function help (command: keyof typeof USAGE): number {

@@ -1,0 +1,58 @@
+// A standalone service's pid file (for systemd PIDFile= and the reload command), written
+// atomically, and beside it the outcome of the last reload, so that `fastify-hot-reload reload
+// --pid-file` can tell whether the reload it asked for worked.
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+
+function writeAtomically (path: string, text: string): void {
+  const temporary = `${path}.${process.pid}.tmp`
+  writeFileSync(temporary, text)
+  renameSync(temporary, path)
+}
+
+export function reloadRecordPath (pidFile: string): string {
+  return `${pidFile}.reload.json`
+}
+
+export function writePidFile (path: string, pid: number): void {
+  writeAtomically(path, `${pid}\n`)
+}
+
+export function readPidFile (path: string): number | null {
+  try {
+    const text = readFileSync(path, 'utf8').trim()
+    return /^[1-9]\d*$/.test(text) ? Number(text) : null
+  } catch {
+    return null
+  }
+}
+
+/** On shutdown: remove the pid file, unless a newer generation already wrote its own pid. */
+export function removePidFileIfOurs (path: string, pid: number): void {
+  if (readPidFile(path) !== pid) return
+  try { unlinkSync(path) } catch {}
+  try { unlinkSync(reloadRecordPath(path)) } catch {}
+}
+
+export interface ReloadRecord {
+  ok: boolean
+  generation: number
+  pid: number
+  durationMs: number
+  successorPid?: number
+  error?: { code: string, message: string }
+  /** The generation that ran the reload, and when it finished (ms since the epoch). */
+  fromPid: number
+  finishedAt: number
+}
+
+export function writeReloadRecord (pidFile: string, record: ReloadRecord): void {
+  writeAtomically(reloadRecordPath(pidFile), JSON.stringify(record) + '\n')
+}
+
+export function readReloadRecord (pidFile: string): ReloadRecord | null {
+  try {
+    return JSON.parse(readFileSync(reloadRecordPath(pidFile), 'utf8')) as ReloadRecord
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,93 @@
+'use strict'
+// Operating a standalone service: its pid file, `fastify-hot-reload reload --pid-file` and sd_notify.
+const fs = require('node:fs')
+const path = require('node:path')
+const { execFile } = require('node:child_process')
+const { test } = require('tap')
+const { Service, REPO, tempDir, writeRelease, waitFor, waitUntilGone } = require('./helpers/processes')
+
+const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
+
+function cli (args) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 60000 }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }))
+  })
+}
+
+const readPid = (file) => Number(fs.readFileSync(file, 'utf8').trim())
+
+test('pid file, and a reload command that answers for a standalone service', async (t) => {
+  const dir = tempDir(t)
+  const pidFile = path.join(dir, 'app.pid')
+  const plugin = { idleGrace: 300, readyTimeout: 3000, pidFile }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  await service.listening()
+  await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
+  t.equal(readPid(pidFile), service.pid, 'the pid file names the serving generation')
+  writeRelease(dir, { version: 2, plugin })
+  const good = await cli(['reload', '--pid-file', pidFile, '--json'])
+  t.equal(good.code, 0, 'exit 0 on a good release')
+  const result = JSON.parse(good.stdout)
+  t.match(result, { ok: true, generation: 2, fromPid: service.pid })
+  await waitFor(() => readPid(pidFile) === result.pid, 5000, 'the pid file to name the new generation')
+  await waitUntilGone(service.pid)
+  writeRelease(dir, { version: 3, throwAtBoot: true })
+  const broken = await cli(['reload', '--pid-file', pidFile])
+  t.equal(broken.code, 1, 'exit 1 on a broken release')
+  t.match(broken.stdout, /reload failed: .*exited with code 1.*generation 2 \(pid \d+\) keeps serving/)
+  t.equal(readPid(pidFile), result.pid, 'the pid file still names generation 2')
+  process.kill(result.pid, 'SIGTERM')
+  await waitUntilGone(result.pid)
+  t.notOk(fs.existsSync(pidFile), 'a graceful shutdown removes the pid file')
+  const none = await cli(['reload', '--pid-file', pidFile])
+  t.equal(none.code, 2)
+  t.match(none.stderr, /does not hold a pid/)
+})
+
+test('a pid file in a directory that does not exist is a clear error', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: { pidFile: path.join(dir, 'missing', 'app.pid') } })
+  const service = Service.start(t, { cwd: dir })
+  const exit = await service.closed
+  t.not(exit.code, 0)
+  t.ok(service.find((l) => /option "pidFile" must be a path in a directory we can write/.test(l.err || '')), 'names pidFile')
+})
+
+test('sd_notify in standalone mode: READY, RELOADING, MAINPID of the successor, STOPPING', async (t) => {
+  const dir = tempDir(t)
+  const notifySocket = path.join(dir, 'notify.sock')
+  const receiver = Service.start(t, {
+    cwd: dir,
+    command: 'python3',
+    args: ['-u', '-c', [
+      'import socket',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      `s.bind(${JSON.stringify(notifySocket)})`,
+      'print("bound", flush=True)',
+      'while True:',
+      '    print("MSG " + s.recv(4096).decode().replace(chr(10), "|"), flush=True)'
+    ].join('\n')]
+  })
+  await receiver.waitForLine((l) => l.raw === 'bound')
+  const messages = () => receiver.lines.filter((l) => (l.raw || '').startsWith('MSG ')).map((l) => l.raw.slice(4))
+  writeRelease(dir, { version: 1, plugin: { idleGrace: 300 } })
+  const service = Service.start(t, { cwd: dir, env: { NOTIFY_SOCKET: notifySocket } })
+  await service.listening()
+  await waitFor(() => messages().some((m) => m.includes('READY=1')), 5000, 'READY=1')
+  process.kill(service.pid, 'SIGUSR2')
+  const next = await service.generationServing(2)
+  await waitFor(() => messages().some((m) => m.includes(`MAINPID=${next}`)), 5000, 'MAINPID of the successor')
+  await waitUntilGone(service.pid)
+  process.kill(next, 'SIGTERM')
+  await waitUntilGone(next)
+  await waitFor(() => messages().some((m) => m.includes('STOPPING=1')), 5000, 'STOPPING=1')
+  const all = messages()
+  t.comment(all.join('\n'))
+  const index = (needle) => all.findIndex((m) => m.includes(needle))
+  t.ok(index('READY=1') < index('RELOADING=1'), 'READY before RELOADING')
+  t.match(all[index('RELOADING=1')], /MONOTONIC_USEC=\d+/)
+  t.ok(index('RELOADING=1') < index(`MAINPID=${next}`), 'then the successor as MAINPID')
+  t.match(all[index(`MAINPID=${next}`)], /READY=1/, 'with READY=1')
+  t.ok(index(`MAINPID=${next}`) < index('STOPPING=1'), 'STOPPING last')
+})
