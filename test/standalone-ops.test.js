@@ -91,3 +91,33 @@ test('sd_notify in standalone mode: READY, RELOADING, MAINPID of the successor, 
   t.match(all[index(`MAINPID=${next}`)], /READY=1/, 'with READY=1')
   t.ok(index(`MAINPID=${next}`) < index('STOPPING=1'), 'STOPPING last')
 })
+
+test('systemd socket activation in standalone mode: adopted, and reloads with 0 failed requests', async (t) => {
+  const dir = tempDir(t)
+  const port = await new Promise((resolve) => {
+    const probe = require('node:net').createServer().listen(0, '127.0.0.1', () => { const p = probe.address().port; probe.close(() => resolve(p)) })
+  })
+  writeRelease(dir, { version: 1, plugin: { idleGrace: 300 }, listen: { port, host: '127.0.0.1' } })
+  const service = Service.start(t, {
+    cwd: dir,
+    command: 'systemd-socket-activate',
+    args: ['-l', `127.0.0.1:${port}`, process.execPath, require('./helpers/processes').FIXTURE_APP]
+  })
+  await service.waitForLine((l) => /Listening on/.test(l.raw || ''), 10000, 'systemd-socket-activate to listen')
+  const { Load } = require('../tools/load-recorder')
+  const load = new Load({ host: '127.0.0.1', port }, { connections: 10, keepAlive: false }).start()
+  await service.listening()
+  t.ok(service.find((l) => l.pid === service.pid && /adopted inherited socket 127\.0\.0\.1:/.test(l.msg || '')), 'the first generation adopted the activated socket')
+  let pid = service.pid
+  for (const version of [2, 3]) {
+    writeRelease(dir, { version, plugin: { idleGrace: 300 }, listen: { port, host: '127.0.0.1' } })
+    process.kill(pid, 'SIGUSR2')
+    const next = await service.generationServing(version)
+    await waitUntilGone(pid)
+    pid = next
+  }
+  const stats = await load.stop()
+  t.equal(stats.failed, 0, 'no request failed')
+  t.equal(stats.non2xx, 0)
+  t.ok(stats.versions[3] > 0, 'the last release serves')
+})

@@ -1,6 +1,6 @@
 // The `fastify-hot-reload` command: start (the supervisor), reload, status.
-import { existsSync, unlinkSync } from 'node:fs'
-import { isAbsolute, resolve } from 'node:path'
+import { accessSync, constants as fsConstants, existsSync, unlinkSync } from 'node:fs'
+import { dirname, isAbsolute, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { clearHandoffEnv, type InheritedSocket } from '../handoff-env'
 import { captureLaunch } from '../launch'
@@ -134,6 +134,13 @@ async function start (argv: string[]): Promise<number> {
   const command = appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
   const controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath((values.name as string | undefined) ?? nameFromCommand(command))
   const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
+  if (pidFile !== undefined) {
+    try {
+      accessSync(dirname(pidFile), fsConstants.W_OK)
+    } catch {
+      throw new UsageError(`--pid-file: directory ${dirname(pidFile)} is missing or not writable`)
+    }
+  }
 
   const log = logger()
   let activated: InheritedSocket[] = []
