@@ -271,3 +271,15 @@ test('sd_notify: READY, RELOADING with MONOTONIC_USEC, READY again, STOPPING, to
   const order = ['READY=1', 'RELOADING=1', 'READY=1', 'STOPPING=1'].map((needle, i, list) => all.findIndex((m, index) => m.includes(needle) && index >= (i === 0 ? 0 : all.findIndex((x) => x.includes(list[i - 1])))))
   t.ok(order.every((index) => index !== -1), `messages in order: ${all.join(' / ')}`)
 })
+
+test('a crash loop backs off exponentially, capped at --restart-max-delay', async (t) => {
+  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '50', '--restart-max-delay', '200'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, crashAfterMs: 50 })
+  const delays = () => service.filter((l) => /restarting the worker in \d+ ms/.test(l.msg || '')).map((l) => Number(/in (\d+) ms/.exec(l.msg)[1]))
+  await waitFor(() => delays().length >= 5, 20000, 'five restarts')
+  t.same(delays().slice(0, 5), [50, 100, 200, 200, 200], 'the delay doubles, up to the cap')
+  t.ok(service.filter((l) => /crashed with code 7/.test(l.msg || '')).length >= 5, 'each crash is logged with its exit code')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.ok(status.restarts >= 4, `restarts are counted (${status.restarts})`)
+})
