@@ -43,7 +43,7 @@ function invalid (option: string, expected: string, got: unknown): Error {
 }
 
 function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'string') return `string ${JSON.stringify(value)}`
   if (Array.isArray(value)) return `array ${JSON.stringify(value)}`
   if (value === null) return 'null'
   if (typeof value === 'object') return 'an object'
