@@ -14,7 +14,13 @@ interface ConnectionState {
   bytesReadWhenIdle: number
   /** WebSocket and other upgrades: never idle from here. */
   upgraded: boolean
+  server: HttpServer
+  /** The handoff was refused for this connection: it drains the ordinary way. */
+  stays: boolean
 }
+
+/** Moves an idle connection to the next generation; false when it cannot (it then drains here). */
+export type Handoff = (socket: Socket, server: HttpServer) => boolean
 
 const kConnection = Symbol('fastify-hot-reload.connection')
 type TrackedResponse = ServerResponse & { [kConnection]?: ConnectionState }
@@ -24,6 +30,8 @@ export class ConnectionTracker {
   private readonly servers = new Set<HttpServer>()
   private draining = false
   private idleGrace = 0
+  private handoff: Handoff | undefined
+  private moved = 0
   private sweeper: NodeJS.Timeout | undefined
   private emptied: (() => void) | undefined
 
@@ -35,22 +43,23 @@ export class ConnectionTracker {
     return this.draining
   }
 
+  /** Connections handed to the next generation during the drain. */
+  get movedConnections (): number {
+    return this.moved
+  }
+
   watch (server: HttpServer): void {
     if (this.servers.has(server)) return
     this.servers.add(server)
-    server.prependListener('connection', this.onConnection)
-    server.prependListener('request', this.onRequest)
-    server.prependListener('upgrade', this.onUpgrade)
+    server.prependListener('connection', (socket: Socket) => { this.stateOf(socket, server) })
+    server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => this.onRequest(request, response, server))
+    server.prependListener('upgrade', (request: IncomingMessage) => { this.stateOf(request.socket, server).upgraded = true })
   }
 
-  private readonly onConnection = (socket: Socket): void => {
-    this.stateOf(socket)
-  }
-
-  private stateOf (socket: Socket): ConnectionState {
+  private stateOf (socket: Socket, server: HttpServer): ConnectionState {
     let state = this.connections.get(socket)
     if (state === undefined) {
-      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: false }
+      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: false, server, stays: false }
       this.connections.set(socket, state)
       socket.once('close', () => {
         this.connections.delete(socket)
@@ -60,32 +69,63 @@ export class ConnectionTracker {
     return state
   }
 
-  private readonly onRequest = (request: IncomingMessage, response: ServerResponse): void => {
-    const state = this.stateOf(request.socket)
+  private onRequest (request: IncomingMessage, response: ServerResponse, server: HttpServer): void {
+    const state = this.stateOf(request.socket, server)
     state.busy++
-    if (this.draining) response.setHeader('connection', 'close')
+    if (this.draining && this.staysHere(state)) response.setHeader('connection', 'close')
     else state.responses.add(response)
     ;(response as TrackedResponse)[kConnection] = state
-    response.once('close', onResponseClose)
+    response.once('close', () => this.onResponseClose(response as TrackedResponse, request.socket))
   }
 
-  private readonly onUpgrade = (request: IncomingMessage): void => {
-    this.stateOf(request.socket).upgraded = true
+  private staysHere (state: ConnectionState): boolean {
+    return this.handoff === undefined || state.stays || state.upgraded
+  }
+
+  private onResponseClose (response: TrackedResponse, socket: Socket): void {
+    const state = response[kConnection]
+    if (state === undefined) return
+    response[kConnection] = undefined
+    state.busy--
+    state.responses.delete(response)
+    state.idleSince = Date.now()
+    state.bytesReadWhenIdle = socket.bytesRead
+    // Busy connections move as soon as their last response has finished, in the same tick.
+    if (this.draining && state.busy === 0 && !socket.destroyed) this.tryHandoff(socket, state)
+  }
+
+  private tryHandoff (socket: Socket, state: ConnectionState): void {
+    if (this.handoff === undefined || this.staysHere(state) || !this.connections.has(socket)) return
+    if (this.handoff(socket, state.server)) {
+      this.connections.delete(socket)
+      this.moved++
+      if (this.connections.size === 0) this.emptied?.()
+      return
+    }
+    // It drains here after all: from now on its responses close it.
+    state.stays = true
+    for (const response of state.responses) if (!response.headersSent) response.setHeader('connection', 'close')
   }
 
   /**
    * From now on every response says `Connection: close`; idle connections are closed once idle for
    * `idleGrace` ms. Resolves when no connection is left (the caller stops accepting first).
    */
-  drain (idleGrace: number): Promise<void> {
+  drain (idleGrace: number, handoff?: Handoff): Promise<void> {
     if (!this.draining) {
       this.draining = true
       this.idleGrace = idleGrace
+      this.handoff = handoff
       for (const state of this.connections.values()) {
+        if (!this.staysHere(state)) continue
         for (const response of state.responses) {
           if (!response.headersSent) response.setHeader('connection', 'close')
         }
         state.responses.clear()
+      }
+      // Idle connections move in the same tick as this check.
+      for (const [socket, state] of [...this.connections]) {
+        if (state.busy === 0 && socket.bytesRead === state.bytesReadWhenIdle) this.tryHandoff(socket, state)
       }
       this.sweep()
       this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(100, idleGrace / 4)))
@@ -120,7 +160,7 @@ export class ConnectionTracker {
 
   private sweep (): void {
     const now = Date.now()
-    for (const [socket, state] of this.connections) {
+    for (const [socket, state] of [...this.connections]) {
       if (state.busy > 0 || state.upgraded) continue
       // Bytes read since the last response: a request is on its way, not idle.
       if (socket.bytesRead !== state.bytesReadWhenIdle) {
@@ -128,17 +168,8 @@ export class ConnectionTracker {
         state.idleSince = now
         continue
       }
-      if (now - state.idleSince >= this.idleGrace) socket.destroy()
+      if (!this.staysHere(state)) this.tryHandoff(socket, state)
+      else if (now - state.idleSince >= this.idleGrace) socket.destroy()
     }
   }
-}
-
-function onResponseClose (this: TrackedResponse): void {
-  const state = this[kConnection]
-  if (state === undefined) return
-  this[kConnection] = undefined
-  state.busy--
-  state.responses.delete(this)
-  state.idleSince = Date.now()
-  state.bytesReadWhenIdle = this.socket?.bytesRead ?? state.bytesReadWhenIdle
 }

@@ -10,10 +10,13 @@ import { handoffEnv, type InheritedSocket } from './handoff-env'
 import type { Launch } from './launch'
 import { addListenHook } from './listen-interceptor'
 import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
-import { listeningFd } from './node-internals'
+import { detachConnection, listeningFd, socketFromHandle } from './node-internals'
 import { removePidFileIfOurs, writePidFile, writeReloadRecord } from './pid-file'
 import { createNotifier, type Notifier } from './sd-notify'
-import { toWire } from './ipc'
+import { toWire, wrap } from './ipc'
+import type { ChildProcess } from 'node:child_process'
+import type { Server as HttpServer } from 'node:http'
+import type { Socket } from 'node:net'
 import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
 import { SocketAdoption } from './socket-adoption'
@@ -55,6 +58,11 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private draining: Promise<DrainResult> | undefined
   private shuttingDown = false
   private readonly notify: Notifier | undefined
+  /** Standalone with connectionHandoff: the committed successor, until our drain is over. */
+  private handoffChannel: ChildProcess | undefined
+  private readonly listenerKeys = new Map<Server, string>()
+  /** Handed-over connections whose handle is still on its way (Node sends one at a time). */
+  private readonly handoffsInFlight = new Set<Promise<void>>()
 
   constructor (
     private readonly app: FastifyInstance,
@@ -82,6 +90,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       this.app.log.warn('hot-reload: the previous generation aborted this successor; draining and exiting')
       void this.drain('abort').then(() => process.exit(1))
     })
+    context.parent?.onConnection((listener, handle) => this.adoptConnection(listener, handle))
     context.parent?.onDrain(() => {
       this.app.log.info(`hot-reload: the supervisor started a successor; draining generation ${this.generation}`)
       void this.drain('reload').then(() => process.exit(0))
@@ -283,7 +292,8 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       await outcome.abort()
       return this.finishFailed(this.failure(startedAt, outcome.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', 'reload cancelled: shutting down')))
     }
-    outcome.commit()
+    outcome.commit(this.options.connectionHandoff)
+    if (this.options.connectionHandoff) this.handoffChannel = outcome.child
     const result: ReloadResult = { ok: true, generation: next, pid: outcome.pid, durationMs: Math.round(performance.now() - startedAt), successorPid: outcome.pid }
     void this.notify?.({ MAINPID: String(outcome.pid), READY: '1', STATUS: `serving generation ${next}` })
     this.recordReload(result)
@@ -357,15 +367,28 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       void this.notify?.({ STOPPING: '1' })
       if (this.options.pidFile !== undefined) removePidFileIfOurs(this.options.pidFile, this.pid)
     }
+    for (const server of this.servers) {
+      const address = fromServerAddress(server.address())
+      if (address !== null) this.listenerKeys.set(server, formatAddress(address))
+    }
     this.stopAccepting(reason === 'shutdown')
     let cutConnections = 0
     const deadline = setTimeout(() => {
       cutConnections = this.tracker.cutAll()
       this.app.log.warn({ cutConnections }, `hot-reload: drainTimeout (${this.options.drainTimeout} ms) reached; closed ${cutConnections} connection(s) still open`)
     }, this.options.drainTimeout)
-    await this.tracker.drain(this.options.idleGrace)
+    const handoff = reason === 'reload' && this.options.connectionHandoff
+      ? (socket: Socket, server: HttpServer) => this.handOff(socket, server)
+      : undefined
+    await this.tracker.drain(this.options.idleGrace, handoff)
+    // Connections handed over are gone from here once their handle has reached the successor.
+    while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight)
     clearTimeout(deadline)
-    const result: DrainResult = { durationMs: Math.round(performance.now() - startedAt), cutConnections, reason: publicReason }
+    // Every handed-over connection was sent: the successor runs on by itself.
+    if (this.handoffChannel?.connected === true) this.handoffChannel.disconnect()
+    this.handoffChannel?.unref()
+    const movedConnections = this.tracker.movedConnections
+    const result: DrainResult = { durationMs: Math.round(performance.now() - startedAt), cutConnections, movedConnections, reason: publicReason }
     this.app.log.info(result, `hot-reload: generation ${this.generation} drained after ${result.durationMs} ms`)
     try {
       await this.app.close()
@@ -375,6 +398,44 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     this.setState('closed')
     this.emit('drained', result)
     return result
+  }
+
+  /** Sends an idle keep-alive connection to the next generation; false when it cannot move. */
+  private handOff (socket: Socket, server: HttpServer): boolean {
+    const listener = this.listenerKeys.get(server)
+    const channel = this.handoffChannel
+    const parent = this.context.parent
+    const supervisedUp = this.context.supervised && parent !== undefined && process.connected
+    if (listener === undefined || (!supervisedUp && channel?.connected !== true)) return false
+    const handle = detachConnection(socket)
+    if (handle === null) return false
+    // Our copy of the fd goes once theirs is on its way; the connection itself stays open.
+    const inFlight = new Promise<void>((resolve) => {
+      const sent = (err?: Error | null): void => {
+        if (err !== undefined && err !== null) this.app.log.warn({ err }, 'hot-reload: a connection could not be handed over; it is lost')
+        socket.destroy()
+        this.handoffsInFlight.delete(inFlight)
+        resolve()
+      }
+      if (supervisedUp) parent.sendConnection(listener, handle).then(() => sent(), sent)
+      else (channel as ChildProcess).send(wrap({ type: 'connection', listener }), handle as Socket, sent)
+    })
+    this.handoffsInFlight.add(inFlight)
+    return true
+  }
+
+  /** A connection the previous generation handed over: serve it as if we had accepted it. */
+  private adoptConnection (listener: string, handle: object): void {
+    const server = [...this.servers].find((candidate) => {
+      const address = fromServerAddress(candidate.address())
+      return candidate.listening && address !== null && formatAddress(address) === listener
+    })
+    if (server === undefined) {
+      this.app.log.warn(`hot-reload: got a connection for ${listener}, which this generation does not listen on; closing it`)
+      ;(handle as { close?: () => void }).close?.()
+      return
+    }
+    server.emit('connection', socketFromHandle(handle))
   }
 
   /**

@@ -11,12 +11,17 @@ export type ChildMessage =
   | { type: 'listener', address: string }
   /** The app called reload() or got a reload signal: the supervisor does reloads (supervised mode). */
   | { type: 'reload-request', id: number }
+  /** An idle keep-alive connection handed to the next generation, sent with its handle. */
+  | { type: 'connection', listener: string }
 
 /** A reload result as it crosses the channel: the error as plain fields. */
 export type WireReloadResult = Omit<ReloadResult, 'error'> & { error?: { code: string, message: string } }
 
 export type ParentMessage =
-  | { type: 'commit' }
+  /** `keepChannel`: the predecessor will hand over connections on this channel, then cut it. */
+  | { type: 'commit', keepChannel?: boolean }
+  /** An idle keep-alive connection from the draining generation, sent with its handle. */
+  | { type: 'connection', listener: string }
   | { type: 'abort' }
   /** Supervised mode: a successor serves now; drain and exit. */
   | { type: 'drain' }

@@ -1,7 +1,7 @@
 // The only place that touches Node internals. Each accessor checks its shape and fails loudly
 // (HOT_RELOAD_NODE_INTERNALS) when a Node version changes it; test/node-internals.test.js runs on
 // every Node the suite runs on.
-import type { Server } from 'node:net'
+import { Socket as NetSocket, type Server, type Socket } from 'node:net'
 import { hotReloadError } from './errors'
 
 interface ServerInternals {
@@ -36,4 +36,35 @@ export function setPipeName (server: Server, path: string): void {
 export function listeningHandle (server: Server): object {
   listeningFd(server)
   return (server as unknown as { _handle: object })._handle
+}
+
+interface SocketInternals {
+  _handle?: { readStop?: () => number, reading?: boolean, fd?: number } | null
+  parser?: { _consumed?: boolean, unconsume?: () => void } | null
+  encrypted?: boolean
+}
+
+/**
+ * Stops Node reading from an accepted HTTP connection and detaches the HTTP parser from it, so
+ * that every byte not yet read stays in the kernel for the process we hand the socket to. Returns
+ * the raw handle to send over IPC, or null when this socket cannot be moved (TLS, or internals
+ * that are not what this module knows).
+ */
+export function detachConnection (socket: Socket): object | null {
+  const internals = socket as unknown as SocketInternals
+  const handle = internals._handle
+  if (internals.encrypted === true || handle === undefined || handle === null || typeof handle.readStop !== 'function') return null
+  if (internals.parser !== undefined && internals.parser !== null && internals.parser._consumed === true) {
+    if (typeof internals.parser.unconsume !== 'function') return null
+    internals.parser.unconsume()
+    internals.parser._consumed = false
+  }
+  handle.reading = false
+  handle.readStop()
+  return handle
+}
+
+/** A connection handed over from another process (a raw handle from IPC), as a net.Socket. */
+export function socketFromHandle (handle: object): Socket {
+  return new NetSocket({ handle, readable: true, writable: true } as unknown as ConstructorParameters<typeof NetSocket>[0])
 }

@@ -16,6 +16,7 @@ export interface ResolvedOptions {
   gracefulShutdown: boolean
   successor: SuccessorOptions
   pidFile: string | undefined
+  connectionHandoff: boolean
 }
 
 export const DEFAULTS = {
@@ -25,7 +26,8 @@ export const DEFAULTS = {
   idleGrace: 1_000,
   healthPath: '/health',
   livenessPath: '/health/live',
-  gracefulShutdown: true
+  gracefulShutdown: true,
+  connectionHandoff: false
 }
 
 // Signals a process cannot catch, or that the plugin keeps for graceful shutdown.
@@ -33,7 +35,7 @@ const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
 const SHUTDOWN_SIGNALS = new Set(['SIGTERM', 'SIGINT'])
 const KNOWN_OPTIONS = new Set([
   'reloadSignals', 'readyTimeout', 'drainTimeout', 'idleGrace', 'healthPath', 'livenessPath',
-  'underPressure', 'gracefulShutdown', 'successor', 'pidFile'
+  'underPressure', 'gracefulShutdown', 'successor', 'pidFile', 'connectionHandoff'
 ])
 const SUCCESSOR_KEYS = new Set(['execPath', 'execArgv', 'args', 'env', 'cwd'])
 
@@ -137,8 +139,8 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   if (underPressure !== undefined && underPressure !== false && !isPlainObject(underPressure)) {
     throw invalid('underPressure', 'an options object for @fastify/under-pressure or false', underPressure)
   }
-  if (opts.gracefulShutdown !== undefined && typeof opts.gracefulShutdown !== 'boolean') {
-    throw invalid('gracefulShutdown', 'true or false', opts.gracefulShutdown)
+  for (const name of ['gracefulShutdown', 'connectionHandoff'] as const) {
+    if (opts[name] !== undefined && typeof opts[name] !== 'boolean') throw invalid(name, 'true or false', opts[name])
   }
   const healthPath = routePath('healthPath', opts.healthPath, DEFAULTS.healthPath)
   const livenessPath = routePath('livenessPath', opts.livenessPath, DEFAULTS.livenessPath)
@@ -153,9 +155,10 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     healthPath,
     livenessPath,
     underPressure: underPressure === undefined ? {} : underPressure,
-    gracefulShutdown: opts.gracefulShutdown ?? DEFAULTS.gracefulShutdown,
+    gracefulShutdown: (opts.gracefulShutdown as boolean | undefined) ?? DEFAULTS.gracefulShutdown,
     successor: successorOptions(opts.successor),
-    pidFile: pidFile(opts.pidFile)
+    pidFile: pidFile(opts.pidFile),
+    connectionHandoff: (opts.connectionHandoff as boolean | undefined) ?? DEFAULTS.connectionHandoff
   }
 }
 

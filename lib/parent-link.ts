@@ -18,11 +18,18 @@ export class ParentLink {
   private nextReloadId = 1
   private abortHandler: () => void = () => process.exit(1)
   private drainHandler: () => void = () => process.exit(0)
+  private connectionHandler: (listener: string, handle: object) => void = (_listener, handle) => closeHandle(handle)
+  private keepChannel = false
 
   constructor (readonly supervised: boolean) {
-    process.on('message', (raw: unknown) => {
+    process.on('message', (raw: unknown, handle: unknown) => {
       const message = unwrap(raw) as ParentMessage | undefined
       if (message === undefined) return
+      if (message.type === 'connection') {
+        if (typeof handle === 'object' && handle !== null) this.connectionHandler(message.listener, handle)
+        return
+      }
+      if (message.type === 'commit') this.keepChannel = message.keepChannel === true
       if (message.type === 'commit' || message.type === 'abort') this.settle(message.type)
       else if (message.type === 'drain') this.drainHandler()
       else if (message.type === 'reload-result') this.reloads.get(message.id)?.(fromWire(message.result))
@@ -44,6 +51,19 @@ export class ParentLink {
   /** Called instead of exiting when the parent aborts us. */
   onAbort (handler: () => void): void {
     this.abortHandler = handler
+  }
+
+  /** Called with each keep-alive connection the previous generation hands over. */
+  onConnection (handler: (listener: string, handle: object) => void): void {
+    this.connectionHandler = handler
+  }
+
+  /** Hands an idle connection (its raw handle) up to the supervisor; resolves once it is sent. */
+  sendConnection (listener: string, handle: object): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!process.connected || process.send === undefined) return reject(new Error('no channel to the supervisor'))
+      process.send(wrap({ type: 'connection', listener }), handle as Server, {}, (err) => err ? reject(err) : resolve())
+    })
   }
 
   /** Supervised mode: called when the supervisor says a successor serves now. */
@@ -91,7 +111,7 @@ export class ParentLink {
     this.verdict = verdict
     if (verdict === 'commit') {
       // Standalone: cut the channel so that the old generation's exit is not held up by it.
-      if (!this.supervised && process.connected) process.disconnect()
+      if (!this.supervised && !this.keepChannel && process.connected) process.disconnect()
     } else {
       this.abortHandler()
     }
@@ -103,4 +123,9 @@ function fromWire (result: WireReloadResult): ReloadResult {
   const { error, ...rest } = result
   if (error === undefined) return rest
   return { ...rest, error: hotReloadError(error.code as Parameters<typeof hotReloadError>[0], error.message) }
+}
+
+function closeHandle (handle: object): void {
+  const closable = handle as { close?: () => void }
+  if (typeof closable.close === 'function') closable.close()
 }

@@ -15,7 +15,7 @@ export interface SpawnPlan {
 }
 
 export type SuccessorOutcome =
-  | { ok: true, pid: number, commit: () => void, abort: () => Promise<void> }
+  | { ok: true, pid: number, child: ChildProcess, commit: (keepChannel?: boolean) => void, abort: () => Promise<void> }
   | { ok: false, pid: number | undefined, error: HotReloadError }
 
 export interface StartedSuccessor {
@@ -102,7 +102,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       if (message.type === 'ready') {
         cleanup()
         child.on('error', () => {})
-        resolve({ ok: true, pid: child.pid as number, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace) })
+        resolve({ ok: true, pid: child.pid as number, child, commit: (keepChannel = false) => commit(child, keepChannel || timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace) })
       } else if (message.type === 'failed') {
         fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
       }
@@ -140,7 +140,7 @@ export function send (child: ChildProcess, message: ParentMessage, then?: () => 
 
 /** The successor is the serving generation now: let it go on by itself. */
 function commit (child: ChildProcess, keepChannel: boolean): void {
-  send(child, { type: 'commit' }, () => {
+  send(child, { type: 'commit', keepChannel }, () => {
     if (keepChannel) return
     if (child.connected) child.disconnect()
     child.unref()

@@ -42,6 +42,11 @@ export interface HotReloadOptions {
   successor?: SuccessorOptions
   /** Standalone mode: keep the serving generation's pid in this file (for systemd PIDFile= and `fastify-hot-reload reload --pid-file`). */
   pidFile?: string
+  /**
+   * During a drain, hand idle keep-alive connections (plain HTTP/1.1) to the new generation instead
+   * of closing them: clients keep their connection, no reconnect. Default `false`.
+   */
+  connectionHandoff?: boolean
 }
 
 /** What a reload did. `generation` and `pid` name the generation serving once it is over. */
@@ -64,6 +69,8 @@ export interface DrainResult {
   durationMs: number
   /** Connections still open at the deadline and closed by force. */
   cutConnections: number
+  /** Keep-alive connections handed to the new generation (connectionHandoff). */
+  movedConnections: number
   reason: 'reload' | 'shutdown'
 }
 

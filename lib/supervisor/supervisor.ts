@@ -6,7 +6,8 @@ import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { hotReloadError } from '../errors'
 import { handoffEnv, type InheritedSocket } from '../handoff-env'
-import { toWire, unwrap, type ChildMessage } from '../ipc'
+import { toWire, unwrap, wrap, type ChildMessage } from '../ipc'
+import type { Socket } from 'node:net'
 import { fdNameToAddress, formatAddress, type ListenerAddress } from '../listener-address'
 import { send, startSuccessor, type StartedSuccessor } from '../successor'
 import type { HotReloadError, ReloadResult } from '../types'
@@ -218,6 +219,12 @@ export class Supervisor extends EventEmitter {
       if (this.sockets.some((s) => formatAddress(s.address) === formatAddress(address))) return
       this.sockets.push({ address, fd, handle })
       this.options.log.info({ fd }, `supervisor: holding listening socket ${message.address} for later generations`)
+    } else if (message.type === 'connection') {
+      // A draining worker hands an idle keep-alive connection to the serving one, through us.
+      const target = this.current
+      const release = (): void => { (handle as { close?: () => void } | undefined)?.close?.() }
+      if (target === undefined || target === worker || !target.child.connected || typeof handle !== 'object' || handle === null) return release()
+      target.child.send(wrap({ type: 'connection', listener: message.listener }), handle as Socket, release)
     } else if (message.type === 'reload-request') {
       void this.reload().then((result) => send(worker.child, { type: 'reload-result', id: message.id, result: toWire(result) }))
     }

@@ -1,0 +1,108 @@
+'use strict'
+// connectionHandoff: idle keep-alive connections move to the new generation; clients keep their
+// TCP connection across reloads (counted on the client side), and lose or corrupt nothing.
+const path = require('node:path')
+const { execFile } = require('node:child_process')
+const { test } = require('tap')
+const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
+const { Load, RawConnection } = require('../tools/load-recorder')
+
+const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
+
+async function standaloneReloads (t, { connectionHandoff, reloads }) {
+  const dir = tempDir(t)
+  const plugin = { connectionHandoff, idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  const load = new Load(target, { connections: 30, keepAlive: true }).start()
+  await sleep(300)
+  let pid = service.pid
+  for (let version = 2; version <= reloads + 1; version++) {
+    writeRelease(dir, { version, plugin })
+    process.kill(pid, 'SIGUSR2')
+    const next = await service.generationServing(version)
+    await waitUntilGone(pid)
+    pid = next
+    await sleep(200)
+  }
+  const stats = await load.stop()
+  t.comment(JSON.stringify({ ...stats, pids: stats.pids.length }))
+  return { stats, service, reloads }
+}
+
+test('10 reloads under keep-alive load with connectionHandoff: no new connection, 0 failed', async (t) => {
+  const { stats, service } = await standaloneReloads(t, { connectionHandoff: true, reloads: 10 })
+  t.equal(stats.failed, 0, 'no request failed')
+  t.equal(stats.non2xx, 0, 'no non-2xx')
+  t.equal(stats.socketsOpened, 30, 'the 30 clients never opened another connection')
+  for (let version = 1; version <= 11; version++) t.ok(stats.versions[version] > 0, `version ${version} served`)
+  const moved = service.filter((l) => /drained after/.test(l.msg || '')).map((l) => l.movedConnections)
+  t.ok(moved.every((n) => n > 0), `every drain moved connections (${moved.join(', ')})`)
+})
+
+test('the same without connectionHandoff: every client reconnects at every reload', async (t) => {
+  const { stats } = await standaloneReloads(t, { connectionHandoff: false, reloads: 3 })
+  t.equal(stats.failed, 0, 'no request failed')
+  t.ok(stats.socketsOpened >= 30 * 4, `clients reconnected (${stats.socketsOpened} connections for 30 clients)`)
+})
+
+test('pipelined requests, POST bodies included, lose and corrupt nothing across reloads', async (t) => {
+  const dir = tempDir(t)
+  const plugin = { connectionHandoff: true, idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const connection = await RawConnection.open({ host: url.hostname, port: Number(url.port) })
+  t.teardown(() => connection.close())
+  let pid = service.pid
+  const seen = []
+  for (let version = 2; version <= 6; version++) {
+    const body = JSON.stringify({ n: version, text: 'x'.repeat(version * 100) })
+    connection.write(
+      'GET / HTTP/1.1\r\nHost: a\r\n\r\n' +
+      `POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}` +
+      'GET /health HTTP/1.1\r\nHost: a\r\n\r\n'
+    )
+    const [first, echo, health] = [await connection.readResponse(), await connection.readResponse(), await connection.readResponse()]
+    t.equal(first.status, 200)
+    t.equal(echo.status, 200)
+    t.same(JSON.parse(echo.body).body, JSON.parse(body), `the POST body came back whole (${version - 1})`)
+    t.equal(health.status, 200)
+    t.not(first.headers.connection, 'close', 'the server keeps the connection')
+    seen.push(JSON.parse(first.body).version)
+    writeRelease(dir, { version, plugin })
+    process.kill(pid, 'SIGUSR2')
+    const next = await service.generationServing(version)
+    await waitUntilGone(pid)
+    pid = next
+  }
+  const last = await connection.get('/')
+  t.equal(JSON.parse(last.body).version, 6, 'the same connection reaches the newest generation')
+  t.notOk(connection.closed, 'the connection was never closed')
+  t.same(seen, [1, 2, 3, 4, 5], 'each generation answered in turn on one connection')
+})
+
+test('under the supervisor: 5 reloads with connectionHandoff, no new connection, 0 failed', async (t) => {
+  const dir = tempDir(t)
+  const plugin = { connectionHandoff: true, idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const control = path.join(dir, 'ctl', 'app.sock')
+  const service = Service.start(t, { cwd: dir, args: [BIN, 'start', '--control', control, '--', process.execPath, FIXTURE_APP] })
+  const url = await service.listening()
+  const load = new Load({ host: url.hostname, port: Number(url.port) }, { connections: 20, keepAlive: true }).start()
+  await sleep(300)
+  for (let version = 2; version <= 6; version++) {
+    writeRelease(dir, { version, plugin })
+    const code = await new Promise((resolve) => execFile(process.execPath, [BIN, 'reload', '--control', control], { timeout: 30000 }, (err) => resolve(err ? err.code : 0)))
+    t.equal(code, 0)
+    await sleep(300)
+  }
+  const stats = await load.stop()
+  t.comment(JSON.stringify({ ...stats, pids: stats.pids.length }))
+  t.equal(stats.failed, 0)
+  t.equal(stats.non2xx, 0)
+  t.equal(stats.socketsOpened, 20, 'no client opened another connection')
+  t.ok(stats.versions[6] > 0)
+})
