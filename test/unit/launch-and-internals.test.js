@@ -50,3 +50,32 @@ test('Node internals: the fd and handle of a listening server, the pipe name', a
   t.same(addressOfFd(listeningFd(pipe)), { kind: 'unix', path: path.join(dir, 'a.sock') })
   t.equal(addressOfFd(987654), null)
 })
+
+test('Node internals: an accepted HTTP connection can be detached and served by another server', async (t) => {
+  const http = require('node:http')
+  const { detachConnection, socketFromHandle } = require('../../dist/lib/node-internals')
+  const first = http.createServer((req, res) => res.end('first'))
+  const second = http.createServer((req, res) => res.end('second'))
+  await new Promise((resolve) => first.listen({ host: '127.0.0.1', port: 0 }, resolve))
+  t.teardown(() => { first.close(); second.close() })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  let opened = 0
+  const create = agent.createConnection.bind(agent)
+  agent.createConnection = (...args) => { opened++; return create(...args) }
+  const get = () => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: first.address().port, agent }, (res) => {
+      let body = ''
+      res.on('data', (chunk) => { body += chunk })
+      res.on('end', () => resolve(body))
+    }).on('error', reject)
+  })
+  const accepted = new Promise((resolve) => first.once('connection', resolve))
+  t.equal(await get(), 'first')
+  const socket = await accepted
+  const handle = detachConnection(socket)
+  t.ok(handle, 'detached')
+  second.emit('connection', socketFromHandle(handle))
+  t.equal(await get(), 'second', 'the next request on the same connection reaches the other server')
+  t.equal(opened, 1, 'one connection throughout')
+})
