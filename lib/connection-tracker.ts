@@ -15,6 +15,8 @@ interface ConnectionState {
   /** WebSocket and other upgrades: never idle from here. */
   upgraded: boolean
   server: HttpServer
+  socket: Socket
+  tracker: ConnectionTracker
   /** The handoff was refused for this connection: it drains the ordinary way. */
   stays: boolean
 }
@@ -59,7 +61,7 @@ export class ConnectionTracker {
   private stateOf (socket: Socket, server: HttpServer): ConnectionState {
     let state = this.connections.get(socket)
     if (state === undefined) {
-      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: false, server, stays: false }
+      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: false, server, socket, tracker: this, stays: false }
       this.connections.set(socket, state)
       socket.once('close', () => {
         this.connections.delete(socket)
@@ -75,16 +77,17 @@ export class ConnectionTracker {
     if (this.draining && this.staysHere(state)) response.setHeader('connection', 'close')
     else state.responses.add(response)
     ;(response as TrackedResponse)[kConnection] = state
-    response.once('close', () => this.onResponseClose(response as TrackedResponse, request.socket))
+    // One shared listener, no closure per request: this is the hot path.
+    response.on('close', onResponseClose)
   }
 
   private staysHere (state: ConnectionState): boolean {
     return this.handoff === undefined || state.stays || state.upgraded
   }
 
-  private onResponseClose (response: TrackedResponse, socket: Socket): void {
-    const state = response[kConnection]
-    if (state === undefined) return
+  /** @internal called by onResponseClose */
+  responseClosed (response: TrackedResponse, state: ConnectionState): void {
+    const socket = state.socket
     response[kConnection] = undefined
     state.busy--
     state.responses.delete(response)
@@ -172,4 +175,9 @@ export class ConnectionTracker {
       else if (now - state.idleSince >= this.idleGrace) socket.destroy()
     }
   }
+}
+
+function onResponseClose (this: TrackedResponse): void {
+  const state = this[kConnection]
+  if (state !== undefined) state.tracker.responseClosed(this, state)
 }

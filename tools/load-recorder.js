@@ -8,15 +8,17 @@ const net = require('node:net')
 class Load {
   /**
    * @param {object} target { host, port } or { socketPath }
-   * @param {object} options { connections, keepAlive, path, timeoutMs, pauseMs }
+   * @param {object} options { connections, keepAlive, path, timeoutMs, pauseMs, onResult }
+   *   onResult({ start, end, ok, failed, status }) is called for every request (times from performance.now()).
    */
-  constructor (target, { connections = 30, keepAlive = true, path = '/', timeoutMs = 10000, pauseMs = 0 } = {}) {
+  constructor (target, { connections = 30, keepAlive = true, path = '/', timeoutMs = 10000, pauseMs = 0, onResult } = {}) {
     this.target = target
     this.connections = connections
     this.keepAlive = keepAlive
     this.path = path
     this.timeoutMs = timeoutMs
     this.pauseMs = pauseMs
+    this.onResult = onResult
     this.stats = { sent: 0, ok: 0, non2xx: 0, failed: 0, errors: {}, statuses: {}, versions: {}, pids: new Set(), socketsOpened: 0 }
     this.running = false
     this.loops = []
@@ -45,11 +47,13 @@ class Load {
   once () {
     const stats = this.stats
     stats.sent++
+    const start = performance.now()
     return new Promise((resolve) => {
       let done = false
       const finish = (error, status, body) => {
         if (done) return
         done = true
+        this.onResult?.({ start, end: performance.now(), ok: !error && status >= 200 && status < 300, failed: Boolean(error), status })
         if (error) {
           stats.failed++
           const code = error.code || error.message

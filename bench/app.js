@@ -1,0 +1,29 @@
+'use strict'
+// The service every contender runs: the same small Fastify app. It reads VERSION at boot, so a
+// reload onto new code is visible in every answer. Under PM2 it says ready (wait_ready) and shuts
+// down on SIGINT as PM2 expects; plain, it shuts down on SIGTERM; with BENCH_PLUGIN=1 the plugin
+// does all of that itself.
+const fs = require('node:fs')
+const path = require('node:path')
+const Fastify = require('fastify')
+
+const version = fs.readFileSync(path.resolve('VERSION'), 'utf8').trim()
+const app = Fastify({ logger: false })
+if (process.env.BENCH_PLUGIN === '1') {
+  app.register(require('..'), {
+    idleGrace: 500,
+    drainTimeout: 10000,
+    connectionHandoff: process.env.BENCH_HANDOFF === '1',
+    underPressure: false
+  })
+}
+app.get('/', async () => ({ version, pid: process.pid }))
+
+app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' }).then(() => {
+  if (process.env.pm_id !== undefined && typeof process.send === 'function') process.send('ready')
+})
+if (process.env.BENCH_PLUGIN !== '1') {
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => { app.close().then(() => process.exit(0)) })
+  }
+}

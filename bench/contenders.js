@@ -1,0 +1,222 @@
+'use strict'
+// The ways to run and reload the same service that the benchmark compares. Each contender starts
+// the app on a fixed loopback port, reloads it onto a new VERSION, stops it, and names every process
+// it started so that nothing is left behind.
+const { spawn, execFile } = require('node:child_process')
+const fs = require('node:fs')
+const http = require('node:http')
+const path = require('node:path')
+
+const REPO = path.resolve(__dirname, '..')
+const APP = path.join(__dirname, 'app.js')
+const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
+const PM2 = path.join(REPO, 'node_modules/.bin/pm2')
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function alive (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3))
+  } catch {
+    return false
+  }
+}
+
+async function waitGone (pid, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs
+  while (alive(pid) && Date.now() < deadline) await sleep(5)
+  return !alive(pid)
+}
+
+function answer (port, route = '/') {
+  return new Promise((resolve) => {
+    const request = http.get({ host: '127.0.0.1', port, path: route, agent: false, timeout: 2000 }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => {
+        try { resolve({ status: response.statusCode, ...JSON.parse(body) }) } catch { resolve(null) }
+      })
+    })
+    request.on('error', () => resolve(null))
+    request.on('timeout', () => { request.destroy(); resolve(null) })
+  })
+}
+
+/** Polls until the service answers 200 (optionally from another pid than `not`). */
+async function serving (port, { not, timeoutMs = 30000 } = {}) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const got = await answer(port)
+    if (got !== null && got.status === 200 && got.pid !== not) return got
+    await sleep(5)
+  }
+  throw new Error(`nothing answered on port ${port} within ${timeoutMs} ms`)
+}
+
+/** Every process running bench/app.js (all generations, PM2 workers). */
+function appPids () {
+  const pids = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    try {
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(APP)) pids.push(Number(entry))
+    } catch {}
+  }
+  return pids
+}
+
+function rssMb (pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+  } catch {
+    return 0
+  }
+}
+
+function run (command, args, options) {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { timeout: 60000, ...options }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(command)} ${args.join(' ')}: ${err.message}\n${stderr}`))
+      else resolve(stdout)
+    })
+  })
+}
+
+function spawnApp (ctx, env, command = process.execPath, args = [APP]) {
+  const child = spawn(command, args, {
+    cwd: ctx.dir,
+    env: { ...process.env, PORT: String(ctx.port), ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+    detached: true // its own process group: the bench's signals are its own business
+  })
+  child.unref()
+  return child
+}
+
+function killAll (pids) {
+  for (const pid of pids) if (alive(pid)) { try { process.kill(pid, 'SIGKILL') } catch {} }
+}
+
+/** This project, standalone: SIGUSR2 to the serving generation. */
+function standalone ({ handoff = false } = {}) {
+  let current
+  return {
+    name: handoff ? 'fastify-hot-reload (standalone, connectionHandoff)' : 'fastify-hot-reload (standalone)',
+    project: true,
+    async start (ctx) {
+      spawnApp(ctx, { BENCH_PLUGIN: '1', BENCH_HANDOFF: handoff ? '1' : '0' })
+      current = (await serving(ctx.port)).pid
+    },
+    async reload (ctx) {
+      const old = current
+      const started = performance.now()
+      process.kill(old, 'SIGUSR2')
+      current = (await serving(ctx.port, { not: old })).pid
+      const servingMs = performance.now() - started
+      await waitGone(old)
+      return { servingMs, goneMs: performance.now() - started }
+    },
+    daemonPid: () => undefined,
+    async stop () {
+      const pids = appPids()
+      if (alive(current)) process.kill(current, 'SIGTERM')
+      await waitGone(current, 15000)
+      killAll(pids)
+    }
+  }
+}
+
+/** This project's supervisor: `fastify-hot-reload reload` on its control socket. */
+function supervisor () {
+  let child
+  let control
+  return {
+    name: 'fastify-hot-reload (supervisor)',
+    project: true,
+    async start (ctx) {
+      control = path.join(ctx.dir, 'ctl', 'app.sock')
+      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [BIN, 'start', '--control', control, '--', process.execPath, APP])
+      await serving(ctx.port)
+    },
+    async reload (ctx) {
+      const before = await serving(ctx.port)
+      const started = performance.now()
+      const out = JSON.parse(await run(process.execPath, [BIN, 'reload', '--control', control, '--json']))
+      if (!out.ok) throw new Error(`supervisor reload failed: ${out.error && out.error.message}`)
+      const servingMs = performance.now() - started
+      await waitGone(before.pid)
+      return { servingMs, goneMs: performance.now() - started }
+    },
+    daemonPid: () => child.pid,
+    async stop () {
+      const pids = appPids()
+      if (alive(child.pid)) process.kill(child.pid, 'SIGTERM')
+      await waitGone(child.pid, 15000)
+      killAll([...pids, child.pid])
+    }
+  }
+}
+
+/** PM2 cluster mode, `pm2 reload` with wait_ready; its own PM2_HOME, its daemon killed at the end. */
+function pm2 (instances) {
+  let env
+  let home
+  return {
+    name: `PM2 cluster, ${instances} instance${instances > 1 ? 's' : ''} (pm2 reload, wait_ready)`,
+    project: false,
+    async start (ctx) {
+      home = path.join(ctx.dir, 'pm2home')
+      env = { ...process.env, PM2_HOME: home, PORT: String(ctx.port), PM2_DISCRETE_MODE: 'true' }
+      await run(PM2, ['start', APP, '--name', 'bench', '-i', String(instances), '--wait-ready', '--listen-timeout', '10000', '--kill-timeout', '10000', '--no-autorestart'], { cwd: ctx.dir, env })
+      await serving(ctx.port)
+    },
+    async reload () {
+      const started = performance.now()
+      await run(PM2, ['reload', 'bench'], { env })
+      const servingMs = performance.now() - started
+      return { servingMs, goneMs: servingMs }
+    },
+    daemonPid: () => {
+      try { return Number(fs.readFileSync(path.join(home, 'pm2.pid'), 'utf8')) } catch { return undefined }
+    },
+    async stop () {
+      const daemon = this.daemonPid()
+      const pids = appPids()
+      await run(PM2, ['kill'], { env }).catch(() => {})
+      killAll([...pids, ...(daemon ? [daemon] : [])])
+    }
+  }
+}
+
+/** A plain restart: SIGTERM, wait for the exit, start again. */
+function plainRestart () {
+  let current
+  return {
+    name: 'plain restart (SIGTERM, start)',
+    project: false,
+    async start (ctx) {
+      spawnApp(ctx, {})
+      current = (await serving(ctx.port)).pid
+    },
+    async reload (ctx) {
+      const started = performance.now()
+      process.kill(current, 'SIGTERM')
+      await waitGone(current)
+      const goneMs = performance.now() - started
+      spawnApp(ctx, {})
+      current = (await serving(ctx.port)).pid
+      return { servingMs: performance.now() - started, goneMs }
+    },
+    daemonPid: () => undefined,
+    async stop () {
+      const pids = appPids()
+      if (alive(current)) process.kill(current, 'SIGTERM')
+      await waitGone(current, 10000)
+      killAll(pids)
+    }
+  }
+}
+
+module.exports = { standalone, supervisor, pm2, plainRestart, serving, spawnApp, appPids, rssMb, alive, waitGone, killAll, sleep, APP }

@@ -1,0 +1,247 @@
+'use strict'
+// `npm run bench` (20 reloads every 2 s) and `npm run bench:quick` (3 reloads, a smoke test):
+// every contender runs the same service under keep-alive and connection-per-request load while it
+// is reloaded; every request's outcome is recorded by our own client. Prints a table, writes JSON
+// and an SVG chart to bench/results/. Timings never fail the run; only a broken bench does.
+const fs = require('node:fs')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const autocannon = require('autocannon')
+const { Load } = require('../tools/load-recorder')
+const contenders = require('./contenders')
+const { renderChart } = require('./chart')
+
+const QUICK = process.argv.includes('--quick')
+const CONFIG = QUICK
+  ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 2, connections: { keepAlive: 20, perRequest: 10 } }
+  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 8, connections: { keepAlive: 30, perRequest: 10 } }
+const RESULTS = path.join(__dirname, 'results')
+const { sleep } = contenders
+
+function freePort () {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+async function context () {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-bench-'))
+  fs.writeFileSync(path.join(dir, 'VERSION'), '1\n')
+  return { dir, port: await freePort() }
+}
+
+function percentile (sorted, p) {
+  if (sorted.length === 0) return 0
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+}
+
+function latencyStats (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return { p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted[sorted.length - 1] || 0), count: sorted.length }
+}
+
+const round = (n) => Math.round(n * 100) / 100
+
+/** One contender under one kind of load, reloaded CONFIG.reloads times. */
+async function scenario (makeContender, loadKind) {
+  const contender = makeContender()
+  const ctx = await context()
+  const samples = []
+  const windows = []
+  const rss = { daemon: [], apps: [] }
+  let t0
+  try {
+    await contender.start(ctx)
+    t0 = performance.now()
+    const sampler = setInterval(() => {
+      const daemon = contender.daemonPid()
+      if (daemon) rss.daemon.push(contenders.rssMb(daemon))
+      rss.apps.push(contenders.appPids().reduce((sum, pid) => sum + contenders.rssMb(pid), 0))
+    }, 100)
+    const keepAlive = loadKind === 'keep-alive'
+    const load = new Load({ host: '127.0.0.1', port: ctx.port }, {
+      connections: keepAlive ? CONFIG.connections.keepAlive : CONFIG.connections.perRequest,
+      keepAlive,
+      timeoutMs: 10000,
+      onResult: (r) => samples.push({ t: r.start - t0, ms: r.end - r.start, ok: r.ok, failed: r.failed })
+    }).start()
+    await sleep(CONFIG.steadyMs)
+    const reloads = []
+    for (let i = 0; i < CONFIG.reloads; i++) {
+      fs.writeFileSync(path.join(ctx.dir, 'VERSION'), `${i + 2}\n`)
+      const at = performance.now() - t0
+      const timing = await contender.reload(ctx)
+      reloads.push({ at: round(at), servingMs: round(timing.servingMs), goneMs: round(timing.goneMs) })
+      windows.push([at, at + timing.servingMs + 500])
+      await sleep(Math.max(0, CONFIG.intervalMs - timing.goneMs))
+    }
+    await sleep(500)
+    const stats = await load.stop()
+    clearInterval(sampler)
+    const inWindow = (s) => windows.some(([from, to]) => s.t >= from && s.t <= to)
+    const okSamples = samples.filter((s) => s.ok)
+    const steady = latencyStats(okSamples.filter((s) => !inWindow(s)).map((s) => s.ms))
+    const reloading = latencyStats(okSamples.filter(inWindow).map((s) => s.ms))
+    const serving = reloads.map((r) => r.servingMs).sort((a, b) => a - b)
+    const steadyDaemon = rss.daemon.slice(0, Math.max(1, Math.floor(CONFIG.steadyMs / 100)))
+    return {
+      contender: contender.name,
+      project: contender.project,
+      load: loadKind,
+      sent: stats.sent,
+      ok: stats.ok,
+      failed: stats.failed,
+      non2xx: stats.non2xx,
+      errors: stats.errors,
+      socketsOpened: stats.socketsOpened,
+      connections: keepAlive ? CONFIG.connections.keepAlive : CONFIG.connections.perRequest,
+      versionsServed: Object.keys(stats.versions).length,
+      latency: { steady, reloading, p99Ratio: steady.p99 > 0 ? round(reloading.p99 / steady.p99) : null },
+      reloads,
+      reloadMedianMs: round(percentile(serving, 50)),
+      rss: {
+        daemonSteadyMb: rss.daemon.length ? round(Math.max(...steadyDaemon)) : null,
+        daemonPeakMb: rss.daemon.length ? round(Math.max(...rss.daemon)) : null,
+        appsPeakMb: round(Math.max(0, ...rss.apps))
+      },
+      timeline: timeline(samples, windows)
+    }
+  } finally {
+    await contender.stop().catch((err) => console.error(`stopping ${contender.name}: ${err.message}`))
+    fs.rmSync(ctx.dir, { recursive: true, force: true })
+  }
+}
+
+/** Requests/s, failures and p99 per 250 ms, for the chart. */
+function timeline (samples, windows) {
+  const bucketMs = 250
+  const buckets = new Map()
+  for (const s of samples) {
+    const key = Math.floor(s.t / bucketMs)
+    if (!buckets.has(key)) buckets.set(key, { ok: 0, failed: 0, ms: [] })
+    const b = buckets.get(key)
+    if (s.ok) { b.ok++; b.ms.push(s.ms) } else b.failed++
+  }
+  const points = [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(([key, b]) => ({
+    t: round((key * bucketMs) / 1000),
+    rps: Math.round((b.ok * 1000) / bucketMs),
+    failed: b.failed,
+    p99: round(percentile(b.ms.sort((x, y) => x - y), 99))
+  }))
+  return { bucketMs, points, reloads: windows.map(([from]) => round(from / 1000)) }
+}
+
+/** The app's own boot time: spawn to first 200, fresh processes, no load. */
+async function bootTime () {
+  const times = []
+  for (let i = 0; i < 3; i++) {
+    const ctx = await context()
+    const started = performance.now()
+    const child = contenders.spawnApp(ctx, {})
+    await contenders.serving(ctx.port)
+    times.push(performance.now() - started)
+    process.kill(child.pid, 'SIGKILL')
+    await contenders.waitGone(child.pid)
+    fs.rmSync(ctx.dir, { recursive: true, force: true })
+  }
+  return round(times.sort((a, b) => a - b)[1])
+}
+
+/** Steady throughput with autocannon (fine here: no reloads), as a ratio to bare Fastify. */
+async function throughput () {
+  const runs = [
+    ['bare Fastify', contenders.plainRestart],
+    ['Fastify + plugin', () => contenders.standalone()],
+    ['supervisor + plugin', contenders.supervisor],
+    ['PM2 cluster, 1 instance', () => contenders.pm2(1)]
+  ]
+  const out = []
+  for (const [name, make] of runs) {
+    const contender = make()
+    const ctx = await context()
+    try {
+      await contender.start(ctx)
+      await autocannon({ url: `http://127.0.0.1:${ctx.port}/`, connections: 50, duration: 1 }) // warm-up
+      const result = await autocannon({ url: `http://127.0.0.1:${ctx.port}/`, connections: 50, duration: CONFIG.throughputSeconds })
+      out.push({ name, requestsPerSecond: Math.round(result.requests.average), errors: result.errors + result.non2xx })
+    } finally {
+      await contender.stop().catch(() => {})
+      fs.rmSync(ctx.dir, { recursive: true, force: true })
+    }
+  }
+  const bare = out[0].requestsPerSecond
+  return out.map((r) => ({ ...r, ratioToBare: round(r.requestsPerSecond / bare) }))
+}
+
+function table (results, boot, speed) {
+  const lines = []
+  lines.push(`| contender | load | requests | failed | non-2xx | connections opened / clients | p99 steady → reload (ms) | p99 ratio | reload median (ms) | overhead over boot (ms) | daemon RSS steady / peak (MB) |`)
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const r of results) {
+    const overhead = round(r.reloadMedianMs - boot)
+    lines.push(`| ${r.contender} | ${r.load} | ${r.sent} | ${r.failed}${r.project && r.failed > 0 ? ' ✗' : ''} | ${r.non2xx} | ${r.socketsOpened} / ${r.connections} | ${r.latency.steady.p99} → ${r.latency.reloading.p99} | ${r.latency.p99Ratio ?? '-'}${r.project && r.latency.p99Ratio > 2 ? ' ✗' : ''} | ${r.reloadMedianMs} | ${overhead}${r.project && overhead > 100 ? ' ✗' : ''} | ${r.rss.daemonSteadyMb ?? '-'} / ${r.rss.daemonPeakMb ?? '-'} |`)
+  }
+  lines.push('')
+  lines.push(`App boot time (spawn → first 200, median of 3): ${boot} ms`)
+  lines.push('')
+  lines.push('| steady throughput (autocannon, 50 connections) | requests/s | ratio to bare Fastify |')
+  lines.push('|---|---|---|')
+  for (const s of speed) lines.push(`| ${s.name} | ${s.requestsPerSecond} | ${s.ratioToBare}${s.name === 'Fastify + plugin' && s.ratioToBare < 0.98 ? ' ✗ (target 0.98)' : ''} |`)
+  return lines.join('\n')
+}
+
+function targets (results, boot, speed) {
+  const ours = results.filter((r) => r.project)
+  const pm2Daemon = Math.max(0, ...results.filter((r) => /PM2/.test(r.contender)).map((r) => r.rss.daemonPeakMb || 0))
+  const supervisorRss = Math.max(0, ...results.filter((r) => /supervisor/.test(r.contender)).map((r) => r.rss.daemonPeakMb || 0))
+  const plugin = speed.find((s) => s.name === 'Fastify + plugin')
+  return [
+    ['0 failed requests for this project in every scenario', ours.every((r) => r.failed === 0 && r.non2xx === 0)],
+    ['reload overhead over the app\'s boot time < 100 ms', ours.every((r) => r.reloadMedianMs - boot < 100)],
+    ['p99 in the reload window ≤ 2x steady', ours.every((r) => (r.latency.p99Ratio ?? 0) <= 2)],
+    ['plugin throughput ≥ 0.98 of bare Fastify', plugin !== undefined && plugin.ratioToBare >= 0.98],
+    [`supervisor RSS (${supervisorRss} MB) below the PM2 daemon's (${pm2Daemon} MB)`, supervisorRss > 0 && supervisorRss < pm2Daemon]
+  ]
+}
+
+async function main () {
+  const started = Date.now()
+  const makers = [
+    () => contenders.standalone(),
+    () => contenders.standalone({ handoff: true }),
+    contenders.supervisor,
+    () => contenders.pm2(1),
+    () => contenders.pm2(2),
+    contenders.plainRestart
+  ]
+  const results = []
+  for (const make of makers) {
+    for (const kind of ['keep-alive', 'per-request']) {
+      const name = make().name
+      process.stderr.write(`bench: ${name}, ${kind} load, ${CONFIG.reloads} reloads...\n`)
+      results.push(await scenario(make, kind))
+    }
+  }
+  const boot = await bootTime()
+  const speed = await throughput()
+  const checks = targets(results, boot, speed)
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` }
+  const report = { when: new Date().toISOString(), quick: QUICK, config: CONFIG, machine, bootMs: boot, throughput: speed, targets: checks.map(([what, met]) => ({ what, met })), results, durationS: Math.round((Date.now() - started) / 1000) }
+  fs.mkdirSync(RESULTS, { recursive: true })
+  const base = QUICK ? 'quick' : 'latest'
+  fs.writeFileSync(path.join(RESULTS, `${base}.json`), JSON.stringify(report, null, 2) + '\n')
+  fs.writeFileSync(path.join(RESULTS, `${base}.svg`), renderChart(report))
+  console.log(table(results, boot, speed))
+  console.log('\nTargets (DESIGN.md §5):')
+  for (const [what, met] of checks) console.log(`  ${met ? '✓' : '✗ missed:'} ${what}`)
+  console.log(`\n${machine.cpus} CPUs, ${machine.memoryGb} GB, Node ${machine.node}; ${report.durationS} s. Results: bench/results/${base}.json, chart: bench/results/${base}.svg`)
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
