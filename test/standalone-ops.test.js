@@ -4,7 +4,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { execFile } = require('node:child_process')
 const { test } = require('tap')
-const { Service, REPO, tempDir, writeRelease, waitFor, waitUntilGone } = require('./helpers/processes')
+const { Service, REPO, tempDir, writeRelease, waitFor, waitUntilGone, notifyReceiver } = require('./helpers/processes')
 
 const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 
@@ -56,21 +56,7 @@ test('a pid file in a directory that does not exist is a clear error', async (t)
 
 test('sd_notify in standalone mode: READY, RELOADING, MAINPID of the successor, STOPPING', async (t) => {
   const dir = tempDir(t)
-  const notifySocket = path.join(dir, 'notify.sock')
-  const receiver = Service.start(t, {
-    cwd: dir,
-    command: 'python3',
-    args: ['-u', '-c', [
-      'import socket',
-      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-      `s.bind(${JSON.stringify(notifySocket)})`,
-      'print("bound", flush=True)',
-      'while True:',
-      '    print("MSG " + s.recv(4096).decode().replace(chr(10), "|"), flush=True)'
-    ].join('\n')]
-  })
-  await receiver.waitForLine((l) => l.raw === 'bound')
-  const messages = () => receiver.lines.filter((l) => (l.raw || '').startsWith('MSG ')).map((l) => l.raw.slice(4))
+  const { socketPath: notifySocket, messages } = await notifyReceiver(t, dir)
   writeRelease(dir, { version: 1, plugin: { idleGrace: 300 } })
   const service = Service.start(t, { cwd: dir, env: { NOTIFY_SOCKET: notifySocket } })
   await service.listening()

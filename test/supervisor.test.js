@@ -5,7 +5,10 @@ const http = require('node:http')
 const path = require('node:path')
 const { execFile } = require('node:child_process')
 const { test } = require('tap')
-const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep } = require('./helpers/processes')
+const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, notifyReceiver } = require('./helpers/processes')
+const { childrenOf: children } = require('./helpers/processes')
+const childrenOf = (pid) => children(pid).map((c) => c.pid)
+const zombieChildren = (pid) => children(pid).filter((c) => c.state === 'Z').map((c) => c.pid)
 const { Load } = require('../tools/load-recorder')
 
 const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
@@ -45,32 +48,6 @@ function startSupervised (t, { dir, extra = [], env, command, args } = {}) {
 async function servingTarget (service) {
   const url = await service.listening()
   return { host: url.hostname, port: Number(url.port) }
-}
-
-/** Children of pid in state Z, read from /proc. */
-function zombieChildren (pid) {
-  const zombies = []
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (Number(fields[1]) === pid && fields[0] === 'Z') zombies.push(Number(entry))
-    } catch {}
-  }
-  return zombies
-}
-
-function childrenOf (pid) {
-  const children = []
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(entry))
-    } catch {}
-  }
-  return children
 }
 
 test('as PID 1 in a PID namespace: 5 reloads under keep-alive load, 0 failed, same PID, no zombie, graceful SIGTERM', async (t) => {
@@ -238,24 +215,9 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
 test('sd_notify: READY, RELOADING with MONOTONIC_USEC, READY again, STOPPING, to a real datagram socket', async (t) => {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })
-  const notifySocket = path.join(dir, 'notify.sock')
-  const receiver = Service.start(t, {
-    cwd: dir,
-    command: 'python3',
-    args: ['-u', '-c', [
-      'import socket, sys',
-      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-      `s.bind(${JSON.stringify(notifySocket)})`,
-      'print("bound", flush=True)',
-      'while True:',
-      '    data = s.recv(4096).decode()',
-      '    print("MSG " + data.replace(chr(10), "|"), flush=True)'
-    ].join('\n')]
-  })
-  await receiver.waitForLine((l) => l.raw === 'bound')
+  const { socketPath: notifySocket, messages } = await notifyReceiver(t, dir)
   const { control, service } = startSupervised(t, { dir, env: { NOTIFY_SOCKET: notifySocket } })
   await service.waitForLine((l) => /generation 1 is serving/.test(l.msg || ''))
-  const messages = () => receiver.lines.filter((l) => (l.raw || '').startsWith('MSG ')).map((l) => l.raw.slice(4))
   await waitFor(() => messages().some((m) => m.includes('READY=1')), 5000, 'READY=1')
   writeRelease(dir, { version: 2, plugin: PLUGIN })
   t.equal((await cli(['reload', '--control', control])).code, 0)

@@ -155,4 +155,41 @@ class Service {
   }
 }
 
-module.exports = { REPO, FIXTURE_APP, Service, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }
+/**
+ * A real sd_notify receiver: a unix datagram socket (python3, since Node has none) that prints each
+ * message. Returns the socket path and a function listing the messages so far.
+ */
+async function notifyReceiver (t, dir) {
+  const socketPath = path.join(dir, 'notify.sock')
+  const receiver = Service.start(t, {
+    cwd: dir,
+    command: 'python3',
+    args: ['-u', '-c', [
+      'import socket',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      `s.bind(${JSON.stringify(socketPath)})`,
+      'print("bound", flush=True)',
+      'while True:',
+      '    print("MSG " + s.recv(4096).decode().replace(chr(10), "|"), flush=True)'
+    ].join('\n')]
+  })
+  await receiver.waitForLine((l) => l.raw === 'bound')
+  const messages = () => receiver.lines.filter((l) => (l.raw || '').startsWith('MSG ')).map((l) => l.raw.slice(4))
+  return { socketPath, messages }
+}
+
+/** Processes whose parent is pid, with their state letter, from /proc. */
+function childrenOf (pid) {
+  const children = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(ppid) === pid) children.push({ pid: Number(entry), state })
+    } catch {}
+  }
+  return children
+}
+
+module.exports = { REPO, FIXTURE_APP, Service, notifyReceiver, childrenOf, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }
