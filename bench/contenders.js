@@ -55,17 +55,54 @@ async function serving (port, { not, timeoutMs = 30000 } = {}) {
   throw new Error(`nothing answered on port ${port} within ${timeoutMs} ms`)
 }
 
-/** Every process running bench/app.js (all generations, PM2 workers). */
-function appPids () {
+// The directories (one per contender run, made by bench/run.js) of this bench process. Every app
+// process runs in one of them, so a process is ours by its working directory: a bench run
+// started by someone else on this machine (same bench/app.js path) is never counted or killed.
+const ours = new Map() // real path of ctx.dir -> { daemonPid() }
+
+function track (ctx, daemonPid = () => undefined) {
+  ours.set(fs.realpathSync(ctx.dir), { daemonPid })
+}
+
+function cwdOf (pid) {
+  try { return fs.readlinkSync(`/proc/${pid}/cwd`) } catch { return null }
+}
+
+/**
+ * Every app generation of this bench (plugin generations, PM2 workers, plain processes) running in
+ * `dir`, or in any directory of this bench process; not the supervisor nor PM2's daemon.
+ */
+function appPids (dir) {
+  const dirs = new Set()
+  if (dir) dirs.add(fs.realpathSync(dir))
+  else for (const d of ours.keys()) if (fs.existsSync(d)) dirs.add(d); else ours.delete(d)
   const pids = []
+  if (dirs.size === 0) return pids
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
     try {
-      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(APP)) pids.push(Number(entry))
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      if (cmdline.includes(APP) && !cmdline.includes(BIN) && dirs.has(cwdOf(entry))) pids.push(Number(entry))
     } catch {}
   }
   return pids
 }
+
+// Interrupted (Ctrl-C, a CI timeout): end every process this bench started, by pid, and remove its
+// directories, instead of leaving detached generations and a PM2 daemon behind.
+let interrupted = false
+function onInterrupt (signal) {
+  if (interrupted) return
+  interrupted = true
+  for (const [dir, { daemonPid }] of ours) {
+    const daemon = daemonPid()
+    killAll([...appPids(dir), ...(daemon ? [daemon] : [])])
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  process.stderr.write(`bench: ${signal}, every process of this bench ended\n`)
+  process.exit(128 + require('node:os').constants.signals[signal])
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, onInterrupt)
 
 function rssMb (pid) {
   try {
@@ -85,6 +122,7 @@ function run (command, args, options) {
 }
 
 function spawnApp (ctx, env, command = process.execPath, args = [APP]) {
+  if (!ours.has(fs.realpathSync(ctx.dir))) track(ctx)
   const child = spawn(command, args, {
     cwd: ctx.dir,
     env: { ...process.env, PORT: String(ctx.port), ...env },
@@ -102,10 +140,12 @@ function killAll (pids) {
 /** This project, standalone: SIGUSR2 to the serving generation. */
 function standalone ({ handoff = false } = {}) {
   let current
+  let dir
   return {
     name: handoff ? 'fastify-hot-reload (standalone, connectionHandoff)' : 'fastify-hot-reload (standalone)',
     project: true,
     async start (ctx) {
+      dir = ctx.dir
       spawnApp(ctx, { BENCH_PLUGIN: '1', BENCH_HANDOFF: handoff ? '1' : '0' })
       current = (await serving(ctx.port)).pid
     },
@@ -120,10 +160,10 @@ function standalone ({ handoff = false } = {}) {
     },
     daemonPid: () => undefined,
     async stop () {
-      const pids = appPids()
+      const pids = appPids(dir)
       if (alive(current)) process.kill(current, 'SIGTERM')
       await waitGone(current, 15000)
-      killAll(pids)
+      killAll([...pids, ...appPids(dir)])
     }
   }
 }
@@ -132,11 +172,14 @@ function standalone ({ handoff = false } = {}) {
 function supervisor () {
   let child
   let control
+  let dir
   return {
     name: 'fastify-hot-reload (supervisor)',
     project: true,
     async start (ctx) {
+      dir = ctx.dir
       control = path.join(ctx.dir, 'ctl', 'app.sock')
+      track(ctx, () => child && child.pid)
       child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [BIN, 'start', '--control', control, '--', process.execPath, APP])
       await serving(ctx.port)
     },
@@ -151,10 +194,10 @@ function supervisor () {
     },
     daemonPid: () => child.pid,
     async stop () {
-      const pids = appPids()
+      const pids = appPids(dir)
       if (alive(child.pid)) process.kill(child.pid, 'SIGTERM')
       await waitGone(child.pid, 15000)
-      killAll([...pids, child.pid])
+      killAll([...pids, ...appPids(dir), child.pid])
     }
   }
 }
@@ -163,12 +206,15 @@ function supervisor () {
 function pm2 (instances) {
   let env
   let home
+  let dir
   return {
     name: `PM2 cluster, ${instances} instance${instances > 1 ? 's' : ''} (pm2 reload, wait_ready)`,
     project: false,
     async start (ctx) {
+      dir = ctx.dir
       home = path.join(ctx.dir, 'pm2home')
       env = { ...process.env, PM2_HOME: home, PORT: String(ctx.port), PM2_DISCRETE_MODE: 'true' }
+      track(ctx, () => this.daemonPid())
       await run(PM2, ['start', APP, '--name', 'bench', '-i', String(instances), '--wait-ready', '--listen-timeout', '10000', '--kill-timeout', '10000', '--no-autorestart'], { cwd: ctx.dir, env })
       await serving(ctx.port)
     },
@@ -183,9 +229,9 @@ function pm2 (instances) {
     },
     async stop () {
       const daemon = this.daemonPid()
-      const pids = appPids()
+      const pids = appPids(dir)
       await run(PM2, ['kill'], { env }).catch(() => {})
-      killAll([...pids, ...(daemon ? [daemon] : [])])
+      killAll([...pids, ...appPids(dir), ...(daemon ? [daemon] : [])])
     }
   }
 }
@@ -193,10 +239,12 @@ function pm2 (instances) {
 /** A plain restart: SIGTERM, wait for the exit, start again. */
 function plainRestart () {
   let current
+  let dir
   return {
     name: 'plain restart (SIGTERM, start)',
     project: false,
     async start (ctx) {
+      dir = ctx.dir
       spawnApp(ctx, {})
       current = (await serving(ctx.port)).pid
     },
@@ -211,10 +259,10 @@ function plainRestart () {
     },
     daemonPid: () => undefined,
     async stop () {
-      const pids = appPids()
+      const pids = appPids(dir)
       if (alive(current)) process.kill(current, 'SIGTERM')
       await waitGone(current, 10000)
-      killAll(pids)
+      killAll([...pids, ...appPids(dir)])
     }
   }
 }

@@ -11,6 +11,7 @@ const autocannon = require('autocannon')
 const { Load } = require('../tools/load-recorder')
 const contenders = require('./contenders')
 const { renderChart } = require('./chart')
+const { writeBenchmarksMarkdown } = require('./report')
 
 const QUICK = process.argv.includes('--quick')
 const CONFIG = QUICK
@@ -186,11 +187,11 @@ async function throughput () {
 
 function table (results, boot, speed) {
   const lines = []
-  lines.push(`| contender | load | requests | failed | non-2xx | connections opened / clients | p99 steady → reload (ms) | p99 ratio | reload median (ms) | overhead over boot (ms) | daemon RSS steady / peak (MB) |`)
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
+  lines.push(`| contender | load | requests | failed | non-2xx | connections opened / clients | p99 steady → reload (ms) | p99 ratio | reload median (ms) | overhead over boot (ms) | daemon RSS steady / peak (MB) | app processes peak RSS (MB) |`)
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of results) {
     const overhead = round(r.reloadMedianMs - boot)
-    lines.push(`| ${r.contender} | ${r.load} | ${r.sent} | ${r.failed}${r.project && r.failed > 0 ? ' ✗' : ''} | ${r.non2xx} | ${r.socketsOpened} / ${r.connections} | ${r.latency.steady.p99} → ${r.latency.reloading.p99} | ${r.latency.p99Ratio ?? '-'}${r.project && r.latency.p99Ratio > 2 ? ' ✗' : ''} | ${r.reloadMedianMs} | ${overhead}${r.project && overhead > 100 ? ' ✗' : ''} | ${r.rss.daemonSteadyMb ?? '-'} / ${r.rss.daemonPeakMb ?? '-'} |`)
+    lines.push(`| ${r.contender} | ${r.load} | ${r.sent} | ${r.failed}${r.project && r.failed > 0 ? ' ✗' : ''} | ${r.non2xx} | ${r.socketsOpened} / ${r.connections} | ${r.latency.steady.p99} → ${r.latency.reloading.p99} | ${r.latency.p99Ratio ?? '-'}${r.project && r.latency.p99Ratio > 2 ? ' ✗' : ''} | ${r.reloadMedianMs} | ${overhead}${r.project && overhead > 100 ? ' ✗' : ''} | ${r.rss.daemonSteadyMb ?? '-'} / ${r.rss.daemonPeakMb ?? '-'} | ${r.rss.appsPeakMb} |`)
   }
   lines.push('')
   lines.push(`App boot time (spawn → first 200, median of 3): ${boot} ms`)
@@ -214,6 +215,9 @@ function targets (results, boot, speed) {
     [`supervisor RSS (${supervisorRss} MB) below the PM2 daemon's (${pm2Daemon} MB)`, supervisorRss > 0 && supervisorRss < pm2Daemon]
   ]
 }
+
+/** The Markdown tables, also used to write BENCHMARKS.md. */
+module.exports = { table }
 
 async function main () {
   const started = Date.now()
@@ -242,13 +246,17 @@ async function main () {
   const base = QUICK ? 'quick' : 'latest'
   fs.writeFileSync(path.join(RESULTS, `${base}.json`), JSON.stringify(report, null, 2) + '\n')
   fs.writeFileSync(path.join(RESULTS, `${base}.svg`), renderChart(report))
-  console.log(table(results, boot, speed))
+  const markdown = table(results, boot, speed)
+  if (!QUICK) writeBenchmarksMarkdown(report, markdown)
+  console.log(markdown)
   console.log('\nTargets (DESIGN.md §5):')
   for (const [what, met] of checks) console.log(`  ${met ? '✓' : '✗ missed:'} ${what}`)
   console.log(`\n${machine.cpus} CPUs, ${machine.memoryGb} GB, Node ${machine.node}; ${report.durationS} s. Results: bench/results/${base}.json, chart: bench/results/${base}.svg`)
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exit(1)
-})
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}

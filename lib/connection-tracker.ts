@@ -131,7 +131,9 @@ export class ConnectionTracker {
         if (state.busy === 0 && socket.bytesRead === state.bytesReadWhenIdle) this.tryHandoff(socket, state)
       }
       this.sweep()
-      this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(100, idleGrace / 4)))
+    }
+    if (this.sweeper === undefined && this.connections.size > 0) {
+      this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(100, this.idleGrace / 4)))
       this.sweeper.unref()
     }
     return new Promise((resolve) => {
@@ -147,6 +149,16 @@ export class ConnectionTracker {
         resolve()
       }
     })
+  }
+
+  /** A connection whose handoff failed after all: track it again, to drain the ordinary way. */
+  keep (socket: Socket, server: HttpServer): void {
+    if (socket.destroyed) return
+    const state = this.stateOf(socket, server)
+    state.stays = true
+    state.idleSince = Date.now()
+    state.bytesReadWhenIdle = socket.bytesRead
+    this.moved--
   }
 
   /** Closes every connection left; returns how many there were. */

@@ -10,7 +10,7 @@ import { handoffEnv, type InheritedSocket } from './handoff-env'
 import type { Launch } from './launch'
 import { addListenHook } from './listen-interceptor'
 import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
-import { detachConnection, listeningFd, socketFromHandle } from './node-internals'
+import { detachConnection, listeningFd, reattachConnection, socketFromHandle } from './node-internals'
 import { removePidFileIfOurs, writePidFile, writeReloadRecord } from './pid-file'
 import { createNotifier, type Notifier } from './sd-notify'
 import { toWire, wrap } from './ipc'
@@ -380,9 +380,12 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     const handoff = reason === 'reload' && this.options.connectionHandoff
       ? (socket: Socket, server: HttpServer) => this.handOff(socket, server)
       : undefined
-    await this.tracker.drain(this.options.idleGrace, handoff)
-    // Connections handed over are gone from here once their handle has reached the successor.
-    while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight)
+    // Connections handed over are gone from here once their handle has reached the successor; one
+    // whose handoff failed comes back and drains here.
+    do {
+      await this.tracker.drain(this.options.idleGrace, handoff)
+      while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight)
+    } while (this.tracker.size > 0)
     clearTimeout(deadline)
     // Every handed-over connection was sent: the successor runs on by itself.
     if (this.handoffChannel?.connected === true) this.handoffChannel.disconnect()
@@ -412,8 +415,16 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     // Our copy of the fd goes once theirs is on its way; the connection itself stays open.
     const inFlight = new Promise<void>((resolve) => {
       const sent = (err?: Error | null): void => {
-        if (err !== undefined && err !== null) this.app.log.warn({ err }, 'hot-reload: a connection could not be handed over; it is lost')
-        socket.destroy()
+        if (err === undefined || err === null) {
+          socket.destroy()
+        } else if (reattachConnection(socket)) {
+          // Nothing was read meanwhile; it drains here with the ordinary close.
+          this.app.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over; it drains here')
+          this.tracker.keep(socket, server)
+        } else {
+          this.app.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
+          socket.destroy()
+        }
         this.handoffsInFlight.delete(inFlight)
         resolve()
       }

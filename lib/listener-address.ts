@@ -77,12 +77,18 @@ function toPort (value: unknown): number | null {
 /** Addresses a host stands for when listening: no host means the unspecified address (IPv6 first). */
 export function literalHosts (host: string | undefined): string[] | null {
   if (host === undefined) return ['::', '0.0.0.0']
-  return isIP(host) === 0 ? null : [host]
+  return isIP(host) === 0 ? null : [canonicalIP(host)]
+}
+
+/** The form Node reports for an address (0:0:0:0:0:0:0:1 and ::1 are the same host). */
+export function canonicalIP (address: string): string {
+  if (isIP(address) !== 6) return address
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1)
 }
 
 export function requestMatches (request: ListenRequest, hosts: string[], address: ListenerAddress): boolean {
   if (request.kind === 'unix' || address.kind === 'unix') {
     return request.kind === 'unix' && address.kind === 'unix' && request.path === address.path
   }
-  return (request.port === 0 || request.port === address.port) && hosts.includes(address.address)
+  return (request.port === 0 || request.port === address.port) && hosts.map(canonicalIP).includes(canonicalIP(address.address))
 }

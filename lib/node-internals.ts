@@ -39,8 +39,8 @@ export function listeningHandle (server: Server): object {
 }
 
 interface SocketInternals {
-  _handle?: { readStop?: () => number, reading?: boolean, fd?: number } | null
-  parser?: { _consumed?: boolean, unconsume?: () => void } | null
+  _handle?: { readStop?: () => number, readStart?: () => number, reading?: boolean, fd?: number } | null
+  parser?: { _consumed?: boolean, unconsume?: () => void, consume?: (handle: object) => void } | null
   encrypted?: boolean
 }
 
@@ -53,15 +53,33 @@ interface SocketInternals {
 export function detachConnection (socket: Socket): object | null {
   const internals = socket as unknown as SocketInternals
   const handle = internals._handle
-  if (internals.encrypted === true || handle === undefined || handle === null || typeof handle.readStop !== 'function') return null
-  if (internals.parser !== undefined && internals.parser !== null && internals.parser._consumed === true) {
-    if (typeof internals.parser.unconsume !== 'function') return null
-    internals.parser.unconsume()
-    internals.parser._consumed = false
+  const parser = internals.parser
+  // HTTP/1 connections only: an HTTP/2 session has no HTTP/1 parser, a TLS socket is `encrypted`.
+  if (internals.encrypted === true || parser === undefined || parser === null || typeof parser.unconsume !== 'function') return null
+  if (handle === undefined || handle === null || typeof handle.readStop !== 'function' || typeof handle.readStart !== 'function') return null
+  if (parser._consumed === true) {
+    parser.unconsume()
+    parser._consumed = false
   }
   handle.reading = false
   handle.readStop()
   return handle
+}
+
+/**
+ * Undoes detachConnection when the handoff failed: the parser reads the socket again (nothing was
+ * read meanwhile: unread bytes waited in the kernel), and the connection drains here.
+ */
+export function reattachConnection (socket: Socket): boolean {
+  const internals = socket as unknown as SocketInternals
+  const handle = internals._handle
+  const parser = internals.parser
+  if (handle === undefined || handle === null || parser === undefined || parser === null || typeof parser.consume !== 'function' || typeof handle.readStart !== 'function') return false
+  parser.consume(handle)
+  parser._consumed = true
+  handle.reading = true
+  handle.readStart()
+  return true
 }
 
 /** A connection handed over from another process (a raw handle from IPC), as a net.Socket. */

@@ -106,3 +106,72 @@ test('under the supervisor: 5 reloads with connectionHandoff, no new connection,
   t.equal(stats.socketsOpened, 20, 'no client opened another connection')
   t.ok(stats.versions[6] > 0)
 })
+
+test('with connectionHandoff, an upgraded connection stays in the old generation and drains there', async (t) => {
+  const dir = tempDir(t)
+  const plugin = { connectionHandoff: true, idleGrace: 300, drainTimeout: 1500 }
+  writeRelease(dir, { version: 1, plugin, upgrade: true })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  const upgraded = await RawConnection.open(target)
+  t.teardown(() => upgraded.close())
+  upgraded.write('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.match(upgraded.buffer.toString(), /^HTTP\/1.1 101/)
+  upgraded.buffer = Buffer.alloc(0)
+  writeRelease(dir, { version: 2, plugin, upgrade: true })
+  process.kill(service.pid, 'SIGUSR2')
+  await service.generationServing(2)
+  upgraded.write('ping')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(upgraded.buffer.toString(), '1:ping', 'the upgraded connection is still served by the old generation')
+  const drained = await service.waitForLine((l) => l.pid === service.pid && /drained after/.test(l.msg || ''), 10000)
+  t.equal(drained.cutConnections, 1, 'it was cut at drainTimeout, like any connection that cannot move')
+  t.ok(drained.movedConnections >= 10, `the keep-alive connections moved (${drained.movedConnections})`)
+  const stats = await load.stop()
+  t.equal(stats.failed, 0)
+  t.equal(stats.socketsOpened, 10, 'the keep-alive clients did not reconnect')
+})
+
+test('with connectionHandoff, TLS connections drain the ordinary way (0 failed, they reconnect)', async (t) => {
+  const dir = tempDir(t)
+  const key = path.join(dir, 'key.pem')
+  const cert = path.join(dir, 'cert.pem')
+  await new Promise((resolve, reject) => execFile('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { timeout: 30000 }, (err) => err ? reject(err) : resolve()))
+  const plugin = { connectionHandoff: true, idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin, https: { key, cert } })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const https = require('node:https')
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 5, rejectUnauthorized: false })
+  t.teardown(() => agent.destroy())
+  let opened = 0
+  const create = agent.createConnection.bind(agent)
+  agent.createConnection = (...args) => { opened++; return create(...args) }
+  let failed = 0
+  let ok = 0
+  let running = true
+  const loop = async () => {
+    while (running) {
+      await new Promise((resolve) => {
+        https.get({ host: url.hostname, port: Number(url.port), path: '/', agent }, (res) => { res.resume(); res.on('end', () => { ok++; resolve() }) })
+          .on('error', () => { failed++; resolve() })
+      })
+    }
+  }
+  const loops = Array.from({ length: 5 }, loop)
+  await sleep(300)
+  writeRelease(dir, { version: 2, plugin, https: { key, cert } })
+  process.kill(service.pid, 'SIGUSR2')
+  await service.generationServing(2)
+  await waitUntilGone(service.pid)
+  await sleep(300)
+  running = false
+  await Promise.all(loops)
+  const drained = service.find((l) => l.pid === service.pid && /drained after/.test(l.msg || ''))
+  t.equal(failed, 0, `no request failed (${ok} ok)`)
+  t.equal(drained.movedConnections, 0, 'no TLS connection was moved')
+  t.ok(opened > 5, `the TLS clients reconnected (${opened} connections for 5 clients)`)
+})

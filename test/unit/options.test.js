@@ -1,62 +1,183 @@
 'use strict'
+// lib/options.ts: resolveOptions fills in the defaults and rejects every malformed option with
+// HOT_RELOAD_INVALID_OPTION and a message that names the option.
 const { test } = require('tap')
 const { resolveOptions, DEFAULTS } = require('../../dist/lib/options')
 
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
 test('defaults', async (t) => {
-  const options = resolveOptions(undefined)
-  t.same(options.reloadSignals, ['SIGUSR2'])
-  t.equal(options.readyTimeout, 30000)
-  t.equal(options.drainTimeout, 30000)
-  t.equal(options.idleGrace, 1000)
-  t.equal(options.healthPath, '/health')
-  t.equal(options.livenessPath, '/health/live')
-  t.same(options.underPressure, {})
-  t.equal(options.gracefulShutdown, true)
-  t.same(options.successor, {})
-  t.equal(options.pidFile, undefined)
-  t.equal(DEFAULTS.idleGrace, 1000)
+  for (const input of [undefined, {}]) {
+    const options = resolveOptions(input)
+    t.same(options.reloadSignals, ['SIGUSR2'], 'reloadSignals')
+    t.equal(options.readyTimeout, 30000, 'readyTimeout')
+    t.equal(options.drainTimeout, 30000, 'drainTimeout')
+    t.equal(options.idleGrace, 1000, 'idleGrace')
+    t.equal(options.healthPath, '/health', 'healthPath')
+    t.equal(options.livenessPath, '/health/live', 'livenessPath')
+    t.same(options.underPressure, {}, 'underPressure')
+    t.equal(options.gracefulShutdown, true, 'gracefulShutdown')
+    t.same(options.successor, {}, 'successor')
+    t.equal(options.pidFile, undefined, 'pidFile')
+    t.equal(options.connectionHandoff, false, 'connectionHandoff')
+  }
+  t.same(DEFAULTS.reloadSignals, ['SIGUSR2'])
 })
 
-test('valid values are kept, signals deduplicated, Fastify register keys accepted', async (t) => {
-  const options = resolveOptions({ reloadSignals: ['SIGUSR2', 'SIGHUP', 'SIGUSR2'], healthPath: false, prefix: '/x', logLevel: 'warn', underPressure: false })
-  t.same(options.reloadSignals, ['SIGUSR2', 'SIGHUP'])
-  t.equal(options.healthPath, false)
-  t.equal(options.underPressure, false)
-  t.same(resolveOptions({ reloadSignals: [] }).reloadSignals, [])
+test('the default reloadSignals array is a copy: changing it does not change the defaults', async (t) => {
+  resolveOptions().reloadSignals.push('SIGHUP')
+  t.same(resolveOptions().reloadSignals, ['SIGUSR2'])
+  t.same(DEFAULTS.reloadSignals, ['SIGUSR2'])
 })
 
+test('valid values are kept', async (t) => {
+  const options = resolveOptions({
+    reloadSignals: ['SIGHUP'],
+    readyTimeout: 1,
+    drainTimeout: 2 ** 31 - 1,
+    idleGrace: 250,
+    healthPath: '/ready',
+    livenessPath: '/alive',
+    underPressure: { maxEventLoopDelay: 1000 },
+    gracefulShutdown: false,
+    connectionHandoff: true,
+    successor: { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' }
+  })
+  t.same(options.reloadSignals, ['SIGHUP'])
+  t.equal(options.readyTimeout, 1)
+  t.equal(options.drainTimeout, 2147483647)
+  t.equal(options.idleGrace, 250)
+  t.equal(options.healthPath, '/ready')
+  t.equal(options.livenessPath, '/alive')
+  t.same(options.underPressure, { maxEventLoopDelay: 1000 })
+  t.equal(options.gracefulShutdown, false)
+  t.equal(options.connectionHandoff, true)
+  t.same(options.successor, { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' })
+})
+
+test('reload signals are deduplicated, in order', async (t) => {
+  t.same(resolveOptions({ reloadSignals: ['SIGUSR2', 'SIGHUP'] }).reloadSignals, ['SIGUSR2', 'SIGHUP'])
+  t.same(resolveOptions({ reloadSignals: ['SIGUSR2', 'SIGHUP', 'SIGUSR2', 'SIGHUP'] }).reloadSignals, ['SIGUSR2', 'SIGHUP'])
+  t.same(resolveOptions({ reloadSignals: [] }).reloadSignals, [], 'no signal: reload() only')
+})
+
+test('healthPath and livenessPath can be false', async (t) => {
+  const noHealth = resolveOptions({ healthPath: false })
+  t.equal(noHealth.healthPath, false)
+  t.equal(noHealth.livenessPath, '/health/live')
+  t.equal(resolveOptions({ livenessPath: false }).livenessPath, false)
+  const neither = resolveOptions({ healthPath: false, livenessPath: false })
+  t.equal(neither.healthPath, false, 'both false is not "the same path"')
+  t.equal(neither.livenessPath, false)
+})
+
+test('underPressure false skips it', async (t) => {
+  t.equal(resolveOptions({ underPressure: false }).underPressure, false)
+})
+
+test("Fastify's own register keys are accepted", async (t) => {
+  const options = resolveOptions({ prefix: '/api', logLevel: 'warn', logSerializers: {}, readyTimeout: 5000 })
+  t.equal(options.readyTimeout, 5000)
+  t.notOk('prefix' in options, 'they are not plugin options')
+  t.notOk('logLevel' in options)
+})
+
+// [input, the option the message names, what else the message says]
 const invalid = [
-  [{ readyTimeout: 0 }, 'readyTimeout', /whole number of milliseconds/],
+  // timeouts
+  [{ readyTimeout: 0 }, 'readyTimeout', /whole number of milliseconds from 1 to 2147483647.*got number 0/],
   [{ readyTimeout: -1 }, 'readyTimeout', /got number -1/],
-  [{ readyTimeout: 1.5 }, 'readyTimeout', /whole number/],
-  [{ readyTimeout: 2 ** 31 }, 'readyTimeout', /2147483647/],
+  [{ readyTimeout: 1.5 }, 'readyTimeout', /got number 1\.5/],
+  [{ readyTimeout: 2 ** 31 }, 'readyTimeout', /got number 2147483648/],
+  [{ readyTimeout: Infinity }, 'readyTimeout', /got number Infinity/],
+  [{ readyTimeout: NaN }, 'readyTimeout', /got number NaN/],
+  [{ readyTimeout: '1000' }, 'readyTimeout', /got string "1000"/],
+  [{ drainTimeout: 0 }, 'drainTimeout', /whole number/],
+  [{ drainTimeout: -5000 }, 'drainTimeout', /got number -5000/],
+  [{ drainTimeout: 0.1 }, 'drainTimeout', /whole number/],
+  [{ drainTimeout: 1e12 }, 'drainTimeout', /2147483647/],
   [{ drainTimeout: '5s' }, 'drainTimeout', /got string "5s"/],
+  [{ idleGrace: 0 }, 'idleGrace', /whole number/],
+  [{ idleGrace: -1 }, 'idleGrace', /whole number/],
+  [{ idleGrace: 99.9 }, 'idleGrace', /whole number/],
+  [{ idleGrace: 2 ** 40 }, 'idleGrace', /whole number/],
+  [{ idleGrace: '200' }, 'idleGrace', /got string "200"/],
   [{ idleGrace: null }, 'idleGrace', /got null/],
-  [{ reloadSignals: 'SIGUSR2' }, 'reloadSignals', /an array of signal names/],
-  [{ reloadSignals: ['SIGFOO'] }, 'reloadSignals', /known to this system.*"SIGFOO"/],
-  [{ reloadSignals: ['SIGKILL'] }, 'reloadSignals', /catchable/],
-  [{ reloadSignals: ['SIGTERM'] }, 'reloadSignals', /other than SIGTERM and SIGINT/],
-  [{ reloadSignals: [15] }, 'reloadSignals', /signal names/],
-  [{ healthPath: 'health' }, 'healthPath', /starting with "\/"/],
-  [{ livenessPath: 3 }, 'livenessPath', /starting with "\/"/],
-  [{ healthPath: '/h', livenessPath: '/h' }, 'livenessPath', /other than healthPath/],
-  [{ underPressure: true }, 'underPressure', /options object/],
-  [{ gracefulShutdown: 'yes' }, 'gracefulShutdown', /true or false/],
-  [{ successor: [] }, 'successor', /an object/],
-  [{ successor: { exec: 'x' } }, 'successor.exec', /unknown key/],
-  [{ successor: { env: { A: 1 } } }, 'successor.env.A', /a string or undefined/],
-  [{ successor: { args: [] } }, 'successor.args', /non-empty array/],
-  [{ successor: { execArgv: [1] } }, 'successor.execArgv', /an array of strings/],
-  [{ successor: { cwd: '' } }, 'successor.cwd', /non-empty string/],
-  [{ pidFile: 5 }, 'pidFile', /a file path/],
-  [{ pidFile: '/nonexistent-dir-fhr/app.pid' }, 'pidFile', /directory we can write/],
+  // unknown options
   [{ reloadTimeout: 5 }, 'reloadTimeout', /unknown option/],
-  ['fast', 'options', /an object/]
+  [{ readytimeout: 5 }, 'readytimeout', /one of reloadSignals, readyTimeout/],
+  // signals
+  [{ reloadSignals: 'SIGUSR2' }, 'reloadSignals', /an array of signal names.*got string "SIGUSR2"/],
+  [{ reloadSignals: { SIGUSR2: true } }, 'reloadSignals', /an array of signal names/],
+  [{ reloadSignals: ['SIGFOO'] }, 'reloadSignals', /known to this system.*got string "SIGFOO"/],
+  [{ reloadSignals: ['SIGUSR2', 'SIGFOO'] }, 'reloadSignals', /"SIGFOO"/],
+  [{ reloadSignals: ['sigusr2'] }, 'reloadSignals', /known to this system/],
+  [{ reloadSignals: ['toString'] }, 'reloadSignals', /known to this system/],
+  [{ reloadSignals: [12] }, 'reloadSignals', /got number 12/],
+  [{ reloadSignals: ['SIGKILL'] }, 'reloadSignals', /catchable signals.*"SIGKILL"/],
+  [{ reloadSignals: ['SIGSTOP'] }, 'reloadSignals', /catchable signals.*"SIGSTOP"/],
+  [{ reloadSignals: ['SIGTERM'] }, 'reloadSignals', /other than SIGTERM and SIGINT.*"SIGTERM"/],
+  [{ reloadSignals: ['SIGHUP', 'SIGINT'] }, 'reloadSignals', /other than SIGTERM and SIGINT.*"SIGINT"/],
+  // routes
+  [{ healthPath: 'health' }, 'healthPath', /a path starting with "\/" or false, got string "health"/],
+  [{ healthPath: '' }, 'healthPath', /starting with "\/"/],
+  [{ healthPath: true }, 'healthPath', /got boolean true/],
+  [{ healthPath: 1 }, 'healthPath', /got number 1/],
+  [{ livenessPath: 'live' }, 'livenessPath', /starting with "\/"/],
+  [{ livenessPath: 3 }, 'livenessPath', /starting with "\/"/],
+  [{ healthPath: '/h', livenessPath: '/h' }, 'livenessPath', /a path other than healthPath \(\/h\)/],
+  [{ healthPath: '/health/live' }, 'livenessPath', /other than healthPath/],
+  [{ livenessPath: '/health' }, 'livenessPath', /other than healthPath/],
+  // underPressure, gracefulShutdown, connectionHandoff
+  [{ underPressure: true }, 'underPressure', /options object for @fastify\/under-pressure or false/],
+  [{ underPressure: null }, 'underPressure', /got null/],
+  [{ underPressure: 'on' }, 'underPressure', /got string "on"/],
+  [{ underPressure: [] }, 'underPressure', /got array/],
+  [{ gracefulShutdown: 'yes' }, 'gracefulShutdown', /true or false, got string "yes"/],
+  [{ gracefulShutdown: 1 }, 'gracefulShutdown', /true or false/],
+  [{ gracefulShutdown: null }, 'gracefulShutdown', /true or false/],
+  [{ connectionHandoff: 'true' }, 'connectionHandoff', /true or false/],
+  // successor
+  [{ successor: [] }, 'successor', /an object/],
+  [{ successor: 'node app.js' }, 'successor', /an object/],
+  [{ successor: null }, 'successor', /an object/],
+  [{ successor: { exec: 'x' } }, 'successor.exec', /unknown key/],
+  [{ successor: { args: ['a.js'], argv: ['b'] } }, 'successor.argv', /unknown key/],
+  [{ successor: { env: { A: 1 } } }, 'successor.env.A', /a string or undefined, got number 1/],
+  [{ successor: { env: { A: 'ok', B: null } } }, 'successor.env.B', /a string or undefined, got null/],
+  [{ successor: { env: { A: true } } }, 'successor.env.A', /a string or undefined/],
+  [{ successor: { env: 'A=b' } }, 'successor.env', /an object of strings/],
+  [{ successor: { env: ['A=b'] } }, 'successor.env', /an object of strings/],
+  [{ successor: { args: [] } }, 'successor.args', /non-empty array \(the script first\)/],
+  [{ successor: { args: 'app.js' } }, 'successor.args', /an array of strings/],
+  [{ successor: { args: ['app.js', 3000] } }, 'successor.args', /an array of strings/],
+  [{ successor: { execArgv: [1] } }, 'successor.execArgv', /an array of strings/],
+  [{ successor: { execArgv: '--inspect' } }, 'successor.execArgv', /an array of strings/],
+  [{ successor: { execArgv: ['--inspect', null] } }, 'successor.execArgv', /an array of strings/],
+  [{ successor: { execPath: '' } }, 'successor.execPath', /non-empty string/],
+  [{ successor: { cwd: '' } }, 'successor.cwd', /non-empty string/],
+  [{ successor: { cwd: 1 } }, 'successor.cwd', /non-empty string/],
+  // pidFile
+  [{ pidFile: 5 }, 'pidFile', /a file path/],
+  [{ pidFile: '' }, 'pidFile', /a file path/],
+  [{ pidFile: '/nonexistent-dir-fhr/app.pid' }, 'pidFile', /directory we can write/],
+  // the options object itself
+  ['fast', 'options', /an object/],
+  [null, 'options', /an object, got null/],
+  [[], 'options', /an object/]
 ]
 
 for (const [input, name, message] of invalid) {
-  test(`invalid ${name}: ${JSON.stringify(input)}`, async (t) => {
-    t.throws(() => resolveOptions(input), { code: 'HOT_RELOAD_INVALID_OPTION', message: new RegExp(`option "${name.replace(/\./g, '\\.')}" must be`) })
-    t.throws(() => resolveOptions(input), { message })
+  test(`invalid ${name}: ${JSON.stringify(input, (k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v))}`, async (t) => {
+    let error
+    try {
+      resolveOptions(input)
+    } catch (err) {
+      error = err
+    }
+    t.ok(error instanceof Error, 'throws an Error')
+    t.equal(error?.code, 'HOT_RELOAD_INVALID_OPTION')
+    t.match(error?.message, new RegExp(`^fastify-hot-reload: option "${escape(name)}" must be `), 'names the option')
+    t.match(error?.message, message)
   })
 }

@@ -4,7 +4,6 @@ const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { test } = require('tap')
-const { logicalCwd, rebaseScript } = require('../../dist/lib/launch')
 const { listeningFd, setPipeName, listeningHandle } = require('../../dist/lib/node-internals')
 const { addressOfFd } = require('../../dist/lib/socket-activation')
 
@@ -13,20 +12,6 @@ function tmp (t) {
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   return dir
 }
-
-test('the logical working directory follows a current symlink', async (t) => {
-  const dir = tmp(t)
-  fs.mkdirSync(path.join(dir, 'releases/v1'), { recursive: true })
-  fs.symlinkSync('releases/v1', path.join(dir, 'current'))
-  const real = path.join(dir, 'releases/v1')
-  t.equal(logicalCwd(path.join(dir, 'current'), real), path.join(dir, 'current'))
-  t.equal(logicalCwd(dir, real), real, 'a PWD naming another directory is ignored')
-  t.equal(logicalCwd('current', real), real, 'a relative PWD is ignored')
-  t.equal(logicalCwd(undefined, real), real)
-  t.equal(rebaseScript(path.join(real, 'app.js'), real, path.join(dir, 'current')), path.join(dir, 'current/app.js'))
-  t.equal(rebaseScript('/elsewhere/app.js', real, path.join(dir, 'current')), '/elsewhere/app.js')
-  t.equal(rebaseScript(path.join(real, 'app.js'), real, real), path.join(real, 'app.js'))
-})
 
 // These fail loudly when a Node version changes the internals the handoff relies on.
 test('Node internals: the fd and handle of a listening server, the pipe name', async (t) => {
@@ -78,4 +63,38 @@ test('Node internals: an accepted HTTP connection can be detached and served by 
   second.emit('connection', socketFromHandle(handle))
   t.equal(await get(), 'second', 'the next request on the same connection reaches the other server')
   t.equal(opened, 1, 'one connection throughout')
+})
+
+test('Node internals: a detached connection whose handoff failed is read again by its own server', async (t) => {
+  const http = require('node:http')
+  const { detachConnection, reattachConnection } = require('../../dist/lib/node-internals')
+  const server = http.createServer((req, res) => res.end('same'))
+  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve))
+  t.teardown(() => server.close())
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const get = () => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: server.address().port, agent }, (res) => {
+      let body = ''
+      res.on('data', (chunk) => { body += chunk })
+      res.on('end', () => resolve(body))
+    }).on('error', reject)
+  })
+  const accepted = new Promise((resolve) => server.once('connection', resolve))
+  t.equal(await get(), 'same')
+  const socket = await accepted
+  t.ok(detachConnection(socket))
+  const next = get() // written while nobody reads: it waits in the kernel
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.ok(reattachConnection(socket), 'reattached')
+  t.equal(await next, 'same', 'the request that arrived meanwhile is answered')
+})
+
+test('Node internals: HTTP/2 and TLS connections are not detachable', async (t) => {
+  const { detachConnection } = require('../../dist/lib/node-internals')
+  const net = require('node:net')
+  const plain = new net.Socket()
+  t.equal(detachConnection(plain), null, 'no HTTP/1 parser (an HTTP/2 session, or not HTTP at all)')
+  const tls = Object.assign(new net.Socket(), { encrypted: true, parser: { unconsume () {} } })
+  t.equal(detachConnection(tls), null, 'TLS')
 })

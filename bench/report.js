@@ -1,0 +1,64 @@
+'use strict'
+// Writes BENCHMARKS.md from a full run's JSON: the table, the targets, the machine, how to rerun.
+const fs = require('node:fs')
+const path = require('node:path')
+
+function benchmarksMarkdown (report, table) {
+  const m = report.machine
+  const c = report.config
+  return `# Benchmarks
+
+The same small Fastify service (\`bench/app.js\`) under each way of reloading it, in one run on one
+machine: ${c.reloads} reloads every ${c.intervalMs / 1000} s, under keep-alive load (${c.connections.keepAlive} clients) and
+connection-per-request load (${c.connections.perRequest} clients). Every request's outcome is recorded by our own client
+(\`tools/load-recorder.js\`; autocannon's counters undercount resets here, so autocannon only measures
+steady throughput). Compare ratios, not absolute times: the machine is shared and small.
+
+Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGb} GB, ${m.platform}, Node ${m.node}. Run: ${report.when}, ${report.durationS} s.
+
+${table}
+
+Targets (DESIGN.md §5):
+${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join('\n')}
+
+![requests/s, failures and p99 over time, reloads marked](bench/results/latest.svg)
+
+## Reading it
+
+- **failed** counts refused connections, resets and timeouts seen by the client; **non-2xx** the
+  answers that were not 2xx. PM2 cluster mode loses requests at every reload (resets on keep-alive
+  connections, refused connections and 503s), two instances more than one; a plain restart refuses
+  everything while the process is down.
+- **connections opened / clients**: a keep-alive client that never has to reconnect opens one
+  connection in the whole run. Only \`connectionHandoff\` does that; the ordinary drain makes each
+  client reconnect once per reload (clients × (reloads + 1)), as PM2 does.
+- **reload median**: signal (or command) → the new generation answering. **Overhead over boot**
+  subtracts the app's own boot time, measured on an idle machine: the successor boots while the old
+  generation carries the full load on the same 2 cores, so part of it is CPU contention.
+- **p99 ratio**: p99 latency inside the reload windows (signal until serving + 500 ms) over steady p99.
+- **daemon RSS**: the supervisor against the PM2 daemon (God process); **app processes**: all
+  generations together (old and new overlap during a reload).
+- **steady throughput**: autocannon, 50 connections, ${c.throughputSeconds} s after a 1 s warm-up, median of
+  3 interleaved rounds. The load generator shares the 2 cores with the server, so single runs vary
+  by ±20%; treat ratios within that band as equal. The plugin's per-request work (connection
+  tracking for the drain: one listener and one map lookup per request) is not yet measured apart
+  from that noise; the 0.98 target is reported as missed until a quieter measurement shows otherwise.
+
+## Rerun
+
+\`\`\`sh
+npm ci
+npm run bench          # about 10 minutes; rewrites bench/results/latest.{json,svg} and this file
+npm run bench:quick    # 3 reloads per scenario, about 2 minutes (run by .ci/run as a smoke test)
+\`\`\`
+
+PM2 (7.0.4, a devDependency) runs with a private \`PM2_HOME\` in a temporary directory, and its daemon
+is killed at the end. Only 127.0.0.1 is used.
+`
+}
+
+function writeBenchmarksMarkdown (report, table, file = path.join(__dirname, '..', 'BENCHMARKS.md')) {
+  fs.writeFileSync(file, benchmarksMarkdown(report, table))
+}
+
+module.exports = { writeBenchmarksMarkdown }

@@ -1,0 +1,55 @@
+'use strict'
+// lib/launch.ts: the logical working directory ($PWD through a `current -> releases/vN` symlink) and
+// the script path rebased onto it, so that a successor picks up a release switch.
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { test } = require('tap')
+const { logicalCwd, rebaseScript } = require('../../dist/lib/launch')
+
+// <tmp>/releases/v1, <tmp>/releases/v2, <tmp>/current -> releases/v1
+function releases (t) {
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-launch-')))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  fs.mkdirSync(path.join(dir, 'releases', 'v1'), { recursive: true })
+  fs.mkdirSync(path.join(dir, 'releases', 'v2'), { recursive: true })
+  fs.symlinkSync(path.join('releases', 'v1'), path.join(dir, 'current'))
+  return { dir, current: path.join(dir, 'current'), v1: fs.realpathSync(path.join(dir, 'releases', 'v1')), v2: path.join(dir, 'releases', 'v2') }
+}
+
+test('logicalCwd: a PWD through the current symlink is kept', async (t) => {
+  const { current, v1 } = releases(t)
+  t.not(current, v1)
+  t.equal(logicalCwd(current, v1), current, 'the symlink path')
+  t.equal(logicalCwd(current + '/', v1), current, 'a trailing slash is normalized away')
+  t.equal(logicalCwd(v1, v1), v1, 'a PWD that is the real cwd')
+})
+
+test('logicalCwd: any other PWD gives the real cwd', async (t) => {
+  const { dir, current, v1, v2 } = releases(t)
+  t.equal(logicalCwd(dir, v1), v1, 'a PWD naming another directory (the parent)')
+  t.equal(logicalCwd(v2, v1), v1, 'a PWD naming another release')
+  t.equal(logicalCwd(path.join(dir, 'missing'), v1), v1, 'a PWD naming nothing')
+  t.equal(logicalCwd('current', v1), v1, 'a relative PWD')
+  t.equal(logicalCwd(path.relative(process.cwd(), current), v1), v1, 'a relative PWD that does reach the symlink')
+  t.equal(logicalCwd('', v1), v1, 'an empty PWD')
+  t.equal(logicalCwd(undefined, v1), v1, 'no PWD')
+})
+
+test('logicalCwd: after the symlink moves on, the old PWD no longer names the real cwd', async (t) => {
+  const { dir, current, v1, v2 } = releases(t)
+  fs.symlinkSync(path.join('releases', 'v2'), path.join(dir, 'current.next'))
+  fs.renameSync(path.join(dir, 'current.next'), current)
+  t.equal(logicalCwd(current, v1), v1, 'current is v2 now: v1 keeps its real path')
+  t.equal(logicalCwd(current, fs.realpathSync(v2)), current)
+})
+
+test('rebaseScript', async (t) => {
+  const { current, v1 } = releases(t)
+  t.equal(rebaseScript(path.join(v1, 'app.js'), v1, current), path.join(current, 'app.js'), 'a script in the real cwd')
+  t.equal(rebaseScript(path.join(v1, 'dist', 'server.js'), v1, current), path.join(current, 'dist', 'server.js'), 'in a subdirectory')
+  t.equal(rebaseScript('/elsewhere/app.js', v1, current), '/elsewhere/app.js', 'a script elsewhere is left alone')
+  t.equal(rebaseScript(v1 + '-old/app.js', v1, current), v1 + '-old/app.js', 'a sibling whose name starts like the real cwd is left alone')
+  t.equal(rebaseScript(path.join(v1, 'app.js'), v1, v1), path.join(v1, 'app.js'), 'no symlink: unchanged')
+  t.equal(rebaseScript(v1, v1, current), v1, 'the cwd itself is not a script under it')
+})

@@ -1,0 +1,65 @@
+'use strict'
+// lib/node-internals.ts: the Node internals the handoff relies on (net.Server#_handle.fd, _pipeName).
+// These tests exist to fail loudly when a Node version changes them.
+const fs = require('node:fs')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const { test } = require('tap')
+const { listeningFd, listeningHandle, setPipeName } = require('../../dist/lib/node-internals')
+
+function listen (server, ...args) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(...args, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+}
+
+const close = (server) => new Promise((resolve) => server.close(() => resolve()))
+
+test(`listeningFd of a listening TCP server (Node ${process.version})`, async (t) => {
+  const server = net.createServer()
+  await listen(server, { host: '127.0.0.1', port: 0 })
+  t.teardown(() => close(server))
+  const fd = listeningFd(server)
+  t.ok(Number.isInteger(fd), `an integer (${fd})`)
+  t.ok(fd >= 3, 'not stdio')
+  t.ok(fs.fstatSync(fd).isSocket(), 'fstat says it is a socket')
+  t.equal(listeningHandle(server).fd, fd, 'listeningHandle is the handle that holds it')
+  t.equal(listeningFd(server), fd, 'stable')
+})
+
+test('listeningFd of a server that does not listen throws HOT_RELOAD_NODE_INTERNALS', async (t) => {
+  const server = net.createServer()
+  t.throws(() => listeningFd(server), { code: 'HOT_RELOAD_NODE_INTERNALS', message: /_handle\.fd/ }, 'never listened')
+  t.throws(() => listeningHandle(server), { code: 'HOT_RELOAD_NODE_INTERNALS' })
+  await listen(server, { host: '127.0.0.1', port: 0 })
+  t.ok(listeningFd(server) >= 3)
+  await close(server)
+  t.throws(() => listeningFd(server), { code: 'HOT_RELOAD_NODE_INTERNALS' }, 'closed')
+})
+
+test('setPipeName: server.address() reports the given path', async (t) => {
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-pipe-')))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const bound = path.join(dir, 'bound.sock')
+  const server = net.createServer((socket) => socket.end('hi'))
+  await listen(server, bound)
+  t.teardown(() => close(server))
+  t.equal(server.address(), bound, 'before: the path it was bound to')
+  t.ok(fs.fstatSync(listeningFd(server)).isSocket(), 'a unix listening socket has an fd too')
+
+  const named = path.join(dir, 'public.sock')
+  setPipeName(server, named)
+  t.equal(server.address(), named, 'after: the given path')
+
+  // It still accepts on the socket it was bound to.
+  const answer = await new Promise((resolve, reject) => {
+    let data = ''
+    net.connect(bound).on('data', (chunk) => { data += chunk }).on('end', () => resolve(data)).on('error', reject)
+  })
+  t.equal(answer, 'hi', 'still serving')
+})
