@@ -61,6 +61,7 @@ async function serving (port, { not, timeoutMs = 30000 } = {}) {
 const ours = new Map() // real path of ctx.dir -> { daemonPid() }
 
 function track (ctx, daemonPid = () => undefined) {
+  for (const d of ours.keys()) if (!fs.existsSync(d)) ours.delete(d)
   ours.set(fs.realpathSync(ctx.dir), { daemonPid })
 }
 
@@ -74,8 +75,7 @@ function cwdOf (pid) {
  */
 function appPids (dir) {
   const dirs = new Set()
-  if (dir) dirs.add(fs.realpathSync(dir))
-  else for (const d of ours.keys()) if (fs.existsSync(d)) dirs.add(d); else ours.delete(d)
+  if (dir) { if (fs.existsSync(dir)) dirs.add(fs.realpathSync(dir)) } else for (const d of ours.keys()) dirs.add(d)
   const pids = []
   if (dirs.size === 0) return pids
   for (const entry of fs.readdirSync('/proc')) {
@@ -94,10 +94,15 @@ let interrupted = false
 function onInterrupt (signal) {
   if (interrupted) return
   interrupted = true
+  killAll([...commands].map((child) => child.pid)) // first, so that `pm2 start` cannot start a daemon after this
   for (const [dir, { daemonPid }] of ours) {
-    const daemon = daemonPid()
-    killAll([...appPids(dir), ...(daemon ? [daemon] : [])])
-    fs.rmSync(dir, { recursive: true, force: true })
+    if (!fs.existsSync(dir)) continue
+    try {
+      const daemon = daemonPid()
+      killAll([...appPids(dir), ...(daemon ? [daemon] : [])])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   }
   process.stderr.write(`bench: ${signal}, every process of this bench ended\n`)
   process.exit(128 + require('node:os').constants.signals[signal])
@@ -112,12 +117,16 @@ function rssMb (pid) {
   }
 }
 
+const commands = new Set() // pm2 / reload commands still running
+
 function run (command, args, options) {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { timeout: 60000, ...options }, (err, stdout, stderr) => {
+    const child = execFile(command, args, { timeout: 60000, ...options }, (err, stdout, stderr) => {
+      commands.delete(child)
       if (err) reject(new Error(`${path.basename(command)} ${args.join(' ')}: ${err.message}\n${stderr}`))
       else resolve(stdout)
     })
+    commands.add(child)
   })
 }
 
