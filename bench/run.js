@@ -15,8 +15,8 @@ const { writeBenchmarksMarkdown } = require('./report')
 
 const QUICK = process.argv.includes('--quick')
 const CONFIG = QUICK
-  ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 1, connections: { keepAlive: 20, perRequest: 10 } }
-  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, connections: { keepAlive: 30, perRequest: 10 } }
+  ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 1, throughputRounds: 1, connections: { keepAlive: 20, perRequest: 10 } }
+  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, throughputRounds: 3, connections: { keepAlive: 30, perRequest: 10 } }
 const RESULTS = path.join(__dirname, 'results')
 const { sleep } = contenders
 
@@ -160,8 +160,9 @@ async function throughput () {
     ['supervisor + plugin', contenders.supervisor],
     ['PM2 cluster, 1 instance', () => contenders.pm2(1)]
   ]
-  // The machine is shared: interleave the contenders over several rounds and keep the medians.
-  const rounds = 3
+  // The machine is shared: interleave the contenders over several rounds and keep the medians
+  // (one round in --quick, a smoke test that must stay under about 2 minutes).
+  const rounds = CONFIG.throughputRounds
   const samples = new Map(runs.map(([name]) => [name, { rps: [], errors: 0 }]))
   for (let round = 0; round < rounds; round++) {
     for (const [name, make] of runs) {
@@ -196,7 +197,8 @@ function table (results, boot, speed) {
   lines.push('')
   lines.push(`App boot time (spawn → first 200, median of 3): ${boot} ms`)
   lines.push('')
-  lines.push('| steady throughput (autocannon, 50 connections, median of 3 interleaved rounds) | requests/s | ratio to bare Fastify |')
+  const rounds = speed[0]?.rounds ?? CONFIG.throughputRounds
+  lines.push(`| steady throughput (autocannon, 50 connections, ${rounds > 1 ? `median of ${rounds} interleaved rounds` : 'one round'}) | requests/s | ratio to bare Fastify |`)
   lines.push('|---|---|---|')
   for (const s of speed) lines.push(`| ${s.name} | ${s.requestsPerSecond} | ${s.ratioToBare}${s.name === 'Fastify + plugin' && s.ratioToBare < 0.98 ? ' ✗ (target 0.98)' : ''} |`)
   return lines.join('\n')

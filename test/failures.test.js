@@ -7,6 +7,8 @@ const { Service, tempDir, writeRelease, isAlive, sleep } = require('./helpers/pr
 const { Load } = require('../tools/load-recorder')
 
 const PLUGIN = { idleGrace: 300, readyTimeout: 2500, drainTimeout: 3000 }
+// Good releases get a generous readyTimeout: on a loaded machine a successor can take seconds.
+const GOOD = { ...PLUGIN, readyTimeout: 20000 }
 
 function post (target, path) {
   return new Promise((resolve, reject) => {
@@ -78,7 +80,7 @@ test('a successor that cannot be spawned', async (t) => {
 
 test('after a failed reload, the next good reload works', async (t) => {
   const { service, target, dir } = await failedReload(t, { throwAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED')
-  writeRelease(dir, { version: 3, plugin: PLUGIN })
+  writeRelease(dir, { version: 3, plugin: GOOD })
   const { body: result } = await post(target, '/admin/reload')
   t.equal(result.ok, true, 'the second reload succeeded')
   t.equal(result.generation, 2, 'generation numbers count successful reloads only')
@@ -87,13 +89,13 @@ test('after a failed reload, the next good reload works', async (t) => {
 
 test('a burst of 10 signals starts one successor at a time', async (t) => {
   const dir = tempDir(t)
-  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  writeRelease(dir, { version: 1, plugin: GOOD })
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
   const load = new Load(target, { connections: 10, keepAlive: true }).start()
   await sleep(200)
-  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  writeRelease(dir, { version: 2, plugin: GOOD })
   // The kernel merges signals that arrive while one is pending: space them so that each lands.
   for (let i = 0; i < 10; i++) {
     process.kill(service.pid, 'SIGUSR2')

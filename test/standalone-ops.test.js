@@ -19,7 +19,7 @@ const readPid = (file) => Number(fs.readFileSync(file, 'utf8').trim())
 test('pid file, and a reload command that answers for a standalone service', async (t) => {
   const dir = tempDir(t)
   const pidFile = path.join(dir, 'app.pid')
-  const plugin = { idleGrace: 300, readyTimeout: 3000, pidFile }
+  const plugin = { idleGrace: 300, readyTimeout: 20000, pidFile }
   writeRelease(dir, { version: 1, plugin })
   const service = Service.start(t, { cwd: dir })
   await service.listening()

@@ -40,7 +40,7 @@ function startSupervised (t, { dir, extra = [], env, command, args } = {}) {
     cwd: dir,
     env,
     command,
-    args: args || [BIN, 'start', '--control', control, '--ready-timeout', '5000', '--drain-timeout', '5000', ...extra, '--', process.execPath, FIXTURE_APP]
+    args: args || [BIN, 'start', '--control', control, '--ready-timeout', '10000', '--drain-timeout', '5000', ...extra, '--', process.execPath, FIXTURE_APP]
   })
   return { dir, control, service }
 }
