@@ -161,6 +161,21 @@ export class ConnectionTracker {
     this.moved--
   }
 
+  /**
+   * Ends a drain without closing anything (the generation serves again): pending drain() promises
+   * resolve, and later requests are answered as usual. Responses already marked keep their
+   * `Connection: close`.
+   */
+  resume (): void {
+    if (!this.draining) return
+    this.draining = false
+    this.handoff = undefined
+    this.stop()
+    const emptied = this.emptied
+    this.emptied = undefined
+    emptied?.()
+  }
+
   /** Closes every connection left; returns how many there were. */
   cutAll (): number {
     const count = this.connections.size

@@ -10,17 +10,18 @@ import { handoffEnv, type InheritedSocket } from './handoff-env'
 import type { Launch } from './launch'
 import { addListenHook } from './listen-interceptor'
 import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
-import { detachConnection, listeningFd, reattachConnection, socketFromHandle } from './node-internals'
+import { detachConnection, listeningFd, reattachConnection, setPipeName, socketFromHandle } from './node-internals'
 import { removePidFileIfOurs, writePidFile, writeReloadRecord } from './pid-file'
 import { createNotifier, type Notifier } from './sd-notify'
-import { toWire, wrap } from './ipc'
+import { toWire, unwrap, wrap, type ChildMessage } from './ipc'
 import type { ChildProcess } from 'node:child_process'
 import type { Server as HttpServer } from 'node:http'
 import type { Socket } from 'node:net'
 import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
 import { SocketAdoption } from './socket-adoption'
-import { startSuccessor, type StartedSuccessor } from './successor'
+import { startSuccessor, type ListenerCopy, type StartedSuccessor } from './successor'
+import { Retirement } from './retirement'
 import type { DrainResult, HotReloadController, HotReloadError, HotReloadEvents, HotReloadState, ReloadResult } from './types'
 
 // close-with-grace listens to these too; the plugin handles only SIGTERM and SIGINT.
@@ -55,11 +56,14 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private graceful: { uninstall: () => void } | undefined
   private reloading: Promise<ReloadResult> | undefined
   private successor: StartedSuccessor | undefined
-  private draining: Promise<DrainResult> | undefined
+  private draining: Promise<DrainResult | undefined> | undefined
   private shuttingDown = false
   private readonly notify: Notifier | undefined
-  /** Standalone with connectionHandoff: the committed successor, until our drain is over. */
-  private handoffChannel: ChildProcess | undefined
+  /** Standalone: the committed successor's channel, until our drain is over (handoffs, 'behind' news). */
+  private successorChannel: ChildProcess | undefined
+  /** Standalone: watches the committed successor until its probation is over (see Retirement). */
+  private retirement: Retirement | undefined
+  private cutConnections = 0
   private readonly listenerKeys = new Map<Server, string>()
   /** Handed-over connections whose handle is still on its way (Node sends one at a time). */
   private readonly handoffsInFlight = new Set<Promise<void>>()
@@ -91,6 +95,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       void this.drain('abort').then(() => process.exit(1))
     })
     context.parent?.onConnection((listener, handle) => this.adoptConnection(listener, handle))
+    context.parent?.onCut(() => this.cutNow('the supervisor has too many generations draining'))
     context.parent?.onDrain(() => {
       this.app.log.info(`hot-reload: the supervisor started a successor; draining generation ${this.generation}`)
       void this.drain('reload').then(() => process.exit(0))
@@ -147,6 +152,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     const parent = this.context.parent
     if (parent === undefined) return
     if (this.context.supervised) await this.handOverBoundSockets(parent)
+    else await this.sendListenerCopies(parent)
     await this.reportReady(parent)
   }
 
@@ -160,8 +166,20 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     }
   }
 
+  /** Standalone: the previous generation keeps a copy of each adopted socket for our probation. */
+  private async sendListenerCopies (parent: ParentLink): Promise<void> {
+    for (const { server, socket } of this.adoption.adopted) {
+      try {
+        await parent.sendListener(formatAddress(socket.address), server)
+      } catch (err) {
+        this.app.log.warn({ err }, 'hot-reload: could not send a copy of a listening socket to the previous generation')
+      }
+    }
+  }
+
   /** This process is the serving generation now: the pid file names it. */
   private becameMain (): void {
+    this.emit('serving', { generation: this.generation, pid: this.pid })
     if (this.options.pidFile !== undefined && !this.context.supervised) writePidFile(this.options.pidFile, this.pid)
     // The first generation tells systemd it is up; a successor's predecessor sent MAINPID + READY.
     if (this.context.parent === undefined) void this.notify?.({ READY: '1', STATUS: `serving generation ${this.generation}` })
@@ -292,16 +310,47 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       await outcome.abort()
       return this.finishFailed(this.failure(startedAt, outcome.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', 'reload cancelled: shutting down')))
     }
-    outcome.commit(this.options.connectionHandoff)
-    if (this.options.connectionHandoff) this.handoffChannel = outcome.child
+    // Standalone keeps the channel until our drain is over: for handoffs and for news of later drains.
+    outcome.commit(true)
+    this.watchSuccessor(outcome.child, outcome.pid, outcome.listenerCopies)
     const result: ReloadResult = { ok: true, generation: next, pid: outcome.pid, durationMs: Math.round(performance.now() - startedAt), successorPid: outcome.pid }
     void this.notify?.({ MAINPID: String(outcome.pid), READY: '1', STATUS: `serving generation ${next}` })
     this.recordReload(result)
     this.app.log.info({ generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
       `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms; draining generation ${this.generation}`)
     this.emit('reloaded', result)
-    void this.drain('reload').then(() => process.exit(0))
+    void this.drain('reload').then((drained) => { if (drained !== undefined) process.exit(0) })
     return result
+  }
+
+  private watchSuccessor (child: ChildProcess, pid: number, copies: ListenerCopy[]): void {
+    this.successorChannel = child
+    this.retirement = new Retirement(child, pid, this.options.probation, copies)
+    child.on('message', (raw: unknown) => {
+      const message = unwrap(raw) as ChildMessage | undefined
+      if (message?.type === 'behind') this.onBehind(message.newer)
+    })
+    // We drain now: the generation before us (if it still drains) learns it is one further behind.
+    this.context.parent?.sendBehind(1)
+  }
+
+  /** `newer` generations after us are draining: our successor has moved on, and we may be one too many. */
+  private onBehind (newer: number): void {
+    this.retirement?.endProbation()
+    this.context.parent?.sendBehind(newer + 1)
+    const draining = newer + 1
+    if (draining > this.options.maxDrainingGenerations) {
+      this.cutNow(`${draining} generations are draining, more than maxDrainingGenerations (${this.options.maxDrainingGenerations}); this is the oldest`)
+    }
+  }
+
+  /** Ends our drain now: the connections still open are cut and counted. */
+  private cutNow (why: string): void {
+    if (this.current !== 'draining') return
+    this.retirement?.endProbation()
+    const cut = this.tracker.cutAll()
+    this.cutConnections += cut
+    this.app.log.warn({ cutConnections: cut }, `hot-reload: ${why}; closed ${cut} connection(s) still open`)
   }
 
   private recordReload (result: ReloadResult): void {
@@ -350,15 +399,16 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     this.shuttingDown = true
     this.successor?.cancel('reload cancelled: shutting down')
     await this.reloading
-    return this.drain('shutdown')
+    return await this.drain('shutdown') as DrainResult
   }
 
-  private drain (reason: DrainReason): Promise<DrainResult> {
+  /** Resolves with the result once closed, or undefined when the generation resumed serving instead. */
+  private drain (reason: DrainReason): Promise<DrainResult | undefined> {
     if (this.draining === undefined) this.draining = this.runDrain(reason)
     return this.draining
   }
 
-  private async runDrain (reason: DrainReason): Promise<DrainResult> {
+  private async runDrain (reason: DrainReason): Promise<DrainResult | undefined> {
     const startedAt = performance.now()
     const publicReason = reason === 'reload' ? 'reload' : 'shutdown'
     this.setState('draining')
@@ -372,26 +422,31 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       if (address !== null) this.listenerKeys.set(server, formatAddress(address))
     }
     this.stopAccepting(reason === 'shutdown')
-    let cutConnections = 0
     const deadline = setTimeout(() => {
-      cutConnections = this.tracker.cutAll()
-      this.app.log.warn({ cutConnections }, `hot-reload: drainTimeout (${this.options.drainTimeout} ms) reached; closed ${cutConnections} connection(s) still open`)
+      this.cutNow(`drainTimeout (${this.options.drainTimeout} ms) reached`)
     }, this.options.drainTimeout)
     const handoff = reason === 'reload' && this.options.connectionHandoff
       ? (socket: Socket, server: HttpServer) => this.handOff(socket, server)
       : undefined
-    // Connections handed over are gone from here once their handle has reached the successor; one
-    // whose handoff failed comes back and drains here.
-    do {
-      await this.tracker.drain(this.options.idleGrace, handoff)
-      while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight)
-    } while (this.tracker.size > 0)
-    clearTimeout(deadline)
+    const drained = this.drainConnections(handoff).finally(() => clearTimeout(deadline))
+    const retirement = reason === 'reload' ? this.retirement : undefined
+    if (retirement !== undefined) {
+      // The successor's probation: should it die before it is over, we serve again.
+      const lost = await Promise.race([drained.then(() => retirement.over).then(() => undefined), retirement.lost])
+      if (lost !== undefined && !this.shuttingDown) {
+        clearTimeout(deadline)
+        this.resume(retirement, lost)
+        return undefined
+      }
+      retirement.release()
+    } else {
+      await drained
+    }
     // Every handed-over connection was sent: the successor runs on by itself.
-    if (this.handoffChannel?.connected === true) this.handoffChannel.disconnect()
-    this.handoffChannel?.unref()
+    if (this.successorChannel?.connected === true) this.successorChannel.disconnect()
+    this.successorChannel?.unref()
     const movedConnections = this.tracker.movedConnections
-    const result: DrainResult = { durationMs: Math.round(performance.now() - startedAt), cutConnections, movedConnections, reason: publicReason }
+    const result: DrainResult = { durationMs: Math.round(performance.now() - startedAt), cutConnections: this.cutConnections, movedConnections, reason: publicReason }
     this.app.log.info(result, `hot-reload: generation ${this.generation} drained after ${result.durationMs} ms`)
     try {
       await this.app.close()
@@ -403,10 +458,50 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     return result
   }
 
+  /**
+   * Connections handed over are gone from here once their handle has reached the successor; one
+   * whose handoff failed comes back and drains here. Stops early when the drain is given up (resume).
+   */
+  private async drainConnections (handoff: ((socket: Socket, server: HttpServer) => boolean) | undefined): Promise<void> {
+    do {
+      await this.tracker.drain(this.options.idleGrace, handoff)
+      while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight)
+    } while (this.tracker.size > 0 && this.current === 'draining')
+  }
+
+  /** Our successor died during its probation: take the sockets back and serve again. */
+  private resume (retirement: Retirement, reason: string): void {
+    this.tracker.resume()
+    this.retirement = undefined
+    this.successorChannel = undefined
+    this.draining = undefined
+    const copies = retirement.takeCopies()
+    for (const server of this.servers) {
+      // Our drain switched this off; the prototype's method is back.
+      delete (server as Server & { closeIdleConnections?: unknown }).closeIdleConnections
+      const key = this.listenerKeys.get(server)
+      const copy = key === undefined ? undefined : copies.get(key)
+      if (copy === undefined) {
+        if (key !== undefined) this.app.log.error(`hot-reload: no copy of ${key} came back; that address stays dark`)
+        continue
+      }
+      copies.delete(key as string)
+      server.listen(copy)
+      if (key?.startsWith('unix:') === true) setPipeName(server, key.slice('unix:'.length))
+    }
+    for (const copy of copies.values()) copy.close()
+    this.setState('serving')
+    this.becameMain()
+    void this.notify?.({ MAINPID: String(this.pid), READY: '1', STATUS: `serving generation ${this.generation} again: ${reason}` })
+    this.app.log.error({ successorPid: retirement.successorPid, generation: this.generation },
+      `hot-reload: ${reason}; generation ${this.generation} took its sockets back and serves again`)
+    this.emit('resumed', { generation: this.generation, successorPid: retirement.successorPid, reason })
+  }
+
   /** Sends an idle keep-alive connection to the next generation; false when it cannot move. */
   private handOff (socket: Socket, server: HttpServer): boolean {
     const listener = this.listenerKeys.get(server)
-    const channel = this.handoffChannel
+    const channel = this.successorChannel
     const parent = this.context.parent
     const supervisedUp = this.context.supervised && parent !== undefined && process.connected
     if (listener === undefined || (!supervisedUp && channel?.connected !== true)) return false

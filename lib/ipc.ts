@@ -7,8 +7,13 @@ const KEY = 'fastify-hot-reload'
 export type ChildMessage =
   | { type: 'ready', pid: number, generation: number }
   | { type: 'failed', message: string }
-  /** A listening socket the worker bound itself, sent with its handle (supervised mode). */
+  /**
+   * A listening socket, sent with its handle: one the worker bound itself (supervised mode), or a
+   * copy of an adopted one that the previous generation keeps during the probation (standalone).
+   */
   | { type: 'listener', address: string }
+  /** Standalone: `newer` generations, the sender first, are draining now (see maxDrainingGenerations). */
+  | { type: 'behind', newer: number }
   /** The app called reload() or got a reload signal: the supervisor does reloads (supervised mode). */
   | { type: 'reload-request', id: number }
   /** An idle keep-alive connection handed to the next generation, sent with its handle. */
@@ -25,6 +30,8 @@ export type ParentMessage =
   | { type: 'abort' }
   /** Supervised mode: a successor serves now; drain and exit. */
   | { type: 'drain' }
+  /** Supervised mode: too many generations drain at once; end this drain now (cut what is left). */
+  | { type: 'cut' }
   | { type: 'reload-result', id: number, result: WireReloadResult }
 
 export function unwrap (value: unknown): { type: string, [key: string]: unknown } | undefined {

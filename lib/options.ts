@@ -17,6 +17,8 @@ export interface ResolvedOptions {
   successor: SuccessorOptions
   pidFile: string | undefined
   connectionHandoff: boolean
+  probation: number
+  maxDrainingGenerations: number
 }
 
 export const DEFAULTS = {
@@ -27,7 +29,9 @@ export const DEFAULTS = {
   healthPath: '/health',
   livenessPath: '/health/live',
   gracefulShutdown: true,
-  connectionHandoff: false
+  connectionHandoff: false,
+  probation: 2_000,
+  maxDrainingGenerations: 5
 }
 
 // Signals a process cannot catch, or that the plugin keeps for graceful shutdown.
@@ -35,7 +39,8 @@ const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
 const SHUTDOWN_SIGNALS = new Set(['SIGTERM', 'SIGINT'])
 const KNOWN_OPTIONS = new Set([
   'reloadSignals', 'readyTimeout', 'drainTimeout', 'idleGrace', 'healthPath', 'livenessPath',
-  'underPressure', 'gracefulShutdown', 'successor', 'pidFile', 'connectionHandoff'
+  'underPressure', 'gracefulShutdown', 'successor', 'pidFile', 'connectionHandoff', 'probation',
+  'maxDrainingGenerations'
 ])
 const SUCCESSOR_KEYS = new Set(['execPath', 'execArgv', 'args', 'env', 'cwd'])
 
@@ -60,6 +65,14 @@ function milliseconds (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > 2 ** 31 - 1) {
     throw invalid(name, 'a whole number of milliseconds from 1 to 2147483647', value)
+  }
+  return value
+}
+
+function wholeNumber (name: string, value: unknown, fallback: number, min: number, max: number, unit: string): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(name, `a whole number of ${unit} from ${min} to ${max}`, value)
   }
   return value
 }
@@ -158,7 +171,9 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     gracefulShutdown: (opts.gracefulShutdown as boolean | undefined) ?? DEFAULTS.gracefulShutdown,
     successor: successorOptions(opts.successor),
     pidFile: pidFile(opts.pidFile),
-    connectionHandoff: (opts.connectionHandoff as boolean | undefined) ?? DEFAULTS.connectionHandoff
+    connectionHandoff: (opts.connectionHandoff as boolean | undefined) ?? DEFAULTS.connectionHandoff,
+    probation: wholeNumber('probation', opts.probation, DEFAULTS.probation, 0, 2 ** 31 - 1, 'milliseconds'),
+    maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, 1, 1000, 'generations')
   }
 }
 

@@ -18,6 +18,7 @@ export class ParentLink {
   private nextReloadId = 1
   private abortHandler: () => void = () => process.exit(1)
   private drainHandler: () => void = () => process.exit(0)
+  private cutHandler: () => void = () => {}
   private connectionHandler: (listener: string, handle: object) => void = (_listener, handle) => closeHandle(handle)
   private keepChannel = false
 
@@ -32,6 +33,7 @@ export class ParentLink {
       if (message.type === 'commit') this.keepChannel = message.keepChannel === true
       if (message.type === 'commit' || message.type === 'abort') this.settle(message.type)
       else if (message.type === 'drain') this.drainHandler()
+      else if (message.type === 'cut') this.cutHandler()
       else if (message.type === 'reload-result') this.reloads.get(message.id)?.(fromWire(message.result))
     })
     // A parent that is gone can no longer serve: we are the serving generation.
@@ -71,6 +73,16 @@ export class ParentLink {
     this.drainHandler = handler
   }
 
+  /** Supervised mode: called when the supervisor says too many generations drain (end the drain now). */
+  onCut (handler: () => void): void {
+    this.cutHandler = handler
+  }
+
+  /** Standalone: tells the previous generation, if it still runs, how many newer generations drain now. */
+  sendBehind (newer: number): void {
+    this.send({ type: 'behind', newer })
+  }
+
   /** Reports ready and resolves with the parent's verdict. */
   ready (pid: number, generation: number): Promise<Verdict> {
     this.send({ type: 'ready', pid, generation })
@@ -84,7 +96,10 @@ export class ParentLink {
     this.send({ type: 'failed', message })
   }
 
-  /** Supervised mode: hands a listening socket we bound to the supervisor, which keeps it. */
+  /**
+   * Hands a listening socket to the parent, which keeps it without accepting on it: one we bound
+   * (supervised mode), or a copy of an adopted one for the probation (standalone).
+   */
   sendListener (address: string, server: Server): Promise<void> {
     const handle = listeningHandle(server)
     return new Promise((resolve, reject) => {

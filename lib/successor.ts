@@ -14,8 +14,14 @@ export interface SpawnPlan {
   fds: number[]
 }
 
+/** A copy of one of our listening sockets that the successor sent back (standalone): a raw handle, not accepting. */
+export interface ListenerCopy {
+  address: string
+  handle: { fd?: number, close: () => void }
+}
+
 export type SuccessorOutcome =
-  | { ok: true, pid: number, child: ChildProcess, commit: (keepChannel?: boolean) => void, abort: () => Promise<void> }
+  | { ok: true, pid: number, child: ChildProcess, listenerCopies: ListenerCopy[], commit: (keepChannel?: boolean) => void, abort: () => Promise<void> }
   | { ok: false, pid: number | undefined, error: HotReloadError }
 
 export interface StartedSuccessor {
@@ -72,6 +78,7 @@ function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
 function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, expose: (cancel: (reason: string) => void) => void): Promise<SuccessorOutcome> {
   return new Promise((resolve) => {
     let settled = false
+    const listenerCopies: ListenerCopy[] = []
     const exited = new Promise<void>((resolveExit) => {
       if (child.exitCode !== null || child.signalCode !== null) resolveExit()
       else child.once('exit', () => resolveExit())
@@ -91,18 +98,22 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     function fail (error: HotReloadError): void {
       if (settled) return
       cleanup()
+      for (const copy of listenerCopies.splice(0)) copy.handle.close()
       // Keep an 'error' listener: a late EPIPE on the channel must not crash the serving process.
       child.on('error', () => {})
       takeDown(child, exited, timings.abortGrace).then(() => resolve({ ok: false, pid: child.pid, error }))
     }
 
-    function onMessage (raw: unknown): void {
+    function onMessage (raw: unknown, handle: unknown): void {
       const message = unwrap(raw) as ChildMessage | undefined
       if (message === undefined) return
-      if (message.type === 'ready') {
+      if (message.type === 'listener') {
+        // Supervised workers' listener messages are the supervisor's (it tracks them itself).
+        if (timings.supervised !== true && isHandle(handle)) listenerCopies.push({ address: message.address, handle })
+      } else if (message.type === 'ready') {
         cleanup()
         child.on('error', () => {})
-        resolve({ ok: true, pid: child.pid as number, child, commit: (keepChannel = false) => commit(child, keepChannel || timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace) })
+        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, commit: (keepChannel = false) => commit(child, keepChannel || timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace) })
       } else if (message.type === 'failed') {
         fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
       }
@@ -125,6 +136,10 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     child.on('error', onError)
     expose((reason) => fail(hotReloadError('HOT_RELOAD_NOT_SERVING', reason)))
   })
+}
+
+function isHandle (value: unknown): value is ListenerCopy['handle'] {
+  return typeof value === 'object' && value !== null && typeof (value as { close?: unknown }).close === 'function'
 }
 
 export function send (child: ChildProcess, message: ParentMessage, then?: () => void): void {

@@ -47,6 +47,18 @@ export interface HotReloadOptions {
    * of closing them: clients keep their connection, no reconnect. Default `false`.
    */
   connectionHandoff?: boolean
+  /**
+   * Standalone mode: after a reload, the old generation keeps a copy of the listening sockets (not
+   * accepting on them) until the successor has served this long (ms). If the successor exits
+   * meanwhile, the old generation takes the sockets back and serves again (event `resumed`).
+   * Default 2000; 0 turns it off. Under the supervisor, which holds the sockets, it does not apply.
+   */
+  probation?: number
+  /**
+   * How many old generations may be draining at once. When a reload would make one more, the oldest
+   * ends its drain now: what it still has open is cut (and counted in its log). Default 5.
+   */
+  maxDrainingGenerations?: number
 }
 
 /** What a reload did. `generation` and `pid` name the generation serving once it is over. */
@@ -81,6 +93,10 @@ export interface HotReloadEvents {
   reloadFailed: [result: ReloadResult]
   draining: [info: { reason: 'reload' | 'shutdown' }]
   drained: [result: DrainResult]
+  /** This process became the serving generation: at first start, when its predecessor committed it, or when it resumed. */
+  serving: [info: { generation: number, pid: number }]
+  /** The successor exited during its probation: this generation took the sockets back and serves again. */
+  resumed: [info: { generation: number, successorPid: number, reason: string }]
 }
 
 /** The `fastify.hotReload` decorator. */

@@ -21,7 +21,9 @@ app.register(hotReload, {
   gracefulShutdown: false,
   successor: { execPath: '/usr/bin/node', execArgv: [], args: ['app.js'], env: { A: 'b', B: undefined }, cwd: '/srv/current' },
   pidFile: '/run/app.pid',
-  connectionHandoff: true
+  connectionHandoff: true,
+  probation: 0,
+  maxDrainingGenerations: 3
 })
 app.register(hotReload, { prefix: '/api' })
 
@@ -74,6 +76,12 @@ app.hotReload.on('state', (state, previous) => {
   expectType<HotReloadState>(previous)
 })
 app.hotReload.on('draining', (info) => expectType<'reload' | 'shutdown'>(info.reason))
+app.hotReload.on('serving', (info) => expectType<{ generation: number, pid: number }>(info))
+app.hotReload.on('resumed', (info) => {
+  expectType<number>(info.successorPid)
+  expectType<string>(info.reason)
+})
+expectError(app.register(hotReload, { probation: '2s' }))
 expectError(app.hotReload.on('no-such-event', () => {}))
 expectError(app.hotReload.on('drained', (d: string) => d))
 

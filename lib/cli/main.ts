@@ -31,6 +31,8 @@ Options:
   --drain-timeout <ms>      how long an old generation may take to drain (default 30000)
   --restart-delay <ms>      first delay before restarting a crashed worker (default 100)
   --restart-max-delay <ms>  cap of the exponential restart delay (default 10000)
+  --max-draining <n>        old generations that may drain at once; a reload beyond it makes the
+                            oldest cut what it still has open and exit (default 5)
   --reload-signal <SIG>     signal that reloads (repeatable; default SIGHUP and SIGUSR2)
   --pid-file <path>         write the supervisor's pid here (atomically)
   --control <path>          control socket (default: <private dir>/<name>.sock)
@@ -67,6 +69,14 @@ function ms (name: string, value: string | undefined, fallback: number): number 
   if (value === undefined) return fallback
   if (!/^\d+$/.test(value) || Number(value) <= 0 || Number(value) > 2 ** 31 - 1) {
     throw new UsageError(`--${name} must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(value)}`)
+  }
+  return Number(value)
+}
+
+function count (name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) {
+    throw new UsageError(`--${name} must be a whole number from 1 to 1000, got ${JSON.stringify(value)}`)
   }
   return Number(value)
 }
@@ -115,6 +125,7 @@ async function start (argv: string[]): Promise<number> {
     'drain-timeout': { type: 'string' },
     'restart-delay': { type: 'string' },
     'restart-max-delay': { type: 'string' },
+    'max-draining': { type: 'string' },
     'reload-signal': { type: 'string', multiple: true },
     'pid-file': { type: 'string' },
     control: { type: 'string' },
@@ -130,6 +141,7 @@ async function start (argv: string[]): Promise<number> {
   const drainTimeout = ms('drain-timeout', values['drain-timeout'] as string | undefined, 30_000)
   const restartDelay = ms('restart-delay', values['restart-delay'] as string | undefined, 100)
   const restartMaxDelay = ms('restart-max-delay', values['restart-max-delay'] as string | undefined, 10_000)
+  const maxDraining = count('max-draining', values['max-draining'] as string | undefined, 5)
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   const command = appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
   const controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath((values.name as string | undefined) ?? nameFromCommand(command))
@@ -150,7 +162,7 @@ async function start (argv: string[]): Promise<number> {
   const launch = captureLaunch()
   const notify = createNotifier(process.env, log)
   const supervisor = new Supervisor({
-    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, activated, log,
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, activated, log,
     notify: notify === undefined ? undefined : (state) => { void notify(state) }
   })
   const control = await listenControl(controlPath, async (request) => {

@@ -27,6 +27,8 @@ export interface SupervisorOptions {
   drainTimeout: number
   restartDelay: number
   restartMaxDelay: number
+  /** Old generations that may drain at once; beyond it the oldest is told to cut what is left. */
+  maxDraining: number
   /** Sockets systemd passed us (socket activation); more may come from the first worker. */
   activated: InheritedSocket[]
   log: SupervisorLogger
@@ -42,6 +44,8 @@ interface Worker {
   state: WorkerState
   startedAt: number
   servingSince?: number
+  /** Told to end its drain now (too many generations draining). */
+  cut?: boolean
 }
 
 interface HeldSocket {
@@ -191,11 +195,24 @@ export class Supervisor extends EventEmitter {
         previous.state = 'draining'
         send(previous.child, { type: 'drain' })
       }
+      this.limitDraining()
       this.options.notify?.({ READY: '1', STATUS: `serving generation ${next}` })
     }
     if (why === 'reload') this.lastReload = result
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
+  }
+
+  /** Like HAProxy's mworker-max-reloads: the oldest draining generations beyond the limit end now. */
+  private limitDraining (): void {
+    const draining = [...this.workers.values()].filter((w) => w.state === 'draining').sort((a, b) => a.generation - b.generation)
+    for (const worker of draining.slice(0, Math.max(0, draining.length - this.options.maxDraining))) {
+      if (worker.cut === true) continue
+      worker.cut = true
+      this.options.log.warn({ workerPid: worker.pid },
+        `supervisor: ${draining.length} generations draining, more than --max-draining (${this.options.maxDraining}); generation ${worker.generation} (pid ${worker.pid}) cuts what it still has open`)
+      send(worker.child, { type: 'cut' })
+    }
   }
 
   private track (child: ChildProcess, pid: number, generation: number): Worker {

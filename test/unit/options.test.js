@@ -20,6 +20,8 @@ test('defaults', async (t) => {
     t.same(options.successor, {}, 'successor')
     t.equal(options.pidFile, undefined, 'pidFile')
     t.equal(options.connectionHandoff, false, 'connectionHandoff')
+    t.equal(options.probation, 2000, 'probation')
+    t.equal(options.maxDrainingGenerations, 5, 'maxDrainingGenerations')
   }
   t.same(DEFAULTS.reloadSignals, ['SIGUSR2'])
 })
@@ -41,6 +43,8 @@ test('valid values are kept', async (t) => {
     underPressure: { maxEventLoopDelay: 1000 },
     gracefulShutdown: false,
     connectionHandoff: true,
+    probation: 0,
+    maxDrainingGenerations: 1,
     successor: { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' }
   })
   t.same(options.reloadSignals, ['SIGHUP'])
@@ -52,6 +56,8 @@ test('valid values are kept', async (t) => {
   t.same(options.underPressure, { maxEventLoopDelay: 1000 })
   t.equal(options.gracefulShutdown, false)
   t.equal(options.connectionHandoff, true)
+  t.equal(options.probation, 0, 'probation 0 turns it off')
+  t.equal(options.maxDrainingGenerations, 1)
   t.same(options.successor, { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' })
 })
 
@@ -137,6 +143,13 @@ const invalid = [
   [{ gracefulShutdown: 1 }, 'gracefulShutdown', /true or false/],
   [{ gracefulShutdown: null }, 'gracefulShutdown', /true or false/],
   [{ connectionHandoff: 'true' }, 'connectionHandoff', /true or false/],
+  // probation, maxDrainingGenerations
+  [{ probation: -1 }, 'probation', /a whole number of milliseconds from 0 to 2147483647, got number -1/],
+  [{ probation: 1.5 }, 'probation', /whole number of milliseconds/],
+  [{ probation: '2s' }, 'probation', /got string "2s"/],
+  [{ maxDrainingGenerations: 0 }, 'maxDrainingGenerations', /a whole number of generations from 1 to 1000, got number 0/],
+  [{ maxDrainingGenerations: 1001 }, 'maxDrainingGenerations', /from 1 to 1000/],
+  [{ maxDrainingGenerations: '3' }, 'maxDrainingGenerations', /got string "3"/],
   // successor
   [{ successor: [] }, 'successor', /an object/],
   [{ successor: 'node app.js' }, 'successor', /an object/],

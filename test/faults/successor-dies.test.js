@@ -1,0 +1,80 @@
+'use strict'
+// Faults of the new generation: it dies right after it took over, or is killed while it boots.
+// The service keeps answering, and the operator is told.
+const { test } = require('tap')
+const { writeRelease, waitUntilGone, isAlive, sleep } = require('../helpers/processes')
+const { request, serviceUnderLoad } = require('./common')
+
+const GOOD = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 5000 }
+// Keep-alive clients and clients that open a connection per request, side by side.
+const MIXED_LOAD = [{ connections: 5, keepAlive: true }, { connections: 5, keepAlive: false }]
+
+function refused (stats) {
+  return stats.reduce((sum, s) => sum + (s.errors.ECONNREFUSED || 0), 0)
+}
+
+test('a successor that exits right after it took over: the old generation takes its sockets back', async (t) => {
+  const plugin = { ...GOOD, probation: 5000 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin, load: MIXED_LOAD })
+  writeRelease(dir, { version: 2, plugin, exitAfterServingMs: 200 })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  const resumed = await service.waitForLine((l) => /serves again/.test(l.msg || ''), 15000, 'the old generation to resume')
+  await sleep(500)
+  const stats = await stopLoads()
+  t.comment(JSON.stringify(stats))
+  t.equal(resumed.pid, service.pid, 'the old generation logged it')
+  t.equal(resumed.level, 50, 'as an error')
+  t.match(resumed.msg, new RegExp(`successor \\(pid ${successor}\\) exited with code 7`), 'naming the successor and how it ended')
+  t.notOk(isAlive(successor), 'the successor is gone')
+  t.equal(refused(stats), 0, 'no connection was refused: the listening socket never closed')
+  // Requests inside the successor when it died are lost with it; nothing else is.
+  const failed = stats.reduce((sum, s) => sum + s.failed, 0)
+  t.ok(failed <= 10, `at most the requests in flight in the dying successor failed (${failed}, 10 clients)`)
+  const answer = await request(target)
+  t.same([answer.status, answer.body.version, answer.body.pid], [200, 1, service.pid], 'release 1 answers, from the old generation')
+  t.equal((await request(target, { path: '/health' })).status, 200, '/health is 200 again')
+  // The next reload works: the old generation is a serving one again.
+  writeRelease(dir, { version: 3, plugin })
+  const result = await request(target, { method: 'POST', path: '/admin/reload' })
+  t.equal(result.body.ok, true, `the next reload works (${JSON.stringify(result.body.error)})`)
+  await waitUntilGone(service.pid)
+  t.equal((await request(target)).body.version, 3)
+})
+
+test('with probation 0 the same release takes the service down (why the probation exists)', async (t) => {
+  const plugin = { ...GOOD, probation: 0 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin, load: MIXED_LOAD })
+  writeRelease(dir, { version: 2, plugin, exitAfterServingMs: 200 })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  await waitUntilGone(successor)
+  await waitUntilGone(service.pid)
+  await sleep(300)
+  const stats = await stopLoads()
+  t.ok(refused(stats) > 0, `connections are refused once both are gone (${refused(stats)})`)
+  await t.rejects(request(target), { code: 'ECONNREFUSED' })
+})
+
+test('a successor killed with SIGKILL while it boots: the reload fails, nothing is lost', async (t) => {
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin: GOOD, load: MIXED_LOAD })
+  writeRelease(dir, { version: 2, plugin: GOOD, bootDelay: 3000 })
+  const reload = request(target, { method: 'POST', path: '/admin/reload', timeoutMs: 30000 })
+  const started = await service.waitForLine((l) => /reload started/.test(l.msg || ''), 10000, 'the reload to start')
+  const successor = started.successorPid
+  // It boots for 3 s before it listens: kill it in the middle.
+  await sleep(1000)
+  t.notOk(service.find((l) => l.pid === successor && /listening/.test(l.msg || '')), 'it was still booting')
+  process.kill(successor, 'SIGKILL')
+  const { body: result } = await reload
+  await sleep(300)
+  const stats = await stopLoads()
+  t.comment(JSON.stringify({ result, stats }))
+  t.equal(result.ok, false, 'reload() reports failure')
+  t.equal(result.error.code, 'HOT_RELOAD_SUCCESSOR_EXITED')
+  t.match(result.error.message, /signal SIGKILL/, 'naming the signal')
+  t.same(stats.map((s) => s.failed), [0, 0], 'no request failed')
+  t.same(stats.map((s) => s.non2xx), [0, 0], 'no non-2xx')
+  t.same(service.alive(), [service.pid], 'only the old generation is left')
+  t.equal((await request(target, { path: '/health' })).status, 200)
+})
