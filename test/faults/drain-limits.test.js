@@ -1,0 +1,170 @@
+'use strict'
+// Drains that cannot finish, reloads that pile up, and a supervisor stopped in the middle of a
+// reload: the service keeps answering and the number of old generations stays bounded.
+const path = require('node:path')
+const { test } = require('tap')
+const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf } = require('../helpers/processes')
+const { Load } = require('../../tools/load-recorder')
+const { request, serviceUnderLoad } = require('./common')
+
+const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
+
+/** A request that never ends by itself (the fixture answers /slow after `ms`). */
+function endless (target) {
+  return request(target, { path: '/slow?ms=600000', timeoutMs: 120000 }).then(
+    (answer) => ({ answered: answer.status }),
+    (err) => ({ error: err.code || err.message })
+  )
+}
+
+test('standalone: with maxDrainingGenerations 2, the oldest draining generation is cut at the next reload', async (t) => {
+  const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 60000, probation: 300, maxDrainingGenerations: 2 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin })
+  const generations = [service.pid]
+  const stuck = []
+  for (let next = 2; next <= 5; next++) {
+    // A request that never ends, held by the generation serving now.
+    stuck.push(endless(target))
+    await waitFor(() => service.find((l) => l.pid === generations.at(-1) && l.req?.url === '/slow?ms=600000'), 10000, 'the endless request to arrive')
+    writeRelease(dir, { version: next, plugin })
+    process.kill(generations.at(-1), 'SIGUSR2')
+    generations.push(await service.generationServing(next))
+    const draining = generations.slice(0, -1).filter(isAlive)
+    t.ok(draining.length <= 3, `after reload ${next - 1}: ${draining.length} draining (the cut one may still be closing)`)
+  }
+  // Generations 1 and 2 were one too many at the 3rd and 4th reloads.
+  await waitUntilGone(generations[0])
+  await waitUntilGone(generations[1])
+  const cuts = service.filter((l) => /more than maxDrainingGenerations \(2\); this is the oldest/.test(l.msg || ''))
+  t.same(cuts.map((l) => l.pid).sort(), [generations[0], generations[1]].sort(), 'the two oldest generations said why they ended their drain')
+  t.same(cuts.map((l) => l.cutConnections), [1, 1], 'each cut its one endless request, and counted it')
+  t.same(generations.slice(2).filter(isAlive), generations.slice(2), 'generations 3 and 4 still drain, 5 serves')
+  const outcomes = await Promise.race([Promise.all(stuck.slice(0, 2)), sleep(5000).then(() => 'pending')])
+  t.not(outcomes, 'pending', 'the cut requests ended')
+  t.ok(outcomes.every((o) => o.error !== undefined), `the cut requests failed, as cut requests do (${JSON.stringify(outcomes)})`)
+  const stats = await stopLoads()
+  t.equal(stats[0].failed, 0, `the ordinary load lost nothing (${JSON.stringify(stats[0].errors)})`)
+  t.equal(stats[0].non2xx, 0)
+})
+
+function startSupervised (t, dir, extra = []) {
+  const control = path.join(dir, 'ctl', 'app.sock')
+  const service = Service.start(t, {
+    cwd: dir,
+    args: [BIN, 'start', '--control', control, '--ready-timeout', '20000', '--drain-timeout', '60000', ...extra, '--', process.execPath, FIXTURE_APP]
+  })
+  return { control, service }
+}
+
+async function servingTarget (service) {
+  const url = await service.listening()
+  return { host: url.hostname, port: Number(url.port) }
+}
+
+test('supervised: with --max-draining 2, the oldest draining generation is cut at the next reload', async (t) => {
+  const dir = tempDir(t)
+  const plugin = { idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const { service } = startSupervised(t, dir, ['--max-draining', '2'])
+  const target = await servingTarget(service)
+  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  const stuck = []
+  const workers = [await service.generationServing(1)]
+  for (let next = 2; next <= 5; next++) {
+    stuck.push(endless(target))
+    await waitFor(() => service.find((l) => l.pid === workers.at(-1) && l.req?.url === '/slow?ms=600000'), 10000, 'the endless request to arrive')
+    writeRelease(dir, { version: next, plugin })
+    process.kill(service.pid, 'SIGHUP')
+    workers.push(await service.generationServing(next))
+  }
+  await waitUntilGone(workers[0])
+  await waitUntilGone(workers[1])
+  const orders = service.filter((l) => /more than --max-draining \(2\)/.test(l.msg || ''))
+  t.same(orders.map((l) => l.workerPid).sort(), [workers[0], workers[1]].sort(), 'the supervisor told the two oldest to end their drain')
+  const cuts = service.filter((l) => /too many generations draining; closed 1 connection/.test(l.msg || ''))
+  t.same(cuts.map((l) => l.pid).sort(), [workers[0], workers[1]].sort(), 'each cut its endless request and counted it')
+  t.same(workers.slice(2).filter(isAlive), workers.slice(2), 'generations 3 and 4 still drain, 5 serves')
+  const stats = await load.stop()
+  t.equal(stats.failed, 0, `the ordinary load lost nothing (${JSON.stringify(stats.errors)})`)
+  t.equal(stats.non2xx, 0)
+})
+
+test('20 reload signals in one second, sent to the serving pid as an operator would: 0 failed, one generation left', async (t) => {
+  const dir = tempDir(t)
+  const pidFile = path.join(dir, 'app.pid')
+  const plugin = { idleGrace: 300, readyTimeout: 20000, probation: 300, pidFile }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  const perRequest = new Load(target, { connections: 5, keepAlive: false }).start()
+  writeRelease(dir, { version: 2, plugin })
+  const fs = require('node:fs')
+  for (let i = 0; i < 20; i++) {
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'))
+    try { process.kill(pid, 'SIGUSR2') } catch {}
+    await sleep(50)
+  }
+  // Let the last reload (if any) finish and every old generation exit.
+  await waitFor(() => service.alive().length === 1 && !service.filter((l) => /reload started/.test(l.msg || '')).some((l) => isAlive(l.successorPid) && l.successorPid !== service.alive()[0]), 30000, 'one generation left')
+  const serving = service.alive()[0]
+  await sleep(300)
+  const stats = [await load.stop(), await perRequest.stop()]
+  t.comment(JSON.stringify(stats))
+  t.same(stats.map((s) => s.failed), [0, 0], 'no request failed')
+  t.same(stats.map((s) => s.non2xx), [0, 0], 'no non-2xx')
+  const started = service.filter((l) => /reload started/.test(l.msg || '')).length
+  const received = service.filter((l) => /SIGUSR2 received/.test(l.msg || '')).length
+  const answered = service.filter((l) => /already running|reload ignored/.test(l.msg || '')).length
+  t.ok(started >= 1 && started < received, `reloads were coalesced: ${received} signals, ${started} reloads`)
+  t.equal(started + answered, received, 'each signal started a reload or was logged as joined or ignored')
+  t.equal(Number(fs.readFileSync(pidFile, 'utf8')), serving, 'the pid file names the one generation left')
+  t.equal((await request(target, { path: '/health' })).body.pid, serving)
+})
+
+test('a reload while the previous drain still runs (long request): both finish, the long request gets its answer', async (t) => {
+  const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 20000, probation: 300 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin })
+  const long = request(target, { path: '/slow?ms=4000' })
+  await waitFor(() => service.find((l) => l.req?.url === '/slow?ms=4000'), 10000, 'the long request to arrive')
+  writeRelease(dir, { version: 2, plugin })
+  process.kill(service.pid, 'SIGUSR2')
+  const second = await service.generationServing(2)
+  writeRelease(dir, { version: 3, plugin })
+  process.kill(second, 'SIGUSR2')
+  const third = await service.generationServing(3)
+  t.ok(isAlive(service.pid), 'generation 1 still drains its long request')
+  const answer = await long
+  t.same([answer.status, answer.body.version], [200, 1], 'the long request finished on release 1')
+  await waitUntilGone(service.pid)
+  await waitUntilGone(second)
+  const stats = await stopLoads()
+  t.equal(stats[0].failed, 0, 'no request failed')
+  t.equal(stats[0].non2xx, 0)
+  t.same(service.alive(), [third])
+})
+
+test('supervisor: SIGTERM in the middle of a reload cancels it, finishes what is in flight and exits 0', async (t) => {
+  const dir = tempDir(t)
+  const plugin = { idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const { service } = startSupervised(t, dir)
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  const inFlight = request(target, { path: '/slow?ms=1500' })
+  writeRelease(dir, { version: 2, plugin, bootDelay: 5000 })
+  process.kill(service.pid, 'SIGHUP')
+  const started = await service.waitForLine((l) => /reload: starting generation 2/.test(l.msg || ''), 10000, 'the reload to start')
+  await sleep(300)
+  process.kill(service.pid, 'SIGTERM')
+  const exit = await Promise.race([service.exit, sleep(20000).then(() => 'timeout')])
+  t.same(exit, { code: 0, signal: null }, 'the supervisor exited 0')
+  const answer = await inFlight
+  t.same([answer.status, answer.body.version], [200, 1], 'the request in flight got its answer')
+  await waitUntilGone(started.workerPid, 5000)
+  t.notOk(isAlive(started.workerPid), 'the booting successor is gone')
+  t.same(childrenOf(service.pid), [], 'no child left behind')
+  t.same(service.alive(), [], 'no process left')
+  t.ok(service.find((l) => /cancelled: the supervisor is stopping|reload failed/.test(l.msg || '')), 'the reload was reported as cancelled')
+})
