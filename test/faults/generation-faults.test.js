@@ -78,3 +78,26 @@ test('a successor killed with SIGKILL while it boots: the reload fails, nothing 
   t.same(service.alive(), [service.pid], 'only the old generation is left')
   t.equal((await request(target, { path: '/health' })).status, 200)
 })
+
+test('the old generation killed with SIGKILL in the middle of its drain: the new one serves on', async (t) => {
+  const plugin = { ...GOOD, drainTimeout: 20000 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin, load: MIXED_LOAD })
+  const slow = request(target, { path: '/slow?ms=5000' }).then((answer) => answer, (err) => ({ error: err.code || err.message }))
+  writeRelease(dir, { version: 2, plugin })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  // Idle keep-alive connections leave the old generation after idleGrace; the slow request stays.
+  await sleep(800)
+  process.kill(service.pid, 'SIGKILL')
+  await waitUntilGone(service.pid)
+  await sleep(500)
+  const stats = await stopLoads()
+  t.comment(JSON.stringify(stats))
+  t.same(stats.map((s) => s.failed), [0, 0], 'no request of the ongoing load failed')
+  t.same(stats.map((s) => s.non2xx), [0, 0])
+  t.ok((await slow).error !== undefined, 'the request the killed process still held died with it (the limit)')
+  t.ok(isAlive(successor), 'the new generation lives on')
+  const answer = await request(target)
+  t.same([answer.status, answer.body.version, answer.body.pid], [200, 2, successor])
+  t.equal((await request(target, { path: '/health' })).status, 200)
+})
