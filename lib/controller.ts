@@ -67,6 +67,8 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private readonly listenerKeys = new Map<Server, string>()
   /** Handed-over connections whose handle is still on its way (Node sends one at a time). */
   private readonly handoffsInFlight = new Set<Promise<void>>()
+  /** Settles each handoff still waiting for its send callback (Node drops queued ones when the channel dies). */
+  private readonly pendingHandoffs = new Set<(err?: Error | null) => void>()
 
   constructor (
     private readonly app: FastifyInstance,
@@ -326,6 +328,10 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private watchSuccessor (child: ChildProcess, pid: number, copies: ListenerCopy[]): void {
     this.successorChannel = child
     this.retirement = new Retirement(child, pid, this.options.probation, copies)
+    // A successor that dies takes the handoffs still queued on its channel with it: they stay here.
+    child.once('exit', () => {
+      for (const sent of [...this.pendingHandoffs]) sent(new Error('the successor exited before it took the connection'))
+    })
     child.on('message', (raw: unknown) => {
       const message = unwrap(raw) as ChildMessage | undefined
       if (message?.type === 'behind') this.onBehind(message.newer)
@@ -509,7 +515,11 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     if (handle === null) return false
     // Our copy of the fd goes once theirs is on its way; the connection itself stays open.
     const inFlight = new Promise<void>((resolve) => {
+      let settled = false
       const sent = (err?: Error | null): void => {
+        if (settled) return
+        settled = true
+        this.pendingHandoffs.delete(sent)
         if (err === undefined || err === null) {
           socket.destroy()
         } else if (reattachConnection(socket)) {
@@ -523,6 +533,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
         this.handoffsInFlight.delete(inFlight)
         resolve()
       }
+      this.pendingHandoffs.add(sent)
       if (supervisedUp) parent.sendConnection(listener, handle).then(() => sent(), sent)
       else (channel as ChildProcess).send(wrap({ type: 'connection', listener }), handle as Socket, sent)
     })

@@ -101,3 +101,27 @@ test('the old generation killed with SIGKILL in the middle of its drain: the new
   t.same([answer.status, answer.body.version, answer.body.pid], [200, 2, successor])
   t.equal((await request(target, { path: '/health' })).status, 200)
 })
+
+test('with connectionHandoff, a successor that dies in the middle of the handoffs: the old generation serves on', async (t) => {
+  const plugin = { ...GOOD, connectionHandoff: true, probation: 5000 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin, load: { connections: 10, keepAlive: true } })
+  writeRelease(dir, { version: 2, plugin, exitAfterServingMs: 0 })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  await service.waitForLine((l) => /serves again/.test(l.msg || ''), 15000, 'the old generation to resume')
+  await sleep(500)
+  const [stats] = await stopLoads()
+  t.comment(JSON.stringify(stats))
+  t.notOk(isAlive(successor))
+  t.equal(stats.errors.ECONNREFUSED, undefined, 'no connection was refused')
+  t.equal(stats.errors.TIMEOUT, undefined, 'no connection was left hanging (handoffs still queued stay in the old generation)')
+  // Connections already handed over died with the successor; their clients reconnect.
+  t.ok(stats.failed <= 10, `at most one request per handed-over connection failed (${stats.failed}, 10 clients)`)
+  const answer = await request(target)
+  t.same([answer.status, answer.body.version, answer.body.pid], [200, 1, service.pid], 'the old generation serves')
+  const after = new (require('../../tools/load-recorder').Load)(target, { connections: 5, keepAlive: true }).start()
+  await sleep(500)
+  const later = await after.stop()
+  t.equal(later.failed, 0, 'and loses nothing afterwards')
+  t.same(later.pids, [service.pid])
+})
