@@ -168,3 +168,32 @@ test('supervisor: SIGTERM in the middle of a reload cancels it, finishes what is
   t.same(service.alive(), [], 'no process left')
   t.ok(service.find((l) => /cancelled: the supervisor is stopping|reload failed/.test(l.msg || '')), 'the reload was reported as cancelled')
 })
+
+test('an SSE stream that never ends is cut at drainTimeout, counted, and the old generation exits', async (t) => {
+  const http = require('node:http')
+  const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 1500, probation: 300 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin })
+  let events = ''
+  const stream = new Promise((resolve) => {
+    http.get({ ...target, path: '/events', agent: false }, (response) => {
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { events += chunk })
+      response.on('end', () => resolve('ended'))
+      response.on('error', () => resolve('error'))
+      response.on('aborted', () => resolve('aborted'))
+    }).on('error', () => resolve('error'))
+  })
+  await waitFor(() => events.includes('data: 1'), 5000, 'the first event')
+  writeRelease(dir, { version: 2, plugin })
+  process.kill(service.pid, 'SIGUSR2')
+  await service.generationServing(2)
+  const end = await Promise.race([stream, sleep(10000).then(() => 'still open')])
+  t.not(end, 'still open', `the stream was cut (${end})`)
+  const cut = await service.waitForLine((l) => l.pid === service.pid && /drainTimeout \(1500 ms\) reached; closed 1 connection/.test(l.msg || ''), 5000, 'the cut to be logged')
+  t.equal(cut.cutConnections, 1, 'one connection cut, counted in the log')
+  await waitUntilGone(service.pid)
+  const drained = service.find((l) => l.pid === service.pid && /drained after/.test(l.msg || ''))
+  t.equal(drained.cutConnections, 1, 'and in the drain result')
+  const stats = await stopLoads()
+  t.equal(stats[0].failed, 0, 'the ordinary load lost nothing')
+})
