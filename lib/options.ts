@@ -1,8 +1,8 @@
 // Validates the plugin options at registration: every mistake names the option and what was expected.
-import { accessSync, constants as fsConstants } from 'node:fs'
 import { constants as osConstants } from 'node:os'
-import { dirname, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { hotReloadError } from './errors'
+import { pidFileProblem } from './pid-file'
 import type { HotReloadOptions, SuccessorOptions, UnderPressureOptions } from './types'
 
 export interface ResolvedOptions {
@@ -181,11 +181,8 @@ function pidFile (value: unknown): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || value === '') throw invalid('pidFile', 'a file path', value)
   const path = resolve(value)
-  try {
-    accessSync(dirname(path), fsConstants.W_OK)
-  } catch {
-    throw invalid('pidFile', `a path in a directory we can write (${dirname(path)} is missing or not writable)`, value)
-  }
+  const problem = pidFileProblem(path)
+  if (problem !== null) throw invalid('pidFile', `a path in a directory we can write (${problem})`, value)
   return path
 }
 

@@ -1,12 +1,35 @@
 // A standalone service's pid file (for systemd PIDFile= and the reload command), written
 // atomically, and beside it the outcome of the last reload, so that `fastify-hot-reload reload
 // --pid-file` can tell whether the reload it asked for worked.
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 
 function writeAtomically (path: string, text: string): void {
   const temporary = `${path}.${process.pid}.tmp`
   writeFileSync(temporary, text)
   renameSync(temporary, path)
+}
+
+/**
+ * Why a pid file cannot be kept at `path`, or null when it can. Tried for real, with the temporary
+ * name writePidFile uses: permission bits say nothing for root, who still cannot create a file under
+ * a regular file, in /proc, or on a read-only mount.
+ */
+export function pidFileProblem (path: string): string | null {
+  const dir = dirname(path)
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`
+  } catch (err) {
+    return `directory ${dir} is missing (${(err as NodeJS.ErrnoException).code ?? 'no access'})`
+  }
+  const temporary = `${path}.${process.pid}.tmp`
+  try {
+    closeSync(openSync(temporary, 'w'))
+  } catch (err) {
+    return `directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? String(err)})`
+  }
+  try { unlinkSync(temporary) } catch {}
+  return null
 }
 
 export function reloadRecordPath (pidFile: string): string {

@@ -16,16 +16,24 @@ export function readSocketActivation (env: Env, pid: number = process.pid): Inhe
   if (!/^\d+$/.test(countText) || Number(countText) > 1024) {
     throw hotReloadError('HOT_RELOAD_INVALID_HANDOFF', `fastify-hot-reload: LISTEN_FDS: expected the number of sockets systemd passed, got ${JSON.stringify(env[ENV.fds])}`)
   }
+  const count = Number(countText)
+  // As sd_listen_fds_with_names(): names, when given, are one per fd; another count is an error (EINVAL).
+  const namesText = env[ENV.names]
+  if (count > 0 && namesText !== undefined && namesText.split(':').length !== count) {
+    throw hotReloadError('HOT_RELOAD_INVALID_HANDOFF',
+      `fastify-hot-reload: LISTEN_FDNAMES: expected ${count} names separated by ":" (one per LISTEN_FDS socket), got ${JSON.stringify(namesText)}`)
+  }
+  const expected = `expected ${count} listening socket(s) at fd ${FIRST_FD}${count > 1 ? ` to ${FIRST_FD + count - 1}` : ''}`
   const sockets: InheritedSocket[] = []
-  for (let index = 0; index < Number(countText); index++) {
+  for (let index = 0; index < count; index++) {
     const fd = FIRST_FD + index
     const kind = fdKind(fd)
     if (kind !== 'socket') {
-      throw hotReloadError('HOT_RELOAD_INVALID_HANDOFF', `fastify-hot-reload: LISTEN_FDS: fd ${fd} ${kind === 'closed' ? 'is not open' : 'is not a socket'}`)
+      throw hotReloadError('HOT_RELOAD_INVALID_HANDOFF', `fastify-hot-reload: LISTEN_FDS: ${expected}, but fd ${fd} ${kind === 'closed' ? 'is not open' : 'is not a socket'}`)
     }
     const address = addressOfFd(fd)
     if (address === null) {
-      throw hotReloadError('HOT_RELOAD_INVALID_HANDOFF', `fastify-hot-reload: LISTEN_FDS: fd ${fd} is not a listening TCP or unix stream socket`)
+      throw hotReloadError('HOT_RELOAD_INVALID_HANDOFF', `fastify-hot-reload: LISTEN_FDS: ${expected}, but fd ${fd} is not a listening TCP or unix stream socket`)
     }
     sockets.push({ fd, name: addressToFdName(address), address })
   }

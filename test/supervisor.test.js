@@ -3,24 +3,16 @@
 const fs = require('node:fs')
 const http = require('node:http')
 const path = require('node:path')
-const { execFile } = require('node:child_process')
 const { test } = require('tap')
-const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, notifyReceiver } = require('./helpers/processes')
+const {
+  Service, BIN, FIXTURE_APP, cli, startSupervised, servingTarget, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, notifyReceiver
+} = require('./helpers/processes')
 const { childrenOf: children } = require('./helpers/processes')
 const childrenOf = (pid) => children(pid).map((c) => c.pid)
 const zombieChildren = (pid) => children(pid).filter((c) => c.state === 'Z').map((c) => c.pid)
 const { Load } = require('../tools/load-recorder')
 
-const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 const PLUGIN = { idleGrace: 300 }
-
-function cli (args, options = {}) {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 60000, ...options }, (err, stdout, stderr) => {
-      resolve({ code: err ? err.code : 0, stdout, stderr })
-    })
-  })
-}
 
 function get (target, route = '/') {
   return new Promise((resolve, reject) => {
@@ -31,23 +23,6 @@ function get (target, route = '/') {
       response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(body) }))
     }).on('error', reject)
   })
-}
-
-function startSupervised (t, { dir, extra = [], env, command, args } = {}) {
-  dir = dir || tempDir(t)
-  const control = path.join(dir, 'ctl', 'app.sock')
-  const service = Service.start(t, {
-    cwd: dir,
-    env,
-    command,
-    args: args || [BIN, 'start', '--control', control, '--ready-timeout', '10000', '--drain-timeout', '5000', ...extra, '--', process.execPath, FIXTURE_APP]
-  })
-  return { dir, control, service }
-}
-
-async function servingTarget (service) {
-  const url = await service.listening()
-  return { host: url.hostname, port: Number(url.port) }
 }
 
 test('as PID 1 in a PID namespace: 5 reloads under keep-alive load, 0 failed, same PID, no zombie, graceful SIGTERM', async (t) => {
@@ -181,7 +156,7 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
   t.match(badSignal.stderr, /--reload-signal must be one of/)
   const badPidFile = await cli(['start', '--pid-file', path.join(dir, 'missing', 'app.pid'), FIXTURE_APP])
   t.equal(badPidFile.code, 2)
-  t.match(badPidFile.stderr, /--pid-file: directory .*missing is missing or not writable/)
+  t.match(badPidFile.stderr, /--pid-file: directory .*missing is missing \(ENOENT\); expected a path in a directory we can write/)
   const badDrain = await cli(['start', '--drain-timeout=-1', FIXTURE_APP])
   t.match(badDrain.stderr, /--drain-timeout must be a whole number of milliseconds/)
   const badBackoff = await cli(['start', '--restart-delay', '0', FIXTURE_APP])

@@ -1,11 +1,11 @@
 // The `fastify-hot-reload` command: start (the supervisor), reload, status.
-import { accessSync, constants as fsConstants, existsSync, unlinkSync } from 'node:fs'
-import { dirname, isAbsolute, resolve } from 'node:path'
+import { existsSync, unlinkSync } from 'node:fs'
+import { isAbsolute, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { clearHandoffEnv, type InheritedSocket } from '../handoff-env'
 import { captureLaunch } from '../launch'
 import { createNotifier } from '../sd-notify'
-import { readPidFile, readReloadRecord, writePidFile } from '../pid-file'
+import { pidFileProblem, readPidFile, readReloadRecord, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
 import { defaultControlDir, defaultControlPath, listenControl, nameFromCommand, requestControl } from '../supervisor/control'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
@@ -31,6 +31,8 @@ Options:
   --drain-timeout <ms>      how long an old generation may take to drain (default 30000)
   --restart-delay <ms>      first delay before restarting a crashed worker (default 100)
   --restart-max-delay <ms>  cap of the exponential restart delay (default 10000)
+  --probation <ms>          a new generation must serve this long before the old one finishes; if
+                            it dies sooner, the old one serves again (default 2000; 0: off)
   --max-draining <n>        old generations that may drain at once; a reload beyond it makes the
                             oldest cut what it still has open and exit (default 5)
   --reload-signal <SIG>     signal that reloads (repeatable; default SIGHUP and SIGUSR2)
@@ -126,6 +128,7 @@ async function start (argv: string[]): Promise<number> {
     'restart-delay': { type: 'string' },
     'restart-max-delay': { type: 'string' },
     'max-draining': { type: 'string' },
+    probation: { type: 'string' },
     'reload-signal': { type: 'string', multiple: true },
     'pid-file': { type: 'string' },
     control: { type: 'string' },
@@ -141,18 +144,14 @@ async function start (argv: string[]): Promise<number> {
   const drainTimeout = ms('drain-timeout', values['drain-timeout'] as string | undefined, 30_000)
   const restartDelay = ms('restart-delay', values['restart-delay'] as string | undefined, 100)
   const restartMaxDelay = ms('restart-max-delay', values['restart-max-delay'] as string | undefined, 10_000)
+  const probation = values.probation === '0' ? 0 : ms('probation', values.probation as string | undefined, 2_000)
   const maxDraining = count('max-draining', values['max-draining'] as string | undefined, 5)
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   const command = appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
   const controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath((values.name as string | undefined) ?? nameFromCommand(command))
   const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
-  if (pidFile !== undefined) {
-    try {
-      accessSync(dirname(pidFile), fsConstants.W_OK)
-    } catch {
-      throw new UsageError(`--pid-file: directory ${dirname(pidFile)} is missing or not writable`)
-    }
-  }
+  const pidFileTrouble = pidFile === undefined ? null : pidFileProblem(pidFile)
+  if (pidFileTrouble !== null) throw new UsageError(`--pid-file: ${pidFileTrouble}; expected a path in a directory we can write`)
 
   const log = logger()
   let activated: InheritedSocket[] = []
@@ -162,7 +161,7 @@ async function start (argv: string[]): Promise<number> {
   const launch = captureLaunch()
   const notify = createNotifier(process.env, log)
   const supervisor = new Supervisor({
-    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, activated, log,
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log,
     notify: notify === undefined ? undefined : (state) => { void notify(state) }
   })
   const control = await listenControl(controlPath, async (request) => {
@@ -170,7 +169,16 @@ async function start (argv: string[]): Promise<number> {
     const result = await supervisor.reload()
     return { ...result, error: result.error === undefined ? undefined : { code: result.error.code, message: result.error.message } }
   })
-  if (pidFile !== undefined) writePidFile(pidFile, process.pid)
+  if (pidFile !== undefined) {
+    try {
+      writePidFile(pidFile, process.pid)
+    } catch (err) {
+      // Nothing runs yet: give the control socket up, or it would keep this process alive for nothing.
+      control.close()
+      try { unlinkSync(controlPath) } catch {}
+      throw new UsageError(`--pid-file: cannot write ${pidFile}: ${(err as Error).message}`)
+    }
+  }
   log.info({ controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
 
   const finished = new Promise<number>((resolveExit) => {

@@ -2,13 +2,14 @@
 // Starts a service as a real Node process, reads the JSON log lines of every generation (they all
 // share its stdout), and ends every process it saw by pid: after a standalone handoff the live
 // generation is no longer our child.
-const { spawn } = require('node:child_process')
+const { execFile, spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
 const REPO = path.resolve(__dirname, '../..')
 const FIXTURE_APP = path.join(REPO, 'test/fixtures/app.js')
+const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 
 /** True while pid runs (a zombie does not count). */
 function isAlive (pid) {
@@ -155,6 +156,38 @@ class Service {
   }
 }
 
+/** Runs the `fastify-hot-reload` command; resolves with its exit code and output (60 s deadline). */
+function cli (args, options = {}) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 60000, ...options }, (err, stdout, stderr) => {
+      resolve({ code: err ? err.code : 0, stdout, stderr })
+    })
+  })
+}
+
+/**
+ * Starts `fastify-hot-reload start` on `script` (the fixture app by default) in `dir` (a new
+ * temporary directory by default), with its control socket at <dir>/ctl/app.sock unless `args`
+ * says otherwise.
+ */
+function startSupervised (t, { dir, extra = [], env, command, args, script = FIXTURE_APP } = {}) {
+  dir = dir || tempDir(t)
+  const control = path.join(dir, 'ctl', 'app.sock')
+  const service = Service.start(t, {
+    cwd: dir,
+    env,
+    command,
+    args: args || [BIN, 'start', '--control', control, '--ready-timeout', '10000', '--drain-timeout', '5000', ...extra, '--', process.execPath, script]
+  })
+  return { dir, control, service }
+}
+
+/** The { host, port } of the service's first listening line. */
+async function servingTarget (service) {
+  const url = await service.listening()
+  return { host: url.hostname, port: Number(url.port) }
+}
+
 /**
  * A real sd_notify receiver: a unix datagram socket (python3, since Node has none) that prints each
  * message. Returns the socket path and a function listing the messages so far.
@@ -192,4 +225,4 @@ function childrenOf (pid) {
   return children
 }
 
-module.exports = { REPO, FIXTURE_APP, Service, notifyReceiver, childrenOf, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }
+module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }

@@ -174,6 +174,9 @@ const invalid = [
   [{ pidFile: 5 }, 'pidFile', /a file path/],
   [{ pidFile: '' }, 'pidFile', /a file path/],
   [{ pidFile: '/nonexistent-dir-fhr/app.pid' }, 'pidFile', /directory we can write/],
+  // Root passes every permission check, yet cannot create a file under a regular file or in /proc.
+  [{ pidFile: '/etc/passwd/app.pid' }, 'pidFile', /directory we can write \(\/etc\/passwd is not a directory\)/],
+  [{ pidFile: '/proc/fhr-app.pid' }, 'pidFile', /directory we can write \(directory \/proc is not writable \(E[A-Z]+\)\)/],
   // the options object itself
   ['fast', 'options', /an object/],
   [null, 'options', /an object, got null/],

@@ -1,0 +1,34 @@
+'use strict'
+// lib/pid-file.ts: where a pid file can be kept, tried for real (root passes every permission check).
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { test } = require('tap')
+const { pidFileProblem, writePidFile, readPidFile } = require('../../dist/lib/pid-file')
+
+function dir (t) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-pid-'))
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }))
+  return d
+}
+
+test('a writable directory: no problem, and the trial leaves nothing behind', async (t) => {
+  const d = dir(t)
+  t.equal(pidFileProblem(path.join(d, 'app.pid')), null)
+  t.same(fs.readdirSync(d), [], 'no file left')
+  writePidFile(path.join(d, 'app.pid'), 1234)
+  t.equal(readPidFile(path.join(d, 'app.pid')), 1234)
+})
+
+test('a missing directory, a regular file as the directory, a directory that refuses files', async (t) => {
+  const d = dir(t)
+  t.match(pidFileProblem(path.join(d, 'missing', 'app.pid')), /^directory .*missing is missing \(ENOENT\)$/)
+  fs.writeFileSync(path.join(d, 'file'), '')
+  t.match(pidFileProblem(path.join(d, 'file', 'app.pid')), /^.*\/file is not a directory$/)
+  // /proc refuses new files even to root, whatever its mode says.
+  t.match(pidFileProblem('/proc/fhr-app.pid'), /^directory \/proc is not writable \(E[A-Z]+\)$/)
+  const readOnly = path.join(d, 'ro')
+  fs.mkdirSync(readOnly, { mode: 0o500 })
+  if (process.getuid() !== 0) t.match(pidFileProblem(path.join(readOnly, 'app.pid')), /is not writable \(EACCES\)/)
+  else t.comment('root: a mode 500 directory does not refuse files to us; /proc stands in for it above')
+})
