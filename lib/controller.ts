@@ -98,10 +98,26 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     })
     context.parent?.onConnection((listener, handle) => this.adoptConnection(listener, handle))
     context.parent?.onCut(() => this.cutNow('the supervisor has too many generations draining'))
-    context.parent?.onDrain(() => {
+    context.parent?.onDrain((probation) => {
       this.app.log.info(`hot-reload: the supervisor started a successor; draining generation ${this.generation}`)
-      void this.drain('reload').then(() => process.exit(0))
+      if (probation) this.retirement = new Retirement(undefined)
+      void this.drain('reload').then((drained) => { if (drained !== undefined) process.exit(0) })
     })
+    context.parent?.onProbation({
+      listener: (address, handle) => {
+        const copy = { address, handle: handle as { close: () => void } }
+        if (this.retirement === undefined) copy.handle.close()
+        else this.retirement.addCopy(copy)
+      },
+      retire: () => this.retirement?.endProbation(),
+      resume: (successorPid, reason) => {
+        if (this.retirement === undefined) return
+        this.retirement.successorPid = successorPid
+        this.retirement.fail(reason)
+      }
+    })
+    // Without the supervisor there is no one to resume us, and no one to wait for.
+    if (context.supervised) process.once('disconnect', () => this.retirement?.endProbation())
   }
 
   get state (): HotReloadState {
@@ -327,7 +343,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
 
   private watchSuccessor (child: ChildProcess, pid: number, copies: ListenerCopy[]): void {
     this.successorChannel = child
-    this.retirement = new Retirement(child, pid, this.options.probation, copies)
+    this.retirement = Retirement.watchChild(child, pid, this.options.probation, copies)
     // A successor that dies takes the handoffs still queued on its channel with it: they stay here.
     child.once('exit', () => {
       for (const sent of [...this.pendingHandoffs]) sent(new Error('the successor exited before it took the connection'))
@@ -403,6 +419,8 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   /** SIGTERM/SIGINT: give up any reload in progress, then drain and close. */
   async shutdown (): Promise<DrainResult> {
     this.shuttingDown = true
+    // No going back now: a probation still running ends, and the drain finishes.
+    this.retirement?.endProbation()
     this.successor?.cancel('reload cancelled: shutting down')
     await this.reloading
     return await this.drain('shutdown') as DrainResult
@@ -501,7 +519,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     void this.notify?.({ MAINPID: String(this.pid), READY: '1', STATUS: `serving generation ${this.generation} again: ${reason}` })
     this.app.log.error({ successorPid: retirement.successorPid, generation: this.generation },
       `hot-reload: ${reason}; generation ${this.generation} took its sockets back and serves again`)
-    this.emit('resumed', { generation: this.generation, successorPid: retirement.successorPid, reason })
+    this.emit('resumed', { generation: this.generation, successorPid: retirement.successorPid ?? 0, reason })
   }
 
   /** Sends an idle keep-alive connection to the next generation; false when it cannot move. */

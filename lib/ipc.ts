@@ -28,8 +28,17 @@ export type ParentMessage =
   /** An idle keep-alive connection from the draining generation, sent with its handle. */
   | { type: 'connection', listener: string }
   | { type: 'abort' }
-  /** Supervised mode: a successor serves now; drain and exit. */
-  | { type: 'drain' }
+  /**
+   * Supervised mode: a successor serves now; drain and exit. With `probation`, wait after the drain
+   * for 'retire' (exit) or 'resume' (serve again, on the 'listener' copies sent just before).
+   */
+  | { type: 'drain', probation?: boolean }
+  /** Supervised mode: a copy of a listening socket, sent with its handle, for a resume. */
+  | { type: 'listener', address: string }
+  /** Supervised mode: the successor proved itself; finish and exit. */
+  | { type: 'retire' }
+  /** Supervised mode: the successor died within its probation; serve again. */
+  | { type: 'resume', successorPid: number, reason: string }
   /** Supervised mode: too many generations drain at once; end this drain now (cut what is left). */
   | { type: 'cut' }
   | { type: 'reload-result', id: number, result: WireReloadResult }

@@ -86,3 +86,17 @@ export function reattachConnection (socket: Socket): boolean {
 export function socketFromHandle (handle: object): Socket {
   return new NetSocket({ handle, readable: true, writable: true } as unknown as ConstructorParameters<typeof NetSocket>[0])
 }
+
+/**
+ * A raw handle on a listening fd this process holds but never listens on (the supervisor's
+ * socket-activated fds), to send over IPC: wrapped, not read, not accepted on.
+ */
+export function handleOfHeldFd (fd: number): object {
+  const socket = new NetSocket({ fd, readable: false, writable: false })
+  const handle = (socket as unknown as SocketInternals)._handle
+  if (handle === undefined || handle === null || handle.fd !== fd) {
+    throw hotReloadError('HOT_RELOAD_NODE_INTERNALS',
+      'fastify-hot-reload: a net.Socket made from an fd has no _handle with that fd; this Node version is not supported')
+  }
+  return handle
+}

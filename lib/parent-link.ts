@@ -17,8 +17,11 @@ export class ParentLink {
   private readonly reloads = new Map<number, (result: ReloadResult) => void>()
   private nextReloadId = 1
   private abortHandler: () => void = () => process.exit(1)
-  private drainHandler: () => void = () => process.exit(0)
+  private drainHandler: (probation: boolean) => void = () => process.exit(0)
   private cutHandler: () => void = () => {}
+  private listenerHandler: (address: string, handle: object) => void = (_address, handle) => closeHandle(handle)
+  private retireHandler: () => void = () => {}
+  private resumeHandler: (successorPid: number, reason: string) => void = () => {}
   private connectionHandler: (listener: string, handle: object) => void = (_listener, handle) => closeHandle(handle)
   private keepChannel = false
 
@@ -30,10 +33,16 @@ export class ParentLink {
         if (typeof handle === 'object' && handle !== null) this.connectionHandler(message.listener, handle)
         return
       }
+      if (message.type === 'listener') {
+        if (typeof handle === 'object' && handle !== null) this.listenerHandler(message.address, handle)
+        return
+      }
       if (message.type === 'commit') this.keepChannel = message.keepChannel === true
       if (message.type === 'commit' || message.type === 'abort') this.settle(message.type)
-      else if (message.type === 'drain') this.drainHandler()
+      else if (message.type === 'drain') this.drainHandler(message.probation === true)
       else if (message.type === 'cut') this.cutHandler()
+      else if (message.type === 'retire') this.retireHandler()
+      else if (message.type === 'resume') this.resumeHandler(message.successorPid, message.reason)
       else if (message.type === 'reload-result') this.reloads.get(message.id)?.(fromWire(message.result))
     })
     // A parent that is gone can no longer serve: we are the serving generation.
@@ -69,8 +78,18 @@ export class ParentLink {
   }
 
   /** Supervised mode: called when the supervisor says a successor serves now. */
-  onDrain (handler: () => void): void {
+  onDrain (handler: (probation: boolean) => void): void {
     this.drainHandler = handler
+  }
+
+  /**
+   * Supervised mode, during a probation: copies of the listening sockets, then the verdict on the
+   * successor ('retire': it proved itself; 'resume': it died, serve again).
+   */
+  onProbation (handlers: { listener: (address: string, handle: object) => void, retire: () => void, resume: (successorPid: number, reason: string) => void }): void {
+    this.listenerHandler = handlers.listener
+    this.retireHandler = handlers.retire
+    this.resumeHandler = handlers.resume
   }
 
   /** Supervised mode: called when the supervisor says too many generations drain (end the drain now). */

@@ -1,37 +1,50 @@
-// The old generation's watch over the successor it committed (standalone mode). Until the successor
-// has served for `probation` ms we keep a copy of each listening socket, not accepting on it: the
-// kernel socket would otherwise live in the successor alone, and die with it. Should the successor
-// exit meanwhile, `lost` says why, and the old generation can take the sockets back.
+// An old generation's probation over the successor that took over from it. Until the successor has
+// proved itself, the old generation keeps a copy of each listening socket, not accepting on it (in
+// standalone mode the kernel socket would otherwise live in the successor alone, and die with it).
+// Should the successor fail meanwhile, `lost` says why, and the old generation can take the sockets
+// back. Who decides is the caller's business: a timer and the child's exit (standalone), or the
+// supervisor's word (supervised).
 import type { ChildProcess } from 'node:child_process'
 import type { ListenerCopy } from './successor'
 
 export class Retirement {
   /** Resolves when the probation is over (or was ended early). */
   readonly over: Promise<void>
-  /** Resolves with a reason if the successor exits during the probation; never otherwise. */
+  /** Resolves with a reason if the successor fails during the probation; never otherwise. */
   readonly lost: Promise<string>
   private ended = false
   private endOver: () => void = () => {}
-  private readonly timer: NodeJS.Timeout | undefined
-  private copies: ListenerCopy[]
+  private loseWith: (reason: string) => void = () => {}
+  private timer: NodeJS.Timeout | undefined
+  private copies: ListenerCopy[] = []
 
-  constructor (child: ChildProcess, readonly successorPid: number, probation: number, copies: ListenerCopy[]) {
-    // Without a copy of the sockets there is nothing to go back to.
-    const watching = probation > 0 && copies.length > 0
-    this.copies = watching ? copies : []
-    if (!watching) for (const copy of copies) copy.handle.close()
+  constructor (public successorPid: number | undefined) {
     this.over = new Promise((resolve) => { this.endOver = resolve })
+    this.lost = new Promise((resolve) => { this.loseWith = resolve })
+  }
+
+  /** Standalone: watches our own child for `probation` ms, with the socket copies it sent us. */
+  static watchChild (child: ChildProcess, successorPid: number, probation: number, copies: ListenerCopy[]): Retirement {
+    const retirement = new Retirement(successorPid)
+    // Without a copy of the sockets there is nothing to go back to.
+    if (probation === 0 || copies.length === 0) {
+      for (const copy of copies) copy.handle.close()
+      retirement.endProbation()
+      return retirement
+    }
+    for (const copy of copies) retirement.addCopy(copy)
     const since = performance.now()
-    this.lost = new Promise((resolve) => {
-      if (!watching) return
-      child.once('exit', (code, signal) => {
-        if (this.ended) return
-        const how = signal === null ? `code ${code}` : `signal ${signal}`
-        resolve(`the successor (pid ${successorPid}) exited with ${how} ${Math.round(performance.now() - since)} ms after it took over`)
-      })
+    child.once('exit', (code, signal) => {
+      const how = signal === null ? `code ${code}` : `signal ${signal}`
+      retirement.fail(`the successor (pid ${successorPid}) exited with ${how} ${Math.round(performance.now() - since)} ms after it took over`)
     })
-    if (watching) this.timer = setTimeout(() => this.endProbation(), probation)
-    else this.endProbation()
+    retirement.timer = setTimeout(() => retirement.endProbation(), probation)
+    return retirement
+  }
+
+  addCopy (copy: ListenerCopy): void {
+    if (this.ended) copy.handle.close()
+    else this.copies.push(copy)
   }
 
   /** The successor has proved itself, or has moved on to a successor of its own. */
@@ -40,6 +53,11 @@ export class Retirement {
     this.ended = true
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.endOver()
+  }
+
+  /** The successor failed within its probation. */
+  fail (reason: string): void {
+    if (!this.ended) this.loseWith(reason)
   }
 
   /** The copies, by listener address, for the old generation to listen on again. */

@@ -9,6 +9,7 @@ import { handoffEnv, type InheritedSocket } from '../handoff-env'
 import { toWire, unwrap, wrap, type ChildMessage } from '../ipc'
 import type { Socket } from 'node:net'
 import { fdNameToAddress, formatAddress, type ListenerAddress } from '../listener-address'
+import { handleOfHeldFd } from '../node-internals'
 import { send, startSuccessor, type StartedSuccessor } from '../successor'
 import type { HotReloadError, ReloadResult } from '../types'
 
@@ -29,6 +30,11 @@ export interface SupervisorOptions {
   restartMaxDelay: number
   /** Old generations that may drain at once; beyond it the oldest is told to cut what is left. */
   maxDraining: number
+  /**
+   * How long (ms) a new generation must serve before its predecessor may finish; should it die
+   * sooner, the predecessor serves again. 0 turns it off (a crashed worker is then restarted).
+   */
+  probation: number
   /** Sockets systemd passed us (socket activation); more may come from the first worker. */
   activated: InheritedSocket[]
   log: SupervisorLogger
@@ -46,6 +52,9 @@ interface Worker {
   servingSince?: number
   /** Told to end its drain now (too many generations draining). */
   cut?: boolean
+  /** Serving, on probation: the generation it took over from, which waits to be retired or resumed. */
+  predecessor?: Worker
+  probationTimer?: NodeJS.Timeout
 }
 
 interface HeldSocket {
@@ -191,9 +200,15 @@ export class Supervisor extends EventEmitter {
       result = { ok: true, generation: next, pid: serving.pid, durationMs: Date.now() - startedAt, successorPid: serving.pid }
       this.options.log.info({ generation: next, workerPid: serving.pid, durationMs: result.durationMs },
         `supervisor: generation ${next} (pid ${serving.pid}) is serving after ${result.durationMs} ms`)
+      this.endProbations()
       if (previous !== undefined && this.workers.has(previous.pid)) {
         previous.state = 'draining'
-        send(previous.child, { type: 'drain' })
+        const probation = this.options.probation > 0
+        send(previous.child, { type: 'drain', probation })
+        if (probation) {
+          serving.predecessor = previous
+          serving.probationTimer = setTimeout(() => this.endProbation(serving), this.options.probation).unref()
+        }
       }
       this.limitDraining()
       this.options.notify?.({ READY: '1', STATUS: `serving generation ${next}` })
@@ -201,6 +216,43 @@ export class Supervisor extends EventEmitter {
     if (why === 'reload') this.lastReload = result
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
+  }
+
+  /** The serving generation proved itself: its predecessor may finish. */
+  private endProbation (worker: Worker): void {
+    clearTimeout(worker.probationTimer)
+    const predecessor = worker.predecessor
+    worker.predecessor = undefined
+    if (predecessor !== undefined && this.workers.has(predecessor.pid)) send(predecessor.child, { type: 'retire' })
+  }
+
+  /** A new generation serves: any probation still running is over (there is no going back two steps). */
+  private endProbations (): void {
+    for (const worker of this.workers.values()) if (worker.predecessor !== undefined) this.endProbation(worker)
+  }
+
+  /**
+   * The serving generation died within its probation: its predecessor gets copies of the sockets
+   * and serves again. False when there is no predecessor able to.
+   */
+  private resumePredecessor (worker: Worker, how: string): boolean {
+    clearTimeout(worker.probationTimer)
+    const predecessor = worker.predecessor
+    worker.predecessor = undefined
+    if (predecessor === undefined || predecessor.cut === true || !this.workers.has(predecessor.pid) || !predecessor.child.connected) return false
+    const reason = `generation ${worker.generation} (pid ${worker.pid}) exited with ${how} ${Date.now() - (worker.servingSince ?? worker.startedAt)} ms after it took over`
+    for (const socket of this.sockets) {
+      socket.handle ??= handleOfHeldFd(socket.fd)
+      predecessor.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
+    }
+    send(predecessor.child, { type: 'resume', successorPid: worker.pid, reason })
+    predecessor.state = 'serving'
+    predecessor.servingSince = Date.now()
+    this.current = predecessor
+    this.options.log.error({ workerPid: worker.pid, resumedPid: predecessor.pid },
+      `supervisor: ${reason}; generation ${predecessor.generation} (pid ${predecessor.pid}) serves again`)
+    this.options.notify?.({ READY: '1', STATUS: `serving generation ${predecessor.generation} again: ${reason}` })
+    return true
   }
 
   /** Like HAProxy's mworker-max-reloads: the oldest draining generations beyond the limit end now. */
@@ -259,6 +311,10 @@ export class Supervisor extends EventEmitter {
     }
     if (worker.state === 'starting') return // the launch that started it reports the failure
     this.options.log.error({ workerPid: worker.pid, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
+    if (worker === this.current && this.resumePredecessor(worker, how)) {
+      this.emit('worker-exit', worker.pid)
+      return
+    }
     if (worker === this.current) {
       this.current = undefined
       if (worker.servingSince !== undefined && Date.now() - worker.servingSince > this.options.restartMaxDelay) this.restartAttempt = 0

@@ -125,3 +125,45 @@ test('with connectionHandoff, a successor that dies in the middle of the handoff
   t.equal(later.failed, 0, 'and loses nothing afterwards')
   t.same(later.pids, [service.pid])
 })
+
+test('under the supervisor: a worker that dies right after it took over; the previous one serves again, no restart loop', async (t) => {
+  const path = require('node:path')
+  const { Service, REPO, FIXTURE_APP, tempDir } = require('../helpers/processes')
+  const { Load } = require('../../tools/load-recorder')
+  const dir = tempDir(t)
+  const plugin = { idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, {
+    cwd: dir,
+    args: [path.join(REPO, 'bin/fastify-hot-reload.js'), 'start', '--control', path.join(dir, 'ctl', 'app.sock'),
+      '--ready-timeout', '20000', '--probation', '5000', '--', process.execPath, FIXTURE_APP]
+  })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  const first = await service.generationServing(1)
+  const loads = MIXED_LOAD.map((options) => new Load(target, options).start())
+  await sleep(200)
+  writeRelease(dir, { version: 2, plugin, exitAfterServingMs: 200 })
+  process.kill(service.pid, 'SIGHUP')
+  const second = await service.generationServing(2)
+  const resumed = await service.waitForLine((l) => /serves again/.test(l.msg || '') && l.pid === service.pid, 15000, 'the supervisor to resume generation 1')
+  await service.waitForLine((l) => l.pid === first && /serves again/.test(l.msg || ''), 5000, 'generation 1 to say it serves again')
+  await sleep(1000)
+  const stats = await Promise.all(loads.map((l) => l.stop()))
+  t.comment(JSON.stringify(stats))
+  t.equal(resumed.resumedPid, first, 'the supervisor gave the sockets back to generation 1')
+  t.notOk(isAlive(second), 'the broken worker is gone')
+  t.notOk(service.find((l) => /restarting the worker/.test(l.msg || '')), 'no restart of the broken release')
+  t.equal(refused(stats), 0, 'no connection was refused')
+  const failed = stats.reduce((sum, s) => sum + s.failed, 0)
+  t.ok(failed <= 10, `at most the requests in flight in the dying worker failed (${failed}, 10 clients)`)
+  const answer = await request(target)
+  t.same([answer.status, answer.body.version, answer.body.pid], [200, 1, first], 'release 1 answers')
+  t.equal((await request(target, { path: '/health' })).status, 200)
+  // And a good release after that reloads as usual.
+  writeRelease(dir, { version: 3, plugin })
+  process.kill(service.pid, 'SIGHUP')
+  await service.generationServing(3)
+  await waitUntilGone(first)
+  t.equal((await request(target)).body.version, 3)
+})

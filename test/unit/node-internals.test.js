@@ -63,3 +63,31 @@ test('setPipeName: server.address() reports the given path', async (t) => {
   })
   t.equal(answer, 'hi', 'still serving')
 })
+
+test(`handleOfHeldFd: a held (inherited, never listened) fd becomes a handle another process can listen on (Node ${process.version})`, async (t) => {
+  const { spawn } = require('node:child_process')
+  const server = net.createServer()
+  await listen(server, { host: '127.0.0.1', port: 0 })
+  const { port } = server.address()
+  // A holder process gets the socket as fd 3, wraps it and sends the handle back over IPC.
+  const holder = spawn(process.execPath, ['-e', `
+    const { handleOfHeldFd } = require(${JSON.stringify(path.join(__dirname, '../../dist/lib/node-internals'))})
+    process.send('handle', handleOfHeldFd(3))
+    process.on('message', () => process.exit(0))
+  `], { stdio: ['ignore', 'inherit', 'inherit', listeningFd(server), 'ipc'], timeout: 10000 })
+  t.teardown(() => { if (holder.exitCode === null) holder.kill('SIGKILL') })
+  await close(server)
+  const handle = await new Promise((resolve) => holder.once('message', (_m, h) => resolve(h)))
+  const receiver = net.createServer((socket) => socket.end('served'))
+  await listen(receiver, handle)
+  t.teardown(() => close(receiver))
+  const answer = await new Promise((resolve, reject) => {
+    const client = net.connect(port, '127.0.0.1')
+    let data = ''
+    client.on('data', (chunk) => { data += chunk })
+    client.on('end', () => resolve(data))
+    client.on('error', reject)
+  })
+  t.equal(answer, 'served', 'the receiver accepts on the same port')
+  holder.send('bye')
+})
