@@ -351,6 +351,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     child.on('message', (raw: unknown) => {
       const message = unwrap(raw) as ChildMessage | undefined
       if (message?.type === 'behind') this.onBehind(message.newer)
+      else if (message?.type === 'stopping') this.retirement?.endProbation()
     })
     // We drain now: the generation before us (if it still drains) learns it is one further behind.
     this.context.parent?.sendBehind(1)
@@ -419,8 +420,10 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   /** SIGTERM/SIGINT: give up any reload in progress, then drain and close. */
   async shutdown (): Promise<DrainResult> {
     this.shuttingDown = true
-    // No going back now: a probation still running ends, and the drain finishes.
+    // No going back now: a probation still running ends, and the drain finishes; and if we are on
+    // probation ourselves, our predecessor must not take this exit for a failure.
     this.retirement?.endProbation()
+    this.context.parent?.sendStopping()
     this.successor?.cancel('reload cancelled: shutting down')
     await this.reloading
     return await this.drain('shutdown') as DrainResult

@@ -12,6 +12,8 @@ export type ChildMessage =
    * copy of an adopted one that the previous generation keeps during the probation (standalone).
    */
   | { type: 'listener', address: string }
+  /** The sender shuts down on purpose (SIGTERM/SIGINT): its exit ends a probation, it does not fail it. */
+  | { type: 'stopping' }
   /** Standalone: `newer` generations, the sender first, are draining now (see maxDrainingGenerations). */
   | { type: 'behind', newer: number }
   /** The app called reload() or got a reload signal: the supervisor does reloads (supervised mode). */

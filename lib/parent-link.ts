@@ -97,6 +97,11 @@ export class ParentLink {
     this.cutHandler = handler
   }
 
+  /** We shut down on purpose: whoever watches our probation must not take it for a failure. */
+  sendStopping (): void {
+    this.send({ type: 'stopping' })
+  }
+
   /** Standalone: tells the previous generation, if it still runs, how many newer generations drain now. */
   sendBehind (newer: number): void {
     this.send({ type: 'behind', newer })

@@ -294,6 +294,9 @@ export class Supervisor extends EventEmitter {
       const release = (): void => { (handle as { close?: () => void } | undefined)?.close?.() }
       if (target === undefined || target === worker || !target.child.connected || typeof handle !== 'object' || handle === null) return release()
       target.child.send(wrap({ type: 'connection', listener: message.listener }), handle as Socket, release)
+    } else if (message.type === 'stopping') {
+      // Stopped on purpose (a signal sent to the worker itself): its exit is not a failed release.
+      if (worker.predecessor !== undefined) this.endProbation(worker)
     } else if (message.type === 'reload-request') {
       void this.reload().then((result) => send(worker.child, { type: 'reload-result', id: message.id, result: toWire(result) }))
     }

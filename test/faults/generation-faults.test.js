@@ -167,3 +167,18 @@ test('under the supervisor: a worker that dies right after it took over; the pre
   await waitUntilGone(first)
   t.equal((await request(target)).body.version, 3)
 })
+
+test('SIGTERM to the new generation during its probation stops the service: a shutdown is not a failed release', async (t) => {
+  const plugin = { ...GOOD, probation: 5000 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin, load: { connections: 5, keepAlive: true } })
+  writeRelease(dir, { version: 2, plugin })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  process.kill(successor, 'SIGTERM')
+  await waitUntilGone(successor)
+  await waitUntilGone(service.pid, 10000)
+  await stopLoads()
+  t.notOk(service.find((l) => /serves again/.test(l.msg || '')), 'generation 1 did not come back')
+  t.ok(service.find((l) => l.pid === successor && /SIGTERM received; draining and exiting/.test(l.msg || '')), 'generation 2 shut down')
+  await t.rejects(request(target), { code: 'ECONNREFUSED' }, 'the service is stopped, as asked')
+})
