@@ -23,6 +23,8 @@ interface ConnectionState {
 
 /** Moves an idle connection to the next generation; false when it cannot (it then drains here). */
 export type Handoff = (socket: Socket, server: HttpServer) => boolean
+/** False while a connection that looks idle may not move yet (its next request has begun arriving). */
+export type ReadyToMove = (socket: Socket, server: HttpServer) => boolean
 
 const kConnection = Symbol('fastify-hot-reload.connection')
 type TrackedResponse = ServerResponse & { [kConnection]?: ConnectionState }
@@ -33,6 +35,7 @@ export class ConnectionTracker {
   private draining = false
   private idleGrace = 0
   private handoff: Handoff | undefined
+  private readyToMove: ReadyToMove | undefined
   private moved = 0
   private sweeper: NodeJS.Timeout | undefined
   private emptied: (() => void) | undefined
@@ -99,6 +102,8 @@ export class ConnectionTracker {
 
   private tryHandoff (socket: Socket, state: ConnectionState): void {
     if (this.handoff === undefined || this.staysHere(state) || !this.connections.has(socket)) return
+    // Not yet: it is tried again after its next response, or at the next sweep.
+    if (this.readyToMove !== undefined && !this.readyToMove(socket, state.server)) return
     if (this.handoff(socket, state.server)) {
       this.connections.delete(socket)
       this.moved++
@@ -114,11 +119,12 @@ export class ConnectionTracker {
    * From now on every response says `Connection: close`; idle connections are closed once idle for
    * `idleGrace` ms. Resolves when no connection is left (the caller stops accepting first).
    */
-  drain (idleGrace: number, handoff?: Handoff): Promise<void> {
+  drain (idleGrace: number, handoff?: Handoff, readyToMove?: ReadyToMove): Promise<void> {
     if (!this.draining) {
       this.draining = true
       this.idleGrace = idleGrace
       this.handoff = handoff
+      this.readyToMove = readyToMove
       for (const state of this.connections.values()) {
         if (!this.staysHere(state)) continue
         for (const response of state.responses) {

@@ -10,7 +10,7 @@ import { handoffEnv, type InheritedSocket } from './handoff-env'
 import type { Launch } from './launch'
 import { addListenHook } from './listen-interceptor'
 import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
-import { detachConnection, listeningFd, reattachConnection, setPipeName, socketFromHandle } from './node-internals'
+import { detachConnection, listeningFd, parserIsIdle, reattachConnection, setPipeName, socketFromHandle } from './node-internals'
 import { removePidFileIfOurs, writePidFile, writeReloadRecord } from './pid-file'
 import { createNotifier, type Notifier } from './sd-notify'
 import { toWire, unwrap, wrap, type ChildMessage } from './ipc'
@@ -491,7 +491,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
    */
   private async drainConnections (handoff: ((socket: Socket, server: HttpServer) => boolean) | undefined): Promise<void> {
     do {
-      await this.tracker.drain(this.options.idleGrace, handoff)
+      await this.tracker.drain(this.options.idleGrace, handoff, handoff === undefined ? undefined : parserIsIdle)
       while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight)
     } while (this.tracker.size > 0 && this.current === 'draining')
   }

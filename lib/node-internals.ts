@@ -82,6 +82,32 @@ export function reattachConnection (socket: Socket): boolean {
   return true
 }
 
+/**
+ * True when the HTTP parser of this connection is between messages: not even the first byte of a
+ * next request has been parsed. (A pipelining client's next request can be half read while its
+ * previous response ends; moving the socket then would lose that half.) Node's own
+ * closeIdleConnections() asks the same list. False when this cannot be known: nothing moves then.
+ */
+export function parserIsIdle (socket: Socket, server: object): boolean {
+  const parser = (socket as unknown as SocketInternals).parser
+  const symbol = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections')
+  const connections = symbol === undefined ? undefined : (server as Record<symbol, { idle?: () => unknown[] } | undefined>)[symbol]
+  if (parser === undefined || parser === null || typeof connections?.idle !== 'function') return false
+  return idleParsers(server, connections as { idle: () => unknown[] }).has(parser)
+}
+
+// A drain asks about every connection in one go: list the idle parsers once per synchronous run
+// (parsers change state only in I/O callbacks, never in the middle of one).
+let idleCache: { server: object, parsers: Set<unknown> } | undefined
+
+function idleParsers (server: object, connections: { idle: () => unknown[] }): Set<unknown> {
+  if (idleCache?.server === server) return idleCache.parsers
+  const cache = { server, parsers: new Set(connections.idle()) }
+  idleCache = cache
+  queueMicrotask(() => { if (idleCache === cache) idleCache = undefined })
+  return cache.parsers
+}
+
 /** A connection handed over from another process (a raw handle from IPC), as a net.Socket. */
 export function socketFromHandle (handle: object): Socket {
   return new NetSocket({ handle, readable: true, writable: true } as unknown as ConstructorParameters<typeof NetSocket>[0])

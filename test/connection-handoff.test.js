@@ -84,6 +84,36 @@ test('pipelined requests, POST bodies included, lose and corrupt nothing across 
   t.same(seen, [1, 2, 3, 4, 5], 'each generation answered in turn on one connection')
 })
 
+test('a pipelined request half arrived when the previous response ends: it is not cut, the connection moves after it', async (t) => {
+  const dir = tempDir(t)
+  const plugin = { connectionHandoff: true, idleGrace: 300, probation: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const connection = await RawConnection.open({ host: url.hostname, port: Number(url.port) })
+  t.teardown(() => connection.close())
+  // A slow request, and the first half of the next one in the same write.
+  connection.write('GET /slow?ms=2500 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHo')
+  await waitFor(() => service.find((l) => l.req?.url === '/slow?ms=2500'), 10000, 'the slow request to arrive')
+  writeRelease(dir, { version: 2, plugin })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  // The slow response ends during the drain, with half a request read behind it.
+  const slow = await connection.readResponse()
+  t.equal(slow.status, 200)
+  t.equal(JSON.parse(slow.body).version, 1)
+  await sleep(300)
+  connection.write('st: a\r\n\r\n')
+  const second = await connection.readResponse()
+  t.equal(second.status, 200, 'the request that was half read is answered whole')
+  t.equal(JSON.parse(second.body).pid, service.pid, 'by the old generation, which had its first half')
+  t.not(second.headers.connection, 'close')
+  const third = await connection.get('/')
+  t.equal(JSON.parse(third.body).pid, successor, 'then the connection moved to the new generation')
+  t.notOk(connection.closed, 'the connection was never closed')
+  await waitUntilGone(service.pid)
+})
+
 test('under the supervisor: 5 reloads with connectionHandoff, no new connection, 0 failed', async (t) => {
   const dir = tempDir(t)
   const plugin = { connectionHandoff: true, idleGrace: 300 }

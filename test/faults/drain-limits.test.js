@@ -3,11 +3,9 @@
 // reload: the service keeps answering and the number of old generations stays bounded.
 const path = require('node:path')
 const { test } = require('tap')
-const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf } = require('../helpers/processes')
+const { Service, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf, startSupervised: start, servingTarget } = require('../helpers/processes')
 const { Load } = require('../../tools/load-recorder')
 const { request, serviceUnderLoad } = require('./common')
-
-const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 
 /** A request that never ends by itself (the fixture answers /slow after `ms`). */
 function endless (target) {
@@ -47,19 +45,8 @@ test('standalone: with maxDrainingGenerations 2, the oldest draining generation 
   t.equal(stats[0].non2xx, 0)
 })
 
-function startSupervised (t, dir, extra = []) {
-  const control = path.join(dir, 'ctl', 'app.sock')
-  const service = Service.start(t, {
-    cwd: dir,
-    args: [BIN, 'start', '--control', control, '--ready-timeout', '20000', '--drain-timeout', '60000', ...extra, '--', process.execPath, FIXTURE_APP]
-  })
-  return { control, service }
-}
-
-async function servingTarget (service) {
-  const url = await service.listening()
-  return { host: url.hostname, port: Number(url.port) }
-}
+// Long drains: only the limit or the deadline under test may end them.
+const startSupervised = (t, dir, extra = []) => start(t, { dir, extra: ['--ready-timeout', '20000', '--drain-timeout', '60000', ...extra] })
 
 test('supervised: with --max-draining 2, the oldest draining generation is cut at the next reload', async (t) => {
   const dir = tempDir(t)

@@ -127,19 +127,13 @@ test('with connectionHandoff, a successor that dies in the middle of the handoff
 })
 
 test('under the supervisor: a worker that dies right after it took over; the previous one serves again, no restart loop', async (t) => {
-  const path = require('node:path')
-  const { Service, REPO, FIXTURE_APP, tempDir } = require('../helpers/processes')
+  const { startSupervised, servingTarget, tempDir } = require('../helpers/processes')
   const { Load } = require('../../tools/load-recorder')
   const dir = tempDir(t)
   const plugin = { idleGrace: 300 }
   writeRelease(dir, { version: 1, plugin })
-  const service = Service.start(t, {
-    cwd: dir,
-    args: [path.join(REPO, 'bin/fastify-hot-reload.js'), 'start', '--control', path.join(dir, 'ctl', 'app.sock'),
-      '--ready-timeout', '20000', '--probation', '5000', '--', process.execPath, FIXTURE_APP]
-  })
-  const url = await service.listening()
-  const target = { host: url.hostname, port: Number(url.port) }
+  const { service } = startSupervised(t, { dir, extra: ['--ready-timeout', '20000', '--probation', '5000'] })
+  const target = await servingTarget(service)
   const first = await service.generationServing(1)
   const loads = MIXED_LOAD.map((options) => new Load(target, options).start())
   await sleep(200)

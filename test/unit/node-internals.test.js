@@ -91,3 +91,23 @@ test(`handleOfHeldFd: a held (inherited, never listened) fd becomes a handle ano
   t.equal(answer, 'served', 'the receiver accepts on the same port')
   holder.send('bye')
 })
+
+test(`parserIsIdle: false while the next pipelined request is half read, true between requests (Node ${process.version})`, async (t) => {
+  const http = require('node:http')
+  const { parserIsIdle } = require('../../dist/lib/node-internals')
+  const seen = []
+  const server = http.createServer((request, response) => {
+    response.end('ok')
+    response.on('finish', () => setImmediate(() => seen.push(parserIsIdle(request.socket, server))))
+  })
+  await listen(server, { host: '127.0.0.1', port: 0 })
+  t.teardown(() => close(server))
+  const client = net.connect(server.address().port, '127.0.0.1')
+  t.teardown(() => client.destroy())
+  client.write('GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHo')
+  await new Promise((resolve) => { const wait = () => seen.length >= 1 ? resolve() : setTimeout(wait, 10); wait() })
+  client.write('st: a\r\n\r\n')
+  await new Promise((resolve) => { const wait = () => seen.length >= 2 ? resolve() : setTimeout(wait, 10); wait() })
+  t.same(seen, [false, true], 'half a request read: not idle; after it: idle')
+  t.equal(parserIsIdle(new net.Socket(), server), false, 'a socket without an HTTP parser: false (nothing moves)')
+})
