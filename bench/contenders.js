@@ -147,11 +147,11 @@ function killAll (pids) {
 }
 
 /** This project, standalone: SIGUSR2 to the serving generation. */
-function standalone ({ handoff = false } = {}) {
+function standalone ({ handoff = true } = {}) {
   let current
   let dir
   return {
-    name: handoff ? 'fastify-hot-reload (standalone, connectionHandoff)' : 'fastify-hot-reload (standalone)',
+    name: handoff ? 'fastify-hot-reload (standalone, defaults)' : 'fastify-hot-reload (standalone, connectionHandoff: false)',
     project: true,
     async start (ctx) {
       dir = ctx.dir
@@ -183,7 +183,7 @@ function supervisor () {
   let control
   let dir
   return {
-    name: 'fastify-hot-reload (supervisor)',
+    name: 'fastify-hot-reload (supervisor, defaults)',
     project: true,
     async start (ctx) {
       dir = ctx.dir

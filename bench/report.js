@@ -30,8 +30,11 @@ ${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join
   connections, refused connections and 503s), two instances more than one; a plain restart refuses
   everything while the process is down.
 - **connections opened / clients**: a keep-alive client that never has to reconnect opens one
-  connection in the whole run. Only \`connectionHandoff\` does that; the ordinary drain makes each
-  client reconnect once per reload (clients × (reloads + 1)), as PM2 does.
+  connection in the whole run. Only \`connectionHandoff\` (on by default) does that; the ordinary
+  drain (\`connectionHandoff: false\`) makes each client reconnect once per reload
+  (clients × (reloads + 1)), as PM2 does.
+- **defaults**: the plugin as a user gets it: \`connectionHandoff\` on, \`probation\` 2000 ms (each old
+  generation lives at least 2 s after a reload, which shows in the app processes' RSS).
 - **reload median**: signal (or command) → the new generation answering. **Overhead over boot**
   subtracts the app's own boot time, measured on an idle machine: the successor boots while the old
   generation carries the full load on the same 2 cores, so part of it is CPU contention.

@@ -224,8 +224,8 @@ module.exports = { table }
 async function main () {
   const started = Date.now()
   const makers = [
+    () => contenders.standalone({ handoff: false }),
     () => contenders.standalone(),
-    () => contenders.standalone({ handoff: true }),
     contenders.supervisor,
     () => contenders.pm2(1),
     () => contenders.pm2(2),

@@ -29,7 +29,7 @@ export const DEFAULTS = {
   healthPath: '/health',
   livenessPath: '/health/live',
   gracefulShutdown: true,
-  connectionHandoff: false,
+  connectionHandoff: true,
   probation: 2_000,
   maxDrainingGenerations: 5
 }

@@ -44,7 +44,9 @@ export interface HotReloadOptions {
   pidFile?: string
   /**
    * During a drain, hand idle keep-alive connections (plain HTTP/1.1) to the new generation instead
-   * of closing them: clients keep their connection, no reconnect. Default `false`.
+   * of closing them: clients keep their connection, no reconnect. Default `true`; `false` drains
+   * them the ordinary way (`Connection: close`, clients reconnect). TLS, HTTP/2 and upgraded
+   * connections always drain the ordinary way.
    */
   connectionHandoff?: boolean
   /**

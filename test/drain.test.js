@@ -45,7 +45,8 @@ test('a long request started before the reload finishes with 200 on the old code
 })
 
 test('/health on a keep-alive connection to a draining generation answers 503', async (t) => {
-  const { dir, service, target } = await startService(t, { idleGrace: 5000 })
+  // The ordinary drain: with connectionHandoff this idle connection would move to generation 2.
+  const { dir, service, target } = await startService(t, { idleGrace: 5000, connectionHandoff: false })
   const connection = await RawConnection.open(target)
   t.teardown(() => connection.close())
   const before = await connection.get('/health')
@@ -71,7 +72,7 @@ test('/health on a keep-alive connection to a draining generation answers 503', 
 })
 
 test('liveness stays 200 while draining', async (t) => {
-  const { dir, service, target } = await startService(t, { idleGrace: 5000 })
+  const { dir, service, target } = await startService(t, { idleGrace: 5000, connectionHandoff: false })
   const connection = await RawConnection.open(target)
   t.teardown(() => connection.close())
   t.equal((await connection.get('/')).status, 200)

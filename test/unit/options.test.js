@@ -19,7 +19,7 @@ test('defaults', async (t) => {
     t.equal(options.gracefulShutdown, true, 'gracefulShutdown')
     t.same(options.successor, {}, 'successor')
     t.equal(options.pidFile, undefined, 'pidFile')
-    t.equal(options.connectionHandoff, false, 'connectionHandoff')
+    t.equal(options.connectionHandoff, true, 'connectionHandoff')
     t.equal(options.probation, 2000, 'probation')
     t.equal(options.maxDrainingGenerations, 5, 'maxDrainingGenerations')
   }
@@ -42,7 +42,7 @@ test('valid values are kept', async (t) => {
     livenessPath: '/alive',
     underPressure: { maxEventLoopDelay: 1000 },
     gracefulShutdown: false,
-    connectionHandoff: true,
+    connectionHandoff: false,
     probation: 0,
     maxDrainingGenerations: 1,
     successor: { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' }
@@ -55,7 +55,7 @@ test('valid values are kept', async (t) => {
   t.equal(options.livenessPath, '/alive')
   t.same(options.underPressure, { maxEventLoopDelay: 1000 })
   t.equal(options.gracefulShutdown, false)
-  t.equal(options.connectionHandoff, true)
+  t.equal(options.connectionHandoff, false)
   t.equal(options.probation, 0, 'probation 0 turns it off')
   t.equal(options.maxDrainingGenerations, 1)
   t.same(options.successor, { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' })
