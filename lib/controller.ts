@@ -10,7 +10,8 @@ import { handoffEnv, type InheritedSocket } from './handoff-env'
 import type { Launch } from './launch'
 import { addListenHook } from './listen-interceptor'
 import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
-import { detachConnection, listeningFd, parserIsIdle, reattachConnection, setPipeName, socketFromHandle } from './node-internals'
+import { detachConnection, hasHttp1Parser, listeningFd, parserIsIdle, reattachConnection, setPipeName, socketFromHandle } from './node-internals'
+import { Http2Sessions } from './http2-sessions'
 import { removePidFileIfOurs, writePidFile, writeReloadRecord } from './pid-file'
 import { createNotifier, type Notifier } from './sd-notify'
 import { toWire, unwrap, wrap, type ChildMessage } from './ipc'
@@ -46,6 +47,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private current: HotReloadState = 'starting'
   private committed: boolean
   private readonly tracker = new ConnectionTracker()
+  private readonly http2Sessions = new Http2Sessions()
   private readonly adoption: SocketAdoption
   private readonly servers = new Set<Server>()
   private readonly requestHandlers: Set<Function>
@@ -86,10 +88,12 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     // Fastify's extra servers (listen on 'localhost') share the main server's request handler.
     this.requestHandlers = new Set(app.server.listeners('request'))
     this.tracker.watch(app.server)
+    this.http2Sessions.watch(app.server)
     this.removeListenHook = addListenHook((server, args, listen) => {
       if (!this.isOwnServer(server)) return false
       this.servers.add(server)
       this.tracker.watch(server as Parameters<ConnectionTracker['watch']>[0])
+      if (server !== this.app.server) this.http2Sessions.watch(server)
       return this.adoption.listen(server, args, listen)
     })
     context.parent?.onAbort(() => {
@@ -449,6 +453,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       if (address !== null) this.listenerKeys.set(server, formatAddress(address))
     }
     this.stopAccepting(reason === 'shutdown')
+    this.http2Sessions.goAway()
     const deadline = setTimeout(() => {
       this.cutNow(`drainTimeout (${this.options.drainTimeout} ms) reached`)
     }, this.options.drainTimeout)
@@ -491,7 +496,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
    */
   private async drainConnections (handoff: ((socket: Socket, server: HttpServer) => boolean) | undefined): Promise<void> {
     do {
-      await this.tracker.drain(this.options.idleGrace, handoff, handoff === undefined ? undefined : parserIsIdle)
+      await this.tracker.drain(this.options.idleGrace, handoff, handoff === undefined ? undefined : readyToMove)
       while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight)
     } while (this.tracker.size > 0 && this.current === 'draining')
   }
@@ -604,4 +609,9 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     this.successor?.cancel('reload cancelled: the app is closing')
     if (this.current !== 'draining') this.setState('closed')
   }
+}
+
+/** An HTTP/1 connection moves once its parser is between requests; any other can never move (it says so at once). */
+function readyToMove (socket: Socket, server: HttpServer): boolean {
+  return !hasHttp1Parser(socket) || parserIsIdle(socket, server)
 }

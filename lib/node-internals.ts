@@ -88,6 +88,11 @@ export function reattachConnection (socket: Socket): boolean {
  * previous response ends; moving the socket then would lose that half.) Node's own
  * closeIdleConnections() asks the same list. False when this cannot be known: nothing moves then.
  */
+export function hasHttp1Parser (socket: Socket): boolean {
+  const parser = (socket as unknown as SocketInternals).parser
+  return parser !== undefined && parser !== null
+}
+
 export function parserIsIdle (socket: Socket, server: object): boolean {
   const parser = (socket as unknown as SocketInternals).parser
   const symbol = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections')
