@@ -120,8 +120,16 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
         this.retirement.fail(reason)
       }
     })
-    // Without the supervisor there is no one to resume us, and no one to wait for.
-    if (context.supervised) process.once('disconnect', () => this.retirement?.endProbation())
+    // Without the supervisor there is no one to resume us, wait for, reload or stop us: like a
+    // cluster worker whose primary is gone, drain and exit (no orphan keeps the port).
+    if (context.supervised) {
+      process.once('disconnect', () => {
+        this.retirement?.endProbation()
+        if (this.current === 'draining' || this.current === 'closed' || this.shuttingDown) return
+        this.app.log.warn('hot-reload: the supervisor is gone; draining and exiting')
+        void this.shutdown().then(() => process.exit(0))
+      })
+    }
   }
 
   get state (): HotReloadState {

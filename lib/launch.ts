@@ -22,14 +22,19 @@ function sameDirectory (a: string, b: string): boolean {
 
 /** $PWD when it named the working directory at start (it may go through symlinks), else the real cwd. */
 export function logicalCwd (pwd: string | undefined, realCwd: string): string {
-  if (pwd !== undefined && isAbsolute(pwd) && sameDirectory(pwd, realCwd)) return resolve(pwd)
-  return realCwd
+  if (pwd === undefined || !isAbsolute(pwd)) return realCwd
+  // `..` after a symlink means one thing to the kernel and another once normalized: check the
+  // normalized path, the one the successor will get.
+  const normalized = resolve(pwd)
+  return sameDirectory(normalized, realCwd) ? normalized : realCwd
 }
 
 /** Node resolves the script against the real cwd; rebase it on the logical one. */
 export function rebaseScript (script: string, realCwd: string, cwd: string): string {
-  if (cwd === realCwd || !script.startsWith(realCwd + sep)) return script
-  return resolve(cwd, relative(realCwd, script))
+  if (cwd === realCwd || !isAbsolute(script)) return script
+  const inside = relative(realCwd, script)
+  if (inside === '' || inside === '..' || inside.startsWith('..' + sep) || isAbsolute(inside)) return script
+  return resolve(cwd, inside)
 }
 
 export function captureLaunch (): Launch {

@@ -53,6 +53,8 @@ export function fromServerAddress (value: unknown): ListenerAddress | null {
 /** Understands the forms of net.Server#listen that name an address; null for the rest (handles, fds). */
 export function parseListenArgs (args: unknown[]): ListenRequest | null {
   const first = args[0]
+  // listen(callback): any port, on every address, like listen(0).
+  if (typeof first === 'function') return { kind: 'tcp', host: undefined, port: 0 }
   if (typeof first === 'object' && first !== null) {
     const options = first as { port?: unknown, host?: unknown, path?: unknown, fd?: unknown, handle?: unknown, _handle?: unknown }
     if (options.fd !== undefined || options.handle !== undefined || options._handle !== undefined) return null

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { Controller } from './controller'
+import { hotReloadError } from './errors'
 import { clearHandoffEnv, readHandoff, type Handoff, type InheritedSocket } from './handoff-env'
 import { registerHealthRoutes } from './health'
 import { captureLaunch } from './launch'
@@ -46,6 +47,11 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   if (handoffError !== undefined) {
     parent?.failed(handoffError.message)
     throw handoffError
+  }
+  // A worker never serves on the supervisor's sockets by itself: no one would reload or stop it.
+  if (handoff?.supervised === true && parent === undefined) {
+    throw hotReloadError('HOT_RELOAD_SUPERVISOR_GONE',
+      `fastify-hot-reload: this worker was started by a supervisor (pid ${handoff.parentPid}) that is gone; not serving`)
   }
   const controller = new Controller(app, options, {
     generation: handoff?.generation ?? 1,

@@ -76,3 +76,13 @@ test('an inherited socket that the app does not listen on is a clear error, not 
   }, /inherited socket\(s\) 127\.0\.0\.2:\d+ \(fd 3\) were not claimed: the app listens on 127\.0\.0\.1:\d+/)
   t.ok(service.find((l) => l.code === 'HOT_RELOAD_UNCLAIMED_SOCKET'), 'logged with its code')
 })
+
+test('a worker whose supervisor is gone before it starts does not serve on the sockets by itself', async (t) => {
+  const server = await listeningSocket(t)
+  const { port } = server.address()
+  // The supervisor's variables, but no IPC channel: it died in the meantime.
+  await bootFails(t, {
+    env: handoff({ LISTEN_FDS: '1', LISTEN_FDNAMES: encodeURIComponent(`127.0.0.1:${port}`), FASTIFY_HOT_RELOAD_SUPERVISED: '1' }),
+    stdio: ['ignore', 'pipe', 'pipe', server._handle.fd]
+  }, new RegExp(`started by a supervisor \\(pid ${process.pid}\\) that is gone; not serving`))
+})

@@ -176,3 +176,17 @@ test('SIGTERM to the new generation during its probation stops the service: a sh
   t.ok(service.find((l) => l.pid === successor && /SIGTERM received; draining and exiting/.test(l.msg || '')), 'generation 2 shut down')
   await t.rejects(request(target), { code: 'ECONNREFUSED' }, 'the service is stopped, as asked')
 })
+
+test('under the supervisor: a supervisor killed with SIGKILL leaves no worker behind to hold the port', async (t) => {
+  const { startSupervised, servingTarget, tempDir, waitFor } = require('../helpers/processes')
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: { idleGrace: 300 } })
+  const { service } = startSupervised(t, { dir })
+  const target = await servingTarget(service)
+  const worker = await service.generationServing(1)
+  process.kill(service.pid, 'SIGKILL')
+  await waitUntilGone(worker, 10000)
+  t.ok(service.find((l) => l.pid === worker && /the supervisor is gone; draining and exiting/.test(l.msg || '')), 'the worker said why it left')
+  await waitFor(() => request(target).then(() => false, (err) => err.code === 'ECONNREFUSED'), 5000, 'the port to be free')
+  t.pass('the port is free for the next supervisor')
+})

@@ -53,3 +53,17 @@ test('rebaseScript', async (t) => {
   t.equal(rebaseScript(path.join(v1, 'app.js'), v1, v1), path.join(v1, 'app.js'), 'no symlink: unchanged')
   t.equal(rebaseScript(v1, v1, current), v1, 'the cwd itself is not a script under it')
 })
+
+test('logicalCwd: a PWD with `..` counts only if its normalized form is the real cwd', async (t) => {
+  const { dir, current, v1 } = releases(t)
+  // The kernel reads current/.. as the parent of releases/v1 (releases); normalized it is dir.
+  t.equal(logicalCwd(path.join(current, '..', 'current'), v1), current, 'current/../current normalizes to current, which is v1')
+  t.equal(logicalCwd(current + '/../releases/v1', v1), v1, 'a form that names v1 only through the symlink is not trusted: real cwd')
+  t.equal(logicalCwd(dir + '/releases/v2/../v1', v1), v1, 'normalized to releases/v1 itself')
+})
+
+test('rebaseScript when the real cwd is /', async (t) => {
+  t.equal(rebaseScript('/app.js', '/', '/srv/current'), '/srv/current/app.js', 'a script at the root is rebased')
+  t.equal(rebaseScript('/srv/app.js', '/', '/srv/current'), '/srv/current/srv/app.js', 'any absolute script is under /')
+  t.equal(rebaseScript('app.js', '/', '/srv/current'), 'app.js', 'a relative script is left alone')
+})

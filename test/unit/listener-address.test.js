@@ -101,6 +101,11 @@ test('listen() forms that name no address', async (t) => {
   t.equal(parseListenArgs([70000]), null)
 })
 
+test('parseListenArgs: listen() and listen(callback) mean any port on every address', async (t) => {
+  t.same(parseListenArgs([]), { kind: 'tcp', host: undefined, port: 0 })
+  t.same(parseListenArgs([() => {}]), { kind: 'tcp', host: undefined, port: 0 })
+})
+
 test('literalHosts', async (t) => {
   t.same(literalHosts(undefined), ['::', '0.0.0.0'], 'no host: the unspecified address, IPv6 first')
   t.equal(literalHosts('localhost'), null, 'a host name needs a lookup')
