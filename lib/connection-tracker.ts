@@ -176,6 +176,7 @@ export class ConnectionTracker {
     if (!this.draining) return
     this.draining = false
     this.handoff = undefined
+    this.moved = 0
     this.stop()
     const emptied = this.emptied
     this.emptied = undefined

@@ -512,6 +512,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   /** Our successor died during its probation: take the sockets back and serve again. */
   private resume (retirement: Retirement, reason: string): void {
     this.tracker.resume()
+    this.cutConnections = 0
     this.retirement = undefined
     this.successorChannel = undefined
     this.draining = undefined

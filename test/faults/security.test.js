@@ -4,7 +4,6 @@
 // sockets, a real second uid.
 const crypto = require('node:crypto')
 const fs = require('node:fs')
-const http = require('node:http')
 const path = require('node:path')
 const net = require('node:net')
 const { execFile, execFileSync, spawn } = require('node:child_process')
@@ -12,29 +11,14 @@ const { test } = require('tap')
 const {
   REPO, BIN, Service, cli, startSupervised, servingTarget, tempDir, writeRelease, waitFor, waitUntilGone
 } = require('../helpers/processes')
+const common = require('./common')
 
 const APP = path.join(REPO, 'test/fixtures/minimal-app.js')
 const PROBE = path.join(REPO, 'test/fixtures/fd-probe.js')
 const OTHER_UID = 65534 // nobody
 const PLUGIN = { idleGrace: 200, drainTimeout: 3000 }
 
-function request (target, method, route) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ ...target, method, path: route, agent: false, timeout: 10000 }, (response) => {
-      let body = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk) => { body += chunk })
-      response.on('end', () => {
-        let json
-        try { json = JSON.parse(body) } catch { json = body }
-        resolve({ status: response.statusCode, body: json })
-      })
-    })
-    req.on('timeout', () => req.destroy(new Error(`${method} ${route}: no answer within 10 s`)))
-    req.on('error', reject)
-    req.end()
-  })
-}
+const request = (target, method, route) => common.request(target, { method, path: route })
 
 /** How this machine runs a command as another uid (we are root here), or null. */
 function otherUidPrefix () {

@@ -154,3 +154,25 @@ test('cutAll() ends a drain that waits for a busy connection', async (t) => {
   t.ok(drained)
   t.equal(await pending, 'cut', 'the client saw the connection cut')
 })
+
+test('resume() ends a drain without closing anything: the drain resolves, the connection keeps serving as usual', async (t) => {
+  const { tracker, accepted, get } = await setup(t)
+  const first = await get()
+  t.equal(first.status, 200)
+  const drained = tracker.drain(60000)
+  let resolved = false
+  drained.then(() => { resolved = true })
+  await delay(50)
+  t.notOk(resolved, 'the drain waits for the idle connection')
+  tracker.resume()
+  await drained
+  t.notOk(tracker.isDraining, 'not draining any more')
+  t.equal(tracker.size, 1, 'the connection is still tracked')
+  const second = await get()
+  t.equal(second.status, 200)
+  t.not(second.headers.connection, 'close', 'answered as usual, no Connection: close')
+  t.equal(second.socket, first.socket, 'on the same connection')
+  t.equal(accepted.length, 1)
+  tracker.resume()
+  t.pass('a second resume() is harmless')
+})
