@@ -67,10 +67,12 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private retirement: Retirement | undefined
   private cutConnections = 0
   private readonly listenerKeys = new Map<Server, string>()
-  /** Handed-over connections whose handle is still on its way (Node sends one at a time). */
-  private readonly handoffsInFlight = new Set<Promise<void>>()
-  /** Settles each handoff still waiting for its send callback (Node drops queued ones when the channel dies). */
-  private readonly pendingHandoffs = new Set<(err?: Error | null) => void>()
+  /**
+   * Handed-over connections whose handle is still on its way (Node sends one at a time): each one's
+   * send callback, and the promise it settles. Node drops the callbacks of sends still queued when
+   * the channel dies, so the successor's exit calls the ones left.
+   */
+  private readonly handoffsInFlight = new Map<(err?: Error | null) => void, Promise<void>>()
 
   constructor (
     private readonly app: FastifyInstance,
@@ -93,7 +95,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       if (!this.isOwnServer(server)) return false
       this.servers.add(server)
       this.tracker.watch(server as Parameters<ConnectionTracker['watch']>[0])
-      if (server !== this.app.server) this.http2Sessions.watch(server)
+      this.http2Sessions.watch(server)
       return this.adoption.listen(server, args, listen)
     })
     context.parent?.onAbort(() => {
@@ -358,7 +360,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     this.retirement = Retirement.watchChild(child, pid, this.options.probation, copies)
     // A successor that dies takes the handoffs still queued on its channel with it: they stay here.
     child.once('exit', () => {
-      for (const sent of [...this.pendingHandoffs]) sent(new Error('the successor exited before it took the connection'))
+      for (const sent of [...this.handoffsInFlight.keys()]) sent(new Error('the successor exited before it took the connection'))
     })
     child.on('message', (raw: unknown) => {
       const message = unwrap(raw) as ChildMessage | undefined
@@ -372,8 +374,8 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   /** `newer` generations after us are draining: our successor has moved on, and we may be one too many. */
   private onBehind (newer: number): void {
     this.retirement?.endProbation()
-    this.context.parent?.sendBehind(newer + 1)
     const draining = newer + 1
+    this.context.parent?.sendBehind(draining)
     if (draining > this.options.maxDrainingGenerations) {
       this.cutNow(`${draining} generations are draining, more than maxDrainingGenerations (${this.options.maxDrainingGenerations}); this is the oldest`)
     }
@@ -505,7 +507,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private async drainConnections (handoff: ((socket: Socket, server: HttpServer) => boolean) | undefined): Promise<void> {
     do {
       await this.tracker.drain(this.options.idleGrace, handoff, handoff === undefined ? undefined : readyToMove)
-      while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight)
+      while (this.handoffsInFlight.size > 0) await Promise.all(this.handoffsInFlight.values())
     } while (this.tracker.size > 0 && this.current === 'draining')
   }
 
@@ -549,30 +551,26 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     const handle = detachConnection(socket)
     if (handle === null) return false
     // Our copy of the fd goes once theirs is on its way; the connection itself stays open.
-    const inFlight = new Promise<void>((resolve) => {
-      let settled = false
-      const sent = (err?: Error | null): void => {
-        if (settled) return
-        settled = true
-        this.pendingHandoffs.delete(sent)
-        if (err === undefined || err === null) {
-          socket.destroy()
-        } else if (reattachConnection(socket)) {
-          // Nothing was read meanwhile; it drains here with the ordinary close.
-          this.app.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over; it drains here')
-          this.tracker.keep(socket, server)
-        } else {
-          this.app.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
-          socket.destroy()
-        }
-        this.handoffsInFlight.delete(inFlight)
-        resolve()
+    let done: () => void = () => {}
+    const inFlight = new Promise<void>((resolve) => { done = resolve })
+    const sent = (err?: Error | null): void => {
+      // Once only: the successor's exit may settle it before Node does.
+      if (!this.handoffsInFlight.delete(sent)) return
+      if (err === undefined || err === null) {
+        socket.destroy()
+      } else if (reattachConnection(socket)) {
+        // Nothing was read meanwhile; it drains here with the ordinary close.
+        this.app.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over; it drains here')
+        this.tracker.keep(socket, server)
+      } else {
+        this.app.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
+        socket.destroy()
       }
-      this.pendingHandoffs.add(sent)
-      if (supervisedUp) parent.sendConnection(listener, handle).then(() => sent(), sent)
-      else (channel as ChildProcess).send(wrap({ type: 'connection', listener }), handle as Socket, sent)
-    })
-    this.handoffsInFlight.add(inFlight)
+      done()
+    }
+    this.handoffsInFlight.set(sent, inFlight)
+    if (supervisedUp) parent.sendConnection(listener, handle).then(() => sent(), sent)
+    else (channel as ChildProcess).send(wrap({ type: 'connection', listener }), handle as Socket, sent)
     return true
   }
 

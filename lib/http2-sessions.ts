@@ -8,17 +8,16 @@ import type { EventEmitter } from 'node:events'
 
 export class Http2Sessions {
   private readonly sessions = new Set<Http2Session>()
+  private readonly servers = new WeakSet<EventEmitter>()
 
-  /** Any server may be watched: only HTTP/2 servers emit 'session'. */
+  /** Any server may be watched (once): only HTTP/2 servers emit 'session'. */
   watch (server: EventEmitter): void {
+    if (this.servers.has(server)) return
+    this.servers.add(server)
     server.on('session', (session: Http2Session) => {
       this.sessions.add(session)
       session.once('close', () => this.sessions.delete(session))
     })
-  }
-
-  get size (): number {
-    return this.sessions.size
   }
 
   /** GOAWAY to every session; each closes once its open streams have finished. */

@@ -49,7 +49,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     throw handoffError
   }
   // A worker never serves on the supervisor's sockets by itself: no one would reload or stop it.
-  if (handoff?.supervised === true && parent === undefined) {
+  if (handoff?.supervised === true && (parent === undefined || !process.connected)) {
     throw hotReloadError('HOT_RELOAD_SUPERVISOR_GONE',
       `fastify-hot-reload: this worker was started by a supervisor (pid ${handoff.parentPid}) that is gone; not serving`)
   }

@@ -110,6 +110,7 @@ class Service {
       stdio: stdio || ['ignore', 'pipe', 'pipe']
     })
     const service = new Service(child, deadlineMs, trackLogPids)
+    service.trackLogPids = trackLogPids
     t.teardown(() => service.stop())
     return service
   }
@@ -149,6 +150,8 @@ class Service {
 
   async stop () {
     clearTimeout(this.deadline)
+    // Children that have not logged yet (a worker still booting) are ended too.
+    if (this.trackLogPids) for (const pid of [...this.pids]) for (const child of descendantsOf(pid)) this.pids.add(child)
     for (const pid of this.pids) {
       if (isAlive(pid) && isOurs(pid)) { try { process.kill(pid, 'SIGKILL') } catch {} }
     }
@@ -223,6 +226,19 @@ function childrenOf (pid) {
     } catch {}
   }
   return children
+}
+
+/** Every process below pid, from /proc. */
+function descendantsOf (pid) {
+  const found = []
+  const queue = [pid]
+  while (queue.length > 0) {
+    for (const { pid: child } of childrenOf(queue.shift())) {
+      found.push(child)
+      queue.push(child)
+    }
+  }
+  return found
 }
 
 module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }
