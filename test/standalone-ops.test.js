@@ -93,7 +93,9 @@ test('systemd socket activation in standalone mode: adopted, and reloads with 0 
   const { Load } = require('../tools/load-recorder')
   const load = new Load({ host: '127.0.0.1', port }, { connections: 10, keepAlive: false }).start()
   await service.listening()
-  t.ok(service.find((l) => l.pid === service.pid && /adopted inherited socket 127\.0\.0\.1:/.test(l.msg || '')), 'the first generation adopted the activated socket')
+  // Fastify's "listening" line and our onListen hook's line come in either order.
+  const adopted = await service.waitForLine((l) => /adopted inherited socket 127\.0\.0\.1:/.test(l.msg || ''), 10000, 'the adoption to be logged')
+  t.equal(adopted.pid, service.pid, 'the first generation adopted the activated socket')
   let pid = service.pid
   for (const version of [2, 3]) {
     writeRelease(dir, { version, plugin: { idleGrace: 300 }, listen: { port, host: '127.0.0.1' } })
