@@ -239,10 +239,22 @@ export class Supervisor extends EventEmitter {
     clearTimeout(worker.probationTimer)
     const predecessor = worker.predecessor
     worker.predecessor = undefined
-    if (predecessor === undefined || predecessor.cut === true || !this.workers.has(predecessor.pid) || !predecessor.child.connected) return false
+    if (predecessor === undefined) return false
+    // Whatever happens next, the predecessor must not wait for a word that never comes.
+    const retire = (): false => {
+      if (this.workers.has(predecessor.pid)) send(predecessor.child, { type: 'retire' })
+      return false
+    }
+    if (predecessor.cut === true || !this.workers.has(predecessor.pid) || !predecessor.child.connected) return retire()
     const reason = `generation ${worker.generation} (pid ${worker.pid}) exited with ${how} ${Date.now() - (worker.servingSince ?? worker.startedAt)} ms after it took over`
+    try {
+      for (const socket of this.sockets) socket.handle ??= handleOfHeldFd(socket.fd)
+    } catch (err) {
+      // A Node whose internals we do not know: restart instead, as without a probation.
+      this.options.log.error({ err }, 'supervisor: cannot hand the sockets back to the previous generation')
+      return retire()
+    }
     for (const socket of this.sockets) {
-      socket.handle ??= handleOfHeldFd(socket.fd)
       predecessor.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
     }
     send(predecessor.child, { type: 'resume', successorPid: worker.pid, reason })
