@@ -75,10 +75,9 @@ function ms (name: string, value: string | undefined, fallback: number): number 
   return Number(value)
 }
 
-function count (name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) {
-    throw new UsageError(`--${name} must be a whole number from 1 to 1000, got ${JSON.stringify(value)}`)
+function count (name: string, value: string, min: number, max: number, unit: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`--${name} must be a whole number of ${unit} from ${min} to ${max}, got ${JSON.stringify(value)}`)
   }
   return Number(value)
 }
@@ -144,8 +143,8 @@ async function start (argv: string[]): Promise<number> {
   const drainTimeout = ms('drain-timeout', values['drain-timeout'] as string | undefined, 30_000)
   const restartDelay = ms('restart-delay', values['restart-delay'] as string | undefined, 100)
   const restartMaxDelay = ms('restart-max-delay', values['restart-max-delay'] as string | undefined, 10_000)
-  const probation = values.probation === '0' ? 0 : ms('probation', values.probation as string | undefined, 2_000)
-  const maxDraining = count('max-draining', values['max-draining'] as string | undefined, 5)
+  const probation = values.probation === undefined ? 2_000 : count('probation', values.probation as string, 0, 2 ** 31 - 1, 'milliseconds')
+  const maxDraining = values['max-draining'] === undefined ? 5 : count('max-draining', values['max-draining'] as string, 1, 1000, 'generations')
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   const command = appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
   const controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath((values.name as string | undefined) ?? nameFromCommand(command))
