@@ -342,8 +342,8 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       await outcome.abort()
       return this.finishFailed(this.failure(startedAt, outcome.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', 'reload cancelled: shutting down')))
     }
-    // Standalone keeps the channel until our drain is over: for handoffs and for news of later drains.
-    outcome.commit(true)
+    // The channel stays until our drain is over: for handoffs and for news of later drains.
+    outcome.commit()
     this.watchSuccessor(outcome.child, outcome.pid, outcome.listenerCopies)
     const result: ReloadResult = { ok: true, generation: next, pid: outcome.pid, durationMs: Math.round(performance.now() - startedAt), successorPid: outcome.pid }
     void this.notify?.({ MAINPID: String(outcome.pid), READY: '1', STATUS: `serving generation ${next}` })

@@ -21,7 +21,7 @@ export interface ListenerCopy {
 }
 
 export type SuccessorOutcome =
-  | { ok: true, pid: number, child: ChildProcess, listenerCopies: ListenerCopy[], commit: (keepChannel?: boolean) => void, abort: () => Promise<void> }
+  | { ok: true, pid: number, child: ChildProcess, listenerCopies: ListenerCopy[], commit: () => void, abort: () => Promise<void> }
   | { ok: false, pid: number | undefined, error: HotReloadError }
 
 export interface StartedSuccessor {
@@ -37,7 +37,7 @@ export interface SuccessorTimings {
   readyTimeout: number
   /** How long an aborted successor may take to drain what it accepted before it is killed. */
   abortGrace: number
-  /** Supervised workers keep the IPC channel after the commit and get their own process group. */
+  /** Supervised workers: their own process group (the supervisor forwards signals), and their listener messages are the supervisor's. */
   supervised?: boolean
 }
 
@@ -113,7 +113,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       } else if (message.type === 'ready') {
         cleanup()
         child.on('error', () => {})
-        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, commit: (keepChannel = false) => commit(child, keepChannel || timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace) })
+        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, commit: () => commit(child), abort: () => takeDown(child, exited, timings.abortGrace) })
       } else if (message.type === 'failed') {
         fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
       }
@@ -153,13 +153,13 @@ export function send (child: ChildProcess, message: ParentMessage, then?: () => 
   })
 }
 
-/** The successor is the serving generation now: let it go on by itself. */
-function commit (child: ChildProcess, keepChannel: boolean): void {
-  send(child, { type: 'commit', keepChannel }, () => {
-    if (keepChannel) return
-    if (child.connected) child.disconnect()
-    child.unref()
-  })
+/**
+ * The successor is the serving generation now. The channel stays: the previous generation (or the
+ * supervisor) cuts it when its drain is over. `keepChannel` tells a successor that runs an older
+ * release of this plugin not to cut it itself.
+ */
+function commit (child: ChildProcess): void {
+  send(child, { type: 'commit', keepChannel: true })
 }
 
 /** Asks the successor to drain and exit; kills it when it does not in time. Resolves when gone. */
