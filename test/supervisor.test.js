@@ -98,6 +98,8 @@ test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile 
   const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
+  // Once it serves, the supervisor holds a copy of the socket the first worker bound.
+  await service.generationServing(1)
   const before = await get(target)
   process.kill(before.body.pid, 'SIGKILL')
   await waitUntilGone(before.body.pid)
