@@ -5,7 +5,7 @@ const net = require('node:net')
 const path = require('node:path')
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
-const { Load } = require('../tools/load-recorder')
+const { startLoad } = require('./helpers/load')
 
 const PLUGIN = { idleGrace: 300 }
 
@@ -51,8 +51,8 @@ test("host 'localhost' with both 127.0.0.1 and ::1: both addresses are handed ov
   await service.waitForLine((l) => /Server listening at/.test(l.msg || '') && l.msg !== `Server listening at ${first.href.replace(/\/$/, '')}`, 10000, 'the second address')
   const port = Number(first.port)
   const loads = ['127.0.0.1', '::1'].flatMap((host) => [
-    new Load({ host, port }, { connections: 10, keepAlive: true }).start(),
-    new Load({ host, port }, { connections: 5, keepAlive: false }).start()
+    startLoad(t, { host, port }, { connections: 10, keepAlive: true }),
+    startLoad(t, { host, port }, { connections: 5, keepAlive: false })
   ])
   await sleep(300)
   const { pid, results } = await reloadUnderLoad(t, service, dir, loads)
@@ -76,8 +76,8 @@ test('a unix socket path listener is handed over, and the path survives every ge
   await service.listening()
   t.ok(fs.statSync(socketPath).isSocket(), 'the socket file exists')
   const loads = [
-    new Load({ socketPath }, { connections: 10, keepAlive: true }).start(),
-    new Load({ socketPath }, { connections: 5, keepAlive: false }).start()
+    startLoad(t, { socketPath }, { connections: 10, keepAlive: true }),
+    startLoad(t, { socketPath }, { connections: 5, keepAlive: false })
   ]
   await sleep(300)
   const { pid, results } = await reloadUnderLoad(t, service, dir, loads)

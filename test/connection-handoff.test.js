@@ -5,7 +5,7 @@ const path = require('node:path')
 const { execFile } = require('node:child_process')
 const { test } = require('tap')
 const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitUntilGone, waitFor, sleep } = require('./helpers/processes')
-const { Load, RawConnection } = require('../tools/load-recorder')
+const { startLoad, RawConnection } = require('./helpers/load')
 
 const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 
@@ -16,7 +16,7 @@ async function standaloneReloads (t, { connectionHandoff, reloads }) {
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
-  const load = new Load(target, { connections: 30, keepAlive: true }).start()
+  const load = startLoad(t, target, { connections: 30, keepAlive: true })
   await sleep(300)
   let pid = service.pid
   for (let version = 2; version <= reloads + 1; version++) {
@@ -121,7 +121,7 @@ test('under the supervisor: 5 reloads with connectionHandoff, no new connection,
   const control = path.join(dir, 'ctl', 'app.sock')
   const service = Service.start(t, { cwd: dir, args: [BIN, 'start', '--control', control, '--', process.execPath, FIXTURE_APP] })
   const url = await service.listening()
-  const load = new Load({ host: url.hostname, port: Number(url.port) }, { connections: 20, keepAlive: true }).start()
+  const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 20, keepAlive: true })
   await sleep(300)
   for (let version = 2; version <= 6; version++) {
     writeRelease(dir, { version, plugin })
@@ -144,7 +144,7 @@ test('with connectionHandoff, an upgraded connection stays in the old generation
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
-  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  const load = startLoad(t, target, { connections: 10, keepAlive: true })
   const upgraded = await RawConnection.open(target)
   t.teardown(() => upgraded.close())
   const received = (pattern) => waitFor(() => pattern.test(upgraded.buffer.toString()), 10000, `${pattern} on the upgraded connection`)
@@ -200,7 +200,7 @@ test('with connectionHandoff, TLS connections drain the ordinary way (0 failed, 
   await sleep(300)
   running = false
   await Promise.all(loops)
-  const drained = service.find((l) => l.pid === service.pid && /drained after/.test(l.msg || ''))
+  const drained = await service.waitForLine((l) => l.pid === service.pid && /drained after/.test(l.msg || ''), 5000, 'the drain result')
   t.equal(failed, 0, `no request failed (${ok} ok)`)
   t.equal(drained.movedConnections, 0, 'no TLS connection was moved')
   t.ok(opened > 5, `the TLS clients reconnected (${opened} connections for 5 clients)`)

@@ -6,7 +6,7 @@ const path = require('node:path')
 const { execFile } = require('node:child_process')
 const { test } = require('tap')
 const { Service, REPO, FIXTURE_APP, tempDir, writeRelease } = require('./helpers/processes')
-const { Load } = require('../tools/load-recorder')
+const { startLoad } = require('./helpers/load')
 
 const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 const DEPLOY = path.join(REPO, 'examples/deploy/deploy.sh')
@@ -39,7 +39,7 @@ test('deploy.sh: a good release serves; a broken one is switched back; 0 failed 
     args: [BIN, 'start', '--control', control, '--ready-timeout', '5000', '--', process.execPath, 'app.js']
   })
   const url = await service.listening()
-  const load = new Load({ host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true }).start()
+  const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
 
   const good = await deploy(root, source(root, 2), 'v2', control)
   t.equal(good.code, 0, `a good release deploys (${good.stderr.trim()})`)

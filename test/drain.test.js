@@ -97,7 +97,7 @@ test('SIGTERM with a request in flight: it completes, exit code 0', async (t) =>
   t.equal(answer.body.version, 1)
   const exit = await service.exit
   t.same(exit, { code: 0, signal: null }, 'exited 0')
-  t.ok(service.find((l) => l.event === 'onClose-ran'), 'onClose hooks ran')
+  t.ok(await service.waitForLine((l) => l.event === 'onClose-ran', 5000, 'the onClose line'), 'onClose hooks ran')
   await t.rejects(get(target, '/'), { code: 'ECONNREFUSED' }, 'the port is closed afterwards')
 })
 

@@ -4,7 +4,7 @@
 const http = require('node:http')
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, isAlive, sleep } = require('./helpers/processes')
-const { Load } = require('../tools/load-recorder')
+const { startLoad } = require('./helpers/load')
 
 const PLUGIN = { idleGrace: 300, readyTimeout: 2500, drainTimeout: 3000 }
 // Good releases get a generous readyTimeout: on a loaded machine a successor can take seconds.
@@ -29,7 +29,7 @@ async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepA
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
-  const load = new Load(target, { connections: 10, keepAlive }).start()
+  const load = startLoad(t, target, { connections: 10, keepAlive })
   await sleep(200)
   writeRelease(dir, { version: 2, plugin, ...badRelease })
   const { body: result } = await post(target, '/admin/reload')
@@ -93,7 +93,7 @@ test('a burst of 10 signals starts one successor at a time', async (t) => {
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
-  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  const load = startLoad(t, target, { connections: 10, keepAlive: true })
   await sleep(200)
   writeRelease(dir, { version: 2, plugin: GOOD })
   // The kernel merges signals that arrive while one is pending: space them so that each lands.

@@ -5,7 +5,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitUntilGone, FIXTURE_APP } = require('./helpers/processes')
-const { Load } = require('../tools/load-recorder')
+const { startLoad } = require('./helpers/load')
 
 function makeRelease (root, version) {
   const dir = path.join(root, 'releases', `v${version}`)
@@ -32,7 +32,7 @@ for (const how of ['cd current && node app.js', 'node current/app.js']) {
     if (!inCurrent) fs.symlinkSync(path.join('current', 'release.json'), path.join(root, 'release.json'))
     const service = Service.start(t, { cwd, script: inCurrent ? 'app.js' : 'current/app.js' })
     const url = await service.listening()
-    const load = new Load({ host: url.hostname, port: Number(url.port) }, { connections: 10 }).start()
+    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10 })
     let pid = service.pid
     for (const version of [2, 3]) {
       makeRelease(root, version)

@@ -4,7 +4,7 @@
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitUntilGone, sleep, fdCount, isAlive } = require('./helpers/processes')
 const fs = require('node:fs')
-const { Load } = require('../tools/load-recorder')
+const { startLoad } = require('./helpers/load')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
 
@@ -14,7 +14,7 @@ async function chainedReloads (t, { keepAlive, connections }) {
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
-  const load = new Load(target, { connections, keepAlive }).start()
+  const load = startLoad(t, target, { connections, keepAlive })
   await sleep(300)
   let pid = service.pid
   for (let version = 2; version <= 6; version++) {

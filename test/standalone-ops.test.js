@@ -90,8 +90,8 @@ test('systemd socket activation in standalone mode: adopted, and reloads with 0 
     args: ['-l', `127.0.0.1:${port}`, process.execPath, require('./helpers/processes').FIXTURE_APP]
   })
   await service.waitForLine((l) => /Listening on/.test(l.raw || ''), 10000, 'systemd-socket-activate to listen')
-  const { Load } = require('../tools/load-recorder')
-  const load = new Load({ host: '127.0.0.1', port }, { connections: 10, keepAlive: false }).start()
+  const { startLoad } = require('./helpers/load')
+  const load = startLoad(t, { host: '127.0.0.1', port }, { connections: 10, keepAlive: false })
   await service.listening()
   // Fastify's "listening" line and our onListen hook's line come in either order.
   const adopted = await service.waitForLine((l) => /adopted inherited socket 127\.0\.0\.1:/.test(l.msg || ''), 10000, 'the adoption to be logged')

@@ -10,7 +10,7 @@ const {
 const { childrenOf: children } = require('./helpers/processes')
 const childrenOf = (pid) => children(pid).map((c) => c.pid)
 const zombieChildren = (pid) => children(pid).filter((c) => c.state === 'Z').map((c) => c.pid)
-const { Load } = require('../tools/load-recorder')
+const { startLoad } = require('./helpers/load')
 
 const PLUGIN = { idleGrace: 300 }
 
@@ -38,7 +38,7 @@ test('as PID 1 in a PID namespace: 5 reloads under keep-alive load, 0 failed, sa
   const target = await servingTarget(service)
   const supervisorOuterPid = await waitFor(() => childrenOf(service.pid)[0], 5000, 'the supervisor process')
   service.pids.add(supervisorOuterPid)
-  const load = new Load(target, { connections: 30, keepAlive: true }).start()
+  const load = startLoad(t, target, { connections: 30, keepAlive: true })
   await sleep(300)
   for (let version = 2; version <= 6; version++) {
     writeRelease(dir, { version, plugin: PLUGIN })
@@ -62,7 +62,7 @@ test('as PID 1 in a PID namespace: 5 reloads under keep-alive load, 0 failed, sa
   process.kill(supervisorOuterPid, 'SIGTERM')
   const exit = await service.exit
   t.same(exit, { code: 0, signal: null }, 'SIGTERM to PID 1 stops everything gracefully (exit 0)')
-  t.ok(service.find((l) => /supervisor: stopped \(exit code 0\)/.test(l.msg || '')))
+  t.ok(await service.waitForLine((l) => /supervisor: stopped \(exit code 0\)/.test(l.msg || ''), 5000, 'the stopped line'))
   t.notOk(isAlive(supervisorOuterPid), 'the supervisor is gone')
   t.same(childrenOf(supervisorOuterPid), [], 'and no worker is left')
 })
@@ -71,7 +71,7 @@ test('reload exits 0 on a good release and non-zero on broken ones; the old gene
   const { dir, control, service } = startSupervised(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
-  const load = new Load(target, { connections: 10, keepAlive: false }).start()
+  const load = startLoad(t, target, { connections: 10, keepAlive: false })
   writeRelease(dir, { version: 2, plugin: PLUGIN })
   const good = await cli(['reload', '--control', control])
   t.equal(good.code, 0)
@@ -133,7 +133,7 @@ test('systemd socket activation: the supervisor serves on the activated socket a
   t.equal(first.status, 200)
   await service.waitForLine((l) => /generation 1 is serving/.test(l.msg || ''))
   t.ok(service.find((l) => /adopted inherited socket 127\.0\.0\.1:/.test(l.msg || '')), 'the worker adopted the activated socket')
-  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  const load = startLoad(t, target, { connections: 10, keepAlive: true })
   for (const version of [2, 3]) {
     writeRelease(dir, { version, plugin: PLUGIN })
     t.equal((await cli(['reload', '--control', control])).code, 0)

@@ -85,11 +85,15 @@ class Load {
     })
   }
 
-  async stop () {
-    this.running = false
-    await Promise.all(this.loops)
-    this.agent.destroy()
-    return this.summary()
+  /** Ends the load once the requests in flight have their outcome; safe to call again. */
+  stop () {
+    this.stopping ??= (async () => {
+      this.running = false
+      await Promise.all(this.loops)
+      this.agent.destroy()
+      return this.summary()
+    })()
+    return this.stopping
   }
 
   summary () {

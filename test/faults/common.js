@@ -2,7 +2,7 @@
 // Shared by the fault-injection tests: a standalone service under load, and plain HTTP calls.
 const http = require('node:http')
 const { Service, tempDir, writeRelease, sleep } = require('../helpers/processes')
-const { Load } = require('../../tools/load-recorder')
+const { startLoad } = require('../helpers/load')
 
 function request (target, { method = 'GET', path = '/', timeoutMs = 10000 } = {}) {
   return new Promise((resolve, reject) => {
@@ -30,7 +30,7 @@ async function serviceUnderLoad (t, { plugin, release = {}, load = { connections
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
-  const loads = (Array.isArray(load) ? load : [load]).map((options) => new Load(target, options).start())
+  const loads = (Array.isArray(load) ? load : [load]).map((options) => startLoad(t, target, options))
   await sleep(200)
   return { dir, service, target, loads, stopLoads: () => Promise.all(loads.map((l) => l.stop())) }
 }

@@ -4,7 +4,7 @@
 const path = require('node:path')
 const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf, startSupervised: start, servingTarget } = require('../helpers/processes')
-const { Load } = require('../../tools/load-recorder')
+const { startLoad } = require('../helpers/load')
 const { request, serviceUnderLoad } = require('./common')
 
 /** A request that never ends by itself (the fixture answers /slow after `ms`). */
@@ -33,7 +33,10 @@ test('standalone: with maxDrainingGenerations 2, the oldest draining generation 
   // Generations 1 and 2 were one too many at the 3rd and 4th reloads.
   await waitUntilGone(generations[0])
   await waitUntilGone(generations[1])
-  const cuts = service.filter((l) => /more than maxDrainingGenerations \(2\); this is the oldest/.test(l.msg || ''))
+  // A process can be gone before its last lines have come through the pipe.
+  const cutLine = (l) => /more than maxDrainingGenerations \(2\); this is the oldest/.test(l.msg || '')
+  await waitFor(() => service.filter(cutLine).length >= 2, 5000, 'both cut generations to log it')
+  const cuts = service.filter(cutLine)
   t.same(cuts.map((l) => l.pid).sort(), [generations[0], generations[1]].sort(), 'the two oldest generations said why they ended their drain')
   t.same(cuts.map((l) => l.cutConnections), [1, 1], 'each cut its one endless request, and counted it')
   t.same(generations.slice(2).filter(isAlive), generations.slice(2), 'generations 3 and 4 still drain, 5 serves')
@@ -54,7 +57,7 @@ test('supervised: with --max-draining 2, the oldest draining generation is cut a
   writeRelease(dir, { version: 1, plugin })
   const { service } = startSupervised(t, dir, ['--max-draining', '2'])
   const target = await servingTarget(service)
-  const load = new Load(target, { connections: 10, keepAlive: true }).start()
+  const load = startLoad(t, target, { connections: 10, keepAlive: true })
   const stuck = []
   const workers = [await service.generationServing(1)]
   for (let next = 2; next <= 5; next++) {
@@ -68,7 +71,9 @@ test('supervised: with --max-draining 2, the oldest draining generation is cut a
   await waitUntilGone(workers[1])
   const orders = service.filter((l) => /more than --max-draining \(2\)/.test(l.msg || ''))
   t.same(orders.map((l) => l.workerPid).sort(), [workers[0], workers[1]].sort(), 'the supervisor told the two oldest to end their drain')
-  const cuts = service.filter((l) => /too many generations draining; closed 1 connection/.test(l.msg || ''))
+  const cutLine = (l) => /too many generations draining; closed 1 connection/.test(l.msg || '')
+  await waitFor(() => service.filter(cutLine).length >= 2, 5000, 'both cut workers to log it')
+  const cuts = service.filter(cutLine)
   t.same(cuts.map((l) => l.pid).sort(), [workers[0], workers[1]].sort(), 'each cut its endless request and counted it')
   t.same(workers.slice(2).filter(isAlive), workers.slice(2), 'generations 3 and 4 still drain, 5 serves')
   const stats = await load.stop()
@@ -84,8 +89,8 @@ test('20 reload signals in one second, sent to the serving pid as an operator wo
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
   const target = { host: url.hostname, port: Number(url.port) }
-  const load = new Load(target, { connections: 10, keepAlive: true }).start()
-  const perRequest = new Load(target, { connections: 5, keepAlive: false }).start()
+  const load = startLoad(t, target, { connections: 10, keepAlive: true })
+  const perRequest = startLoad(t, target, { connections: 5, keepAlive: false })
   writeRelease(dir, { version: 2, plugin })
   const fs = require('node:fs')
   for (let i = 0; i < 20; i++) {
@@ -179,7 +184,8 @@ test('an SSE stream that never ends is cut at drainTimeout, counted, and the old
   const cut = await service.waitForLine((l) => l.pid === service.pid && /drainTimeout \(1500 ms\) reached; closed 1 connection/.test(l.msg || ''), 5000, 'the cut to be logged')
   t.equal(cut.cutConnections, 1, 'one connection cut, counted in the log')
   await waitUntilGone(service.pid)
-  const drained = service.find((l) => l.pid === service.pid && /drained after/.test(l.msg || ''))
+  // The process may be gone before its last lines reach us through the pipe: wait for them.
+  const drained = await service.waitForLine((l) => l.pid === service.pid && /drained after/.test(l.msg || ''), 5000, 'the drain result')
   t.equal(drained.cutConnections, 1, 'and in the drain result')
   const stats = await stopLoads()
   t.equal(stats[0].failed, 0, 'the ordinary load lost nothing')

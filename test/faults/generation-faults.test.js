@@ -3,6 +3,7 @@
 // The service keeps answering, and the operator is told.
 const { test } = require('tap')
 const { writeRelease, waitUntilGone, isAlive, sleep } = require('../helpers/processes')
+const { startLoad } = require('../helpers/load')
 const { request, serviceUnderLoad } = require('./common')
 
 const GOOD = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 5000 }
@@ -119,7 +120,7 @@ test('with connectionHandoff, a successor that dies in the middle of the handoff
   t.ok(stats.failed <= 10, `at most one request per handed-over connection failed (${stats.failed}, 10 clients)`)
   const answer = await request(target)
   t.same([answer.status, answer.body.version, answer.body.pid], [200, 1, service.pid], 'the old generation serves')
-  const after = new (require('../../tools/load-recorder').Load)(target, { connections: 5, keepAlive: true }).start()
+  const after = startLoad(t, target, { connections: 5, keepAlive: true })
   await sleep(500)
   const later = await after.stop()
   t.equal(later.failed, 0, 'and loses nothing afterwards')
@@ -128,14 +129,13 @@ test('with connectionHandoff, a successor that dies in the middle of the handoff
 
 test('under the supervisor: a worker that dies right after it took over; the previous one serves again, no restart loop', async (t) => {
   const { startSupervised, servingTarget, tempDir } = require('../helpers/processes')
-  const { Load } = require('../../tools/load-recorder')
   const dir = tempDir(t)
   const plugin = { idleGrace: 300 }
   writeRelease(dir, { version: 1, plugin })
   const { service } = startSupervised(t, { dir, extra: ['--ready-timeout', '20000', '--probation', '5000'] })
   const target = await servingTarget(service)
   const first = await service.generationServing(1)
-  const loads = MIXED_LOAD.map((options) => new Load(target, options).start())
+  const loads = MIXED_LOAD.map((options) => startLoad(t, target, options))
   await sleep(200)
   writeRelease(dir, { version: 2, plugin, exitAfterServingMs: 200 })
   process.kill(service.pid, 'SIGHUP')
@@ -173,7 +173,7 @@ test('SIGTERM to the new generation during its probation stops the service: a sh
   await waitUntilGone(service.pid, 10000)
   await stopLoads()
   t.notOk(service.find((l) => /serves again/.test(l.msg || '')), 'generation 1 did not come back')
-  t.ok(service.find((l) => l.pid === successor && /SIGTERM received; draining and exiting/.test(l.msg || '')), 'generation 2 shut down')
+  t.ok(await service.waitForLine((l) => l.pid === successor && /SIGTERM received; draining and exiting/.test(l.msg || ''), 5000, 'generation 2 to say it shuts down'), 'generation 2 shut down')
   await t.rejects(request(target), { code: 'ECONNREFUSED' }, 'the service is stopped, as asked')
 })
 
@@ -186,7 +186,7 @@ test('under the supervisor: a supervisor killed with SIGKILL leaves no worker be
   const worker = await service.generationServing(1)
   process.kill(service.pid, 'SIGKILL')
   await waitUntilGone(worker, 10000)
-  t.ok(service.find((l) => l.pid === worker && /the supervisor is gone; draining and exiting/.test(l.msg || '')), 'the worker said why it left')
+  t.ok(await service.waitForLine((l) => l.pid === worker && /the supervisor is gone; draining and exiting/.test(l.msg || ''), 5000, 'the worker to say why it left'), 'the worker said why it left')
   await waitFor(() => request(target).then(() => false, (err) => err.code === 'ECONNREFUSED'), 5000, 'the port to be free')
   t.pass('the port is free for the next supervisor')
 })

@@ -46,6 +46,7 @@ test('a signal exit is named', async (t) => {
   const retirement = Retirement.watchChild(child, 42, 60000, [copy('127.0.0.1:1')])
   child.emit('exit', null, 'SIGKILL')
   t.match((await settled(retirement.lost)).value, /exited with signal SIGKILL/)
+  retirement.release() // as the caller does; it also stops the probation timer
 })
 
 test('after the probation an exit is not a loss; release() closes the copies', async (t) => {
