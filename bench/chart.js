@@ -1,48 +1,51 @@
 'use strict'
-// A dependency-free SVG of the benchmark: one panel per contender and load, requests/s (blue),
-// failed requests (red bars) and p99 latency (orange) over time, reload moments as grey lines.
-const WIDTH = 900
-const PANEL = 120
-const MARGIN = { left: 60, right: 60, top: 28, bottom: 22 }
+// The benchmark chart, drawn by Vega-Lite and rendered to SVG in Node (no browser): one panel per
+// contender and load with requests/s (left axis) and p99 latency (right axis) over time, failed
+// requests as red marks and the reload moments as grey dashed lines.
+const vega = require('vega')
+const vegaLite = require('vega-lite')
 
-function escape (text) {
-  return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
-}
+const COLORS = { rps: '#1f77b4', p99: '#ff7f0e', failed: '#d62728', reload: '#999999' }
 
-function panel (result, index) {
+function panel (result) {
   const { points, reloads } = result.timeline
-  const top = index * (PANEL + MARGIN.top + MARGIN.bottom) + MARGIN.top
-  const innerWidth = WIDTH - MARGIN.left - MARGIN.right
-  const maxT = Math.max(1, ...points.map((p) => p.t))
-  const maxRps = Math.max(1, ...points.map((p) => p.rps))
-  const maxP99 = Math.max(1, ...points.map((p) => p.p99))
-  const maxFailed = Math.max(1, ...points.map((p) => p.failed))
-  const x = (t) => MARGIN.left + (t / maxT) * innerWidth
-  const y = (v, max) => top + PANEL - (v / max) * PANEL
-  const parts = []
-  parts.push(`<text x="${MARGIN.left}" y="${top - 8}" font-size="12" font-weight="bold">${escape(result.contender)} — ${escape(result.load)}: ${result.failed + result.non2xx} failed of ${result.sent}</text>`)
-  parts.push(`<rect x="${MARGIN.left}" y="${top}" width="${innerWidth}" height="${PANEL}" fill="none" stroke="#ccc"/>`)
-  for (const at of reloads) parts.push(`<line x1="${x(at).toFixed(1)}" x2="${x(at).toFixed(1)}" y1="${top}" y2="${top + PANEL}" stroke="#999" stroke-dasharray="3,3"/>`)
-  for (const p of points) {
-    if (p.failed > 0) {
-      const h = Math.max(2, (p.failed / maxFailed) * PANEL)
-      parts.push(`<rect x="${x(p.t).toFixed(1)}" y="${(top + PANEL - h).toFixed(1)}" width="4" height="${h.toFixed(1)}" fill="#d62728"/>`)
-    }
+  const end = Math.max(1, ...points.map((p) => p.t))
+  const x = { field: 't', type: 'quantitative', title: 'seconds', scale: { domain: [0, end], nice: false } }
+  const axis = (title, color, orient) => ({ title, titleColor: color, orient, grid: false })
+  return {
+    title: { text: `${result.contender} — ${result.load}: ${result.failed + result.non2xx} failed of ${result.sent}`, anchor: 'start', fontSize: 12 },
+    width: 760,
+    height: 110,
+    layer: [
+      { data: { values: reloads.map((t) => ({ t })) }, mark: { type: 'rule', color: COLORS.reload, strokeDash: [3, 3] }, encoding: { x } },
+      // A full-height red mark wherever a request failed in that 250 ms slice.
+      { data: { values: points.filter((p) => p.failed > 0) }, mark: { type: 'rule', color: COLORS.failed, strokeWidth: 3 }, encoding: { x } },
+      { data: { values: points }, mark: { type: 'line', color: COLORS.rps, strokeWidth: 1.2 }, encoding: { x, y: { field: 'rps', type: 'quantitative', axis: axis('requests/s', COLORS.rps, 'left') } } },
+      { data: { values: points }, mark: { type: 'line', color: COLORS.p99, strokeWidth: 1.2 }, encoding: { x, y: { field: 'p99', type: 'quantitative', axis: axis('p99 (ms)', COLORS.p99, 'right') } } }
+    ],
+    resolve: { scale: { y: 'independent' } }
   }
-  const line = (key, max, color) => `<polyline fill="none" stroke="${color}" stroke-width="1.2" points="${points.map((p) => `${x(p.t).toFixed(1)},${y(p[key], max).toFixed(1)}`).join(' ')}"/>`
-  parts.push(line('rps', maxRps, '#1f77b4'))
-  parts.push(line('p99', maxP99, '#ff7f0e'))
-  parts.push(`<text x="${MARGIN.left - 6}" y="${top + 10}" font-size="10" text-anchor="end" fill="#1f77b4">${maxRps} rps</text>`)
-  parts.push(`<text x="${WIDTH - MARGIN.right + 6}" y="${top + 10}" font-size="10" fill="#ff7f0e">p99 ${maxP99} ms</text>`)
-  parts.push(`<text x="${WIDTH - MARGIN.right}" y="${top + PANEL + 14}" font-size="10" text-anchor="end">${maxT.toFixed(0)} s</text>`)
-  return parts.join('\n')
 }
 
-function renderChart (report) {
-  const shown = report.results
-  const height = shown.length * (PANEL + MARGIN.top + MARGIN.bottom) + 40
-  const legend = `<text x="${MARGIN.left}" y="${height - 12}" font-size="11"><tspan fill="#1f77b4">— requests/s</tspan>   <tspan fill="#ff7f0e">— p99 latency</tspan>   <tspan fill="#d62728">▮ failed requests</tspan>   <tspan fill="#999">┆ reload</tspan>   (${escape(report.machine.node)}, ${report.machine.cpus} CPUs, ${escape(report.when)})</text>`
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n${shown.map(panel).join('\n')}\n${legend}\n</svg>\n`
+/** The whole report as one SVG document. */
+async function renderChart (report) {
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    background: 'white',
+    title: {
+      text: `fastify-hot-reload benchmark (${report.machine.node}, ${report.machine.cpus} CPUs, ${report.when})`,
+      subtitle: 'blue: requests/s · orange: p99 latency · red: requests failed · grey dashes: reloads',
+      anchor: 'start'
+    },
+    vconcat: report.results.map(panel),
+    config: { font: 'sans-serif', view: { stroke: '#cccccc' } }
+  }
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' })
+  try {
+    return await view.toSVG()
+  } finally {
+    view.finalize()
+  }
 }
 
 module.exports = { renderChart }

@@ -177,13 +177,17 @@ function standalone ({ handoff = true } = {}) {
   }
 }
 
-/** This project's supervisor: `fastify-hot-reload reload` on its control socket. */
-function supervisor () {
+/**
+ * This project's supervisor, reloaded by the `fastify-hot-reload reload` command on its control
+ * socket (the time includes the command's own Node start-up), or by SIGHUP to the supervisor
+ * (measured like the standalone signal: from the signal to a new pid serving).
+ */
+function supervisor ({ via = 'command' } = {}) {
   let child
   let control
   let dir
   return {
-    name: 'fastify-hot-reload (supervisor, defaults)',
+    name: via === 'command' ? 'fastify-hot-reload (supervisor, reload command)' : 'fastify-hot-reload (supervisor, SIGHUP)',
     project: true,
     async start (ctx) {
       dir = ctx.dir
@@ -195,8 +199,13 @@ function supervisor () {
     async reload (ctx) {
       const before = await serving(ctx.port)
       const started = performance.now()
-      const out = JSON.parse(await run(process.execPath, [BIN, 'reload', '--control', control, '--json']))
-      if (!out.ok) throw new Error(`supervisor reload failed: ${out.error && out.error.message}`)
+      if (via === 'command') {
+        const out = JSON.parse(await run(process.execPath, [BIN, 'reload', '--control', control, '--json']))
+        if (!out.ok) throw new Error(`supervisor reload failed: ${out.error && out.error.message}`)
+      } else {
+        process.kill(child.pid, 'SIGHUP')
+        await serving(ctx.port, { not: before.pid })
+      }
       const servingMs = performance.now() - started
       await waitGone(before.pid)
       return { servingMs, goneMs: performance.now() - started }

@@ -157,7 +157,7 @@ async function throughput () {
   const runs = [
     ['bare Fastify', contenders.plainRestart],
     ['Fastify + plugin', () => contenders.standalone()],
-    ['supervisor + plugin', contenders.supervisor],
+    ['supervisor + plugin', () => contenders.supervisor()],
     ['PM2 cluster, 1 instance', () => contenders.pm2(1)]
   ]
   // The machine is shared: interleave the contenders over several rounds and keep the medians
@@ -211,7 +211,9 @@ function targets (results, boot, speed) {
   const plugin = speed.find((s) => s.name === 'Fastify + plugin')
   return [
     ['0 failed requests for this project in every scenario', ours.every((r) => r.failed === 0 && r.non2xx === 0)],
-    ['reload overhead over the app\'s boot time < 100 ms', ours.every((r) => r.reloadMedianMs - boot < 100)],
+    // Split by how the reload is asked for: the `reload` command's time includes its own Node start-up.
+    ['reload overhead over the app\'s boot time < 100 ms, reload by signal', ours.filter((r) => !/reload command/.test(r.contender)).every((r) => r.reloadMedianMs - boot < 100)],
+    ['reload overhead over the app\'s boot time < 100 ms, reload by the `reload` command', ours.filter((r) => /reload command/.test(r.contender)).every((r) => r.reloadMedianMs - boot < 100)],
     ['p99 in the reload window ≤ 2x steady', ours.every((r) => (r.latency.p99Ratio ?? 0) <= 2)],
     ['plugin throughput ≥ 0.98 of bare Fastify', plugin !== undefined && plugin.ratioToBare >= 0.98],
     [`supervisor RSS (${supervisorRss} MB) below the PM2 daemon's (${pm2Daemon} MB)`, supervisorRss > 0 && supervisorRss < pm2Daemon]
@@ -226,7 +228,8 @@ async function main () {
   const makers = [
     () => contenders.standalone({ handoff: false }),
     () => contenders.standalone(),
-    contenders.supervisor,
+    () => contenders.supervisor({ via: 'command' }),
+    () => contenders.supervisor({ via: 'signal' }),
     () => contenders.pm2(1),
     () => contenders.pm2(2),
     contenders.plainRestart
@@ -247,7 +250,7 @@ async function main () {
   fs.mkdirSync(RESULTS, { recursive: true })
   const base = QUICK ? 'quick' : 'latest'
   fs.writeFileSync(path.join(RESULTS, `${base}.json`), JSON.stringify(report, null, 2) + '\n')
-  fs.writeFileSync(path.join(RESULTS, `${base}.svg`), renderChart(report))
+  fs.writeFileSync(path.join(RESULTS, `${base}.svg`), await renderChart(report))
   const markdown = table(results, boot, speed)
   if (!QUICK) writeBenchmarksMarkdown(report, markdown)
   console.log(markdown)
