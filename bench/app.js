@@ -15,7 +15,8 @@ if (process.env.BENCH_PLUGIN === '1') {
     drainTimeout: 10000,
     // The plugin's defaults, unless the bench asks for the ordinary drain.
     connectionHandoff: process.env.BENCH_HANDOFF !== '0',
-    underPressure: false
+    // Off, except where the instruction count measures what @fastify/under-pressure adds.
+    ...(process.env.BENCH_UNDER_PRESSURE === '1' ? {} : { underPressure: false })
   })
 }
 app.get('/', async () => ({ version, pid: process.pid }))
