@@ -59,11 +59,12 @@ ${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join
 
 \`\`\`sh
 npm ci
-npm run bench          # about 10 minutes; rewrites bench/results/latest.{json,svg} and this file
-npm run bench:quick    # 3 reloads per scenario, about 2 minutes (run by .ci/run as a smoke test)
+npm run bench          # about 18 minutes; rewrites bench/results/latest.{json,svg} and this file
+npm run bench:quick    # 3 reloads per scenario, about 4 minutes (run by .ci/run as a smoke test)
 \`\`\`
 
-PM2 (7.0.4, a devDependency) runs with a private \`PM2_HOME\` in a temporary directory, and its daemon
+The instruction counts need valgrind (Debian package \`valgrind\`); without it the bench says they
+were not measured. PM2 (7.0.4, a devDependency) runs with a private \`PM2_HOME\` in a temporary directory, and its daemon
 is killed at the end. Only 127.0.0.1 is used.
 `
 }

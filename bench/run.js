@@ -162,7 +162,7 @@ async function throughput () {
     ['PM2 cluster, 1 instance', () => contenders.pm2(1)]
   ]
   // The machine is shared: interleave the contenders over several rounds and keep the medians
-  // (one round in --quick, a smoke test that must stay under about 2 minutes).
+  // (one round in --quick, a smoke test that must stay within a few minutes).
   const rounds = CONFIG.throughputRounds
   const samples = new Map(runs.map(([name]) => [name, { rps: [], errors: 0 }]))
   for (let round = 0; round < rounds; round++) {
