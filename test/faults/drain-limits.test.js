@@ -93,6 +93,8 @@ test('20 reload signals in one second, sent to the serving pid as an operator wo
   const perRequest = startLoad(t, target, { connections: 5, keepAlive: false })
   writeRelease(dir, { version: 2, plugin })
   const fs = require('node:fs')
+  // Written once the app serves, a moment after Fastify's "listening" line.
+  await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
   for (let i = 0; i < 20; i++) {
     const pid = Number(fs.readFileSync(pidFile, 'utf8'))
     try { process.kill(pid, 'SIGUSR2') } catch {}
