@@ -34,9 +34,7 @@ test('standalone: with maxDrainingGenerations 2, the oldest draining generation 
   await waitUntilGone(generations[0])
   await waitUntilGone(generations[1])
   // A process can be gone before its last lines have come through the pipe.
-  const cutLine = (l) => /more than maxDrainingGenerations \(2\); this is the oldest/.test(l.msg || '')
-  await waitFor(() => service.filter(cutLine).length >= 2, 5000, 'both cut generations to log it')
-  const cuts = service.filter(cutLine)
+  const cuts = await service.waitForLines((l) => /more than maxDrainingGenerations \(2\); this is the oldest/.test(l.msg || ''), 2, 5000, 'both cut generations to log it')
   t.same(cuts.map((l) => l.pid).sort(), [generations[0], generations[1]].sort(), 'the two oldest generations said why they ended their drain')
   t.same(cuts.map((l) => l.cutConnections), [1, 1], 'each cut its one endless request, and counted it')
   t.same(generations.slice(2).filter(isAlive), generations.slice(2), 'generations 3 and 4 still drain, 5 serves')
@@ -69,11 +67,10 @@ test('supervised: with --max-draining 2, the oldest draining generation is cut a
   }
   await waitUntilGone(workers[0])
   await waitUntilGone(workers[1])
+  // The workers' last lines (and so the supervisor's earlier ones) may still be in the pipe.
+  const cuts = await service.waitForLines((l) => /too many generations draining; closed 1 connection/.test(l.msg || ''), 2, 5000, 'both cut workers to log it')
   const orders = service.filter((l) => /more than --max-draining \(2\)/.test(l.msg || ''))
   t.same(orders.map((l) => l.workerPid).sort(), [workers[0], workers[1]].sort(), 'the supervisor told the two oldest to end their drain')
-  const cutLine = (l) => /too many generations draining; closed 1 connection/.test(l.msg || '')
-  await waitFor(() => service.filter(cutLine).length >= 2, 5000, 'both cut workers to log it')
-  const cuts = service.filter(cutLine)
   t.same(cuts.map((l) => l.pid).sort(), [workers[0], workers[1]].sort(), 'each cut its endless request and counted it')
   t.same(workers.slice(2).filter(isAlive), workers.slice(2), 'generations 3 and 4 still drain, 5 serves')
   const stats = await load.stop()

@@ -127,6 +127,12 @@ class Service {
     return waitFor(() => this.lines.find(predicate), timeoutMs, `${what}; log so far:\n${this.tail()}`)
   }
 
+  /** Resolves with every line matching `predicate` once there are at least `count` of them. */
+  async waitForLines (predicate, count, timeoutMs = 20000, what = `${count} log lines`) {
+    await waitFor(() => this.lines.filter(predicate).length >= count, timeoutMs, `${what}; log so far:\n${this.tail()}`)
+    return this.lines.filter(predicate)
+  }
+
   tail (n = 15) {
     return this.lines.slice(-n).map((line) => line.raw || `${line.pid} ${line.msg}`).join('\n')
   }
