@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'HOT_RELOAD_NO_LISTENERS'
   | 'HOT_RELOAD_NODE_INTERNALS'
   | 'HOT_RELOAD_SUPERVISOR_GONE'
+  | 'HOT_RELOAD_ALREADY_REGISTERED'
 
 export function hotReloadError (code: ErrorCode, message: string, cause?: unknown): HotReloadError {
   const err = new Error(message, cause === undefined ? undefined : { cause }) as HotReloadError

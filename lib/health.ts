@@ -1,23 +1,23 @@
 // Readiness (/health: 200 only while this process is the serving generation) and liveness
 // (/health/live: 200 while the process works, draining included).
 import type { FastifyInstance } from 'fastify'
-import type { Controller } from './controller'
+import type { Generation } from './generation'
 import type { ResolvedOptions } from './options'
 
 // Probes must answer even under pressure (@fastify/under-pressure would 503 every route): the
 // readiness handler reports pressure itself, and liveness ignores it.
 const probeRoute = { logLevel: 'warn' as const, config: { pressureHandler: () => undefined } }
 
-export function registerHealthRoutes (app: FastifyInstance, controller: Controller, options: ResolvedOptions): void {
+export function registerHealthRoutes (app: FastifyInstance, generation: Generation, options: ResolvedOptions): void {
   const identity = () => ({
-    pid: controller.pid,
-    generation: controller.generation,
-    state: controller.state,
+    pid: generation.pid,
+    generation: generation.generation,
+    state: generation.state,
     uptime: Math.round(process.uptime())
   })
   if (options.healthPath !== false) {
     app.get(options.healthPath, probeRoute, async (_request, reply) => {
-      const reason = controller.notReadyReason()
+      const reason = generation.notReadyReason()
       reply.code(reason === null ? 200 : 503)
       if (reason !== null) reply.header('retry-after', '1')
       return reason === null

@@ -1,6 +1,6 @@
 // Messages between generations (and between a supervisor and its workers) over the IPC channel,
 // namespaced so that an app's own IPC traffic and ours never mix.
-import type { ReloadResult } from './types'
+import type { WireReloadResult } from './reload-result'
 
 const KEY = 'fastify-hot-reload'
 
@@ -20,9 +20,6 @@ export type ChildMessage =
   | { type: 'reload-request', id: number }
   /** An idle keep-alive connection handed to the next generation, sent with its handle. */
   | { type: 'connection', listener: string }
-
-/** A reload result as it crosses the channel: the error as plain fields. */
-export type WireReloadResult = Omit<ReloadResult, 'error'> & { error?: { code: string, message: string } }
 
 export type ParentMessage =
   /** `keepChannel`: the predecessor will hand over connections on this channel, then cut it. */
@@ -54,9 +51,4 @@ export function unwrap (value: unknown): { type: string, [key: string]: unknown 
 
 export function wrap (message: ChildMessage | ParentMessage): object {
   return { [KEY]: message }
-}
-
-export function toWire (result: ReloadResult): WireReloadResult {
-  const { error, ...rest } = result
-  return error === undefined ? rest : { ...rest, error: { code: error.code, message: error.message } }
 }

@@ -3,6 +3,7 @@ import { constants as osConstants } from 'node:os'
 import { resolve } from 'node:path'
 import { hotReloadError } from './errors'
 import { pidFileProblem } from './pid-file'
+import { expectation, inRange, RANGES, type Range } from './validate'
 import type { HotReloadOptions, SuccessorOptions, UnderPressureOptions } from './types'
 
 export interface ResolvedOptions {
@@ -61,19 +62,9 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-function milliseconds (name: string, value: unknown, fallback: number): number {
+function wholeNumber (name: string, value: unknown, fallback: number, range: Range): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > 2 ** 31 - 1) {
-    throw invalid(name, 'a whole number of milliseconds from 1 to 2147483647', value)
-  }
-  return value
-}
-
-function wholeNumber (name: string, value: unknown, fallback: number, min: number, max: number, unit: string): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(name, `a whole number of ${unit} from ${min} to ${max}`, value)
-  }
+  if (!inRange(value, range)) throw invalid(name, expectation(range), value)
   return value
 }
 
@@ -162,9 +153,9 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   }
   return {
     reloadSignals: signals(opts.reloadSignals),
-    readyTimeout: milliseconds('readyTimeout', opts.readyTimeout, DEFAULTS.readyTimeout),
-    drainTimeout: milliseconds('drainTimeout', opts.drainTimeout, DEFAULTS.drainTimeout),
-    idleGrace: milliseconds('idleGrace', opts.idleGrace, DEFAULTS.idleGrace),
+    readyTimeout: wholeNumber('readyTimeout', opts.readyTimeout, DEFAULTS.readyTimeout, RANGES.timeout),
+    drainTimeout: wholeNumber('drainTimeout', opts.drainTimeout, DEFAULTS.drainTimeout, RANGES.timeout),
+    idleGrace: wholeNumber('idleGrace', opts.idleGrace, DEFAULTS.idleGrace, RANGES.timeout),
     healthPath,
     livenessPath,
     underPressure: underPressure === undefined ? {} : underPressure,
@@ -172,8 +163,8 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     successor: successorOptions(opts.successor),
     pidFile: pidFile(opts.pidFile),
     connectionHandoff: (opts.connectionHandoff as boolean | undefined) ?? DEFAULTS.connectionHandoff,
-    probation: wholeNumber('probation', opts.probation, DEFAULTS.probation, 0, 2 ** 31 - 1, 'milliseconds'),
-    maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, 1, 1000, 'generations')
+    probation: wholeNumber('probation', opts.probation, DEFAULTS.probation, RANGES.probation),
+    maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
   }
 }
 

@@ -1,110 +1,96 @@
-// A generation's side of the IPC channel to whoever started it: the previous generation
-// (standalone) or the supervisor. It reports ready (or failure), learns the verdict, and in
-// supervised mode keeps the channel for drain orders, reload requests and socket handles.
-// An abort that arrives before the plugin runs ends the process at once: nothing has been adopted,
-// so nothing is lost.
+// A generation's whole view of whoever started it: the previous generation (standalone) or the
+// supervisor. It reports ready (or failure), learns the verdict, and afterwards carries drain
+// orders, reload requests and socket handles. Until the generation subscribes, an abort ends the
+// process at once (nothing has been adopted, so nothing is lost) and handles that come are closed.
 import type { Server } from 'node:net'
-import { hotReloadError } from './errors'
 import { listeningHandle } from './node-internals'
-import { unwrap, wrap, type ChildMessage, type ParentMessage, type WireReloadResult } from './ipc'
+import { unwrap, wrap, type ChildMessage, type ParentMessage } from './ipc'
+import type { ProcessPort } from './process-port'
+import { fromWire, notServing } from './reload-result'
 import type { ReloadResult } from './types'
 
 export type Verdict = 'commit' | 'abort'
+
+/** What the parent may ask of a generation once it runs; each has a safe default until subscribed. */
+export interface ParentOrders {
+  abort: () => void
+  /** Supervised: a successor serves now; drain (and, with `probation`, wait for retire or resume). */
+  drain: (probation: boolean) => void
+  cut: () => void
+  /** A copy of a listening socket for a resume (supervised probation). */
+  listener: (address: string, handle: object) => void
+  retire: () => void
+  resume: (successorPid: number, reason: string) => void
+  /** An idle keep-alive connection handed over by the previous generation. */
+  connection: (listener: string, handle: object) => void
+}
+
+export interface ParentLinkOptions {
+  /** Standalone: a bare commit (from a release that does not keep the channel) cuts it here. */
+  cutChannelOnBareCommit: boolean
+}
 
 export class ParentLink {
   private verdict: Verdict | undefined
   private readonly waiting: Array<(verdict: Verdict) => void> = []
   private readonly reloads = new Map<number, (result: ReloadResult) => void>()
   private nextReloadId = 1
-  private abortHandler: () => void = () => process.exit(1)
-  private drainHandler: (probation: boolean) => void = () => process.exit(0)
-  private cutHandler: () => void = () => {}
-  private listenerHandler: (address: string, handle: object) => void = (_address, handle) => closeHandle(handle)
-  private retireHandler: () => void = () => {}
-  private resumeHandler: (successorPid: number, reason: string) => void = () => {}
-  private connectionHandler: (listener: string, handle: object) => void = (_listener, handle) => closeHandle(handle)
   private keepChannel = false
+  private orders: ParentOrders
 
-  constructor (readonly supervised: boolean) {
-    process.on('message', (raw: unknown, handle: unknown) => {
-      const message = unwrap(raw) as ParentMessage | undefined
-      if (message === undefined) return
-      if (message.type === 'connection') {
-        if (typeof handle === 'object' && handle !== null) this.connectionHandler(message.listener, handle)
-        return
-      }
-      if (message.type === 'listener') {
-        if (typeof handle === 'object' && handle !== null) this.listenerHandler(message.address, handle)
-        return
-      }
-      if (message.type === 'commit') this.keepChannel = message.keepChannel === true
-      if (message.type === 'commit' || message.type === 'abort') this.settle(message.type)
-      else if (message.type === 'drain') this.drainHandler(message.probation === true)
-      else if (message.type === 'cut') this.cutHandler()
-      else if (message.type === 'retire') this.retireHandler()
-      else if (message.type === 'resume') this.resumeHandler(message.successorPid, message.reason)
-      else if (message.type === 'reload-result') this.reloads.get(message.id)?.(fromWire(message.result))
-    })
+  constructor (private readonly port: ProcessPort, private readonly options: ParentLinkOptions) {
+    this.orders = {
+      abort: () => port.exit(1),
+      drain: () => port.exit(0),
+      cut: () => {},
+      listener: (_address, handle) => closeHandle(handle),
+      retire: () => {},
+      resume: () => {},
+      connection: (_listener, handle) => closeHandle(handle)
+    }
+    port.on('message', (raw: unknown, handle: unknown) => this.onMessage(raw, handle))
     // A parent that is gone can no longer serve: we are the serving generation.
-    process.once('disconnect', () => {
+    port.once('disconnect', () => {
       this.settle('commit')
       for (const [id, resolve] of this.reloads) {
-        resolve({ ok: false, generation: 0, pid: process.pid, durationMs: 0, error: hotReloadError('HOT_RELOAD_NOT_SERVING', 'the supervisor is gone') })
+        resolve(notServing(port.pid, 'the supervisor is gone'))
         this.reloads.delete(id)
       }
     })
   }
 
-  static connect (supervised: boolean): ParentLink | undefined {
-    return typeof process.send === 'function' && process.connected ? new ParentLink(supervised) : undefined
+  /** The link to our parent, when we were started with an IPC channel. */
+  static connect (port: ProcessPort, options: ParentLinkOptions): ParentLink | undefined {
+    return port.hasChannel && port.connected ? new ParentLink(port, options) : undefined
   }
 
-  /** Called instead of exiting when the parent aborts us. */
-  onAbort (handler: () => void): void {
-    this.abortHandler = handler
+  get connected (): boolean {
+    return this.port.connected
   }
 
-  /** Called with each keep-alive connection the previous generation hands over. */
-  onConnection (handler: (listener: string, handle: object) => void): void {
-    this.connectionHandler = handler
+  /** The generation takes over the parent's orders from their defaults. */
+  subscribe (orders: Partial<ParentOrders>): void {
+    this.orders = { ...this.orders, ...orders }
   }
 
-  /** Hands an idle connection (its raw handle) up to the supervisor; resolves once it is sent. */
-  sendConnection (listener: string, handle: object): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (!process.connected || process.send === undefined) return reject(new Error('no channel to the supervisor'))
-      process.send(wrap({ type: 'connection', listener }), handle as Server, {}, (err) => err ? reject(err) : resolve())
-    })
-  }
-
-  /** Supervised mode: called when the supervisor says a successor serves now. */
-  onDrain (handler: (probation: boolean) => void): void {
-    this.drainHandler = handler
-  }
-
-  /**
-   * Supervised mode, during a probation: copies of the listening sockets, then the verdict on the
-   * successor ('retire': it proved itself; 'resume': it died, serve again).
-   */
-  onProbation (handlers: { listener: (address: string, handle: object) => void, retire: () => void, resume: (successorPid: number, reason: string) => void }): void {
-    this.listenerHandler = handlers.listener
-    this.retireHandler = handlers.retire
-    this.resumeHandler = handlers.resume
-  }
-
-  /** Supervised mode: called when the supervisor says too many generations drain (end the drain now). */
-  onCut (handler: () => void): void {
-    this.cutHandler = handler
-  }
-
-  /** We shut down on purpose: whoever watches our probation must not take it for a failure. */
-  sendStopping (): void {
-    this.send({ type: 'stopping' })
-  }
-
-  /** Standalone: tells the previous generation, if it still runs, how many newer generations drain now. */
-  sendBehind (newer: number): void {
-    this.send({ type: 'behind', newer })
+  private onMessage (raw: unknown, handle: unknown): void {
+    const message = unwrap(raw) as ParentMessage | undefined
+    if (message === undefined) return
+    const withHandle = typeof handle === 'object' && handle !== null ? handle : undefined
+    switch (message.type) {
+      case 'connection': if (withHandle !== undefined) this.orders.connection(message.listener, withHandle); return
+      case 'listener': if (withHandle !== undefined) this.orders.listener(message.address, withHandle); return
+      case 'commit':
+        this.keepChannel = message.keepChannel === true
+        this.settle('commit')
+        return
+      case 'abort': this.settle('abort'); return
+      case 'drain': this.orders.drain(message.probation === true); return
+      case 'cut': this.orders.cut(); return
+      case 'retire': this.orders.retire(); return
+      case 'resume': this.orders.resume(message.successorPid, message.reason); return
+      case 'reload-result': this.reloads.get(message.id)?.(fromWire(message.result))
+    }
   }
 
   /** Reports ready and resolves with the parent's verdict. */
@@ -120,19 +106,30 @@ export class ParentLink {
     this.send({ type: 'failed', message })
   }
 
-  /**
-   * Hands a listening socket to the parent, which keeps it without accepting on it: one we bound
-   * (supervised mode), or a copy of an adopted one for the probation (standalone).
-   */
-  sendListener (address: string, server: Server): Promise<void> {
-    const handle = listeningHandle(server)
-    return new Promise((resolve, reject) => {
-      if (!process.connected || process.send === undefined) return reject(new Error('no channel to the supervisor'))
-      process.send(wrap({ type: 'listener', address }), handle as Server, {}, (err) => err ? reject(err) : resolve())
-    })
+  /** We shut down on purpose: whoever watches our probation must not take it for a failure. */
+  sendStopping (): void {
+    this.send({ type: 'stopping' })
   }
 
-  /** Supervised mode: asks the supervisor for a reload and resolves with its result. */
+  /** Standalone: tells the previous generation, if it still runs, how many newer generations drain now. */
+  sendBehind (newer: number): void {
+    this.send({ type: 'behind', newer })
+  }
+
+  /**
+   * Hands a listening socket to the parent, which keeps it without accepting on it: one we bound
+   * (supervised), or a copy of an adopted one for the probation (standalone).
+   */
+  sendListener (address: string, server: Server): Promise<void> {
+    return this.sendHandle({ type: 'listener', address }, listeningHandle(server))
+  }
+
+  /** Hands an idle connection (its raw handle) up to the supervisor; resolves once it is sent. */
+  sendConnection (listener: string, handle: object): Promise<void> {
+    return this.sendHandle({ type: 'connection', listener }, handle)
+  }
+
+  /** Asks the supervisor for a reload and resolves with its result. */
   requestReload (): Promise<ReloadResult> {
     const id = this.nextReloadId++
     return new Promise((resolve) => {
@@ -141,27 +138,28 @@ export class ParentLink {
     })
   }
 
+  private sendHandle (message: ChildMessage, handle: object): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!this.port.connected) return reject(new Error('no channel to the supervisor'))
+      this.port.send(wrap(message), handle, (err) => err ? reject(err) : resolve())
+    })
+  }
+
   private send (message: ChildMessage): void {
-    if (process.connected && process.send !== undefined) process.send(wrap(message), undefined, {}, () => {})
+    if (this.port.connected) this.port.send(wrap(message), undefined, () => {})
   }
 
   private settle (verdict: Verdict): void {
     if (this.verdict !== undefined) return
     this.verdict = verdict
     if (verdict === 'commit') {
-      // Standalone: cut the channel so that the old generation's exit is not held up by it.
-      if (!this.supervised && !this.keepChannel && process.connected) process.disconnect()
+      // So that the old generation's exit is not held up by the channel.
+      if (this.options.cutChannelOnBareCommit && !this.keepChannel) this.port.disconnect()
     } else {
-      this.abortHandler()
+      this.orders.abort()
     }
     for (const resolve of this.waiting.splice(0)) resolve(verdict)
   }
-}
-
-function fromWire (result: WireReloadResult): ReloadResult {
-  const { error, ...rest } = result
-  if (error === undefined) return rest
-  return { ...rest, error: hotReloadError(error.code as Parameters<typeof hotReloadError>[0], error.message) }
 }
 
 function closeHandle (handle: object): void {

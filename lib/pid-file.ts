@@ -3,6 +3,7 @@
 // --pid-file` can tell whether the reload it asked for worked.
 import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
+import type { WireReloadResult } from './reload-result'
 
 function writeAtomically (path: string, text: string): void {
   const temporary = `${path}.${process.pid}.tmp`
@@ -56,17 +57,8 @@ export function removePidFileIfOurs (path: string, pid: number): void {
   try { unlinkSync(reloadRecordPath(path)) } catch {}
 }
 
-export interface ReloadRecord {
-  ok: boolean
-  generation: number
-  pid: number
-  durationMs: number
-  successorPid?: number
-  error?: { code: string, message: string }
-  /** The generation that ran the reload, and when it finished (ms since the epoch). */
-  fromPid: number
-  finishedAt: number
-}
+/** The outcome of the last reload, in the one wire form, with who ran it and when it finished (ms since the epoch). */
+export type ReloadRecord = WireReloadResult & { fromPid: number, finishedAt: number }
 
 export function writeReloadRecord (pidFile: string, record: ReloadRecord): void {
   writeAtomically(reloadRecordPath(pidFile), JSON.stringify(record) + '\n')

@@ -1,16 +1,14 @@
-// The Fastify plugin: validates options, reads the handoff a previous generation left us, and
-// wires the generation controller into the app's lifecycle.
+// The Fastify plugin: validates options, takes what the boot found (a handoff, socket activation),
+// and wires one generation into the app's lifecycle.
 import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { Controller } from './controller'
+import { boot } from './boot'
 import { hotReloadError } from './errors'
-import { clearHandoffEnv, readHandoff, type Handoff, type InheritedSocket } from './handoff-env'
+import { HotReloadFacade } from './facade'
+import { Generation } from './generation'
 import { registerHealthRoutes } from './health'
-import { captureLaunch } from './launch'
 import { resolveOptions } from './options'
-import { ParentLink } from './parent-link'
-import { readSocketActivation } from './socket-activation'
 import type { HotReloadController, HotReloadOptions } from './types'
 
 declare module 'fastify' {
@@ -19,54 +17,53 @@ declare module 'fastify' {
   }
 }
 
-// Read once, at load: the environment is cleared so that the app's own children never see it.
-const launch = captureLaunch()
-let handoff: Handoff | null = null
-let activated: InheritedSocket[] | null = null
-let handoffError: Error | undefined
-try {
-  handoff = readHandoff(process.env)
-  // No handoff from a previous generation: maybe systemd socket activation.
-  if (handoff === null) activated = readSocketActivation(process.env)
-} catch (error) {
-  handoffError = error as Error
-}
-if (handoff !== null || activated !== null || handoffError !== undefined) clearHandoffEnv(process.env)
-// Connect early: an abort that comes while the app is still booting ends a successor at once.
-const parent = handoff === null ? undefined : ParentLink.connect(handoff.supervised)
-let unclaimedInheritance: InheritedSocket[] = handoff?.sockets ?? activated ?? []
-
-function takeInheritance (): InheritedSocket[] {
-  const sockets = unclaimedInheritance
-  unclaimedInheritance = []
-  return sockets
-}
+// Read once, at load: an abort that comes while the app still boots must end a successor at once.
+const booted = boot()
+/** The generation of this process while its app is open: one per process. */
+let active: Generation | undefined
 
 const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: FastifyInstance, rawOptions) => {
   const options = resolveOptions(rawOptions)
-  if (handoffError !== undefined) {
-    parent?.failed(handoffError.message)
-    throw handoffError
+  const { parent, mode } = booted
+  if (booted.error !== undefined) {
+    parent?.failed(booted.error.message)
+    throw booted.error
   }
-  // A worker never serves on the supervisor's sockets by itself: no one would reload or stop it.
-  if (handoff?.supervised === true && (parent === undefined || !process.connected)) {
-    throw hotReloadError('HOT_RELOAD_SUPERVISOR_GONE',
-      `fastify-hot-reload: this worker was started by a supervisor (pid ${handoff.parentPid}) that is gone; not serving`)
+  const refusal = mode.refusal(parent)
+  if (refusal !== undefined) throw refusal
+  if (active !== undefined) {
+    throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
+      `fastify-hot-reload: already registered on another open Fastify instance in this process (generation ${active.generation}); one instance per process`)
   }
-  const controller = new Controller(app, options, {
-    generation: handoff?.generation ?? 1,
-    supervised: handoff?.supervised ?? false,
-    inherited: takeInheritance(),
+  const facade = new HotReloadFacade(() => generation)
+  const generation: Generation = new Generation({
+    app,
+    options,
+    generation: booted.handoff?.generation ?? 1,
+    inherited: booted.takeInheritance(),
     parent,
-    launch
+    launch: booted.launch,
+    mode,
+    port: booted.port,
+    events: facade,
+    env: process.env
   })
-  app.decorate('hotReload', controller)
-  if (options.underPressure !== false && !app.hasDecorator('isUnderPressure')) {
-    await app.register(underPressure, options.underPressure)
+  active = generation
+  app.addHook('onClose', async () => {
+    generation.onClose()
+    if (active === generation) active = undefined
+  })
+  try {
+    app.decorate('hotReload', facade)
+    if (options.underPressure !== false && !app.hasDecorator('isUnderPressure')) {
+      await app.register(underPressure, options.underPressure)
+    }
+    registerHealthRoutes(app, generation, options)
+    app.addHook('onListen', async () => { await generation.onListen() })
+  } catch (error) {
+    active = undefined
+    throw error
   }
-  registerHealthRoutes(app, controller, options)
-  app.addHook('onListen', async () => { await controller.onListen() })
-  app.addHook('onClose', async () => { controller.onClose() })
 }
 
 export const hotReload = fp(hotReloadPlugin, { name: 'fastify-hot-reload', fastify: '5.x' })

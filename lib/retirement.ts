@@ -5,6 +5,7 @@
 // back. Who decides is the caller's business: a timer and the child's exit (standalone), or the
 // supervisor's word (supervised).
 import type { ChildProcess } from 'node:child_process'
+import { Probation } from './probation'
 import type { ListenerCopy } from './successor'
 
 export class Retirement {
@@ -15,7 +16,7 @@ export class Retirement {
   private ended = false
   private endOver: () => void = () => {}
   private loseWith: (reason: string) => void = () => {}
-  private timer: NodeJS.Timeout | undefined
+  private probation: Probation | undefined
   private copies: ListenerCopy[] = []
 
   constructor (public successorPid: number | undefined) {
@@ -24,7 +25,7 @@ export class Retirement {
   }
 
   /** Standalone: watches our own child for `probation` ms, with the socket copies it sent us. */
-  static watchChild (child: ChildProcess, successorPid: number, probation: number, copies: ListenerCopy[]): Retirement {
+  static watchChild (child: Pick<ChildProcess, 'once'>, successorPid: number, probation: number, copies: ListenerCopy[]): Retirement {
     const retirement = new Retirement(successorPid)
     // Without a copy of the sockets there is nothing to go back to.
     if (probation === 0 || copies.length === 0) {
@@ -34,11 +35,11 @@ export class Retirement {
     }
     for (const copy of copies) retirement.addCopy(copy)
     const since = performance.now()
-    child.once('exit', (code, signal) => {
+    retirement.probation = new Probation(probation, () => retirement.endProbation())
+    child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
       const how = signal === null ? `code ${code}` : `signal ${signal}`
       retirement.fail(`the successor (pid ${successorPid}) exited with ${how} ${Math.round(performance.now() - since)} ms after it took over`)
     })
-    retirement.timer = setTimeout(() => retirement.endProbation(), probation)
     return retirement
   }
 
@@ -51,7 +52,7 @@ export class Retirement {
   endProbation (): void {
     if (this.ended) return
     this.ended = true
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.probation?.end()
     this.endOver()
   }
 

@@ -1,5 +1,7 @@
-// Starts the next generation with our listening sockets at fds 3.., waits for its ready message,
-// and either commits it or takes it down again (abort over IPC, then SIGKILL).
+// The parent's whole view of a successor (the next generation, or a supervisor's worker): starts it
+// with our listening sockets at fds 3.., waits for its ready message, and either commits it or takes
+// it down again (abort over IPC, then SIGKILL). Once committed, its channel carries handed-over
+// connections one way and news of later drains the other.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { hotReloadError } from './errors'
 import type { HotReloadError } from './types'
@@ -21,7 +23,7 @@ export interface ListenerCopy {
 }
 
 export type SuccessorOutcome =
-  | { ok: true, pid: number, child: ChildProcess, listenerCopies: ListenerCopy[], commit: () => void, abort: () => Promise<void> }
+  | { ok: true, pid: number, child: ChildProcess, listenerCopies: ListenerCopy[], commit: () => SuccessorChannel, abort: () => Promise<void> }
   | { ok: false, pid: number | undefined, error: HotReloadError }
 
 export interface StartedSuccessor {
@@ -158,8 +160,42 @@ export function send (child: ChildProcess, message: ParentMessage, then?: () => 
  * supervisor) cuts it when its drain is over. `keepChannel` tells a successor that runs an older
  * release of this plugin not to cut it itself.
  */
-function commit (child: ChildProcess): void {
+function commit (child: ChildProcess): SuccessorChannel {
   send(child, { type: 'commit', keepChannel: true })
+  return new SuccessorChannel(child)
+}
+
+/** A committed successor's channel, until our drain is over. */
+export class SuccessorChannel {
+  constructor (readonly child: ChildProcess) {}
+
+  get open (): boolean {
+    return this.child.connected
+  }
+
+  onExit (listener: (code: number | null, signal: NodeJS.Signals | null) => void): void {
+    this.child.once('exit', listener)
+  }
+
+  onMessage (listener: (message: ChildMessage) => void): void {
+    this.child.on('message', (raw: unknown) => {
+      const message = unwrap(raw) as ChildMessage | undefined
+      if (message !== undefined) listener(message)
+    })
+  }
+
+  /** An idle keep-alive connection for the successor; resolves once its handle is on its way. */
+  sendConnection (listener: string, handle: object): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.child.send(wrap({ type: 'connection', listener }), handle as never, (err) => err ? reject(err) : resolve())
+    })
+  }
+
+  /** Our drain is over: the successor runs on by itself. */
+  release (): void {
+    if (this.child.connected) this.child.disconnect()
+    this.child.unref()
+  }
 }
 
 /** Asks the successor to drain and exit; kills it when it does not in time. Resolves when gone. */

@@ -111,3 +111,16 @@ test('a reload while one is running joins it', async (t) => {
   t.equal(a, b, 'the same promise')
   await a
 })
+
+test('one plugin instance per process: a second open app is refused with a clear error; once the first closes, a new one may register', async (t) => {
+  const first = await listeningApp(t)
+  const second = Fastify()
+  second.register(hotReload, { gracefulShutdown: false })
+  const error = await second.ready().then(() => undefined, (err) => err)
+  t.equal(error?.code, 'HOT_RELOAD_ALREADY_REGISTERED')
+  t.match(error?.message, /another open Fastify instance/)
+  await second.close().catch(() => {})
+  await first.close()
+  const third = await listeningApp(t)
+  t.equal(third.hotReload.state, 'serving', 'after the first closed, another instance works')
+})

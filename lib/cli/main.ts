@@ -4,7 +4,11 @@ import { isAbsolute, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { clearHandoffEnv, type InheritedSocket } from '../handoff-env'
 import { captureLaunch } from '../launch'
+import { DEFAULTS } from '../options'
+import { toWire } from '../reload-result'
 import { createNotifier } from '../sd-notify'
+import { ServiceStatus } from '../service-status'
+import { expectation, inRange, numberFromText, RANGES, type Range } from '../validate'
 import { pidFileProblem, readPidFile, readReloadRecord, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
 import { defaultControlDir, defaultControlPath, listenControl, nameFromCommand, requestControl } from '../supervisor/control'
@@ -67,19 +71,12 @@ Options:
 
 class UsageError extends Error {}
 
-function ms (name: string, value: string | undefined, fallback: number): number {
+/** A numeric flag: plain digits within the range the plugin's option of the same meaning accepts. */
+function numberFlag (name: string, value: string | undefined, fallback: number, range: Range): number {
   if (value === undefined) return fallback
-  if (!/^\d+$/.test(value) || Number(value) <= 0 || Number(value) > 2 ** 31 - 1) {
-    throw new UsageError(`--${name} must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(value)}`)
-  }
-  return Number(value)
-}
-
-function count (name: string, value: string, min: number, max: number, unit: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new UsageError(`--${name} must be a whole number of ${unit} from ${min} to ${max}, got ${JSON.stringify(value)}`)
-  }
-  return Number(value)
+  const number = numberFromText(value)
+  if (!inRange(number, range)) throw new UsageError(`--${name} must be ${expectation(range)}, got ${JSON.stringify(value)}`)
+  return number
 }
 
 const SIGNAL_NAMES = new Set(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM', 'SIGPWR'])
@@ -139,12 +136,13 @@ async function start (argv: string[]): Promise<number> {
   for (const signal of reloadSignals) {
     if (!SIGNAL_NAMES.has(signal)) throw new UsageError(`--reload-signal must be one of ${[...SIGNAL_NAMES].join(', ')}, got ${JSON.stringify(signal)}`)
   }
-  const readyTimeout = ms('ready-timeout', values['ready-timeout'] as string | undefined, 30_000)
-  const drainTimeout = ms('drain-timeout', values['drain-timeout'] as string | undefined, 30_000)
-  const restartDelay = ms('restart-delay', values['restart-delay'] as string | undefined, 100)
-  const restartMaxDelay = ms('restart-max-delay', values['restart-max-delay'] as string | undefined, 10_000)
-  const probation = values.probation === undefined ? 2_000 : count('probation', values.probation as string, 0, 2 ** 31 - 1, 'milliseconds')
-  const maxDraining = values['max-draining'] === undefined ? 5 : count('max-draining', values['max-draining'] as string, 1, 1000, 'generations')
+  const flag = (name: string): string | undefined => values[name] as string | undefined
+  const readyTimeout = numberFlag('ready-timeout', flag('ready-timeout'), DEFAULTS.readyTimeout, RANGES.timeout)
+  const drainTimeout = numberFlag('drain-timeout', flag('drain-timeout'), DEFAULTS.drainTimeout, RANGES.timeout)
+  const restartDelay = numberFlag('restart-delay', flag('restart-delay'), 100, RANGES.timeout)
+  const restartMaxDelay = numberFlag('restart-max-delay', flag('restart-max-delay'), 10_000, RANGES.timeout)
+  const probation = numberFlag('probation', flag('probation'), DEFAULTS.probation, RANGES.probation)
+  const maxDraining = numberFlag('max-draining', flag('max-draining'), DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   const command = appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
   const controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath((values.name as string | undefined) ?? nameFromCommand(command))
@@ -158,15 +156,13 @@ async function start (argv: string[]): Promise<number> {
   const env: Record<string, string | undefined> = { ...process.env }
   clearHandoffEnv(env)
   const launch = captureLaunch()
-  const notify = createNotifier(process.env, log)
+  const status = new ServiceStatus(createNotifier(process.env, log), undefined, log)
   const supervisor = new Supervisor({
-    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log,
-    notify: notify === undefined ? undefined : (state) => { void notify(state) }
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status
   })
   const control = await listenControl(controlPath, async (request) => {
     if (request.command === 'status') return { ok: true, ...supervisor.status() }
-    const result = await supervisor.reload()
-    return { ...result, error: result.error === undefined ? undefined : { code: result.error.code, message: result.error.message } }
+    return toWire(await supervisor.reload())
   })
   if (pidFile !== undefined) {
     try {
@@ -217,7 +213,7 @@ async function reload (argv: string[]): Promise<number> {
     help: { type: 'boolean', short: 'h' }
   })
   if (values.help === true) return help('reload')
-  const timeout = ms('timeout', values.timeout as string | undefined, 120_000)
+  const timeout = numberFlag('timeout', values.timeout as string | undefined, 120_000, RANGES.timeout)
   const result = values['pid-file'] !== undefined
     ? await reloadStandalone(resolve(values['pid-file'] as string), (values.signal as string | undefined) ?? 'SIGUSR2', timeout)
     : await requestControl(controlPathFrom(values as { control?: string, name?: string }), { command: 'reload' }, timeout)

@@ -1,17 +1,21 @@
 // The stable-PID supervisor: keeps a copy of every listening socket (from systemd or from the first
 // worker), runs the app as worker generations, reloads by starting generation N+1 with the sockets
 // and telling N to drain, restarts a crashed worker with backoff, and forwards shutdown. It never
-// accepts a connection itself.
+// accepts a connection itself. A reload is the same one a standalone generation runs (lib/reload.ts).
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
-import { hotReloadError } from '../errors'
-import { handoffEnv, type InheritedSocket } from '../handoff-env'
-import { toWire, unwrap, wrap, type ChildMessage } from '../ipc'
 import type { Socket } from 'node:net'
-import { fdNameToAddress, formatAddress, type ListenerAddress } from '../listener-address'
-import { handleOfHeldFd } from '../node-internals'
-import { send, startSuccessor, type StartedSuccessor } from '../successor'
-import type { HotReloadError, ReloadResult } from '../types'
+import type { InheritedSocket } from '../handoff-env'
+import { unwrap, wrap, type ChildMessage } from '../ipc'
+import { fdNameToAddress, formatAddress } from '../listener-address'
+import { runReload, spawnPlan } from '../reload'
+import { notServing, ReloadGate, toWire, type WireReloadResult } from '../reload-result'
+import type { ServiceStatus } from '../service-status'
+import { send, type StartedSuccessor } from '../successor'
+import type { ReloadResult } from '../types'
+import { Probations, type HeldSocket } from './probation'
+import { RestartPolicy } from './restart-policy'
+import type { Worker, WorkerState } from './worker'
 
 export interface SupervisorLogger {
   info (obj: object | string, msg?: string): void
@@ -38,30 +42,8 @@ export interface SupervisorOptions {
   /** Sockets systemd passed us (socket activation); more may come from the first worker. */
   activated: InheritedSocket[]
   log: SupervisorLogger
-  notify?: (state: Record<string, string>) => void
-}
-
-type WorkerState = 'starting' | 'serving' | 'draining'
-
-interface Worker {
-  generation: number
-  pid: number
-  child: ChildProcess
-  state: WorkerState
-  startedAt: number
-  servingSince?: number
-  /** Told to end its drain now (too many generations draining). */
-  cut?: boolean
-  /** Serving, on probation: the generation it took over from, which waits to be retired or resumed. */
-  predecessor?: Worker
-  probationTimer?: NodeJS.Timeout
-}
-
-interface HeldSocket {
-  address: ListenerAddress
-  fd: number
-  /** The handle a worker sent up: held so that the fd stays open. */
-  handle?: unknown
+  /** systemd and the like. */
+  status: ServiceStatus
 }
 
 export interface SupervisorStatus {
@@ -71,30 +53,29 @@ export interface SupervisorStatus {
   uptimeMs: number
   sockets: string[]
   workers: Array<{ generation: number, pid: number, state: WorkerState, uptimeMs: number }>
-  lastReload?: WireResult
+  lastReload?: WireReloadResult
   restarts: number
 }
-
-type WireResult = ReturnType<typeof toWire>
 
 export class Supervisor extends EventEmitter {
   private readonly sockets: HeldSocket[]
   private readonly workers = new Map<number, Worker>()
+  private readonly gate = new ReloadGate()
+  private readonly restart: RestartPolicy
+  private readonly probations: Probations
   private current: Worker | undefined
   private generation = 0
-  private reloading: Promise<ReloadResult> | undefined
   private starting: StartedSuccessor | undefined
   private lastReload: ReloadResult | undefined
   private stopping: Promise<number> | undefined
-  private restartTimer: NodeJS.Timeout | undefined
-  private restartAttempt = 0
-  private restarts = 0
   private lastExitCode = 0
   private readonly startedAt = Date.now()
 
   constructor (private readonly options: SupervisorOptions) {
     super()
     this.sockets = options.activated.map((socket) => ({ address: socket.address, fd: socket.fd }))
+    this.restart = new RestartPolicy(options)
+    this.probations = new Probations(options.probation, (worker) => this.workers.has(worker.pid), options.log)
   }
 
   get servingPid (): number | undefined {
@@ -111,7 +92,7 @@ export class Supervisor extends EventEmitter {
     const now = Date.now()
     const state = this.stopping !== undefined
       ? 'stopping'
-      : this.reloading !== undefined ? 'reloading' : this.current !== undefined ? 'serving' : this.restartTimer !== undefined ? 'restarting' : 'starting'
+      : this.gate.busy ? 'reloading' : this.current !== undefined ? 'serving' : this.restart.pending ? 'restarting' : 'starting'
     return {
       pid: process.pid,
       state,
@@ -120,151 +101,76 @@ export class Supervisor extends EventEmitter {
       sockets: this.sockets.map((socket) => formatAddress(socket.address)),
       workers: [...this.workers.values()].map((w) => ({ generation: w.generation, pid: w.pid, state: w.state, uptimeMs: now - w.startedAt })),
       lastReload: this.lastReload === undefined ? undefined : toWire(this.lastReload),
-      restarts: this.restarts
+      restarts: this.restart.restarts
     }
   }
 
   /** Starts generation N+1 with the sockets; N drains once N+1 is ready. A failure leaves N serving. */
   reload (): Promise<ReloadResult> {
-    if (this.reloading !== undefined) {
+    if (this.gate.busy) {
       this.options.log.info('supervisor: a reload is already running; this request joins it')
-      return this.reloading
+      return this.gate.current as Promise<ReloadResult>
     }
     if (this.stopping !== undefined || this.current === undefined || this.current.state !== 'serving') {
       const why = this.stopping !== undefined ? 'the supervisor is stopping' : 'no worker is serving yet'
-      return Promise.resolve(this.failure(Date.now(), undefined, hotReloadError('HOT_RELOAD_NOT_SERVING', `reload ignored: ${why}`)))
+      return Promise.resolve(notServing(this.current?.pid ?? 0, `reload ignored: ${why}`, this.current?.generation ?? 0))
     }
-    this.reloading = this.launch('reload').finally(() => { this.reloading = undefined })
-    return this.reloading
+    return this.gate.enter(() => this.launch('reload')).result
   }
 
   /** SIGTERM/SIGINT: every worker drains and exits; resolves with the exit code to use. */
   shutdown (signal: NodeJS.Signals): Promise<number> {
-    if (this.stopping === undefined) this.stopping = this.runShutdown(signal)
+    this.stopping ??= this.runShutdown(signal)
     return this.stopping
-  }
-
-  private failure (startedAt: number, successorPid: number | undefined, error: HotReloadError): ReloadResult {
-    return {
-      ok: false,
-      generation: this.current?.generation ?? 0,
-      pid: this.current?.pid ?? 0,
-      durationMs: Date.now() - startedAt,
-      successorPid,
-      error
-    }
   }
 
   /** Spawns the next generation and, once it is ready, makes it the serving one. */
   private async launch (why: 'start' | 'reload' | 'restart'): Promise<ReloadResult> {
-    const startedAt = Date.now()
     const next = this.generation + 1
-    if (why === 'reload') this.options.notify?.({ RELOADING: '1', MONOTONIC_USEC: monotonicUsec(), STATUS: `reloading into generation ${next}` })
-    const successor = startSuccessor({
-      execPath: this.options.command[0],
-      args: this.options.command.slice(1),
-      cwd: this.options.cwd,
-      env: {
-        ...this.options.env,
-        NOTIFY_SOCKET: undefined,
-        ...handoffEnv(this.sockets.map((s) => s.address), next, process.pid, true)
-      },
-      fds: this.sockets.map((s) => s.fd)
-    }, { readyTimeout: this.options.readyTimeout, abortGrace: this.options.drainTimeout + 1_000, supervised: true })
-    this.starting = successor
-    const worker = successor.child === undefined || successor.pid === undefined
-      ? undefined
-      : this.track(successor.child, successor.pid, next)
-    this.options.log.info({ generation: next, workerPid: successor.pid, sockets: this.sockets.map((s) => formatAddress(s.address)) },
-      `supervisor: ${why}: starting generation ${next} (pid ${successor.pid ?? 'none'})`)
-    const outcome = await successor.outcome
-    this.starting = undefined
-    let result: ReloadResult
-    if (!outcome.ok) {
-      if (worker !== undefined) this.workers.delete(worker.pid)
-      result = this.failure(startedAt, outcome.pid, outcome.error)
-      this.options.log.error({ err: outcome.error, workerPid: outcome.pid },
-        `supervisor: ${why} failed${this.current ? `, generation ${this.current.generation} keeps serving` : ''}: ${outcome.error.message}`)
-      if (why === 'reload') this.options.notify?.({ READY: '1', STATUS: `reload failed: ${outcome.error.message}` })
-    } else if (this.stopping !== undefined) {
-      await outcome.abort()
-      result = this.failure(startedAt, outcome.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', 'cancelled: the supervisor is stopping'))
-    } else {
-      outcome.commit()
-      const previous = this.current
-      const serving = worker as Worker
-      serving.state = 'serving'
-      serving.servingSince = Date.now()
-      this.current = serving
-      this.generation = next
-      result = { ok: true, generation: next, pid: serving.pid, durationMs: Date.now() - startedAt, successorPid: serving.pid }
-      this.options.log.info({ generation: next, workerPid: serving.pid, durationMs: result.durationMs },
-        `supervisor: generation ${next} (pid ${serving.pid}) is serving after ${result.durationMs} ms`)
-      this.endProbations()
-      if (previous !== undefined && this.workers.has(previous.pid)) {
-        previous.state = 'draining'
-        const probation = this.options.probation > 0
-        send(previous.child, { type: 'drain', probation })
-        if (probation) {
-          serving.predecessor = previous
-          serving.probationTimer = setTimeout(() => this.endProbation(serving), this.options.probation).unref()
-        }
+    const { options } = this
+    if (why === 'reload') options.status.reloading(next)
+    let worker: Worker | undefined
+    const command = { execPath: options.command[0], args: options.command.slice(1), cwd: options.cwd, env: { ...options.env, NOTIFY_SOCKET: undefined } }
+    const outcome = await runReload(next, {
+      serving: () => ({ generation: this.current?.generation ?? 0, pid: this.current?.pid ?? 0 }),
+      plan: () => spawnPlan(command, { addresses: this.sockets.map((s) => s.address), fds: this.sockets.map((s) => s.fd) }, next, process.pid, true),
+      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, supervised: true },
+      cancelled: () => this.stopping !== undefined ? 'cancelled: the supervisor is stopping' : undefined,
+      started: (successor, plan) => {
+        this.starting = successor
+        if (successor.child !== undefined && successor.pid !== undefined) worker = this.track(successor.child, successor.pid, next)
+        options.log.info({ generation: next, workerPid: successor.pid, sockets: plan.addresses },
+          `supervisor: ${why}: starting generation ${next} (pid ${successor.pid ?? 'none'})`)
       }
-      this.limitDraining()
-      this.options.notify?.({ READY: '1', STATUS: `serving generation ${next}` })
+    })
+    this.starting = undefined
+    const result = outcome.result
+    if (outcome.channel === undefined) {
+      if (worker !== undefined) this.workers.delete(worker.pid)
+      options.log.error({ err: result.error, workerPid: result.successorPid },
+        `supervisor: ${why} failed${this.current ? `, generation ${this.current.generation} keeps serving` : ''}: ${result.error?.message}`)
+      if (why === 'reload') options.status.reloadFailed(result.error?.message ?? 'unknown')
+    } else {
+      this.serve(worker as Worker, next, result.durationMs)
     }
     if (why === 'reload') this.lastReload = result
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
   }
 
-  /** The serving generation proved itself: its predecessor may finish. */
-  private endProbation (worker: Worker): void {
-    clearTimeout(worker.probationTimer)
-    const predecessor = worker.predecessor
-    worker.predecessor = undefined
-    if (predecessor !== undefined && this.workers.has(predecessor.pid)) send(predecessor.child, { type: 'retire' })
-  }
-
-  /** A new generation serves: any probation still running is over (there is no going back two steps). */
-  private endProbations (): void {
-    for (const worker of this.workers.values()) if (worker.predecessor !== undefined) this.endProbation(worker)
-  }
-
-  /**
-   * The serving generation died within its probation: its predecessor gets copies of the sockets
-   * and serves again. False when there is no predecessor able to.
-   */
-  private resumePredecessor (worker: Worker, how: string): boolean {
-    clearTimeout(worker.probationTimer)
-    const predecessor = worker.predecessor
-    worker.predecessor = undefined
-    if (predecessor === undefined) return false
-    // Whatever happens next, the predecessor must not wait for a word that never comes.
-    const retire = (): false => {
-      if (this.workers.has(predecessor.pid)) send(predecessor.child, { type: 'retire' })
-      return false
-    }
-    if (predecessor.cut === true || !this.workers.has(predecessor.pid) || !predecessor.child.connected) return retire()
-    const reason = `generation ${worker.generation} (pid ${worker.pid}) exited with ${how} ${Date.now() - (worker.servingSince ?? worker.startedAt)} ms after it took over`
-    try {
-      for (const socket of this.sockets) socket.handle ??= handleOfHeldFd(socket.fd)
-    } catch (err) {
-      // A Node whose internals we do not know: restart instead, as without a probation.
-      this.options.log.error({ err }, 'supervisor: cannot hand the sockets back to the previous generation')
-      return retire()
-    }
-    for (const socket of this.sockets) {
-      predecessor.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
-    }
-    send(predecessor.child, { type: 'resume', successorPid: worker.pid, reason })
-    predecessor.state = 'serving'
-    predecessor.servingSince = Date.now()
-    this.current = predecessor
-    this.options.log.error({ workerPid: worker.pid, resumedPid: predecessor.pid },
-      `supervisor: ${reason}; generation ${predecessor.generation} (pid ${predecessor.pid}) serves again`)
-    this.options.notify?.({ READY: '1', STATUS: `serving generation ${predecessor.generation} again: ${reason}` })
-    return true
+  /** A new generation is ready and committed: it serves, the previous one drains. */
+  private serve (serving: Worker, next: number, durationMs: number): void {
+    const previous = this.current
+    serving.state = 'serving'
+    serving.servingSince = Date.now()
+    this.current = serving
+    this.generation = next
+    this.options.log.info({ generation: next, workerPid: serving.pid, durationMs },
+      `supervisor: generation ${next} (pid ${serving.pid}) is serving after ${durationMs} ms`)
+    this.probations.endAll(this.workers.values())
+    if (previous !== undefined && this.workers.has(previous.pid)) this.probations.begin(serving, previous)
+    this.limitDraining()
+    this.options.status.serving(next)
   }
 
   /** Like HAProxy's mworker-max-reloads: the oldest draining generations beyond the limit end now. */
@@ -291,15 +197,7 @@ export class Supervisor extends EventEmitter {
   private onWorkerMessage (worker: Worker, message: ChildMessage | undefined, handle: unknown): void {
     if (message === undefined) return
     if (message.type === 'listener') {
-      const address = fdNameToAddress(encodeURIComponent(message.address))
-      const fd = (handle as { fd?: unknown } | undefined)?.fd
-      if (address === null || typeof fd !== 'number') {
-        this.options.log.warn({ workerPid: worker.pid }, `supervisor: ignored a listener message without a usable socket (${message.address})`)
-        return
-      }
-      if (this.sockets.some((s) => formatAddress(s.address) === formatAddress(address))) return
-      this.sockets.push({ address, fd, handle })
-      this.options.log.info({ fd }, `supervisor: holding listening socket ${message.address} for later generations`)
+      this.holdListener(worker, message.address, handle)
     } else if (message.type === 'connection') {
       // A draining worker hands an idle keep-alive connection to the serving one, through us.
       const target = this.current
@@ -308,10 +206,23 @@ export class Supervisor extends EventEmitter {
       target.child.send(wrap({ type: 'connection', listener: message.listener }), handle as Socket, release)
     } else if (message.type === 'stopping') {
       // Stopped on purpose (a signal sent to the worker itself): its exit is not a failed release.
-      if (worker.predecessor !== undefined) this.endProbation(worker)
+      if (worker.predecessor !== undefined) this.probations.end(worker)
     } else if (message.type === 'reload-request') {
       void this.reload().then((result) => send(worker.child, { type: 'reload-result', id: message.id, result: toWire(result) }))
     }
+  }
+
+  /** A socket the first worker bound itself: we keep it for every later generation. */
+  private holdListener (worker: Worker, name: string, handle: unknown): void {
+    const address = fdNameToAddress(encodeURIComponent(name))
+    const fd = (handle as { fd?: unknown } | undefined)?.fd
+    if (address === null || typeof fd !== 'number') {
+      this.options.log.warn({ workerPid: worker.pid }, `supervisor: ignored a listener message without a usable socket (${name})`)
+      return
+    }
+    if (this.sockets.some((s) => formatAddress(s.address) === formatAddress(address))) return
+    this.sockets.push({ address, fd, handle })
+    this.options.log.info({ fd }, `supervisor: holding listening socket ${name} for later generations`)
   }
 
   private onWorkerExit (worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
@@ -321,47 +232,49 @@ export class Supervisor extends EventEmitter {
     if (worker.state === 'draining' || this.stopping !== undefined) {
       this.options.log.info({ workerPid: worker.pid }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) exited with ${how}`)
       if (worker === this.current) this.current = undefined
-      this.emit('worker-exit', worker.pid)
-      return
+    } else if (worker.state === 'serving') {
+      this.options.log.error({ workerPid: worker.pid, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
+      if (worker === this.current) this.replaceCrashed(worker, how)
     }
-    if (worker.state === 'starting') return // the launch that started it reports the failure
-    this.options.log.error({ workerPid: worker.pid, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
-    if (worker === this.current && this.resumePredecessor(worker, how)) {
-      this.emit('worker-exit', worker.pid)
-      return
-    }
-    if (worker === this.current) {
-      this.current = undefined
-      if (worker.servingSince !== undefined && Date.now() - worker.servingSince > this.options.restartMaxDelay) this.restartAttempt = 0
-      // While a reload is starting a successor, that successor takes over; otherwise restart.
-      if (this.reloading === undefined) this.scheduleRestart()
-    }
+    // A worker still starting: the launch that started it reports the failure.
     this.emit('worker-exit', worker.pid)
   }
 
-  /** The sockets stay open meanwhile: clients wait in the accept queue instead of being refused. */
+  /** The serving worker crashed: its predecessor serves again (probation), or a new one is started. */
+  private replaceCrashed (worker: Worker, how: string): void {
+    const resumed = this.probations.resume(worker, how, this.sockets)
+    if (resumed !== undefined) {
+      const { predecessor, reason } = resumed
+      predecessor.state = 'serving'
+      predecessor.servingSince = Date.now()
+      this.current = predecessor
+      this.options.log.error({ workerPid: worker.pid, resumedPid: predecessor.pid },
+        `supervisor: ${reason}; generation ${predecessor.generation} (pid ${predecessor.pid}) serves again`)
+      this.options.status.resumed(predecessor.generation, reason)
+      return
+    }
+    this.current = undefined
+    this.restart.crashedAfter(worker.servingSince === undefined ? undefined : Date.now() - worker.servingSince)
+    // While a reload is starting a successor, that successor takes over; otherwise restart.
+    if (!this.gate.busy) this.scheduleRestart()
+  }
+
   private scheduleRestart (): void {
-    if (this.stopping !== undefined || this.restartTimer !== undefined) return
-    const delay = Math.min(this.options.restartDelay * 2 ** this.restartAttempt, this.options.restartMaxDelay)
-    this.restartAttempt++
-    this.options.log.warn(`supervisor: restarting the worker in ${delay} ms (attempt ${this.restartAttempt})`)
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined
-      this.restarts++
+    if (this.stopping !== undefined) return
+    const scheduled = this.restart.schedule(() => {
       void this.launch('restart').then((result) => {
-        if (result.ok) return
-        if (this.current === undefined) this.scheduleRestart()
+        if (!result.ok && this.current === undefined) this.scheduleRestart()
       })
-    }, delay)
+    })
+    if (scheduled !== undefined) this.options.log.warn(`supervisor: restarting the worker in ${scheduled.delay} ms (attempt ${scheduled.attempt})`)
   }
 
   private async runShutdown (signal: NodeJS.Signals): Promise<number> {
     this.options.log.info(`supervisor: ${signal} received; stopping every worker gracefully`)
-    this.options.notify?.({ STOPPING: '1' })
-    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer)
-    this.restartTimer = undefined
+    this.options.status.stopping(process.pid)
+    this.restart.cancel()
     this.starting?.cancel('cancelled: the supervisor is stopping')
-    await this.reloading?.catch(() => {})
+    await this.gate.current?.catch(() => {})
     for (const worker of this.workers.values()) {
       try { process.kill(worker.pid, 'SIGTERM') } catch {}
     }
@@ -379,8 +292,4 @@ export class Supervisor extends EventEmitter {
     }
     return this.lastExitCode
   }
-}
-
-function monotonicUsec (): string {
-  return String(process.hrtime.bigint() / 1000n)
 }

@@ -1,0 +1,63 @@
+// Everything this package does when it is loaded, in one place: read how this process was started
+// (a handoff from a previous generation or the supervisor, or systemd socket activation), clear
+// that from the environment so the app's own children never see it, and connect to the parent
+// early (an abort while the app still boots ends a successor at once).
+import { clearHandoffEnv, readHandoff, type Handoff, type InheritedSocket } from './handoff-env'
+import { captureLaunch, type Launch } from './launch'
+import { chooseMode, type Mode } from './mode'
+import type { ParentLink } from './parent-link'
+import { processPort, type ProcessPort } from './process-port'
+import { readSocketActivation } from './socket-activation'
+
+export interface BootInfo {
+  handoff: Handoff | null
+  /** Sockets from systemd socket activation (no handoff). */
+  activated: InheritedSocket[] | null
+  /** A malformed handoff or activation: the plugin refuses to start with it. */
+  error: Error | undefined
+}
+
+/** Pure: what the environment says about how we were started. */
+export function readBoot (env: Record<string, string | undefined>, pid = process.pid): BootInfo {
+  try {
+    const handoff = readHandoff(env)
+    // No handoff from a previous generation: maybe systemd socket activation.
+    return { handoff, activated: handoff === null ? readSocketActivation(env, pid) : null, error: undefined }
+  } catch (error) {
+    return { handoff: null, activated: null, error: error as Error }
+  }
+}
+
+export interface Boot extends BootInfo {
+  launch: Launch
+  mode: Mode
+  port: ProcessPort
+  parent: ParentLink | undefined
+  /** The inherited sockets, for the first plugin instance that asks (then none are left). */
+  takeInheritance: () => InheritedSocket[]
+}
+
+let booted: Boot | undefined
+
+/** Runs once per process; later calls get the same answer. */
+export function boot (): Boot {
+  if (booted !== undefined) return booted
+  const launch = captureLaunch()
+  const info = readBoot(process.env)
+  if (info.handoff !== null || info.activated !== null || info.error !== undefined) clearHandoffEnv(process.env)
+  const mode = chooseMode(info.handoff)
+  let unclaimed = info.handoff?.sockets ?? info.activated ?? []
+  booted = {
+    ...info,
+    launch,
+    mode,
+    port: processPort,
+    parent: info.handoff === null ? undefined : mode.connectParent(processPort),
+    takeInheritance: () => {
+      const sockets = unclaimed
+      unclaimed = []
+      return sockets
+    }
+  }
+  return booted
+}

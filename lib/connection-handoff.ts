@@ -1,0 +1,87 @@
+// Idle keep-alive connections moved between generations (connectionHandoff). The sending side
+// detaches a connection from its HTTP parser and sends its raw handle through an outlet: the
+// successor's channel (standalone) or the supervisor (supervised), which are the same to it. The
+// receiving side serves a handle as if it had accepted it.
+import type { Server as HttpServer } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import type { ConnectionTracker } from './connection-tracker'
+import type { Listeners } from './listeners'
+import { detachConnection, hasHttp1Parser, parserIsIdle, reattachConnection, socketFromHandle } from './node-internals'
+
+/** Where handed-over connections go. */
+export interface ConnectionOutlet {
+  readonly open: boolean
+  /** Resolves once the handle is on its way; rejects when it cannot be sent. */
+  send (listener: string, handle: object): Promise<void>
+}
+
+export class ConnectionHandoff {
+  /**
+   * Connections whose handle is still on its way (Node sends one at a time): each one's settle
+   * function, and the promise it settles. Node drops the callbacks of sends still queued when the
+   * channel dies, so the successor's exit settles the ones left (failAll).
+   */
+  private readonly inFlight = new Map<(err?: Error | null) => void, Promise<void>>()
+
+  constructor (
+    private readonly tracker: ConnectionTracker,
+    private readonly listeners: Listeners,
+    private readonly log: FastifyBaseLogger
+  ) {}
+
+  /** Sends an idle keep-alive connection through the outlet; false when it cannot move (it drains here). */
+  send (socket: Socket, server: HttpServer, outlet: ConnectionOutlet): boolean {
+    const listener = this.listeners.keyOf(server)
+    if (listener === undefined || !outlet.open) return false
+    const handle = detachConnection(socket)
+    if (handle === null) return false
+    // Our copy of the fd goes once theirs is on its way; the connection itself stays open.
+    let done: () => void = () => {}
+    const sending = new Promise<void>((resolve) => { done = resolve })
+    const settle = (err?: Error | null): void => {
+      // Once only: the successor's exit may settle it before Node does.
+      if (!this.inFlight.delete(settle)) return
+      if (err === undefined || err === null) {
+        socket.destroy()
+      } else if (reattachConnection(socket)) {
+        // Nothing was read meanwhile; it drains here with the ordinary close.
+        this.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over; it drains here')
+        this.tracker.keep(socket, server)
+      } else {
+        this.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
+        socket.destroy()
+      }
+      done()
+    }
+    this.inFlight.set(settle, sending)
+    outlet.send(listener, handle).then(() => settle(), settle)
+    return true
+  }
+
+  /** Resolves once no handoff is on its way. */
+  async settled (): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight.values())
+  }
+
+  /** The outlet died: the handoffs still queued on it stay here. */
+  failAll (reason: string): void {
+    for (const settle of [...this.inFlight.keys()]) settle(new Error(reason))
+  }
+
+  /** A connection the previous generation handed over: serve it as if we had accepted it. */
+  receive (listener: string, handle: object): void {
+    const server = this.listeners.serverFor(listener)
+    if (server === undefined) {
+      this.log.warn(`hot-reload: got a connection for ${listener}, which this generation does not listen on; closing it`)
+      ;(handle as { close?: () => void }).close?.()
+      return
+    }
+    server.emit('connection', socketFromHandle(handle))
+  }
+}
+
+/** An HTTP/1 connection moves once its parser is between requests; any other can never move (it says so at once). */
+export function readyToMove (socket: Socket, server: HttpServer): boolean {
+  return !hasHttp1Parser(socket) || parserIsIdle(socket, server)
+}

@@ -1,0 +1,75 @@
+// A generation's drain, once it stops accepting: HTTP/2 sessions get GOAWAY, in-flight requests
+// finish (later responses say `Connection: close`), idle keep-alive connections move to the next
+// generation or close once idle, and past the deadline what is left is cut and counted.
+import type { Server as HttpServer } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import type { ConnectionTracker } from './connection-tracker'
+import { readyToMove } from './connection-handoff'
+import type { Http2Sessions } from './http2-sessions'
+
+export type MoveConnection = (socket: Socket, server: HttpServer) => boolean
+
+export interface DrainTimings {
+  drainTimeout: number
+  idleGrace: number
+}
+
+export class Drain {
+  private cut = 0
+  private active = false
+  private deadline: NodeJS.Timeout | undefined
+
+  constructor (
+    private readonly tracker: ConnectionTracker,
+    private readonly http2Sessions: Http2Sessions,
+    private readonly timings: DrainTimings,
+    private readonly log: FastifyBaseLogger
+  ) {}
+
+  /** Connections cut so far (at the deadline, or when told to end now). */
+  get cutConnections (): number {
+    return this.cut
+  }
+
+  /**
+   * Resolves once no connection is left here, or the drain was stopped (resume).
+   * @param move hands an idle connection over (connectionHandoff), or undefined to close them here
+   * @param handoffsSettled resolves once every handoff on its way has landed or come back
+   * @param atDeadline called when drainTimeout is reached
+   */
+  async run (move: MoveConnection | undefined, handoffsSettled: () => Promise<void>, atDeadline: () => void): Promise<void> {
+    this.active = true
+    this.http2Sessions.goAway()
+    this.deadline = setTimeout(atDeadline, this.timings.drainTimeout)
+    try {
+      // A connection whose handoff failed comes back to the tracker and drains here.
+      do {
+        await this.tracker.drain(this.timings.idleGrace, move, move === undefined ? undefined : readyToMove)
+        await handoffsSettled()
+      } while (this.tracker.size > 0 && this.active)
+    } finally {
+      this.stopDeadline()
+    }
+  }
+
+  /** Ends the drain now: the connections still open are cut and counted. */
+  cutNow (why: string): void {
+    const cut = this.tracker.cutAll()
+    this.cut += cut
+    this.log.warn({ cutConnections: cut }, `hot-reload: ${why}; closed ${cut} connection(s) still open`)
+  }
+
+  stopDeadline (): void {
+    if (this.deadline !== undefined) clearTimeout(this.deadline)
+    this.deadline = undefined
+  }
+
+  /** The generation serves again: the drain stops where it is, nothing more is closed. */
+  stop (): void {
+    this.active = false
+    this.stopDeadline()
+    this.tracker.resume()
+    this.cut = 0
+  }
+}

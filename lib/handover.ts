@@ -1,0 +1,176 @@
+// The old generation's side once a successor has taken over (or is about to, on the supervisor's
+// word): watch the successor through its probation, drain, then exit, or, should the successor die
+// within its probation, take the sockets back and serve again. Also ends a drain early when too
+// many generations drain at once. It acts through the Lifecycle, like Generation.
+import type { FastifyInstance } from 'fastify'
+import type { ConnectionHandoff } from './connection-handoff'
+import type { ConnectionTracker } from './connection-tracker'
+import type { Drain } from './drain'
+import type { Lifecycle } from './lifecycle'
+import type { Listeners } from './listeners'
+import type { Mode } from './mode'
+import type { ResolvedOptions } from './options'
+import type { ParentLink } from './parent-link'
+import { Retirement } from './retirement'
+import type { ServiceStatus } from './service-status'
+import type { ListenerCopy, SuccessorChannel } from './successor'
+import type { DrainResult } from './types'
+
+export type DrainReason = DrainResult['reason'] | 'abort'
+
+export interface HandoverParts {
+  app: FastifyInstance
+  options: ResolvedOptions
+  generation: number
+  pid: number
+  mode: Mode
+  parent: ParentLink | undefined
+  lifecycle: Lifecycle
+  listeners: Listeners
+  tracker: ConnectionTracker
+  drainer: Drain
+  handoff: ConnectionHandoff
+  status: ServiceStatus
+  /** Called when this generation serves again. */
+  servingAgain: () => void
+}
+
+export class Handover {
+  /** The committed successor's channel, until our drain is over (handoffs, news of later drains). */
+  private successor: SuccessorChannel | undefined
+  /** Watches the successor until its probation is over. */
+  private retirement: Retirement | undefined
+  private draining: Promise<DrainResult | undefined> | undefined
+
+  constructor (private readonly parts: HandoverParts) {}
+
+  /** Standalone: our successor is committed; watch it, drain, exit. */
+  afterReload (channel: SuccessorChannel, pid: number, copies: ListenerCopy[]): void {
+    const { handoff, parent, options } = this.parts
+    this.successor = channel
+    this.retirement = Retirement.watchChild(channel.child, pid, options.probation, copies)
+    // A successor that dies takes the handoffs still queued on its channel with it: they stay here.
+    channel.onExit(() => handoff.failAll('the successor exited before it took the connection'))
+    channel.onMessage((message) => {
+      if (message.type === 'behind') this.onBehind(message.newer)
+      else if (message.type === 'stopping') this.endProbation()
+    })
+    // We drain now: the generation before us (if it still drains) learns it is one further behind.
+    parent?.sendBehind(1)
+    this.drainThenExit()
+  }
+
+  /** Supervised: a successor serves; with a probation, wait for the supervisor's verdict after the drain. */
+  onSupervisorDrain (probation: boolean): void {
+    this.parts.app.log.info(`hot-reload: the supervisor started a successor; draining generation ${this.parts.generation}`)
+    if (probation) this.retirement = new Retirement(undefined)
+    this.drainThenExit()
+  }
+
+  /** Supervised probation: a copy of a listening socket to serve on again, should the successor die. */
+  keepCopy (address: string, handle: object): void {
+    const copy = { address, handle: handle as { close: () => void } }
+    if (this.retirement === undefined) copy.handle.close()
+    else this.retirement.addCopy(copy)
+  }
+
+  /** Supervised probation: the successor died; serve again. */
+  successorLost (successorPid: number, reason: string): void {
+    if (this.retirement === undefined) return
+    this.retirement.successorPid = successorPid
+    this.retirement.fail(reason)
+  }
+
+  /** No going back: the successor proved itself, moved on, or we stop for good. */
+  endProbation (): void {
+    this.retirement?.endProbation()
+  }
+
+  /** Ends our drain now: the connections still open are cut and counted. */
+  cutNow (why: string): void {
+    if (this.parts.lifecycle.state !== 'draining') return
+    this.endProbation()
+    this.parts.drainer.cutNow(why)
+  }
+
+  /** `newer` generations after us are draining: our successor has moved on, and we may be one too many. */
+  private onBehind (newer: number): void {
+    this.endProbation()
+    const draining = newer + 1
+    const max = this.parts.options.maxDrainingGenerations
+    this.parts.parent?.sendBehind(draining)
+    if (draining > max) this.cutNow(`${draining} generations are draining, more than maxDrainingGenerations (${max}); this is the oldest`)
+  }
+
+  private drainThenExit (): void {
+    void this.drain('reload').then((drained) => { if (drained !== undefined) this.parts.lifecycle.end(0) })
+  }
+
+  /** Resolves with the result once closed, or undefined when the generation resumed serving instead. */
+  drain (reason: DrainReason): Promise<DrainResult | undefined> {
+    this.draining ??= this.runDrain(reason)
+    return this.draining
+  }
+
+  private async runDrain (reason: DrainReason): Promise<DrainResult | undefined> {
+    const { app, options, mode, parent, lifecycle, listeners, drainer, handoff } = this.parts
+    const startedAt = performance.now()
+    const publicReason = reason === 'reload' ? 'reload' : 'shutdown'
+    lifecycle.to('draining')
+    lifecycle.emit('draining', { reason: publicReason })
+    if (reason === 'shutdown') this.parts.status.stopping(this.parts.pid)
+    listeners.stopAccepting(reason === 'shutdown')
+    const outlet = reason === 'reload' && options.connectionHandoff ? mode.outlet(this.successor, parent) : undefined
+    const drained = drainer.run(
+      outlet === undefined ? undefined : (socket, server) => handoff.send(socket, server, outlet),
+      () => handoff.settled(),
+      () => this.cutNow(`drainTimeout (${options.drainTimeout} ms) reached`)
+    )
+    const retirement = reason === 'reload' ? this.retirement : undefined
+    if (retirement !== undefined) {
+      // The successor's probation: should it die before it is over, we serve again.
+      const lost = await Promise.race([drained.then(() => retirement.over).then(() => undefined), retirement.lost])
+      if (lost !== undefined && !lifecycle.stopping) {
+        this.resume(retirement, lost)
+        return undefined
+      }
+      retirement.release()
+    } else {
+      await drained
+    }
+    this.successor?.release()
+    const result: DrainResult = {
+      durationMs: Math.round(performance.now() - startedAt),
+      cutConnections: drainer.cutConnections,
+      movedConnections: this.parts.tracker.movedConnections,
+      reason: publicReason
+    }
+    app.log.info(result, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
+    try {
+      await app.close()
+    } catch (err) {
+      app.log.error({ err }, 'hot-reload: error while closing')
+    }
+    lifecycle.to('closed')
+    lifecycle.emit('drained', result)
+    return result
+  }
+
+  /** Our successor died during its probation: take the sockets back and serve again. */
+  private resume (retirement: Retirement, reason: string): void {
+    const { app, generation, pid, lifecycle } = this.parts
+    this.parts.drainer.stop()
+    this.retirement = undefined
+    this.successor = undefined
+    this.draining = undefined
+    for (const key of this.parts.listeners.listenAgain(retirement.takeCopies())) {
+      app.log.error(`hot-reload: no copy of ${key} came back; that address stays dark`)
+    }
+    lifecycle.to('serving')
+    this.parts.servingAgain()
+    this.parts.status.resumed(generation, reason, pid)
+    app.log.error({ successorPid: retirement.successorPid, generation },
+      `hot-reload: ${reason}; generation ${generation} took its sockets back and serves again`)
+    lifecycle.emit('resumed', { generation, successorPid: retirement.successorPid ?? 0, reason })
+  }
+}

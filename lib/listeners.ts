@@ -1,0 +1,152 @@
+// The listening sockets of one Fastify instance: which servers are ours (Fastify binds extra ones
+// for 'localhost'), the listen hook that makes a successor adopt inherited sockets, the check that
+// every inherited socket was claimed, stopping accepting during a drain, and listening again on
+// socket copies when a generation resumes.
+import { existsSync, unlinkSync } from 'node:fs'
+import type { Server } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { hotReloadError } from './errors'
+import type { InheritedSocket } from './handoff-env'
+import { addListenHook } from './listen-interceptor'
+import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
+import { listeningFd, setPipeName } from './node-internals'
+import { SocketAdoption } from './socket-adoption'
+
+/** What a successor needs to take over: the addresses and the fds to pass at 3, 4, ... */
+export interface ListeningSockets {
+  addresses: ListenerAddress[]
+  fds: number[]
+}
+
+export class Listeners {
+  private readonly servers = new Set<Server>()
+  private readonly requestHandlers: Set<Function>
+  private readonly adoption: SocketAdoption
+  private removeListenHook: (() => void) | undefined
+  /** Each server's address, kept from the drain on (a closed server no longer says it). */
+  private readonly keys = new Map<Server, string>()
+
+  /**
+   * @param onServer called once for each server of ours, before it listens (to watch its connections)
+   * @param gate awaited before the first adoption (see SocketAdoption)
+   */
+  constructor (app: FastifyInstance, inherited: InheritedSocket[], onServer: (server: Server) => void, gate: () => Promise<boolean>) {
+    this.adoption = new SocketAdoption(inherited, gate)
+    // Fastify's extra servers (listen on 'localhost') share the main server's request handler.
+    this.requestHandlers = new Set(app.server.listeners('request'))
+    const isOurs = (server: Server): boolean =>
+      server === app.server || server.listeners('request').some((listener) => this.requestHandlers.has(listener))
+    onServer(app.server)
+    this.removeListenHook = addListenHook((server, args, listen) => {
+      if (!isOurs(server)) return false
+      if (!this.servers.has(server)) {
+        this.servers.add(server)
+        if (server !== app.server) onServer(server)
+      }
+      return this.adoption.listen(server, args, listen)
+    })
+  }
+
+  /** Every listen() is done: later listen() calls are no longer ours to steer. */
+  stopIntercepting (): void {
+    this.removeListenHook?.()
+    this.removeListenHook = undefined
+  }
+
+  /** Why some inherited socket went unclaimed (its address would go dark), or null. */
+  unclaimedProblem (): string | null {
+    const unclaimed = this.adoption.pending
+    if (unclaimed.length === 0) return null
+    const asked = [...this.servers].map((server) => fromServerAddress(server.address())).filter((a): a is ListenerAddress => a !== null)
+    return `inherited socket(s) ${unclaimed.map((s) => `${formatAddress(s.address)} (fd ${s.fd})`).join(', ')} ` +
+      `were not claimed: the app listens on ${asked.map(formatAddress).join(', ') || 'nothing'}; the old generation's addresses would go dark`
+  }
+
+  get adopted (): Array<{ socket: InheritedSocket, server: Server }> {
+    return this.adoption.adopted
+  }
+
+  /** Listening servers we bound ourselves (not adopted), with their addresses: the supervisor keeps them. */
+  boundHere (): Array<{ address: string, server: Server }> {
+    const adopted = new Set(this.adoption.adopted.map(({ server }) => server))
+    const bound: Array<{ address: string, server: Server }> = []
+    for (const server of this.servers) {
+      const address = fromServerAddress(server.address())
+      if (adopted.has(server) || !server.listening || address === null) continue
+      bound.push({ address: formatAddress(address), server })
+    }
+    return bound
+  }
+
+  /** The sockets a successor inherits. Throws when nothing listens. */
+  forSuccessor (): ListeningSockets {
+    const listening = [...this.servers].filter((server) => server.listening)
+    if (listening.length === 0) throw hotReloadError('HOT_RELOAD_NO_LISTENERS', 'reload needs a listening server; call listen() first')
+    const addresses = listening.map((server) => {
+      const address = fromServerAddress(server.address())
+      if (address === null) throw hotReloadError('HOT_RELOAD_NO_LISTENERS', 'a listening server has no address')
+      return address
+    })
+    return { addresses, fds: listening.map(listeningFd) }
+  }
+
+  /** The listening server for a listener key (formatted address), for a connection handed over. */
+  serverFor (key: string): Server | undefined {
+    return [...this.servers].find((candidate) => {
+      const address = fromServerAddress(candidate.address())
+      return candidate.listening && address !== null && formatAddress(address) === key
+    })
+  }
+
+  /** The listener key a (possibly closed) server had when its drain began. */
+  keyOf (server: object): string | undefined {
+    return this.keys.get(server as Server)
+  }
+
+  /**
+   * Closes the listening sockets only. The kernel socket lives on in the successor, so nothing is
+   * refused. Node's http close() would also close idle keep-alive connections at once (racing with
+   * clients' next requests), so that part is switched off: the drain closes them once idle.
+   */
+  stopAccepting (removeUnixPaths: boolean): void {
+    for (const server of this.servers) {
+      const address = fromServerAddress(server.address())
+      if (address !== null) this.keys.set(server, formatAddress(address))
+    }
+    for (const server of this.servers) {
+      const http = server as Server & { closeIdleConnections?: () => void }
+      if (typeof http.closeIdleConnections === 'function') http.closeIdleConnections = () => {}
+      if (!server.listening) continue
+      const address = fromServerAddress(server.address())
+      server.close()
+      // Our unix sockets outlive a close (see SocketAdoption); on shutdown the path goes too.
+      if (removeUnixPaths && address?.kind === 'unix' && existsSync(address.path)) {
+        try { unlinkSync(address.path) } catch {}
+      }
+    }
+  }
+
+  /**
+   * Resume: listen again on the copies (by listener key) that came back. Returns the keys for which
+   * no copy came (those addresses stay dark); copies left over are closed.
+   */
+  listenAgain (copies: Map<string, { close: () => void }>): string[] {
+    const missing: string[] = []
+    for (const server of this.servers) {
+      // Our drain switched this off; the prototype's method is back.
+      delete (server as Server & { closeIdleConnections?: unknown }).closeIdleConnections
+      const key = this.keys.get(server)
+      const copy = key === undefined ? undefined : copies.get(key)
+      if (key === undefined) continue
+      if (copy === undefined) {
+        missing.push(key)
+        continue
+      }
+      copies.delete(key)
+      server.listen(copy)
+      if (key.startsWith('unix:')) setPipeName(server, key.slice('unix:'.length))
+    }
+    for (const copy of copies.values()) copy.close()
+    return missing
+  }
+}

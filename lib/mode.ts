@@ -1,0 +1,111 @@
+// Standalone or supervised: the one module that knows which. A generation started by the
+// supervisor leaves reloads, the sockets and systemd to it; a standalone one does them itself.
+// Chosen once, at boot, from the handoff the process was started with.
+import type { FastifyBaseLogger } from 'fastify'
+import type { ConnectionOutlet } from './connection-handoff'
+import { hotReloadError } from './errors'
+import type { Handoff } from './handoff-env'
+import type { Listeners } from './listeners'
+import { formatAddress } from './listener-address'
+import { ParentLink } from './parent-link'
+import type { ProcessPort } from './process-port'
+import { createNotifier } from './sd-notify'
+import { ServiceStatus } from './service-status'
+import type { SuccessorChannel } from './successor'
+import type { ReloadResult } from './types'
+
+export interface Mode {
+  readonly name: 'standalone' | 'supervised'
+  /** The link to whoever started us, connected early: an abort during boot ends us at once. */
+  connectParent (port: ProcessPort): ParentLink | undefined
+  /** Why this process must not serve at all, or undefined. */
+  refusal (parent: ParentLink | undefined): Error | undefined
+  status (pidFile: string | undefined, env: Record<string, string | undefined>, log: FastifyBaseLogger): ServiceStatus
+  /** After listening: the parent keeps copies of our sockets (for later generations, or for our probation). */
+  shareListeners (listeners: Listeners, parent: ParentLink, log: FastifyBaseLogger): Promise<void>
+  /** Reloads done elsewhere (the supervisor), or undefined to run them here. */
+  delegatedReload (parent: ParentLink | undefined): Promise<ReloadResult> | undefined
+  /** Where idle connections go during a reload's drain. */
+  outlet (successor: SuccessorChannel | undefined, parent: ParentLink | undefined): ConnectionOutlet | undefined
+  /** Calls `gone` when whoever we depend on is gone (the supervisor). */
+  watchParent (port: ProcessPort, gone: () => void): void
+}
+
+class Standalone implements Mode {
+  readonly name = 'standalone'
+
+  connectParent (port: ProcessPort): ParentLink | undefined {
+    return ParentLink.connect(port, { cutChannelOnBareCommit: true })
+  }
+
+  refusal (): undefined { return undefined }
+
+  status (pidFile: string | undefined, env: Record<string, string | undefined>, log: FastifyBaseLogger): ServiceStatus {
+    return new ServiceStatus(createNotifier(env, log), pidFile, log)
+  }
+
+  /** The previous generation keeps a copy of each adopted socket during our probation. */
+  async shareListeners (listeners: Listeners, parent: ParentLink, log: FastifyBaseLogger): Promise<void> {
+    for (const { server, socket } of listeners.adopted) {
+      try {
+        await parent.sendListener(formatAddress(socket.address), server)
+      } catch (err) {
+        log.warn({ err }, 'hot-reload: could not send a copy of a listening socket to the previous generation')
+      }
+    }
+  }
+
+  delegatedReload (): undefined { return undefined }
+
+  outlet (successor: SuccessorChannel | undefined): ConnectionOutlet | undefined {
+    if (successor === undefined) return undefined
+    return { get open () { return successor.open }, send: (listener, handle) => successor.sendConnection(listener, handle) }
+  }
+
+  watchParent (): void {}
+}
+
+class Supervised implements Mode {
+  readonly name = 'supervised'
+
+  constructor (private readonly supervisorPid: number) {}
+
+  connectParent (port: ProcessPort): ParentLink | undefined {
+    return ParentLink.connect(port, { cutChannelOnBareCommit: false })
+  }
+
+  /** A worker never serves on the supervisor's sockets by itself: no one would reload or stop it. */
+  refusal (parent: ParentLink | undefined): Error | undefined {
+    if (parent !== undefined && parent.connected) return undefined
+    return hotReloadError('HOT_RELOAD_SUPERVISOR_GONE',
+      `fastify-hot-reload: this worker was started by a supervisor (pid ${this.supervisorPid}) that is gone; not serving`)
+  }
+
+  /** The supervisor talks to systemd and keeps the pid file. */
+  status (_pidFile: string | undefined, _env: Record<string, string | undefined>, log: FastifyBaseLogger): ServiceStatus {
+    return new ServiceStatus(undefined, undefined, log)
+  }
+
+  /** The supervisor keeps a copy of every socket we bound ourselves, for later generations. */
+  async shareListeners (listeners: Listeners, parent: ParentLink): Promise<void> {
+    for (const { address, server } of listeners.boundHere()) await parent.sendListener(address, server)
+  }
+
+  delegatedReload (parent: ParentLink | undefined): Promise<ReloadResult> | undefined {
+    return parent?.requestReload()
+  }
+
+  outlet (_successor: SuccessorChannel | undefined, parent: ParentLink | undefined): ConnectionOutlet | undefined {
+    if (parent === undefined) return undefined
+    return { get open () { return parent.connected }, send: (listener, handle) => parent.sendConnection(listener, handle) }
+  }
+
+  /** Like a cluster worker whose primary is gone: no one would resume, reload or stop us. */
+  watchParent (port: ProcessPort, gone: () => void): void {
+    port.once('disconnect', gone)
+  }
+}
+
+export function chooseMode (handoff: Handoff | null): Mode {
+  return handoff?.supervised === true ? new Supervised(handoff.parentPid) : new Standalone()
+}

@@ -1,0 +1,91 @@
+// One reload, the same for a standalone generation and the supervisor: build the spawn plan, start
+// the successor with the listening sockets, wait for its verdict, and commit it, or report why not.
+// Callers say what is theirs: who serves meanwhile, how to log, what to tell systemd.
+import { hotReloadError } from './errors'
+import { handoffEnv } from './handoff-env'
+import type { Launch } from './launch'
+import type { ListeningSockets } from './listeners'
+import { formatAddress } from './listener-address'
+import { failed, succeeded, type Serving } from './reload-result'
+import { startSuccessor, type ListenerCopy, type SpawnPlan, type StartedSuccessor, type SuccessorChannel, type SuccessorTimings } from './successor'
+import type { HotReloadError, ReloadResult, SuccessorOptions } from './types'
+
+/** The command a generation runs: the same binary, flags, script and arguments as ours, by default. */
+export interface Command {
+  execPath: string
+  args: string[]
+  cwd: string
+  env: Record<string, string | undefined>
+}
+
+/** A standalone successor's command: the `successor` option over how this process was launched, in the logical cwd. */
+export function successorCommand (launch: Launch, overrides: SuccessorOptions, env: Record<string, string | undefined>): Command {
+  const cwd = overrides.cwd ?? launch.cwd
+  return {
+    execPath: overrides.execPath ?? launch.execPath,
+    args: [...(overrides.execArgv ?? launch.execArgv), ...(overrides.args ?? launch.args)],
+    cwd,
+    env: { ...env, ...overrides.env, PWD: cwd }
+  }
+}
+
+export interface PlannedSpawn extends SpawnPlan {
+  /** The listening addresses, formatted, in fd order (for the logs). */
+  addresses: string[]
+}
+
+/** The successor's command with the handoff of our sockets added (fds 3.., LISTEN_FDS and our markers). */
+export function spawnPlan (command: Command, sockets: ListeningSockets, generation: number, parentPid: number, supervised = false): PlannedSpawn {
+  return {
+    ...command,
+    env: { ...command.env, ...handoffEnv(sockets.addresses, generation, parentPid, supervised) },
+    fds: sockets.fds,
+    addresses: sockets.addresses.map(formatAddress)
+  }
+}
+
+export interface ReloadRun {
+  /** Who serves if the reload fails. */
+  serving: () => Serving
+  /** The plan; may throw a HotReloadError (nothing to hand over). */
+  plan: () => PlannedSpawn
+  timings: SuccessorTimings
+  /** A reason to take a ready successor down instead of committing it (we are shutting down), or undefined. */
+  cancelled: () => string | undefined
+  /** The successor was spawned (or could not be): for the logs and the 'reloading' event. */
+  started: (successor: StartedSuccessor, plan: PlannedSpawn) => void
+}
+
+export type ReloadOutcome =
+  | { result: ReloadResult & { ok: true }, channel: SuccessorChannel, pid: number, child: SuccessorChannel['child'], listenerCopies: ListenerCopy[] }
+  | { result: ReloadResult & { ok: false }, channel?: undefined }
+
+/** Spawns generation `next` and resolves once it is committed or gone. Never rejects. */
+export async function runReload (next: number, run: ReloadRun): Promise<ReloadOutcome> {
+  const startedAt = performance.now()
+  const failure = (pid: number | undefined, error: HotReloadError) =>
+    ({ result: failed(run.serving(), startedAt, pid, error) as ReloadResult & { ok: false } })
+  let plan: PlannedSpawn
+  try {
+    plan = run.plan()
+  } catch (error) {
+    return failure(undefined, error as HotReloadError)
+  }
+  const successor = startSuccessor(plan, run.timings)
+  run.started(successor, plan)
+  const outcome = await successor.outcome
+  if (!outcome.ok) return failure(outcome.pid, outcome.error)
+  const cancelled = run.cancelled()
+  if (cancelled !== undefined) {
+    await outcome.abort()
+    return failure(outcome.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', cancelled))
+  }
+  const channel = outcome.commit()
+  return {
+    result: succeeded(next, outcome.pid, startedAt) as ReloadResult & { ok: true },
+    channel,
+    pid: outcome.pid,
+    child: outcome.child,
+    listenerCopies: outcome.listenerCopies
+  }
+}

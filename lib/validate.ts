@@ -1,0 +1,32 @@
+// Number checks shared by the plugin's options and the command line's flags, so that both accept the
+// same values and say the same thing about the rest.
+
+export interface Range {
+  min: number
+  max: number
+  unit: string
+}
+
+/** setTimeout's limit. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+export const RANGES = {
+  /** A timeout or delay. */
+  timeout: { min: 1, max: MAX_TIMER_MS, unit: 'milliseconds' },
+  /** The probation, where 0 turns it off. */
+  probation: { min: 0, max: MAX_TIMER_MS, unit: 'milliseconds' },
+  drainingGenerations: { min: 1, max: 1000, unit: 'generations' }
+} satisfies Record<string, Range>
+
+export function inRange (value: unknown, range: Range): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= range.min && value <= range.max
+}
+
+export function expectation (range: Range): string {
+  return `a whole number of ${range.unit} from ${range.min} to ${range.max}`
+}
+
+/** A flag's text as a number when it is plain digits, else NaN (which no range accepts). */
+export function numberFromText (text: string): number {
+  return /^\d+$/.test(text) ? Number(text) : Number.NaN
+}

@@ -1,0 +1,28 @@
+'use strict'
+// lib/boot.ts readBoot(): what the environment says about how this process was started. Pure.
+const { test } = require('tap')
+const { readBoot } = require('../../dist/lib/boot')
+const { chooseMode } = require('../../dist/lib/mode')
+
+test('no handoff, no activation: a first generation, standalone', async (t) => {
+  const info = readBoot({ PATH: '/bin' })
+  t.same(info, { handoff: null, activated: null, error: undefined })
+  t.equal(chooseMode(info.handoff).name, 'standalone')
+})
+
+test('a supervised handoff with no sockets picks the supervised mode', async (t) => {
+  const info = readBoot({ FASTIFY_HOT_RELOAD_PARENT: '12', FASTIFY_HOT_RELOAD_GENERATION: '3', FASTIFY_HOT_RELOAD_SUPERVISED: '1', LISTEN_FDS: '0' })
+  t.match(info.handoff, { generation: 3, parentPid: 12, supervised: true, sockets: [] })
+  t.equal(chooseMode(info.handoff).name, 'supervised')
+  const refusal = chooseMode(info.handoff).refusal(undefined)
+  t.equal(refusal.code, 'HOT_RELOAD_SUPERVISOR_GONE', 'a worker without its supervisor refuses to serve')
+})
+
+test('a malformed handoff is an error to report, not a throw at load', async (t) => {
+  const info = readBoot({ FASTIFY_HOT_RELOAD_PARENT: 'x' })
+  t.equal(info.error.code, 'HOT_RELOAD_INVALID_HANDOFF')
+  t.match(info.error.message, /FASTIFY_HOT_RELOAD_PARENT/)
+  const activation = readBoot({ LISTEN_PID: '77', LISTEN_FDS: 'two' }, 77)
+  t.match(activation.error.message, /LISTEN_FDS/)
+  t.same(readBoot({ LISTEN_PID: '78', LISTEN_FDS: '1' }, 77).activated, null, 'activation meant for another pid is not ours')
+})

@@ -1,0 +1,156 @@
+'use strict'
+// lib/generation.ts and lib/handover.ts in-process: a real Fastify app on loopback, its parent played
+// by a fake process port. Fast, direct checks of the state machine's paths (the real-process suite
+// proves the same paths under load).
+const { EventEmitter } = require('node:events')
+const { test } = require('tap')
+const Fastify = require('fastify')
+const { Generation } = require('../../dist/lib/generation')
+const { ParentLink } = require('../../dist/lib/parent-link')
+const { chooseMode } = require('../../dist/lib/mode')
+const { resolveOptions } = require('../../dist/lib/options')
+const { HotReloadFacade } = require('../../dist/lib/facade')
+const { FakePort } = require('../helpers/fake-port')
+
+const LAUNCH = { execPath: '/nonexistent/node', execArgv: [], args: ['app.js'], cwd: process.cwd() }
+
+/** A generation wired as the plugin wires it, but to a fake port (and a fake parent, when given). */
+function generation (t, { supervised = false, parentPort, generation = parentPort ? 2 : 1, options = {} } = {}) {
+  const port = parentPort ?? new FakePort({ connected: false })
+  const handoff = parentPort ? { supervised, parentPid: 1, generation, sockets: [] } : null
+  const mode = chooseMode(handoff)
+  const parent = parentPort ? mode.connectParent(port) : undefined
+  const app = Fastify()
+  const facade = new HotReloadFacade(() => gen)
+  const gen = new Generation({
+    app,
+    options: resolveOptions({ gracefulShutdown: false, underPressure: false, drainTimeout: 2000, idleGrace: 50, ...options }),
+    generation,
+    inherited: [],
+    parent,
+    launch: LAUNCH,
+    mode,
+    port,
+    events: facade,
+    env: {}
+  })
+  app.get('/health', async (request, reply) => {
+    const reason = gen.notReadyReason()
+    reply.code(reason === null ? 200 : 503)
+    return { reason }
+  })
+  app.addHook('onListen', async () => { await gen.onListen() })
+  app.addHook('onClose', async () => { gen.onClose() })
+  const states = []
+  facade.on('state', (next, previous) => states.push(`${previous}->${next}`))
+  t.teardown(() => app.close())
+  return { app, gen, facade, port, states, parent }
+}
+
+const tick = (ms = 20) => new Promise((resolve) => setTimeout(resolve, ms))
+
+test('a first generation serves; a reload whose successor cannot start keeps it serving', async (t) => {
+  const { app, facade, states } = generation(t)
+  const events = []
+  for (const name of ['serving', 'reloading', 'reloadFailed', 'reloaded']) facade.on(name, () => events.push(name))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.equal(facade.state, 'serving')
+  const result = await facade.reload()
+  t.equal(result.ok, false)
+  t.equal(result.error.code, 'HOT_RELOAD_SPAWN_FAILED')
+  t.equal(facade.state, 'serving')
+  t.same(events, ['serving', 'reloading', 'reloadFailed'])
+  t.same(states, ['starting->serving', 'serving->reloading', 'reloading->serving'])
+  t.same(Object.getOwnPropertyNames(Object.getPrototypeOf(facade)).sort(), ['constructor', 'generation', 'pid', 'reload', 'state'],
+    'the facade has exactly the documented members (and EventEmitter\'s)')
+  t.same(Object.keys(facade).filter((key) => !key.startsWith('_')), [], 'and no own data a caller could reach')
+  for (const member of ['onListen', 'onClose', 'shutdown', 'notReadyReason']) t.equal(facade[member], undefined, `no ${member}`)
+})
+
+test('a successor: checks its readiness, reports ready, and serves once committed', async (t) => {
+  const parentPort = new FakePort()
+  const { app, facade, states } = generation(t, { parentPort })
+  let serving
+  facade.on('serving', (info) => { serving = info })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await tick()
+  const [ready] = parentPort.sentOfType('ready')
+  t.match(ready, { pid: parentPort.pid, generation: 2 })
+  t.equal(serving, undefined, 'not the serving generation before the verdict')
+  const refused = await facade.reload()
+  t.match(refused.error.message, /not yet confirmed/)
+  parentPort.deliver({ type: 'commit', keepChannel: true })
+  await tick()
+  t.same(serving, { generation: 2, pid: parentPort.pid })
+  t.same(states, ['starting->serving'])
+})
+
+test('a successor aborted by its parent drains and exits 1', async (t) => {
+  const parentPort = new FakePort()
+  const { app, facade } = generation(t, { parentPort })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await tick()
+  const drained = new Promise((resolve) => facade.once('drained', resolve))
+  parentPort.deliver({ type: 'abort' })
+  const result = await drained
+  t.equal(result.reason, 'shutdown')
+  t.equal(facade.state, 'closed')
+  await tick()
+  t.same(parentPort.exits, [1])
+})
+
+test('supervised: reloads are the supervisor\'s; a drain order with probation, then resume, serves again', async (t) => {
+  const parentPort = new FakePort()
+  const { app, facade, states } = generation(t, { parentPort, supervised: true })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await tick()
+  const [listener] = parentPort.sentOfType('listener')
+  t.match(listener, { address: `127.0.0.1:${app.server.address().port}` }, 'the supervisor gets the socket we bound')
+  parentPort.deliver({ type: 'commit', keepChannel: true })
+  await tick()
+  const asked = facade.reload()
+  const [request] = parentPort.sentOfType('reload-request')
+  parentPort.deliver({ type: 'reload-result', id: request.id, result: { ok: true, generation: 3, pid: 77, durationMs: 5, successorPid: 77 } })
+  t.match(await asked, { ok: true, generation: 3 })
+  const resumed = new Promise((resolve) => facade.once('resumed', resolve))
+  parentPort.deliver({ type: 'drain', probation: true })
+  await tick()
+  t.equal(facade.state, 'draining')
+  parentPort.deliver({ type: 'resume', successorPid: 77, reason: 'generation 3 died' })
+  t.match(await resumed, { generation: 2, successorPid: 77, reason: 'generation 3 died' })
+  t.equal(facade.state, 'serving')
+  t.same(parentPort.exits, [], 'it did not exit')
+  t.same(states, ['starting->serving', 'serving->draining', 'draining->serving'])
+})
+
+test('supervised: the supervisor gone means drain and exit 0', async (t) => {
+  const parentPort = new FakePort()
+  const { app, facade } = generation(t, { parentPort, supervised: true })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await tick()
+  parentPort.deliver({ type: 'commit', keepChannel: true })
+  await tick()
+  const drained = new Promise((resolve) => facade.once('drained', resolve))
+  parentPort.disconnect()
+  t.equal((await drained).reason, 'shutdown')
+  await tick()
+  t.same(parentPort.exits, [0])
+})
+
+test('shutdown drains in-flight requests before it closes', async (t) => {
+  const { app, gen, facade } = generation(t)
+  let release
+  app.get('/slow', () => new Promise((resolve) => { release = resolve }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const answer = fetch(`http://127.0.0.1:${app.server.address().port}/slow`).then((res) => res.text())
+  await tick(50)
+  const stopping = gen.shutdown()
+  await tick()
+  t.equal(facade.state, 'draining')
+  release('done')
+  t.equal(await answer, 'done', 'the request in flight got its answer')
+  const result = await stopping
+  t.equal(result.cutConnections, 0)
+  t.equal(facade.state, 'closed')
+  t.ok(new EventEmitter())
+})

@@ -1,0 +1,84 @@
+'use strict'
+// lib/parent-link.ts: a generation's view of its parent, over a fake process port.
+const { test } = require('tap')
+const { ParentLink } = require('../../dist/lib/parent-link')
+const { FakePort } = require('../helpers/fake-port')
+
+test('ready, then the verdict: commit resolves, and a bare commit cuts the channel only when asked to', async (t) => {
+  const port = new FakePort()
+  const link = new ParentLink(port, { cutChannelOnBareCommit: true })
+  const verdict = link.ready(port.pid, 2)
+  t.same(port.sentOfType('ready').map(({ pid, generation }) => ({ pid, generation })), [{ pid: port.pid, generation: 2 }])
+  port.deliver({ type: 'commit' })
+  t.equal(await verdict, 'commit')
+  t.equal(port.disconnects, 1, 'an old release commits without keepChannel: the channel goes')
+  const kept = new FakePort()
+  const keeping = new ParentLink(kept, { cutChannelOnBareCommit: true })
+  kept.deliver({ type: 'commit', keepChannel: true })
+  t.equal(await keeping.ready(kept.pid, 2), 'commit', 'a verdict that came first is kept')
+  t.equal(kept.disconnects, 0)
+  const supervised = new FakePort()
+  new ParentLink(supervised, { cutChannelOnBareCommit: false }).ready(1, 1)
+  supervised.deliver({ type: 'commit' })
+  t.equal(supervised.disconnects, 0, 'a worker never cuts its supervisor')
+})
+
+test('an abort before anyone subscribed ends the process; after, it is the generation\'s', async (t) => {
+  const port = new FakePort()
+  const link = new ParentLink(port, { cutChannelOnBareCommit: true })
+  port.deliver({ type: 'abort' })
+  t.same(port.exits, [1])
+  const other = new FakePort()
+  const subscribed = new ParentLink(other, { cutChannelOnBareCommit: true })
+  let aborted = 0
+  subscribed.subscribe({ abort: () => aborted++ })
+  const verdict = subscribed.ready(1, 2)
+  other.deliver({ type: 'abort' })
+  t.equal(await verdict, 'abort')
+  t.equal(aborted, 1)
+  t.same(other.exits, [])
+  t.ok(link)
+})
+
+test('orders reach their handlers; handles that come before a subscriber are closed', async (t) => {
+  const port = new FakePort()
+  const link = new ParentLink(port, { cutChannelOnBareCommit: false })
+  let closed = 0
+  port.deliver({ type: 'listener', address: '127.0.0.1:1' }, { close: () => closed++ })
+  port.deliver({ type: 'connection', listener: '127.0.0.1:1' }, { close: () => closed++ })
+  t.equal(closed, 2)
+  const got = []
+  link.subscribe({
+    drain: (probation) => got.push(['drain', probation]),
+    cut: () => got.push(['cut']),
+    retire: () => got.push(['retire']),
+    resume: (pid, reason) => got.push(['resume', pid, reason]),
+    listener: (address) => got.push(['listener', address]),
+    connection: (listener) => got.push(['connection', listener])
+  })
+  port.deliver({ type: 'drain', probation: true })
+  port.deliver({ type: 'cut' })
+  port.deliver({ type: 'listener', address: '127.0.0.1:1' }, { close () {} })
+  port.deliver({ type: 'listener', address: '127.0.0.1:1' }) // no handle: ignored
+  port.deliver({ type: 'resume', successorPid: 9, reason: 'it died' })
+  port.deliver({ type: 'retire' })
+  port.deliver({ type: 'connection', listener: '127.0.0.1:1' }, { close () {} })
+  port.emit('message', { type: 'drain' }) // not ours: the app's own IPC
+  t.same(got, [['drain', true], ['cut'], ['listener', '127.0.0.1:1'], ['resume', 9, 'it died'], ['retire'], ['connection', '127.0.0.1:1']])
+})
+
+test('a reload asked of the supervisor resolves with its answer, or fails when it is gone', async (t) => {
+  const port = new FakePort()
+  const link = new ParentLink(port, { cutChannelOnBareCommit: false })
+  const first = link.requestReload()
+  const [request] = port.sentOfType('reload-request')
+  port.deliver({ type: 'reload-result', id: request.id, result: { ok: false, generation: 1, pid: 5, durationMs: 3, error: { code: 'HOT_RELOAD_READY_TIMEOUT', message: 'late' } } })
+  const result = await first
+  t.equal(result.ok, false)
+  t.equal(result.error.code, 'HOT_RELOAD_READY_TIMEOUT')
+  const second = link.requestReload()
+  port.disconnect()
+  const gone = await second
+  t.equal(gone.error.code, 'HOT_RELOAD_NOT_SERVING')
+  await t.rejects(link.sendConnection('127.0.0.1:1', {}), /no channel/)
+})
