@@ -38,7 +38,7 @@ test('10 reloads under keep-alive load with connectionHandoff: no new connection
   t.equal(stats.non2xx, 0, 'no non-2xx')
   t.equal(stats.socketsOpened, 30, 'the 30 clients never opened another connection')
   for (let version = 1; version <= 11; version++) t.ok(stats.versions[version] > 0, `version ${version} served`)
-  const moved = service.filter((l) => /drained after/.test(l.msg || '')).map((l) => l.movedConnections)
+  const moved = service.filter((l) => l.hotReloadEvent === 'drained').map((l) => l.movedConnections)
   t.ok(moved.every((n) => n > 0), `every drain moved connections (${moved.join(', ')})`)
 })
 
@@ -157,7 +157,7 @@ test('with connectionHandoff, an upgraded connection stays in the old generation
   upgraded.write('ping')
   await received(/ping/)
   t.equal(upgraded.buffer.toString(), '1:ping', 'the upgraded connection is still served by the old generation')
-  const drained = await service.waitForLine((l) => l.pid === service.pid && /drained after/.test(l.msg || ''), 10000)
+  const drained = await service.waitForLine((l) => l.pid === service.pid && l.hotReloadEvent === 'drained', 10000)
   t.equal(drained.cutConnections, 1, 'it was cut at drainTimeout, like any connection that cannot move')
   t.ok(drained.movedConnections >= 10, `the keep-alive connections moved (${drained.movedConnections})`)
   const stats = await load.stop()
@@ -200,7 +200,7 @@ test('with connectionHandoff, TLS connections drain the ordinary way (0 failed, 
   await sleep(300)
   running = false
   await Promise.all(loops)
-  const drained = await service.waitForLine((l) => l.pid === service.pid && /drained after/.test(l.msg || ''), 5000, 'the drain result')
+  const drained = await service.waitForLine((l) => l.pid === service.pid && l.hotReloadEvent === 'drained', 5000, 'the drain result')
   t.equal(failed, 0, `no request failed (${ok} ok)`)
   t.equal(drained.movedConnections, 0, 'no TLS connection was moved')
   t.ok(opened > 5, `the TLS clients reconnected (${opened} connections for 5 clients)`)

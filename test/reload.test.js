@@ -35,7 +35,7 @@ async function chainedReloads (t, { keepAlive, connections }) {
   t.same(service.alive(), [pid], 'only the last generation is left')
   const onCloseVersions = service.filter((l) => l.event === 'onClose-ran').map((l) => l.version).sort()
   t.same(onCloseVersions, [1, 2, 3, 4, 5], 'the onClose hooks ran in every old generation')
-  const drained = service.filter((l) => /drained after/.test(l.msg || ''))
+  const drained = service.filter((l) => l.hotReloadEvent === 'drained')
   t.equal(drained.length, 5, 'each old generation logged its drain')
   t.ok(drained.every((l) => l.cutConnections === 0), 'no drain had to cut connections')
   return { service, pid }

@@ -131,7 +131,7 @@ test('systemd socket activation: the supervisor serves on the activated socket a
   // The socket exists before anything runs: the first connection starts the service.
   const first = await get(target)
   t.equal(first.status, 200)
-  await service.waitForLine((l) => /generation 1 is serving/.test(l.msg || ''))
+  await service.waitForLine((l) => (l.hotReloadEvent === 'serving' && l.generation === 1))
   t.ok(service.find((l) => /adopted inherited socket 127\.0\.0\.1:/.test(l.msg || '')), 'the worker adopted the activated socket')
   const load = startLoad(t, target, { connections: 10, keepAlive: true })
   for (const version of [2, 3]) {
@@ -199,7 +199,7 @@ test('sd_notify: READY, RELOADING with MONOTONIC_USEC, READY again, STOPPING, to
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const { socketPath: notifySocket, messages } = await notifyReceiver(t, dir)
   const { control, service } = startSupervised(t, { dir, env: { NOTIFY_SOCKET: notifySocket } })
-  await service.waitForLine((l) => /generation 1 is serving/.test(l.msg || ''))
+  await service.waitForLine((l) => (l.hotReloadEvent === 'serving' && l.generation === 1))
   await waitFor(() => messages().some((m) => m.includes('READY=1')), 5000, 'READY=1')
   writeRelease(dir, { version: 2, plugin: PLUGIN })
   t.equal((await cli(['reload', '--control', control])).code, 0)

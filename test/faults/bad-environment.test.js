@@ -116,7 +116,7 @@ for (const mode of ['standalone', 'supervised']) {
     // LISTEN_PID names the test runner: valid fds, but for someone else.
     const { service } = startActivated(t, mode, { env: { LISTEN_FDS: '1', PORT: '0' }, fds: [server._handle.fd], listenPid: process.pid })
     const url = await service.listening()
-    if (mode === 'supervised') await service.waitForLine((l) => /generation 1 is serving/.test(l.msg || ''))
+    if (mode === 'supervised') await service.waitForLine((l) => (l.hotReloadEvent === 'serving' && l.generation === 1))
     const own = Number(url.port)
     t.not(own, inherited, 'the app listens where it was told to (PORT=0), not on the inherited socket')
     t.equal((await get(own)).status, 200, 'and serves there')

@@ -98,14 +98,14 @@ test('20 reload signals in one second, sent to the serving pid as an operator wo
     await sleep(50)
   }
   // Let the last reload (if any) finish and every old generation exit.
-  await waitFor(() => service.alive().length === 1 && !service.filter((l) => /reload started/.test(l.msg || '')).some((l) => isAlive(l.successorPid) && l.successorPid !== service.alive()[0]), 30000, 'one generation left')
+  await waitFor(() => service.alive().length === 1 && !service.filter((l) => l.hotReloadEvent === 'reloading').some((l) => isAlive(l.successorPid) && l.successorPid !== service.alive()[0]), 30000, 'one generation left')
   const serving = service.alive()[0]
   await sleep(300)
   const stats = [await load.stop(), await perRequest.stop()]
   t.comment(JSON.stringify(stats))
   t.same(stats.map((s) => s.failed), [0, 0], 'no request failed')
   t.same(stats.map((s) => s.non2xx), [0, 0], 'no non-2xx')
-  const started = service.filter((l) => /reload started/.test(l.msg || '')).length
+  const started = service.filter((l) => l.hotReloadEvent === 'reloading').length
   const received = service.filter((l) => /SIGUSR2 received/.test(l.msg || '')).length
   const answered = service.filter((l) => /already running|reload ignored/.test(l.msg || '')).length
   t.ok(started >= 1 && started < received, `reloads were coalesced: ${received} signals, ${started} reloads`)
@@ -184,7 +184,7 @@ test('an SSE stream that never ends is cut at drainTimeout, counted, and the old
   t.equal(cut.cutConnections, 1, 'one connection cut, counted in the log')
   await waitUntilGone(service.pid)
   // The process may be gone before its last lines reach us through the pipe: wait for them.
-  const drained = await service.waitForLine((l) => l.pid === service.pid && /drained after/.test(l.msg || ''), 5000, 'the drain result')
+  const drained = await service.waitForLine((l) => l.pid === service.pid && l.hotReloadEvent === 'drained', 5000, 'the drain result')
   t.equal(drained.cutConnections, 1, 'and in the drain result')
   const stats = await stopLoads()
   t.equal(stats[0].failed, 0, 'the ordinary load lost nothing')

@@ -48,9 +48,9 @@ test('out of file descriptors (EMFILE): the successor cannot be spawned; with th
   const load = running.loads[0]
   // The reload goes through a signal: an HTTP request would need a new connection (an fd).
   process.kill(service.pid, 'SIGUSR2')
-  const failure = await service.waitForLine((l) => /reload failed/.test(l.msg || ''), 15000, 'the reload to fail')
-  t.match(failure.msg, /could not start the successor .*EMFILE/, `the cause is named (${failure.msg})`)
-  t.equal(failure.err?.code, 'HOT_RELOAD_SPAWN_FAILED')
+  const failure = await service.waitForEvent('reloadFailed', () => true, 15000)
+  t.match(failure.error?.message, /could not start the successor .*EMFILE/, `the cause is named (${failure.error?.message})`)
+  t.equal(failure.error?.code, 'HOT_RELOAD_SPAWN_FAILED')
   t.ok(isAlive(service.pid), 'the old generation lives')
   execFileSync('prlimit', ['--pid', String(service.pid), `--nofile=${soft[0]}:${soft[1]}`])
   const stats = await load.stop()

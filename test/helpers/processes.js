@@ -90,6 +90,7 @@ class Service {
           if (typeof line.pid === 'number') this.pids.add(line.pid)
           const successor = /(?:successor|worker) pid (\d+)/.exec(line.msg || '')
           if (successor) this.pids.add(Number(successor[1]))
+          if (typeof line.successorPid === 'number') this.pids.add(line.successorPid)
         }
         this.lines.push(line)
       }
@@ -144,9 +145,19 @@ class Service {
     return url.startsWith('http') ? new URL(url) : url
   }
 
-  /** Waits until generation `n` reports it is serving; returns its pid. */
+  /** Lines where a process reported a public fastify.hotReload event (the fixture apps log each one). */
+  events (name) {
+    return this.lines.filter((l) => l.hotReloadEvent === name)
+  }
+
+  /** Waits for a process to report the event `name` (matching `predicate`); resolves with its line. */
+  waitForEvent (name, predicate = () => true, timeoutMs = 20000) {
+    return this.waitForLine((l) => l.hotReloadEvent === name && predicate(l), timeoutMs, `the ${name} event`)
+  }
+
+  /** Waits until generation `n` reports it is serving (its 'serving' event); returns its pid. */
   async generationServing (n, timeoutMs = 20000) {
-    const line = await this.waitForLine((l) => new RegExp(`generation ${n} is serving`).test(l.msg || ''), timeoutMs, `generation ${n} to serve`)
+    const line = await this.waitForEvent('serving', (l) => l.generation === n, timeoutMs)
     return line.pid
   }
 
