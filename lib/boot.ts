@@ -44,7 +44,9 @@ export function boot (): Boot {
   if (booted !== undefined) return booted
   const launch = captureLaunch()
   const info = readBoot(process.env)
+  // Neither the app's own children nor our successor start from these.
   if (info.handoff !== null || info.activated !== null || info.error !== undefined) clearHandoffEnv(process.env)
+  clearHandoffEnv(launch.env)
   const mode = chooseMode(info.handoff)
   let unclaimed = info.handoff?.sockets ?? info.activated ?? []
   booted = {

@@ -37,7 +37,7 @@ export interface GenerationContext {
   port: ProcessPort
   /** Where events go: the public `fastify.hotReload`. */
   events: EventEmitter<HotReloadEvents>
-  /** The environment a successor starts from. */
+  /** The environment this process was started with: a successor starts from it (so a new .env is read afresh). */
   env: Record<string, string | undefined>
 }
 

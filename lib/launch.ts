@@ -1,6 +1,9 @@
 // How this process was launched, captured at load: the successor is started the same way, from the
-// logical working directory, so that a `current -> releases/vN` switch is picked up.
-import { statSync } from 'node:fs'
+// logical working directory, so that a `current -> releases/vN` switch is picked up. On Linux the
+// kernel's record is read (/proc/self): the command line and environment the process was really
+// started with, whatever the app (or fastify-cli, `--env-file`, dotenv) did to process.argv and
+// process.env since.
+import { readFileSync, statSync } from 'node:fs'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
 
 export interface Launch {
@@ -8,6 +11,8 @@ export interface Launch {
   execArgv: string[]
   args: string[]
   cwd: string
+  /** The environment the process was started with. */
+  env: Record<string, string>
 }
 
 function sameDirectory (a: string, b: string): boolean {
@@ -37,14 +42,50 @@ export function rebaseScript (script: string, realCwd: string, cwd: string): str
   return resolve(cwd, inside)
 }
 
+/** NUL-separated strings of a /proc file, or null when it cannot be read. */
+function procStrings (path: string): string[] | null {
+  try {
+    const text = readFileSync(path, 'utf8')
+    return text === '' ? null : text.replace(/\0$/, '').split('\0')
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The script and its arguments as the process was started: from the kernel's command line when it
+ * agrees with Node's own flags (it is [node, ...execArgv, script, ...args]); else process.argv. A
+ * process.title that overwrote the command line does not agree.
+ */
+export function startedArgs (cmdline: string[] | null, execArgv: string[], argv: string[]): string[] {
+  if (cmdline === null || cmdline.length < 2 + execArgv.length) return argv.slice(1)
+  if (execArgv.some((flag, index) => cmdline[1 + index] !== flag)) return argv.slice(1)
+  return cmdline.slice(1 + execArgv.length)
+}
+
+/** The environment from /proc/self/environ (as the process was started), else a copy of `fallback`. */
+export function startedEnv (environ: string[] | null, fallback: Record<string, string | undefined>): Record<string, string> {
+  const env: Record<string, string> = {}
+  if (environ === null) {
+    for (const [key, value] of Object.entries(fallback)) if (value !== undefined) env[key] = value
+    return env
+  }
+  for (const entry of environ) {
+    const equals = entry.indexOf('=')
+    if (equals > 0) env[entry.slice(0, equals)] = entry.slice(equals + 1)
+  }
+  return env
+}
+
 export function captureLaunch (): Launch {
   const realCwd = process.cwd()
   const cwd = logicalCwd(process.env.PWD, realCwd)
-  const [script, ...rest] = process.argv.slice(1)
+  const [script, ...rest] = startedArgs(procStrings('/proc/self/cmdline'), process.execArgv, process.argv)
   return {
     execPath: process.execPath,
     execArgv: [...process.execArgv],
-    args: script === undefined ? [] : [rebaseScript(script, realCwd, cwd), ...rest],
-    cwd
+    args: script === undefined ? [] : [rebaseScript(resolve(realCwd, script), realCwd, cwd), ...rest],
+    cwd,
+    env: startedEnv(procStrings('/proc/self/environ'), process.env)
   }
 }

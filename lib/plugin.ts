@@ -46,7 +46,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     mode,
     port: booted.port,
     events: facade,
-    env: process.env
+    env: booted.launch.env
   })
   active = generation
   app.addHook('onClose', async () => {

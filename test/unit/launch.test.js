@@ -5,7 +5,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { test } = require('tap')
-const { logicalCwd, rebaseScript } = require('../../dist/lib/launch')
+const { logicalCwd, rebaseScript, startedArgs, startedEnv } = require('../../dist/lib/launch')
 
 // <tmp>/releases/v1, <tmp>/releases/v2, <tmp>/current -> releases/v1
 function releases (t) {
@@ -66,4 +66,19 @@ test('rebaseScript when the real cwd is /', async (t) => {
   t.equal(rebaseScript('/app.js', '/', '/srv/current'), '/srv/current/app.js', 'a script at the root is rebased')
   t.equal(rebaseScript('/srv/app.js', '/', '/srv/current'), '/srv/current/srv/app.js', 'any absolute script is under /')
   t.equal(rebaseScript('app.js', '/', '/srv/current'), 'app.js', 'a relative script is left alone')
+})
+
+test('startedArgs: the kernel\'s command line, whatever the app did to process.argv', async (t) => {
+  // fastify-cli empties process.argv before the app loads.
+  t.same(startedArgs(['node', '/app/node_modules/.bin/fastify', 'start', '-p', '0', 'app.js'], [], ['node', '/app/node_modules/.bin/fastify']),
+    ['/app/node_modules/.bin/fastify', 'start', '-p', '0', 'app.js'])
+  t.same(startedArgs(['node', '--env-file=.env', 'app.js', 'x'], ['--env-file=.env'], ['node', '/srv/app.js', 'x']), ['app.js', 'x'], 'Node flags are skipped')
+  t.same(startedArgs(null, [], ['node', '/srv/app.js', 'x']), ['/srv/app.js', 'x'], 'no /proc: process.argv')
+  t.same(startedArgs(['node /srv/app.js'], [], ['node', '/srv/app.js']), ['/srv/app.js'], 'a process.title that overwrote the command line: process.argv')
+  t.same(startedArgs(['node', '--inspect', 'app.js'], ['--require', 'x'], ['node', '/srv/app.js']), ['/srv/app.js'], 'flags that disagree: process.argv')
+})
+
+test('startedEnv: the environment as started, parsed; else a copy of process.env', async (t) => {
+  t.same(startedEnv(['A=1', 'B=x=y', 'EMPTY=', 'broken'], {}), { A: '1', B: 'x=y', EMPTY: '' })
+  t.same(startedEnv(null, { A: '1', GONE: undefined }), { A: '1' })
 })
