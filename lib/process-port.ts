@@ -12,6 +12,8 @@ export interface ProcessPort {
   on (event: string, listener: PortListener): void
   once (event: string, listener: PortListener): void
   off (event: string, listener: PortListener): void
+  /** The listeners of an event (a signal) right now. */
+  listeners (event: string): PortListener[]
   /** Sends over the IPC channel; `handle` travels with it. The callback gets the send error, if any. */
   send (message: object, handle: object | undefined, callback: (err: Error | null) => void): void
   disconnect (): void
@@ -26,6 +28,7 @@ export const processPort: ProcessPort = {
   on (event, listener) { process.on(event, listener) },
   once (event, listener) { process.once(event, listener) },
   off (event, listener) { process.removeListener(event, listener) },
+  listeners (event) { return process.listeners(event as NodeJS.Signals) as PortListener[] },
   send (message, handle, callback) {
     if (process.send === undefined || !process.connected) {
       callback(new Error('no IPC channel to the parent'))

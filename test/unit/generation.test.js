@@ -15,8 +15,8 @@ const { FakePort } = require('../helpers/fake-port')
 const LAUNCH = { execPath: '/nonexistent/node', execArgv: [], args: ['app.js'], cwd: process.cwd() }
 
 /** A generation wired as the plugin wires it, but to a fake port (and a fake parent, when given). */
-function generation (t, { supervised = false, parentPort, generation = parentPort ? 2 : 1, options = {} } = {}) {
-  const port = parentPort ?? new FakePort({ connected: false })
+function generation (t, { supervised = false, parentPort, port: standalonePort, generation = parentPort ? 2 : 1, options = {} } = {}) {
+  const port = parentPort ?? standalonePort ?? new FakePort({ connected: false })
   const handoff = parentPort ? { supervised, parentPid: 1, generation, sockets: [] } : null
   const mode = chooseMode(handoff)
   const parent = parentPort ? mode.connectParent(port) : undefined
@@ -153,4 +153,23 @@ test('shutdown drains in-flight requests before it closes', async (t) => {
   t.equal(result.cutConnections, 0)
   t.equal(facade.state, 'closed')
   t.ok(new EventEmitter())
+})
+
+test('a listener already on a reload signal (fastify-cli\'s close-with-grace) is set aside while serving, and given back at close', async (t) => {
+  const port = new FakePort({ connected: false })
+  let shutDownBySomeoneElse = 0
+  const other = () => { shutDownBySomeoneElse++ }
+  port.on('SIGUSR2', other)
+  const { app, facade } = generation(t, { port })
+  const reloads = []
+  facade.on('reloading', () => reloads.push('reloading'))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.same(port.listeners('SIGUSR2').includes(other), false, 'set aside')
+  port.emit('SIGUSR2')
+  await tick(50)
+  t.equal(shutDownBySomeoneElse, 0, 'the reload signal did not reach the other listener')
+  t.same(reloads, ['reloading'], 'it reloaded')
+  await app.close()
+  t.ok(port.listeners('SIGUSR2').includes(other), 'given back once the app closed')
+  t.equal(port.listeners('SIGUSR2').length, 1, 'and ours is gone')
 })

@@ -1,0 +1,63 @@
+'use strict'
+// fastify-cli (`fastify start app.js`), the official way to run a Fastify app, from the registry:
+// it empties process.argv before the app loads and puts its own close-with-grace on SIGUSR2 and
+// SIGHUP. A reload signal must reload (the successor runs the real command line, read from
+// /proc/self/cmdline) and must not also shut the service down.
+const fs = require('node:fs')
+const net = require('node:net')
+const path = require('node:path')
+const { test } = require('tap')
+const { REPO, Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
+const { startLoad } = require('./helpers/load')
+const { request } = require('./faults/common')
+
+const FASTIFY_CLI = path.join(REPO, 'node_modules/.bin/fastify')
+const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
+
+/** A port nobody listens on right now (fastify-cli takes 0 to mean its default, 3000). */
+function freePort () {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function reloadsUnderFastifyCli (t, argsFor) {
+  const dir = tempDir(t)
+  fs.copyFileSync(path.join(REPO, 'test/fixtures/cli-app.js'), path.join(dir, 'app.js'))
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const port = await freePort()
+  const service = Service.start(t, { cwd: dir, args: [FASTIFY_CLI, 'start', '-l', 'info', ...argsFor(port), 'app.js'], env: { PORT: String(port) } })
+  await service.generationServing(1)
+  const target = { host: '127.0.0.1', port }
+  const load = startLoad(t, target, { connections: 10, keepAlive: true })
+  await sleep(300)
+  let pid = service.pid
+  for (let version = 2; version <= 3; version++) {
+    writeRelease(dir, { version, plugin: PLUGIN })
+    process.kill(pid, 'SIGUSR2')
+    const next = await service.generationServing(version)
+    await waitUntilGone(pid)
+    pid = next
+    await sleep(300)
+  }
+  const stats = await load.stop()
+  t.comment(JSON.stringify(stats))
+  t.equal(stats.failed, 0, 'no request failed')
+  t.equal(stats.non2xx, 0, 'no non-2xx response')
+  for (let version = 1; version <= 3; version++) t.ok(stats.versions[version] > 0, `version ${version} was served`)
+  const answer = await request(target)
+  t.same([answer.status, answer.body.version, answer.body.pid], [200, 3, pid], 'the last generation serves')
+  t.same(service.alive(), [pid], 'only the last generation is left')
+  t.ok(service.find((l) => l.level === 40 && l.signal === 'SIGUSR2'), 'the plugin warned that it set fastify-cli\'s SIGUSR2 listener aside')
+}
+
+test('fastify start -a 127.0.0.1 -p N app.js: SIGUSR2 reloads under load, 0 failed, the service stays up', async (t) => {
+  await reloadsUnderFastifyCli(t, (port) => ['-a', '127.0.0.1', '-p', String(port)])
+})
+
+test('fastify start app.js (port from PORT, default address): the same', async (t) => {
+  await reloadsUnderFastifyCli(t, () => [])
+})
