@@ -463,7 +463,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
       if (address !== null) this.listenerKeys.set(server, formatAddress(address))
     }
     this.stopAccepting(reason === 'shutdown')
-    this.http2Sessions.goAway()
+    void this.http2Sessions.goAway(this.options.drainTimeout)
     const deadline = setTimeout(() => {
       this.cutNow(`drainTimeout (${this.options.drainTimeout} ms) reached`)
     }, this.options.drainTimeout)
