@@ -25,7 +25,12 @@ export interface StreamEnds {
   lastEnded: number
 }
 
-export async function gracefulGoaway (session: Http2Session, ends: StreamEnds, deadline: number): Promise<void> {
+/**
+ * `deadline()`: performance.now() past which no PING is waited for (read each round: a drain may
+ * set it after the sequence began). `closeNow`: Node's own session.close() (GOAWAY with the last
+ * stream received, then closes once the open streams have ended).
+ */
+export async function gracefulGoaway (session: Http2Session, ends: StreamEnds, deadline: () => number, closeNow: () => void): Promise<void> {
   if (session.closed || session.destroyed) return
   const held: StreamEvent[] = []
   const emit = session.emit
@@ -45,13 +50,15 @@ export async function gracefulGoaway (session: Http2Session, ends: StreamEnds, d
     let previousPing: number | undefined
     for (;;) {
       const sentAt = performance.now()
-      if (!await ping(session, deadline - sentAt)) break
+      if (!await ping(session, deadline() - sentAt)) break
       if (previousPing !== undefined && ends.lastEnded < previousPing) break
       previousPing = sentAt
     }
   } finally {
     // The client may have closed it meanwhile (Node closes a server session that gets a GOAWAY).
-    if (!session.closed && !session.destroyed) session.close()
+    if (!session.closed && !session.destroyed) closeNow()
+    // A destroyed session's streams are gone (cut at the deadline): nothing to hand the app.
+    if (session.destroyed) held.length = 0
     release()
   }
 }

@@ -3,12 +3,25 @@
 // streams the client had already sent have arrived (see http2-graceful-goaway.ts), so that none is
 // refused; streams already open finish here. What is still open at the drain's deadline is cut
 // with the other connections (the ConnectionTracker).
+//
+// Node ≥ 22 closes every session itself when its server stops listening (server.close() calls
+// session.close(): an immediate GOAWAY). So a session's close() is taken over: once its server no
+// longer listens, close() starts the graceful sequence instead; while it listens, close() is Node's.
 import type { Http2Session, ServerHttp2Stream } from 'node:http2'
 import type { EventEmitter } from 'node:events'
 import { gracefulGoaway, type StreamEnds } from './http2-graceful-goaway'
 
+/** How long a sequence started by a server's close() (not by a drain) waits for PING answers. */
+const CLOSE_TIME_LIMIT = 5_000
+
+interface Watched {
+  ends: StreamEnds
+  closeNow: () => void
+  goingAway?: Promise<void>
+}
+
 export class Http2Sessions {
-  private readonly sessions = new Map<Http2Session, StreamEnds>()
+  private readonly sessions = new Map<Http2Session, Watched>()
   private readonly servers = new WeakSet<EventEmitter>()
   /** performance.now() past which no session waits any longer for its GOAWAY; set by goAway(). */
   private deadline: number | undefined
@@ -17,17 +30,22 @@ export class Http2Sessions {
   watch (server: EventEmitter): void {
     if (this.servers.has(server)) return
     this.servers.add(server)
+    const listening = (): boolean => (server as { listening?: boolean }).listening === true
     server.on('session', (session: Http2Session) => {
-      const ends: StreamEnds = { lastEnded: 0 }
-      this.sessions.set(session, ends)
+      const nativeClose = session.close
+      const watched: Watched = { ends: { lastEnded: 0 }, closeNow: () => { nativeClose.call(session) } }
+      this.sessions.set(session, watched)
       session.once('close', () => this.sessions.delete(session))
       // When the session's last response ended: the GOAWAY waits until the client has answered it.
-      const ended = (): void => { ends.lastEnded = performance.now() }
+      const ended = (): void => { watched.ends.lastEnded = performance.now() }
       session.on('stream', (stream: ServerHttp2Stream) => { stream.once('close', ended) })
-      // A session that came in as the drain began (accepted just before) goes the same way; not
-      // one on a server that listens again (the drain was given up).
-      const listening = (server as { listening?: boolean }).listening === true
-      if (this.deadline !== undefined && !listening) void gracefulGoaway(session, ends, this.deadline)
+      session.close = (callback?: () => void): void => {
+        if (listening()) return nativeClose.call(session, callback)
+        if (typeof callback === 'function') session.once('close', callback)
+        void this.goAwayOne(session, watched)
+      }
+      // A session that came in as the drain began (accepted just before) goes the same way.
+      if (this.deadline !== undefined && !listening()) void this.goAwayOne(session, watched)
     })
   }
 
@@ -36,9 +54,18 @@ export class Http2Sessions {
    * session closes once its open streams have finished. Waits at most `timeLimit` ms for that
    * moment: then the GOAWAY goes anyway. Resolves when every GOAWAY has been sent.
    */
-  async goAway (timeLimit = 5_000): Promise<void> {
+  async goAway (timeLimit = CLOSE_TIME_LIMIT): Promise<void> {
     this.deadline = performance.now() + timeLimit
-    const deadline = this.deadline
-    await Promise.all([...this.sessions].map(([session, ends]) => gracefulGoaway(session, ends, deadline)))
+    await Promise.all([...this.sessions].map(([session, watched]) => this.goAwayOne(session, watched)))
+  }
+
+  private goAwayOne (session: Http2Session, watched: Watched): Promise<void> {
+    if (watched.goingAway === undefined) {
+      const startedAt = performance.now()
+      // The drain's deadline once goAway() has set it (not one of an earlier drain, given up).
+      const deadline = (): number => this.deadline !== undefined && this.deadline > startedAt ? this.deadline : startedAt + CLOSE_TIME_LIMIT
+      watched.goingAway = gracefulGoaway(session, watched.ends, deadline, watched.closeNow)
+    }
+    return watched.goingAway
   }
 }

@@ -72,31 +72,36 @@ async function setup (t, onFrame = () => {}, configure = () => {}) {
 
 const answered = (frames, streamId) => frames.some((f) => f.type === HEADERS && f.streamId === streamId)
 
-test('a stream the client sent before it saw anything of the drain is answered, and the one GOAWAY covers it', async (t) => {
-  let crossed = false
-  const { sessions, client } = await setup(t, (f, c) => {
-    // The first PING of the drain: this client had already sent stream 5 (it crosses on the wire).
-    if (f.type === PING && !crossed) {
-      crossed = true
-      c.send(request(5, '/'))
-    }
+for (const serverClose of [false, true]) {
+  // The drain closes the listening server first; Node >= 22 then calls session.close() itself.
+  const how = serverClose ? 'server.close() then goAway(), as the drain does' : 'goAway()'
+  test(`${how}: a stream the client sent before it saw anything of the drain is answered, and the one GOAWAY covers it`, async (t) => {
+    let crossed = false
+    const { server, sessions, client } = await setup(t, (f, c) => {
+      // The first PING of the drain: this client had already sent stream 5 (it crosses on the wire).
+      if (f.type === PING && !crossed) {
+        crossed = true
+        c.send(request(5, '/'))
+      }
   })
-  client.send(request(1, '/?ms=300'), request(3, '/'))
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  await sessions.goAway(5000)
-  await client.closed
-  const goaways = client.frames.filter((f) => f.type === GOAWAY)
-  t.equal(goaways.length >= 1, true, 'a GOAWAY was sent')
-  t.equal(goaways[0].lastStreamId, 5, 'the first GOAWAY covers stream 5 (no notice with 2^31-1: Node cannot send one)')
-  t.equal(goaways[0].payload.readUInt32BE(4), 0, 'NO_ERROR')
-  t.ok(answered(client.frames, 1) && answered(client.frames, 3) && answered(client.frames, 5), 'streams 1, 3 and 5 answered')
-  t.notOk(client.frames.some((f) => f.type === 3), 'no RST_STREAM')
-  const firstPing = client.frames.findIndex((f) => f.type === PING)
-  const goawayAt = client.frames.indexOf(goaways[0])
-  t.ok(firstPing !== -1 && firstPing < goawayAt, 'PING before the GOAWAY')
-  t.notOk(client.frames.slice(firstPing, goawayAt).some((f) => f.type === HEADERS), 'no response started between the first PING and the GOAWAY')
-  t.ok(client.frames.filter((f) => f.type === PING).length >= 2, 'at least two round trips')
-})
+    client.send(request(1, '/?ms=300'), request(3, '/'))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    if (serverClose) server.close()
+    await sessions.goAway(5000)
+    await client.closed
+    const goaways = client.frames.filter((f) => f.type === GOAWAY)
+    t.equal(goaways.length >= 1, true, 'a GOAWAY was sent')
+    t.equal(goaways[0].lastStreamId, 5, 'the first GOAWAY covers stream 5 (no notice with 2^31-1: Node cannot send one)')
+    t.equal(goaways[0].payload.readUInt32BE(4), 0, 'NO_ERROR')
+    t.ok(answered(client.frames, 1) && answered(client.frames, 3) && answered(client.frames, 5), 'streams 1, 3 and 5 answered')
+    t.notOk(client.frames.some((f) => f.type === 3), 'no RST_STREAM')
+    const firstPing = client.frames.findIndex((f) => f.type === PING)
+    const goawayAt = client.frames.indexOf(goaways[0])
+    t.ok(firstPing !== -1 && firstPing < goawayAt, 'PING before the GOAWAY')
+    t.notOk(client.frames.slice(firstPing, goawayAt).some((f) => f.type === HEADERS), 'no response started between the first PING and the GOAWAY')
+    t.ok(client.frames.filter((f) => f.type === PING).length >= 2, 'at least two round trips')
+  })
+}
 
 test('a client that never answers the PING gets its GOAWAY at the time limit; open streams still finish', async (t) => {
   const { sessions, client } = await setup(t, (f) => f.type === PING ? false : undefined)
