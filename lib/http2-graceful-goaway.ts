@@ -20,6 +20,9 @@ import type { Http2Session } from 'node:http2'
 type Emit = Http2Session['emit']
 type StreamEvent = Parameters<Emit>
 
+/** A client that has not answered a PING in this long is not waited for (its streams are held). */
+const PING_LIMIT = 2_000
+
 /** Times (performance.now()) at which the session's streams ended; kept for every session. */
 export interface StreamEnds {
   lastEnded: number
@@ -50,7 +53,7 @@ export async function gracefulGoaway (session: Http2Session, ends: StreamEnds, d
     let previousPing: number | undefined
     for (;;) {
       const sentAt = performance.now()
-      if (!await ping(session, deadline() - sentAt)) break
+      if (!await ping(session, Math.min(PING_LIMIT, deadline() - sentAt))) break
       if (previousPing !== undefined && ends.lastEnded < previousPing) break
       previousPing = sentAt
     }
