@@ -4,9 +4,9 @@
 // refused; streams already open finish here. What is still open at the drain's deadline is cut
 // with the other connections (the ConnectionTracker).
 //
-// Node ≥ 22 closes every session itself when its server stops listening (server.close() calls
-// session.close(): an immediate GOAWAY). So a session's close() is taken over: once its server no
-// longer listens, close() starts the graceful sequence instead; while it listens, close() is Node's.
+// Node 24 and 26 (not 20) close every session when their server stops listening: server.close()
+// calls session.close(), an immediate GOAWAY. So a session's close() is taken over: once its server
+// no longer listens, close() starts the graceful sequence instead; while it listens, it is Node's.
 import type { Http2Session, ServerHttp2Stream } from 'node:http2'
 import type { EventEmitter } from 'node:events'
 import { gracefulGoaway, type StreamEnds } from './http2-graceful-goaway'

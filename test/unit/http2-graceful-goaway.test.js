@@ -73,7 +73,7 @@ async function setup (t, onFrame = () => {}, configure = () => {}) {
 const answered = (frames, streamId) => frames.some((f) => f.type === HEADERS && f.streamId === streamId)
 
 for (const serverClose of [false, true]) {
-  // The drain closes the listening server first; Node >= 22 then calls session.close() itself.
+  // The drain closes the listening server first; Node 24 and 26 then call session.close() themselves.
   const how = serverClose ? 'server.close() then goAway(), as the drain does' : 'goAway()'
   test(`${how}: a stream the client sent before it saw anything of the drain is answered, and the one GOAWAY covers it`, async (t) => {
     let crossed = false
