@@ -4,6 +4,7 @@
 // the client's next request: the ECONNRESET that a plain server.close() gives).
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { http2SessionConnection } from './node-internals'
 
 interface ConnectionState {
   /** Requests received and not yet answered. */
@@ -12,7 +13,7 @@ interface ConnectionState {
   responses: Set<ServerResponse>
   idleSince: number
   bytesReadWhenIdle: number
-  /** WebSocket and other upgrades: never idle from here. */
+  /** WebSocket and other upgrades, and HTTP/2 sessions (they end by GOAWAY): never idle from here. */
   upgraded: boolean
   server: HttpServer
   socket: Socket
@@ -59,6 +60,13 @@ export class ConnectionTracker {
     server.prependListener('connection', (socket: Socket) => { this.stateOf(socket, server) })
     server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => this.onRequest(request, response, server))
     server.prependListener('upgrade', (request: IncomingMessage) => { this.stateOf(request.socket, server).upgraded = true })
+    // An HTTP/2 connection may carry long streams while its client sends nothing: it is not idle.
+    // Its streams are not counted here (see Http2Sessions); it closes when its session ends.
+    server.on('session', (session: object) => {
+      const socket = http2SessionConnection(session)
+      const state = socket === null ? undefined : this.connections.get(socket)
+      if (state !== undefined) state.upgraded = true
+    })
   }
 
   private stateOf (socket: Socket, server: HttpServer): ConnectionState {

@@ -40,7 +40,7 @@ export class Drain {
    */
   async run (move: MoveConnection | undefined, handoffsSettled: () => Promise<void>, atDeadline: () => void): Promise<void> {
     this.active = true
-    this.http2Sessions.goAway()
+    void this.http2Sessions.goAway(this.timings.drainTimeout)
     this.deadline = setTimeout(atDeadline, this.timings.drainTimeout)
     try {
       // A connection whose handoff failed comes back to the tracker and drains here.

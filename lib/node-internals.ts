@@ -131,3 +131,17 @@ export function handleOfHeldFd (fd: number): object {
   }
   return handle
 }
+
+/**
+ * The connection (as a server's 'connection' event gave it) that carries an HTTP/2 session: Node
+ * gives only a proxy of its socket (session.socket). The session holds it under a symbol; over TLS
+ * that is the TLSSocket, whose _parent is the accepted TCP socket. Null when not what this knows.
+ */
+export function http2SessionConnection (session: object): Socket | null {
+  const symbol = Object.getOwnPropertySymbols(session).find((s) => s.description === 'socket')
+  const socket = symbol === undefined ? undefined : (session as Record<symbol, unknown>)[symbol]
+  if (!(socket instanceof NetSocket)) return null
+  if ((socket as unknown as SocketInternals).encrypted !== true) return socket
+  const parent = (socket as unknown as { _parent?: unknown })._parent
+  return parent instanceof NetSocket ? parent : null
+}

@@ -111,3 +111,29 @@ test(`parserIsIdle: false while the next pipelined request is half read, true be
   t.same(seen, [false, true], 'half a request read: not idle; after it: idle')
   t.equal(parserIsIdle(new net.Socket(), server), false, 'a socket without an HTTP parser: false (nothing moves)')
 })
+
+test(`http2SessionConnection: the socket the 'connection' event gave, for h2c and over TLS (Node ${process.version})`, async (t) => {
+  const http2 = require('node:http2')
+  const { execFileSync } = require('node:child_process')
+  const { http2SessionConnection } = require('../../dist/lib/node-internals')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-h2-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore', timeout: 30000 })
+  for (const tls of [false, true]) {
+    const server = tls
+      ? http2.createSecureServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) })
+      : http2.createServer()
+    const accepted = []
+    server.on('connection', (socket) => accepted.push(socket))
+    const found = new Promise((resolve) => server.once('session', (session) => resolve(http2SessionConnection(session))))
+    await listen(server, { host: '127.0.0.1', port: 0 })
+    const client = http2.connect(`${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`, { rejectUnauthorized: false })
+    client.on('error', () => {})
+    const socket = await found
+    t.equal(accepted.length, 1, `${tls ? 'TLS' : 'h2c'}: one connection`)
+    t.equal(socket, accepted[0], `${tls ? 'TLS' : 'h2c'}: it is that connection`)
+    client.destroy()
+    server.close()
+  }
+  t.equal(http2SessionConnection({}), null, 'not a session: null')
+})
