@@ -89,6 +89,18 @@ test('under pressure: readiness 503 with the reason, liveness still 200', async 
   t.equal((await app.inject('/')).statusCode, 503, 'under-pressure guards the app routes')
 })
 
+test('without underPressure options, @fastify/under-pressure is not registered (it could never report pressure) and /health is 200', async (t) => {
+  const app = await listeningApp(t)
+  t.notOk(app.hasDecorator('isUnderPressure'), 'not registered: no event-loop sampling every 10 ms')
+  t.equal((await app.inject('/health')).statusCode, 200)
+})
+
+test('underPressure: {} registers it, without thresholds', async (t) => {
+  const app = await listeningApp(t, { underPressure: {} })
+  t.ok(app.hasDecorator('isUnderPressure'), 'an options object, even empty, registers it')
+  t.equal((await app.inject('/health')).statusCode, 200)
+})
+
 test('the plugin takes only the signals it was asked to handle, and gives them back', async (t) => {
   const before = Object.fromEntries(['SIGUSR2', 'SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'uncaughtException', 'unhandledRejection', 'beforeExit']
     .map((name) => [name, process.listenerCount(name)]))
