@@ -10,13 +10,24 @@ const Fastify = require('fastify')
 const version = fs.readFileSync(path.resolve('VERSION'), 'utf8').trim()
 const app = Fastify({ logger: false })
 if (process.env.BENCH_PLUGIN === '1') {
-  app.register(require('..'), {
+  // BENCH_PLUGIN_ROOT: another build of the plugin (bench/cost.js measures main's beside this one).
+  app.register(require(process.env.BENCH_PLUGIN_ROOT || '..'), {
     idleGrace: 500,
     drainTimeout: 10000,
-    // The plugin's defaults, unless the bench asks for the ordinary drain.
+    // The plugin's defaults, unless the bench asks for the ordinary drain...
     connectionHandoff: process.env.BENCH_HANDOFF !== '0',
-    // Off, except where the instruction count measures what @fastify/under-pressure adds.
-    ...(process.env.BENCH_UNDER_PRESSURE === '1' ? {} : { underPressure: false })
+    // ...or for @fastify/under-pressure registered without thresholds (what the defaults did up to
+    // 0.1.0), to tell what that costs.
+    ...(process.env.BENCH_UNDER_PRESSURE === '{}' ? { underPressure: {} } : {})
+  })
+}
+// bench/cost.js asks for the CPU time this process has used (all threads, GC included), over IPC.
+if (process.env.BENCH_CPU === '1') {
+  process.on('message', (message) => {
+    if (message === 'cpu') {
+      const used = process.cpuUsage()
+      process.send({ cpuMicros: used.user + used.system })
+    }
   })
 }
 app.get('/', async () => ({ version, pid: process.pid }))

@@ -45,15 +45,11 @@ ${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join
   generations together (old and new overlap during a reload).
 - **steady throughput**: autocannon, 50 connections, ${c.throughputSeconds} s after a 1 s warm-up, median of
   3 interleaved rounds. The load generator shares the 2 cores with the server, so single runs vary
-  by ±20%; treat ratios within that band as equal. The plugin's per-request work (connection
-  tracking for the drain: a map lookup, a set entry and a 'close' listener per request) is much
-  smaller than that noise, so requests/s cannot show it either way.
-- **per-request CPU cost**: the server runs under valgrind's callgrind, which counts the instructions
-  it executes whatever else the machine does (repeatable within a few percent, where requests/s
-  vary by ±20%). After a warm-up, the counters are zeroed, a fixed number of keep-alive requests is sent
-  and the counters are read: the plugin's cost per request is the difference to bare Fastify, and
-  bare Fastify's count over the plugin's is the throughput the plugin leaves when the CPU is the
-  limit. The 0.98 target is checked on this ratio and on requests/s, each reported.
+  by ±20%; treat ratios within that band as equal. The plugin's per-request cost is much smaller
+  than that noise, so requests/s cannot show it either way.
+- **per-request CPU cost**: CPU time of the server process per request answered, measured on all
+  variants at once (see under its table). Requests/s cannot show a cost of 1%; this can, within the
+  spread its table shows.
 
 ## Rerun
 
@@ -63,8 +59,7 @@ npm run bench          # about 18 minutes; rewrites bench/results/latest.{json,s
 npm run bench:quick    # 3 reloads per scenario, about 4 minutes (run by .ci/run as a smoke test)
 \`\`\`
 
-The instruction counts need valgrind (Debian package \`valgrind\`); without it the bench says they
-were not measured. PM2 (7.0.4, a devDependency) runs with a private \`PM2_HOME\` in a temporary directory, and its daemon
+\`npm run bench:cost\` reruns only the per-request CPU table (about 3 minutes). PM2 (7.0.4, a devDependency) runs with a private \`PM2_HOME\` in a temporary directory, and its daemon
 is killed at the end. Only 127.0.0.1 is used.
 `
 }

@@ -11,7 +11,7 @@ const autocannon = require('autocannon')
 const { Load } = require('../tools/load-recorder')
 const contenders = require('./contenders')
 const { renderChart } = require('./chart')
-const { instructionCost } = require('./cost')
+const { cpuCost, costSection, costTarget } = require('./cost')
 const { writeBenchmarksMarkdown } = require('./report')
 
 const QUICK = process.argv.includes('--quick')
@@ -203,17 +203,7 @@ function table (results, boot, speed, cost) {
   lines.push('|---|---|---|')
   for (const s of speed) lines.push(`| ${s.name} | ${s.requestsPerSecond} | ${s.ratioToBare}${s.name === 'Fastify + plugin' && s.ratioToBare < 0.98 ? ' ✗ (target 0.98)' : ''} |`)
   lines.push('')
-  if (cost.skipped !== undefined) {
-    lines.push(`Per-request CPU cost in instructions: not measured (${cost.skipped}).`)
-  } else {
-    const { warmup, requests, windows } = cost.config
-    const how = QUICK
-      ? 'quick run: too short a warm-up for V8, a smoke test of the measurement, not a result'
-      : `${warmup} requests of warm-up, then the median of ${windows - 1} windows of ${requests}`
-    lines.push(`| per-request CPU cost (callgrind: ${how}) | instructions per request | bare Fastify's over this (throughput when CPU-bound) |`)
-    lines.push('|---|---|---|')
-    for (const c of cost.rows) lines.push(`| ${c.name} | ${c.instructionsPerRequest} | ${c.ratioToBare}${c.name === 'Fastify + plugin' && c.ratioToBare < 0.98 ? ' ✗ (target 0.98)' : ''} |`)
-  }
+  lines.push(costSection(cost))
   return lines.join('\n')
 }
 
@@ -222,7 +212,6 @@ function targets (results, boot, speed, cost) {
   const pm2Daemon = Math.max(0, ...results.filter((r) => /PM2/.test(r.contender)).map((r) => r.rss.daemonPeakMb || 0))
   const supervisorRss = Math.max(0, ...results.filter((r) => /supervisor/.test(r.contender)).map((r) => r.rss.daemonPeakMb || 0))
   const plugin = speed.find((s) => s.name === 'Fastify + plugin')
-  const pluginCost = cost.rows?.find((c) => c.name === 'Fastify + plugin')
   return [
     ['0 failed requests for this project in every scenario', ours.every((r) => r.failed === 0 && r.non2xx === 0)],
     // Split by how the reload is asked for: the `reload` command's time includes its own Node start-up.
@@ -230,7 +219,7 @@ function targets (results, boot, speed, cost) {
     ['reload overhead over the app\'s boot time < 100 ms, reload by the `reload` command', ours.filter((r) => /reload command/.test(r.contender)).every((r) => r.reloadMedianMs - boot < 100)],
     ['p99 in the reload window ≤ 2x steady', ours.every((r) => (r.latency.p99Ratio ?? 0) <= 2)],
     ['plugin throughput ≥ 0.98 of bare Fastify (requests/s, autocannon; noisy here)', plugin !== undefined && plugin.ratioToBare >= 0.98],
-    [`plugin per-request CPU cost ≤ 1/0.98 of bare Fastify's (instructions, callgrind${pluginCost ? `: ratio ${pluginCost.ratioToBare}` : ', not measured'}${QUICK ? '; quick run, not a result' : ''})`, pluginCost !== undefined && pluginCost.ratioToBare >= 0.98],
+    costTarget(cost),
     [`supervisor RSS (${supervisorRss} MB) below the PM2 daemon's (${pm2Daemon} MB)`, supervisorRss > 0 && supervisorRss < pm2Daemon]
   ]
 }
@@ -259,8 +248,7 @@ async function main () {
   }
   const boot = await bootTime()
   const speed = await throughput()
-  process.stderr.write('bench: per-request instructions under callgrind...\n')
-  const cost = await instructionCost({ quick: QUICK, freePort })
+  const cost = await cpuCost({ quick: QUICK, log: (line) => process.stderr.write(line + '\n') })
   const checks = targets(results, boot, speed, cost)
   const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` }
   const report = { when: new Date().toISOString(), quick: QUICK, config: CONFIG, machine, bootMs: boot, throughput: speed, cost, targets: checks.map(([what, met]) => ({ what, met })), results, durationS: Math.round((Date.now() - started) / 1000) }

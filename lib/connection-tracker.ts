@@ -1,13 +1,18 @@
-// Knows every connection of the servers it watches and whether each is busy, so that a drain can
-// finish in-flight requests, answer later ones with `Connection: close`, and close a keep-alive
-// connection only once it has been idle for a while (closing one that just went idle races with
-// the client's next request: the ECONNRESET that a plain server.close() gives).
+// Knows every connection of the servers it watches and, during a drain, whether each is busy, so
+// that a drain can finish in-flight requests, answer later ones with `Connection: close`, and close
+// a keep-alive connection only once it has been idle for a while (closing one that just went idle
+// races with the client's next request: the ECONNRESET that a plain server.close() gives).
+//
+// Outside a drain it does nothing per request: it keeps the set of open connections (one entry and
+// one shared 'close' listener per connection) and nothing else. When a drain starts it asks Node
+// what it already knows about each connection (lib/node-internals.ts: the response it is writing,
+// how long it has been idle) and from then on follows every request and response itself.
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { http2SessionConnection } from './node-internals'
+import { checkConnectionInternals, currentResponse, http2SessionConnection, idleForMs, timerClock } from './node-internals'
 
 interface ConnectionState {
-  /** Requests received and not yet answered. */
+  /** Requests received and not yet answered (of those this drain knows about). */
   busy: number
   /** Responses not yet started, which still can get `Connection: close`. */
   responses: Set<ServerResponse>
@@ -18,7 +23,7 @@ interface ConnectionState {
   server: HttpServer
   socket: Socket
   tracker: ConnectionTracker
-  /** The handoff was refused for this connection: it drains the ordinary way. */
+  /** The handoff was refused for this connection: it drains here the ordinary way. */
   stays: boolean
 }
 
@@ -28,11 +33,18 @@ export type Handoff = (socket: Socket, server: HttpServer) => boolean
 export type ReadyToMove = (socket: Socket, server: HttpServer) => boolean
 
 const kConnection = Symbol('fastify-hot-reload.connection')
-type TrackedResponse = ServerResponse & { [kConnection]?: ConnectionState }
+type TrackedResponse = ServerResponse & { [kConnection]?: ConnectionState | undefined }
+type RequestListener = (request: IncomingMessage, response: ServerResponse) => void
 
 export class ConnectionTracker {
+  /** Every open connection of the watched servers (the per-connection work, drain or not). */
+  private readonly open = new Map<Socket, HttpServer>()
+  /** Connections upgraded while no drain ran. */
+  private readonly upgradedSockets = new WeakSet<Socket>()
+  /** During a drain only: what the drain knows of each connection it still waits for. */
   private readonly connections = new Map<Socket, ConnectionState>()
-  private readonly servers = new Set<HttpServer>()
+  /** Per watched server, its 'request' listener: attached while a drain runs, and only then. */
+  private readonly requestListeners = new Map<HttpServer, RequestListener>()
   private draining = false
   private idleGrace = 0
   private handoff: Handoff | undefined
@@ -40,9 +52,16 @@ export class ConnectionTracker {
   private moved = 0
   private sweeper: NodeJS.Timeout | undefined
   private emptied: (() => void) | undefined
+  // One function for every connection's 'close' (`this` is the socket): no closure per connection.
+  private readonly onSocketClose: (this: Socket) => void
+
+  constructor () {
+    const tracker = this
+    this.onSocketClose = function (this: Socket) { tracker.socketClosed(this) }
+  }
 
   get size (): number {
-    return this.connections.size
+    return this.draining ? this.connections.size : this.open.size
   }
 
   get isDraining (): boolean {
@@ -55,41 +74,85 @@ export class ConnectionTracker {
   }
 
   watch (server: HttpServer): void {
-    if (this.servers.has(server)) return
-    this.servers.add(server)
-    server.prependListener('connection', (socket: Socket) => { this.stateOf(socket, server) })
-    server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => this.onRequest(request, response, server))
-    server.prependListener('upgrade', (request: IncomingMessage) => { this.stateOf(request.socket, server).upgraded = true })
-    // An HTTP/2 connection may carry long streams while its client sends nothing: it is not idle.
-    // Its streams are not counted here (see Http2Sessions); it closes when its session ends.
+    if (this.requestListeners.has(server)) return
+    // At registration: a Node whose internals differ stops the app now, not in the middle of a drain.
+    checkConnectionInternals()
+    this.requestListeners.set(server, (request, response) => this.onRequest(request, response, server))
+    server.prependListener('connection', (socket: Socket) => this.onConnection(socket, server))
+    server.prependListener('upgrade', (request: IncomingMessage) => this.onUpgrade(request.socket, server))
+    // An HTTP/2 connection may carry long streams while its client sends nothing: it is never idle
+    // here, like an upgrade. Its streams are not counted (see Http2Sessions); it ends with its session.
     server.on('session', (session: object) => {
       const socket = http2SessionConnection(session)
-      const state = socket === null ? undefined : this.connections.get(socket)
-      if (state !== undefined) state.upgraded = true
+      if (socket !== null && this.open.has(socket)) this.onUpgrade(socket, server)
     })
+    if (this.draining) this.listenForRequests(server)
   }
 
+  private onConnection (socket: Socket, server: HttpServer): void {
+    this.open.set(socket, server)
+    socket.on('close', this.onSocketClose)
+    if (this.draining) this.stateOf(socket, server)
+  }
+
+  private onUpgrade (socket: Socket, server: HttpServer): void {
+    if (this.draining) this.stateOf(socket, server).upgraded = true
+    else this.upgradedSockets.add(socket)
+  }
+
+  private socketClosed (socket: Socket): void {
+    this.open.delete(socket)
+    if (this.connections.delete(socket) && this.connections.size === 0) this.emptied?.()
+  }
+
+  private listenForRequests (server: HttpServer): void {
+    const listener = this.requestListeners.get(server) as RequestListener
+    // First, so that `Connection: close` is set before the app's handler answers.
+    if (!server.listeners('request').includes(listener)) server.prependListener('request', listener)
+  }
+
+  /** The drain's state of a connection, made when it first needs one. */
   private stateOf (socket: Socket, server: HttpServer): ConnectionState {
     let state = this.connections.get(socket)
     if (state === undefined) {
-      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: false, server, socket, tracker: this, stays: false }
+      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: this.upgradedSockets.has(socket), server, socket, tracker: this, stays: false }
       this.connections.set(socket, state)
-      socket.once('close', () => {
-        this.connections.delete(socket)
-        if (this.connections.size === 0) this.emptied?.()
-      })
+      // A socket the 'connection' event never showed us (an HTTP/2 request's socket proxy, say).
+      if (!this.open.has(socket)) {
+        socket.once('close', () => {
+          if (this.connections.delete(socket) && this.connections.size === 0) this.emptied?.()
+        })
+      }
     }
     return state
   }
 
+  /** A drain starts: what Node knows of a connection that no request of the drain has shown yet. */
+  private stateAtDrainStart (socket: Socket, server: HttpServer, now: number, clock: number): ConnectionState {
+    const state = this.stateOf(socket, server)
+    const idleFor = idleForMs(socket, clock)
+    if (idleFor !== null) state.idleSince = now - idleFor
+    const response = currentResponse(socket)
+    if (response !== null) this.follow(response as TrackedResponse, state)
+    return state
+  }
+
   private onRequest (request: IncomingMessage, response: ServerResponse, server: HttpServer): void {
-    const state = this.stateOf(request.socket, server)
+    this.follow(response as TrackedResponse, this.stateOf(request.socket, server))
+  }
+
+  /** Counts a response as in flight on its connection until it closes; marks it if it must close. */
+  private follow (response: TrackedResponse, state: ConnectionState): void {
+    const listening = kConnection in response
+    response[kConnection] = state
     state.busy++
-    if (this.draining && this.staysHere(state)) response.setHeader('connection', 'close')
-    else state.responses.add(response)
-    ;(response as TrackedResponse)[kConnection] = state
-    // One shared listener, no closure per request: this is the hot path.
-    response.on('close', onResponseClose)
+    if (this.staysHere(state)) {
+      if (!response.headersSent) response.setHeader('connection', 'close')
+    } else {
+      state.responses.add(response)
+    }
+    // One shared listener, no closure per response (a response followed by an earlier drain has it).
+    if (!listening) response.on('close', onResponseClose)
   }
 
   private staysHere (state: ConnectionState): boolean {
@@ -98,12 +161,20 @@ export class ConnectionTracker {
 
   /** @internal called by onResponseClose */
   responseClosed (response: TrackedResponse, state: ConnectionState): void {
-    const socket = state.socket
     response[kConnection] = undefined
+    // A state of a drain that has ended (resumed), or of a connection gone or moved: nothing to do.
+    if (this.connections.get(state.socket) !== state) return
+    const socket = state.socket
     state.busy--
     state.responses.delete(response)
     state.idleSince = Date.now()
     state.bytesReadWhenIdle = socket.bytesRead
+    // A pipelined response queued before the drain started is the connection's current one now.
+    // (Only real sockets: an HTTP/2 request's socket proxy throws once its stream is gone.)
+    if (this.open.has(socket) && !socket.destroyed) {
+      const next = currentResponse(socket) as TrackedResponse | null
+      if (next !== null && next !== response && next[kConnection] !== state) this.follow(next, state)
+    }
     // Busy connections move as soon as their last response has finished, in the same tick.
     if (this.draining && state.busy === 0 && !socket.destroyed) this.tryHandoff(socket, state)
   }
@@ -133,16 +204,13 @@ export class ConnectionTracker {
       this.idleGrace = idleGrace
       this.handoff = handoff
       this.readyToMove = readyToMove
-      for (const state of this.connections.values()) {
-        if (!this.staysHere(state)) continue
-        for (const response of state.responses) {
-          if (!response.headersSent) response.setHeader('connection', 'close')
-        }
-        state.responses.clear()
-      }
+      for (const server of this.requestListeners.keys()) this.listenForRequests(server)
+      const now = Date.now()
+      const clock = timerClock()
+      for (const [socket, server] of this.open) this.stateAtDrainStart(socket, server, now, clock)
       // Idle connections move in the same tick as this check.
       for (const [socket, state] of [...this.connections]) {
-        if (state.busy === 0 && socket.bytesRead === state.bytesReadWhenIdle) this.tryHandoff(socket, state)
+        if (state.busy === 0) this.tryHandoff(socket, state)
       }
       this.sweep()
     }
@@ -168,6 +236,10 @@ export class ConnectionTracker {
   /** A connection whose handoff failed after all: track it again, to drain the ordinary way. */
   keep (socket: Socket, server: HttpServer): void {
     if (socket.destroyed) return
+    if (!this.open.has(socket)) {
+      this.open.set(socket, server)
+      socket.on('close', this.onSocketClose)
+    }
     const state = this.stateOf(socket, server)
     state.stays = true
     state.idleSince = Date.now()
@@ -186,6 +258,10 @@ export class ConnectionTracker {
     this.handoff = undefined
     this.moved = 0
     this.stop()
+    for (const [server, listener] of this.requestListeners) server.removeListener('request', listener)
+    // Back to no work per request: what the drain knew is asked of Node again at the next one.
+    for (const state of this.connections.values()) if (state.upgraded) this.upgradedSockets.add(state.socket)
+    this.connections.clear()
     const emptied = this.emptied
     this.emptied = undefined
     emptied?.()
@@ -193,9 +269,9 @@ export class ConnectionTracker {
 
   /** Closes every connection left; returns how many there were. */
   cutAll (): number {
-    const count = this.connections.size
-    for (const socket of this.connections.keys()) socket.destroy()
-    return count
+    const sockets = new Set<Socket>(this.draining ? this.connections.keys() : this.open.keys())
+    for (const socket of sockets) socket.destroy()
+    return sockets.size
   }
 
   private stop (): void {

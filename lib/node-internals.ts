@@ -1,6 +1,8 @@
 // The only place that touches Node internals. Each accessor checks its shape and fails loudly
 // (HOT_RELOAD_NODE_INTERNALS) when a Node version changes it; test/node-internals.test.js runs on
 // every Node the suite runs on.
+import { EventEmitter } from 'node:events'
+import { IncomingMessage, ServerResponse } from 'node:http'
 import { Socket as NetSocket, type Server, type Socket } from 'node:net'
 import { hotReloadError } from './errors'
 
@@ -144,4 +146,94 @@ export function http2SessionConnection (session: object): Socket | null {
   if ((socket as unknown as SocketInternals).encrypted !== true) return socket
   const parent = (socket as unknown as { _parent?: unknown })._parent
   return parent instanceof NetSocket ? parent : null
+}
+
+// ---- what a drain asks about connections it did not follow request by request ----------------
+// Outside a drain the tracker does nothing per request (lib/connection-tracker.ts). When a drain
+// starts it asks each connection what Node already knows: the response it is writing now
+// (socket._httpMessage, which Node's own closeIdleConnections() reads) and how long it has been
+// without I/O (the keep-alive timer Node arms on an idle connection, refreshed by every read and
+// write). checkConnectionInternals() proves both at registration, so that a Node version that
+// changed them stops the app at boot instead of misleading a drain.
+
+interface LinkedSocket { _httpMessage?: unknown }
+interface TimerInternals { _idleStart?: unknown, _idleTimeout?: unknown }
+
+let connectionInternalsChecked = false
+let kSocketTimeout: symbol | undefined
+
+function internalsError (what: string): Error {
+  return hotReloadError('HOT_RELOAD_NODE_INTERNALS', `fastify-hot-reload: ${what}; this Node version is not supported`)
+}
+
+/**
+ * Throws HOT_RELOAD_NODE_INTERNALS unless a server response links itself to its socket as
+ * socket._httpMessage, and a net.Socket keeps its idle timer under Symbol(timeout) with the
+ * time it was last armed in _idleStart. Runs once per process; cheap (no I/O).
+ */
+export function checkConnectionInternals (): void {
+  if (connectionInternalsChecked) return
+  const socket = new NetSocket()
+  try {
+    // A response assigned to a socket and detached again, as Node's HTTP server does with each one.
+    const response = new ServerResponse(new IncomingMessage(socket))
+    const fake = new EventEmitter() as EventEmitter & LinkedSocket
+    response.assignSocket(fake as unknown as Socket)
+    if (fake._httpMessage !== response) throw internalsError('ServerResponse#assignSocket no longer sets socket._httpMessage')
+    response.detachSocket(fake as unknown as Socket)
+    if (fake._httpMessage !== null) throw internalsError('ServerResponse#detachSocket no longer clears socket._httpMessage')
+
+    const symbol = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'timeout')
+    if (symbol === undefined) throw internalsError('net.Socket has no Symbol(timeout) for its idle timer')
+    socket.setTimeout(60000)
+    const timer = (socket as unknown as Record<symbol, TimerInternals | null>)[symbol]
+    if (typeof timer?._idleStart !== 'number' || timer._idleTimeout !== 60000) {
+      throw internalsError('net.Socket#setTimeout no longer keeps a timer with _idleStart under Symbol(timeout)')
+    }
+    socket.setTimeout(0)
+    if (typeof timerClockNow() !== 'number') throw internalsError('a Timeout has no numeric _idleStart')
+    kSocketTimeout = symbol
+    connectionInternalsChecked = true
+  } finally {
+    socket.destroy()
+  }
+}
+
+/**
+ * The response this HTTP/1 connection is writing now (a pipelining client's later ones wait in a
+ * queue Node keeps to itself, and come here one by one), or null when it is between requests or
+ * not an HTTP/1 connection.
+ */
+export function currentResponse (socket: Socket): ServerResponse | null {
+  const message = (socket as unknown as LinkedSocket)._httpMessage
+  if (message === undefined || message === null) return null
+  if (!(message instanceof ServerResponse)) throw internalsError('socket._httpMessage is not a ServerResponse')
+  return message
+}
+
+/** The timers' clock (ms), as a Timeout's _idleStart records it. */
+function timerClockNow (): unknown {
+  const probe = setTimeout(() => {}, 2 ** 30) as unknown as TimerInternals
+  const now = probe._idleStart
+  clearTimeout(probe as unknown as NodeJS.Timeout)
+  return now
+}
+
+/**
+ * Milliseconds since this connection last read or wrote, from its armed idle timer (Node arms the
+ * keep-alive timer when a response finishes); null when no timer is armed (a request is in
+ * progress, or the server has no keep-alive timeout): nothing can be said then.
+ * `now` is timerClock() taken once for many connections.
+ */
+export function idleForMs (socket: Socket, now: number = timerClock()): number | null {
+  checkConnectionInternals()
+  const timer = (socket as unknown as Record<symbol, TimerInternals | null | undefined>)[kSocketTimeout as symbol]
+  if (timer === undefined || timer === null || typeof timer._idleTimeout !== 'number' || timer._idleTimeout < 0) return null
+  if (typeof timer._idleStart !== 'number') return null
+  return Math.max(0, now - timer._idleStart)
+}
+
+/** The timers' clock now, for idleForMs. */
+export function timerClock (): number {
+  return timerClockNow() as number
 }

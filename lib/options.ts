@@ -158,7 +158,9 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     idleGrace: wholeNumber('idleGrace', opts.idleGrace, DEFAULTS.idleGrace, RANGES.timeout),
     healthPath,
     livenessPath,
-    underPressure: underPressure === undefined ? {} : underPressure,
+    // Not given: not registered. Without thresholds under-pressure never reports pressure, and its
+    // event-loop sampling (a 10 ms timer) would cost CPU every second for nothing (bench/cost.js).
+    underPressure: underPressure === undefined ? false : underPressure,
     gracefulShutdown: (opts.gracefulShutdown as boolean | undefined) ?? DEFAULTS.gracefulShutdown,
     successor: successorOptions(opts.successor),
     pidFile: pidFile(opts.pidFile),

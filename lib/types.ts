@@ -4,7 +4,7 @@ import type { EventEmitter } from 'node:events'
 /** Where a generation is in its life. */
 export type HotReloadState = 'starting' | 'serving' | 'reloading' | 'draining' | 'closed'
 
-/** Options passed to @fastify/under-pressure (see its README); `false` skips it. */
+/** Options passed to @fastify/under-pressure (see its README); `false` or not given skips it. */
 export type UnderPressureOptions = Record<string, unknown>
 
 /** Overrides for how the successor process is started. Defaults: this process's own. */
@@ -34,7 +34,7 @@ export interface HotReloadOptions {
   healthPath?: string | false
   /** Liveness route (200 while the process works, draining included). Default `/health/live`; `false` disables it. */
   livenessPath?: string | false
-  /** Options for @fastify/under-pressure, whose verdict `/health` reports. Default `{}`; `false` skips it. */
+  /** Options for @fastify/under-pressure, whose verdict `/health` reports. Not registered unless given (`{}` registers it without thresholds); `false` skips it. */
   underPressure?: UnderPressureOptions | false
   /** Drain and exit on SIGTERM/SIGINT (through close-with-grace). Default `true`. */
   gracefulShutdown?: boolean

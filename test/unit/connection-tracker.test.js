@@ -176,3 +176,151 @@ test('resume() ends a drain without closing anything: the drain resolves, the co
   tracker.resume()
   t.pass('a second resume() is harmless')
 })
+
+// ---- no work per request outside a drain; what a drain learns from Node when it starts ---------
+
+test('outside a drain a request costs the tracker nothing: no request listener, nothing on the response', async (t) => {
+  const seen = []
+  const { server, tracker, get } = await setup(t, (req, res) => {
+    seen.push({ requestListeners: server.listenerCount('request'), closeListeners: res.listenerCount('close'), symbols: Object.getOwnPropertySymbols(res).map(String).filter((s) => /hot-reload/.test(s)) })
+    res.end('ok')
+  })
+  const bare = http.createServer((req, res) => {
+    seen.push({ bareCloseListeners: res.listenerCount('close') })
+    res.end('ok')
+  })
+  await new Promise((resolve) => bare.listen({ host: '127.0.0.1', port: 0 }, resolve))
+  t.teardown(() => new Promise((resolve) => { bare.closeAllConnections(); bare.close(resolve) }))
+  await get()
+  await get()
+  await new Promise((resolve, reject) => http.get({ host: '127.0.0.1', port: bare.address().port, agent: false }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject))
+  t.same(seen.slice(0, 2), [
+    { requestListeners: 1, closeListeners: seen[2].bareCloseListeners, symbols: [] },
+    { requestListeners: 1, closeListeners: seen[2].bareCloseListeners, symbols: [] }
+  ], 'only the app\'s request listener; as many close listeners as on a server without the tracker')
+  t.equal(tracker.size, 1, 'the connection is known')
+
+  const drain = tracker.drain(5000)
+  t.equal(server.listenerCount('request'), 2, 'during a drain the tracker follows requests')
+  tracker.resume()
+  await drain
+  t.equal(server.listenerCount('request'), 1, 'and stops again when the drain is given up')
+})
+
+test('a connection idle since long before the drain is closed at once; one that just went idle waits for idleGrace', async (t) => {
+  const { server, tracker, accepted, get } = await setup(t)
+  await get() // connection A, idle from now on
+  await delay(400)
+  const agent2 = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent2.destroy())
+  await new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: server.address().port, agent: agent2 }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
+  })
+  const justIdleSince = Date.now()
+  t.equal(accepted.length, 2)
+  const [longIdle, justIdle] = accepted
+  const closedAt = accepted.map((socket) => new Promise((resolve) => socket.once('close', () => resolve(Date.now() - justIdleSince))))
+  const drained = tracker.drain(300)
+  t.ok(longIdle.destroyed, 'idle for 400 ms (> idleGrace 300) when the drain started: closed in the same tick')
+  t.notOk(justIdle.destroyed, 'idle for a moment only: it may be about to carry a request')
+  const [, later] = await Promise.all(closedAt)
+  t.ok(later >= 250, `the other one closed ${later} ms after it went idle`)
+  await drained
+  t.equal(tracker.size, 0)
+})
+
+test('a response in flight when the drain starts that will be handed over gets no connection: close, and the connection moves once it is answered', async (t) => {
+  let arrived
+  const inFlight = new Promise((resolve) => { arrived = resolve })
+  const { tracker, accepted, get } = await setup(t, (req, res) => {
+    if (req.url === '/slow') { arrived(); setTimeout(() => res.end('late'), 200) } else res.end('ok')
+  })
+  const pending = get('/slow')
+  await inFlight
+  const moved = []
+  const drain = tracker.drain(5000, (socket) => { moved.push(socket); setImmediate(() => socket.destroy()); return true })
+  t.same(moved, [], 'busy: not moved')
+  const response = await pending
+  t.equal(response.body, 'late')
+  t.not(response.headers.connection, 'close', 'it moves: the client may keep the connection')
+  await drain
+  t.same(moved, [accepted[0]], 'moved once its response was done')
+  t.equal(tracker.movedConnections, 1)
+  t.equal(tracker.size, 0)
+})
+
+test('a connection the handoff refuses drains here: closed once idle for idleGrace, its later responses with connection: close', async (t) => {
+  let arrived
+  const inFlight = new Promise((resolve) => { arrived = resolve })
+  let answer
+  const { tracker, accepted, get } = await setup(t, (req, res) => { arrived(); answer = () => res.end('late') })
+  const pending = get('/slow')
+  await inFlight
+  let asked = 0
+  // readyToMove says yes; the handoff says no: from then on the connection drains here.
+  const drain = tracker.drain(200, () => { asked++; return false }, () => true)
+  t.equal(asked, 0, 'busy: not asked yet')
+  const closed = new Promise((resolve) => accepted[0].once('close', () => resolve(Date.now())))
+  answer()
+  const response = await pending
+  const idleAt = Date.now()
+  t.equal(response.body, 'late')
+  t.equal(asked, 1, 'asked once its response was done')
+  t.equal(response.headers.connection, 'keep-alive', 'it was meant to move: no connection: close')
+  t.ok(await closed - idleAt >= 150, 'closed after idleGrace, not at once')
+  await drain
+  t.equal(asked, 1, 'never asked again')
+  t.equal(tracker.size, 0)
+})
+
+test('pipelined requests sent before the drain: the queued one is followed too, and gets connection: close if its answer comes later', async (t) => {
+  const net = require('node:net')
+  const answers = []
+  const { server, tracker } = await setup(t, (req, res) => {
+    // The first one has sent its head (keep-alive) before the drain begins: too late to change.
+    if (req.url === '/first') res.write('1')
+    answers.push(() => res.end(req.url))
+  })
+  const client = net.connect(server.address().port, '127.0.0.1')
+  t.teardown(() => client.destroy())
+  let received = ''
+  client.setEncoding('latin1')
+  client.on('data', (chunk) => { received += chunk })
+  const clientClosed = new Promise((resolve) => client.once('close', resolve))
+  client.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n')
+  while (answers.length < 2) await delay(5)
+  let drained = false
+  const drain = tracker.drain(5000).then(() => { drained = true })
+  answers[0]()
+  await delay(100)
+  t.notOk(drained, 'the queued response keeps the connection busy')
+  answers[1]()
+  await drain
+  await clientClosed
+  const heads = received.split('\r\n\r\n').filter((part) => part.startsWith('HTTP/1.1'))
+  t.equal(heads.length, 2, 'both answered')
+  t.match(heads[0], /connection: keep-alive/i, 'the first had sent its head before the drain')
+  t.match(heads[1], /connection: close/i, 'the queued one, answered after the drain began: connection: close')
+  t.match(received, /\/second$/, 'the whole of the second')
+})
+
+test('a drain after a resume finds the connections again, the busy one included', async (t) => {
+  let answer
+  const { tracker, accepted, get } = await setup(t, (req, res) => { if (req.url === '/slow') answer = () => res.end('late'); else res.end('ok') })
+  await get()
+  const first = tracker.drain(60000)
+  tracker.resume()
+  await first
+  const pending = get('/slow')
+  while (answer === undefined) await delay(5)
+  let drained = false
+  const second = tracker.drain(100).then(() => { drained = true })
+  await delay(200)
+  t.notOk(drained, 'busy: waits')
+  t.notOk(accepted[0].destroyed, 'not closed while busy')
+  answer()
+  const response = await pending
+  t.equal(response.headers.connection, 'close')
+  await second
+  t.equal(tracker.size, 0)
+})

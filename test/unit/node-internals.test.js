@@ -137,3 +137,39 @@ test(`http2SessionConnection: the socket the 'connection' event gave, for h2c an
   }
   t.equal(http2SessionConnection({}), null, 'not a session: null')
 })
+
+test(`checkConnectionInternals, currentResponse and idleForMs on a real keep-alive connection (Node ${process.version})`, async (t) => {
+  const http = require('node:http')
+  const { checkConnectionInternals, currentResponse, idleForMs, timerClock } = require('../../dist/lib/node-internals')
+  t.doesNotThrow(() => checkConnectionInternals(), 'the response link and the idle timer are what this module knows')
+  const during = []
+  const server = http.createServer((request, response) => {
+    // While the handler runs: this is the connection's current response, and no idle timer runs.
+    during.push({ current: currentResponse(request.socket) === response, idle: idleForMs(request.socket) })
+    setTimeout(() => response.end('ok'), 30)
+  })
+  const accepted = []
+  server.on('connection', (socket) => accepted.push(socket))
+  await listen(server, { host: '127.0.0.1', port: 0 })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => { agent.destroy(); server.closeAllConnections(); return close(server) })
+  const get = () => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: server.address().port, agent }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
+  })
+  await get()
+  t.same(during, [{ current: true, idle: null }], 'busy: its response, no idle time')
+  const socket = accepted[0]
+  t.equal(currentResponse(socket), null, 'between requests: no response')
+  const justIdle = idleForMs(socket)
+  t.ok(justIdle !== null && justIdle < 100, `idle since its response (${justIdle} ms)`)
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  const clock = timerClock()
+  const later = idleForMs(socket, clock)
+  t.ok(later >= 200 && later < 5000, `idle time grows while nothing is read or written (${later} ms after 250 ms)`)
+  t.equal(idleForMs(socket, clock), later, 'the same clock reading gives the same answer')
+  await get()
+  t.ok(idleForMs(socket) < 100, 'a new request starts the idle time afresh')
+  t.equal(currentResponse(new net.Socket()), null, 'a socket that never carried HTTP: no response')
+  t.equal(idleForMs(new net.Socket()), null, 'a socket without an idle timer: unknown')
+  t.throws(() => currentResponse({ _httpMessage: {} }), { code: 'HOT_RELOAD_NODE_INTERNALS' }, 'something else in _httpMessage fails loudly')
+})

@@ -15,7 +15,7 @@ test('defaults', async (t) => {
     t.equal(options.idleGrace, 1000, 'idleGrace')
     t.equal(options.healthPath, '/health', 'healthPath')
     t.equal(options.livenessPath, '/health/live', 'livenessPath')
-    t.same(options.underPressure, {}, 'underPressure')
+    t.equal(options.underPressure, false, 'underPressure: not registered unless given')
     t.equal(options.gracefulShutdown, true, 'gracefulShutdown')
     t.same(options.successor, {}, 'successor')
     t.equal(options.pidFile, undefined, 'pidFile')
@@ -77,8 +77,9 @@ test('healthPath and livenessPath can be false', async (t) => {
   t.equal(neither.livenessPath, false)
 })
 
-test('underPressure false skips it', async (t) => {
+test('underPressure false skips it; an options object, even empty, registers it', async (t) => {
   t.equal(resolveOptions({ underPressure: false }).underPressure, false)
+  t.same(resolveOptions({ underPressure: {} }).underPressure, {})
 })
 
 test("Fastify's own register keys are accepted", async (t) => {
