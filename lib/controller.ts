@@ -12,6 +12,7 @@ import { addListenHook } from './listen-interceptor'
 import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
 import { detachConnection, hasHttp1Parser, listeningFd, parserIsIdle, reattachConnection, setPipeName, socketFromHandle } from './node-internals'
 import { Http2Sessions } from './http2-sessions'
+import { LongLivedConnections } from './long-lived'
 import { removePidFileIfOurs, writePidFile, writeReloadRecord } from './pid-file'
 import { createNotifier, type Notifier } from './sd-notify'
 import { toWire, unwrap, wrap, type ChildMessage } from './ipc'
@@ -48,6 +49,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   private committed: boolean
   private readonly tracker = new ConnectionTracker()
   private readonly http2Sessions = new Http2Sessions()
+  private readonly longLived: LongLivedConnections
   private readonly adoption: SocketAdoption
   private readonly servers = new Set<Server>()
   private readonly requestHandlers: Set<Function>
@@ -89,6 +91,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     this.adoption = new SocketAdoption(context.inherited, () => this.passReadinessCheck())
     // Fastify's extra servers (listen on 'localhost') share the main server's request handler.
     this.requestHandlers = new Set(app.server.listeners('request'))
+    this.longLived = new LongLivedConnections(app, options.closeSpread, this)
     this.tracker.watch(app.server)
     this.http2Sessions.watch(app.server)
     this.removeListenHook = addListenHook((server, args, listen) => {
@@ -464,6 +467,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     }
     this.stopAccepting(reason === 'shutdown')
     this.http2Sessions.goAway()
+    this.longLived.drain(this.options.drainTimeout, this.servers)
     const deadline = setTimeout(() => {
       this.cutNow(`drainTimeout (${this.options.drainTimeout} ms) reached`)
     }, this.options.drainTimeout)
@@ -514,6 +518,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
   /** Our successor died during its probation: take the sockets back and serve again. */
   private resume (retirement: Retirement, reason: string): void {
     this.tracker.resume()
+    this.longLived.stop()
     this.cutConnections = 0
     this.retirement = undefined
     this.successorChannel = undefined

@@ -19,6 +19,7 @@ export interface ResolvedOptions {
   connectionHandoff: boolean
   probation: number
   maxDrainingGenerations: number
+  closeSpread: number
 }
 
 export const DEFAULTS = {
@@ -40,7 +41,7 @@ const SHUTDOWN_SIGNALS = new Set(['SIGTERM', 'SIGINT'])
 const KNOWN_OPTIONS = new Set([
   'reloadSignals', 'readyTimeout', 'drainTimeout', 'idleGrace', 'healthPath', 'livenessPath',
   'underPressure', 'gracefulShutdown', 'successor', 'pidFile', 'connectionHandoff', 'probation',
-  'maxDrainingGenerations'
+  'maxDrainingGenerations', 'closeSpread'
 ])
 const SUCCESSOR_KEYS = new Set(['execPath', 'execArgv', 'args', 'env', 'cwd'])
 
@@ -160,10 +161,11 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   if (healthPath !== false && healthPath === livenessPath) {
     throw invalid('livenessPath', `a path other than healthPath (${healthPath})`, livenessPath)
   }
+  const drainTimeout = milliseconds('drainTimeout', opts.drainTimeout, DEFAULTS.drainTimeout)
   return {
     reloadSignals: signals(opts.reloadSignals),
     readyTimeout: milliseconds('readyTimeout', opts.readyTimeout, DEFAULTS.readyTimeout),
-    drainTimeout: milliseconds('drainTimeout', opts.drainTimeout, DEFAULTS.drainTimeout),
+    drainTimeout,
     idleGrace: milliseconds('idleGrace', opts.idleGrace, DEFAULTS.idleGrace),
     healthPath,
     livenessPath,
@@ -173,8 +175,18 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     pidFile: pidFile(opts.pidFile),
     connectionHandoff: (opts.connectionHandoff as boolean | undefined) ?? DEFAULTS.connectionHandoff,
     probation: wholeNumber('probation', opts.probation, DEFAULTS.probation, 0, 2 ** 31 - 1, 'milliseconds'),
-    maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, 1, 1000, 'generations')
+    maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, 1, 1000, 'generations'),
+    closeSpread: closeSpread(opts.closeSpread, drainTimeout)
   }
+}
+
+/** Default half of drainTimeout; it must end before drainTimeout, or the last closes would be cuts. */
+function closeSpread (value: unknown, drainTimeout: number): number {
+  if (value === undefined) return Math.floor(drainTimeout / 2)
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= drainTimeout) {
+    throw invalid('closeSpread', `a whole number of milliseconds from 0 to ${drainTimeout - 1} (less than drainTimeout, ${drainTimeout})`, value)
+  }
+  return value
 }
 
 function pidFile (value: unknown): string | undefined {
