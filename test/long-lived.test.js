@@ -127,3 +127,19 @@ test("another upgraded protocol: the app's 'upgradeDraining' listener gets the c
   t.equal(fresh.buffer.toString(), '2:ping', 'served by generation 2')
   await sleep(10)
 })
+
+test('SIGTERM: WebSocket clients get 1001 too, spread over closeSpread, and the process exits 0 with nothing cut', async (t) => {
+  const plugin = { idleGrace: 300, drainTimeout: 5000, closeSpread: 1000 }
+  const { service, target } = await start(t, { plugin, websocket: true })
+  const { clients, stop } = webSocketClients(t, target, '/ws', 20)
+  await waitFor(() => clients.every((c) => c.greetings.length === 1), 20000, 'every client to be greeted')
+  process.kill(service.pid, 'SIGTERM')
+  const exit = await Promise.race([service.exit, sleep(15000).then(() => 'timeout')])
+  stop()
+  t.same(exit, { code: 0, signal: null }, 'exited 0')
+  const closes = clients.map((c) => c.closes[0])
+  t.same([...new Set(closes.map((c) => c.code))], [1001], 'every client was closed with 1001')
+  t.ok(burst(closes.map((c) => c.t)).span >= 500, 'spread over the window')
+  const drained = await drainedLine(service, service.pid)
+  t.same([drained.reason, drained.cutConnections], ['shutdown', 0], 'a shutdown drain that cut nothing')
+})
