@@ -24,8 +24,9 @@ function drainedLine (service, pid) {
 
 test('60 WebSocket clients over 3 chained reloads: every one gets 1001, spread over closeSpread, and reconnects to the new generation', async (t) => {
   const clientCount = 60
-  const closeSpread = 2500
-  const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 8000, closeSpread, probation: 300 }
+  // Long enough that a stall of a few hundred ms on a busy machine (either side) cannot fake a burst.
+  const closeSpread = 4000
+  const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 10000, closeSpread, probation: 300 }
   const { dir, service, target } = await start(t, { plugin, websocket: true })
   const load = startLoad(t, target, { connections: 5, keepAlive: true })
   const { clients, stop } = webSocketClients(t, target, '/ws', clientCount)
@@ -44,7 +45,8 @@ test('60 WebSocket clients over 3 chained reloads: every one gets 1001, spread o
     t.ok(clients.every((c) => c.greetings.at(-1).pid === next), 'each reconnected to the new generation')
     const { peak, span } = burst(closes.map((c) => c.t))
     t.ok(span >= closeSpread / 2, `the closes are spread: ${span} ms from the first to the last (window ${closeSpread} ms)`)
-    t.ok(peak <= clientCount * 0.2, `no 100 ms holds more than 20% of them (at most ${peak} of ${clientCount})`)
+    // Spread evenly that is 1.5 per 100 ms; all in one instant (as before) would be 100%.
+    t.ok(peak <= clientCount * 0.25, `no 100 ms holds more than a quarter of them (at most ${peak} of ${clientCount})`)
     const drained = await drainedLine(service, pid)
     t.equal(drained.cutConnections, 0, 'the old generation cut nothing')
     t.ok(drained.durationMs < plugin.drainTimeout, `it drained before drainTimeout (${drained.durationMs} ms)`)
