@@ -467,7 +467,7 @@ export class Controller extends EventEmitter<HotReloadEvents> implements HotRelo
     }
     this.stopAccepting(reason === 'shutdown')
     this.http2Sessions.goAway()
-    this.longLived.drain(this.options.drainTimeout, this.servers)
+    this.longLived.drain(this.options.drainTimeout, this.servers, publicReason)
     const deadline = setTimeout(() => {
       this.cutNow(`drainTimeout (${this.options.drainTimeout} ms) reached`)
     }, this.options.drainTimeout)

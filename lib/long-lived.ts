@@ -13,7 +13,7 @@ import { isEventStream, openResponses } from './node-internals'
 import type { HotReloadEvents } from './types'
 
 const GOING_AWAY = 1001
-const REASON = 'server reloading'
+const REASONS = { reload: 'server reloading', shutdown: 'server shutting down' }
 /** How often a drain looks for long-lived connections begun after it started (on connections it kept). */
 const RESCAN_INTERVAL = 100
 const WS_OPEN = 1
@@ -62,6 +62,7 @@ export class LongLivedConnections {
   private timer: NodeJS.Timeout | undefined
   private rescanner: NodeJS.Timeout | undefined
   private deadline = 0
+  private reason = REASONS.reload
 
   constructor (
     private readonly app: FastifyInstance,
@@ -80,8 +81,9 @@ export class LongLivedConnections {
    * gets its moment in the window; those that begin later (on a connection this generation kept)
    * are closed as soon as they are seen.
    */
-  drain (timeLeft: number, servers: Iterable<object>): void {
+  drain (timeLeft: number, servers: Iterable<object>, why: keyof typeof REASONS = 'reload'): void {
     this.stop()
+    this.reason = REASONS[why]
     const start = Date.now()
     this.deadline = start + timeLeft
     const window = Math.min(this.closeSpread, timeLeft)
@@ -122,7 +124,7 @@ export class LongLivedConnections {
     const found = { webSockets: [] as Close[], eventStreams: [] as Close[], others: [] as Close[] }
     const webSocketServer = (this.app as unknown as { websocketServer?: WebSocketServerLike }).websocketServer
     for (const ws of webSocketServer?.clients ?? []) {
-      if (ws.readyState === WS_OPEN && this.firstTime(ws)) found.webSockets.push(() => { if (ws.readyState === WS_OPEN) ws.close(GOING_AWAY, REASON) })
+      if (ws.readyState === WS_OPEN && this.firstTime(ws)) found.webSockets.push(() => { if (ws.readyState === WS_OPEN) ws.close(GOING_AWAY, this.reason) })
     }
     for (const server of servers) {
       for (const response of openResponses(server)) {

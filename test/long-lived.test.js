@@ -140,7 +140,7 @@ test('SIGTERM: WebSocket clients get 1001 too, spread over closeSpread, and the 
   stop()
   t.same(exit, { code: 0, signal: null }, 'exited 0')
   const closes = clients.map((c) => c.closes[0])
-  t.same([...new Set(closes.map((c) => c.code))], [1001], 'every client was closed with 1001')
+  t.same([...new Set(closes.map((c) => `${c.code} ${c.reason}`))], ['1001 server shutting down'], 'every client was closed with 1001, saying why')
   t.ok(burst(closes.map((c) => c.t)).span >= 500, 'spread over the window')
   const drained = await drainedLine(service, service.pid)
   t.same([drained.reason, drained.cutConnections], ['shutdown', 0], 'a shutdown drain that cut nothing')
