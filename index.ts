@@ -3,7 +3,7 @@ import { hotReload } from './lib/plugin'
 
 export type {
   DrainResult, HotReloadController, HotReloadError, HotReloadEvents, HotReloadOptions, HotReloadState,
-  ReloadResult, SuccessorOptions, UnderPressureOptions
+  ReloadResult, SuccessorOptions, UnderPressureOptions, UpgradeDrainingInfo
 } from './lib/types'
 export { hotReload }
 export default hotReload

@@ -2,7 +2,7 @@
 // The service every contender runs: the same small Fastify app. It reads VERSION at boot, so a
 // reload onto new code is visible in every answer. Under PM2 it says ready (wait_ready) and shuts
 // down on SIGINT as PM2 expects; plain, it shuts down on SIGTERM; with BENCH_PLUGIN=1 the plugin
-// does all of that itself.
+// does all of that itself. BENCH_WEBSOCKET=1 adds a WebSocket route (@fastify/websocket).
 const fs = require('node:fs')
 const path = require('node:path')
 const Fastify = require('fastify')
@@ -31,6 +31,13 @@ if (process.env.BENCH_CPU === '1') {
   })
 }
 app.get('/', async () => ({ version, pid: process.pid }))
+if (process.env.BENCH_WEBSOCKET === '1') {
+  // The long-lived scenario: each WebSocket is greeted by the generation that took it.
+  app.register(require('@fastify/websocket'))
+  app.register(async (scope) => {
+    scope.get('/ws', { websocket: true }, (socket) => socket.send(JSON.stringify({ version, pid: process.pid })))
+  })
+}
 
 app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' }).then(() => {
   if (process.env.pm_id !== undefined && typeof process.send === 'function') process.send('ready')

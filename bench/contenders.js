@@ -134,7 +134,7 @@ function spawnApp (ctx, env, command = process.execPath, args = [APP]) {
   if (!ours.has(fs.realpathSync(ctx.dir))) track(ctx)
   const child = spawn(command, args, {
     cwd: ctx.dir,
-    env: { ...process.env, PORT: String(ctx.port), ...env },
+    env: { ...process.env, PORT: String(ctx.port), ...ctx.env, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
     detached: true // its own process group: the bench's signals are its own business
   })
@@ -231,7 +231,7 @@ function pm2 (instances) {
     async start (ctx) {
       dir = ctx.dir
       home = path.join(ctx.dir, 'pm2home')
-      env = { ...process.env, PM2_HOME: home, PORT: String(ctx.port), PM2_DISCRETE_MODE: 'true' }
+      env = { ...process.env, PM2_HOME: home, PORT: String(ctx.port), PM2_DISCRETE_MODE: 'true', ...ctx.env }
       track(ctx, () => this.daemonPid())
       await run(PM2, ['start', APP, '--name', 'bench', '-i', String(instances), '--wait-ready', '--listen-timeout', '10000', '--kill-timeout', '10000', '--no-autorestart'], { cwd: ctx.dir, env })
       await serving(ctx.port)

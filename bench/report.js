@@ -43,6 +43,14 @@ ${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join
 - **p99 ratio**: p99 latency inside the reload windows (signal until serving + 500 ms) over steady p99.
 - **daemon RSS**: the supervisor against the PM2 daemon (God process); **app processes**: all
   generations together (old and new overlap during a reload).
+- **long-lived connections**: ${c.webSockets} WebSocket clients (\`ws\`, against @fastify/websocket) stay
+  connected over the reloads and reconnect as soon as they are closed (after 50 ms when an attempt
+  fails). **closes by code**: 1001 is Going Away (the plugin's drain, spread over \`closeSpread\`),
+  1005 a close frame without a code (the app's own \`app.close()\` under PM2 or a plain restart),
+  1006 a connection that ended with no close frame at all. **peak reconnects per 100 ms**: the most
+  connection attempts that fell in one 100 ms: all clients at once is a reconnect storm; a plain
+  restart counts its refused retries too. **old process gone**: the plugin's old generation lives
+  \`closeSpread\` (half of the bench's 10 s \`drainTimeout\`) longer, by design.
 - **steady throughput**: autocannon, 50 connections, ${c.throughputSeconds} s after a 1 s warm-up, median of
   3 interleaved rounds. The load generator shares the 2 cores with the server, so single runs vary
   by ±20%; treat ratios within that band as equal. The plugin's per-request cost is much smaller

@@ -13,11 +13,14 @@ const contenders = require('./contenders')
 const { renderChart } = require('./chart')
 const { cpuCost, costSection, costTarget } = require('./cost')
 const { writeBenchmarksMarkdown } = require('./report')
+const { longLivedScenario, longLivedTable } = require('./long-lived')
 
 const QUICK = process.argv.includes('--quick')
 const CONFIG = QUICK
-  ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 1, throughputRounds: 1, connections: { keepAlive: 20, perRequest: 10 } }
-  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, throughputRounds: 3, connections: { keepAlive: 30, perRequest: 10 } }
+  ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 1, throughputRounds: 1, connections: { keepAlive: 20, perRequest: 10 }, webSockets: 50 }
+  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, throughputRounds: 3, connections: { keepAlive: 30, perRequest: 10 }, webSockets: 100 }
+// `--long-lived-only`: the WebSocket scenario alone (prints its table, writes nothing).
+const LONG_LIVED_ONLY = process.argv.includes('--long-lived-only')
 const RESULTS = path.join(__dirname, 'results')
 const { sleep } = contenders
 
@@ -187,7 +190,7 @@ async function throughput () {
   return out.map((r) => ({ ...r, ratioToBare: round(r.requestsPerSecond / bare) }))
 }
 
-function table (results, boot, speed, cost) {
+function table (results, boot, speed, cost, longLived = []) {
   const lines = []
   lines.push(`| contender | load | requests | failed | non-2xx | connections opened / clients | p99 steady → reload (ms) | p99 ratio | reload median (ms) | overhead over boot (ms) | daemon RSS steady / peak (MB) | app processes peak RSS (MB) |`)
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|')
@@ -204,10 +207,16 @@ function table (results, boot, speed, cost) {
   for (const s of speed) lines.push(`| ${s.name} | ${s.requestsPerSecond} | ${s.ratioToBare}${s.name === 'Fastify + plugin' && s.ratioToBare < 0.98 ? ' ✗ (target 0.98)' : ''} |`)
   lines.push('')
   lines.push(costSection(cost))
+  if (longLived.length > 0) {
+    lines.push('')
+    lines.push(`Long-lived connections: WebSocket clients (@fastify/websocket) that reconnect as soon as they are closed, over ${CONFIG.reloads} reloads.`)
+    lines.push('')
+    lines.push(longLivedTable(longLived))
+  }
   return lines.join('\n')
 }
 
-function targets (results, boot, speed, cost) {
+function targets (results, boot, speed, cost, longLived) {
   const ours = results.filter((r) => r.project)
   const pm2Daemon = Math.max(0, ...results.filter((r) => /PM2/.test(r.contender)).map((r) => r.rss.daemonPeakMb || 0))
   const supervisorRss = Math.max(0, ...results.filter((r) => /supervisor/.test(r.contender)).map((r) => r.rss.daemonPeakMb || 0))
@@ -220,15 +229,46 @@ function targets (results, boot, speed, cost) {
     ['p99 in the reload window ≤ 2x steady', ours.every((r) => (r.latency.p99Ratio ?? 0) <= 2)],
     ['plugin throughput ≥ 0.98 of bare Fastify (requests/s, autocannon; noisy here)', plugin !== undefined && plugin.ratioToBare >= 0.98],
     costTarget(cost),
-    [`supervisor RSS (${supervisorRss} MB) below the PM2 daemon's (${pm2Daemon} MB)`, supervisorRss > 0 && supervisorRss < pm2Daemon]
+    [`supervisor RSS (${supervisorRss} MB) below the PM2 daemon's (${pm2Daemon} MB)`, supervisorRss > 0 && supervisorRss < pm2Daemon],
+    ...longLivedTargets(longLived)
+  ]
+}
+
+function longLivedTargets (longLived) {
+  const ours = longLived.filter((r) => r.project)
+  return [
+    ['WebSockets: 0 abnormal closes (1006) for this project, every close 1001', ours.every((r) => r.abnormal === 0 && r.byCode[1001] === r.closes)],
+    ['WebSockets: reconnect burst ≤ 20% of the clients in any 100 ms, for this project', ours.every((r) => r.peakReconnectsPer100ms <= r.clients * 0.2)]
   ]
 }
 
 /** The Markdown tables, also used to write BENCHMARKS.md. */
 module.exports = { table }
 
+const longLivedMakers = [
+  () => contenders.standalone(),
+  () => contenders.supervisor({ via: 'signal' }),
+  () => contenders.pm2(1),
+  contenders.plainRestart
+]
+
+async function longLivedScenarios () {
+  const out = []
+  for (const make of longLivedMakers) {
+    process.stderr.write(`bench: ${make().name}, ${CONFIG.webSockets} WebSocket clients, ${CONFIG.reloads} reloads...\n`)
+    out.push(await longLivedScenario(make, { context, config: CONFIG }))
+  }
+  return out
+}
+
 async function main () {
   const started = Date.now()
+  if (LONG_LIVED_ONLY) {
+    const longLived = await longLivedScenarios()
+    console.log(longLivedTable(longLived))
+    for (const [what, met] of longLivedTargets(longLived)) console.log(`  ${met ? '✓' : '✗ missed:'} ${what}`)
+    return
+  }
   const makers = [
     () => contenders.standalone({ handoff: false }),
     () => contenders.standalone(),
@@ -246,17 +286,18 @@ async function main () {
       results.push(await scenario(make, kind))
     }
   }
+  const longLived = await longLivedScenarios()
   const boot = await bootTime()
   const speed = await throughput()
   const cost = await cpuCost({ quick: QUICK, log: (line) => process.stderr.write(line + '\n') })
-  const checks = targets(results, boot, speed, cost)
+  const checks = targets(results, boot, speed, cost, longLived)
   const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` }
-  const report = { when: new Date().toISOString(), quick: QUICK, config: CONFIG, machine, bootMs: boot, throughput: speed, cost, targets: checks.map(([what, met]) => ({ what, met })), results, durationS: Math.round((Date.now() - started) / 1000) }
+  const report = { when: new Date().toISOString(), quick: QUICK, config: CONFIG, machine, bootMs: boot, throughput: speed, cost, targets: checks.map(([what, met]) => ({ what, met })), results, longLived, durationS: Math.round((Date.now() - started) / 1000) }
   fs.mkdirSync(RESULTS, { recursive: true })
   const base = QUICK ? 'quick' : 'latest'
   fs.writeFileSync(path.join(RESULTS, `${base}.json`), JSON.stringify(report, null, 2) + '\n')
   fs.writeFileSync(path.join(RESULTS, `${base}.svg`), await renderChart(report))
-  const markdown = table(results, boot, speed, cost)
+  const markdown = table(results, boot, speed, cost, longLived)
   if (!QUICK) writeBenchmarksMarkdown(report, markdown)
   console.log(markdown)
   console.log('\nTargets (DESIGN.md §5):')

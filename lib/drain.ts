@@ -1,12 +1,14 @@
 // A generation's drain, once it stops accepting: HTTP/2 sessions get GOAWAY, in-flight requests
 // finish (later responses say `Connection: close`), idle keep-alive connections move to the next
-// generation or close once idle, and past the deadline what is left is cut and counted.
+// generation or close once idle, WebSockets, event streams and other upgrades are closed over the
+// closeSpread window, and past the deadline what is left is cut and counted.
 import type { Server as HttpServer } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionTracker } from './connection-tracker'
 import { readyToMove } from './connection-handoff'
 import type { Http2Sessions } from './http2-sessions'
+import type { LongLivedConnections } from './long-lived'
 
 export type MoveConnection = (socket: Socket, server: HttpServer) => boolean
 
@@ -23,6 +25,9 @@ export class Drain {
   constructor (
     private readonly tracker: ConnectionTracker,
     private readonly http2Sessions: Http2Sessions,
+    private readonly longLived: LongLivedConnections,
+    /** The servers whose long-lived connections are closed. */
+    private readonly servers: () => Iterable<object>,
     private readonly timings: DrainTimings,
     private readonly log: FastifyBaseLogger
   ) {}
@@ -37,10 +42,12 @@ export class Drain {
    * @param move hands an idle connection over (connectionHandoff), or undefined to close them here
    * @param handoffsSettled resolves once every handoff on its way has landed or come back
    * @param atDeadline called when drainTimeout is reached
+   * @param why what the closing long-lived connections are told
    */
-  async run (move: MoveConnection | undefined, handoffsSettled: () => Promise<void>, atDeadline: () => void): Promise<void> {
+  async run (move: MoveConnection | undefined, handoffsSettled: () => Promise<void>, atDeadline: () => void, why: 'reload' | 'shutdown'): Promise<void> {
     this.active = true
     void this.http2Sessions.goAway(this.timings.drainTimeout)
+    this.longLived.drain(this.timings.drainTimeout, this.servers(), why)
     this.deadline = setTimeout(atDeadline, this.timings.drainTimeout)
     try {
       // A connection whose handoff failed comes back to the tracker and drains here.
@@ -70,6 +77,7 @@ export class Drain {
     this.active = false
     this.stopDeadline()
     this.tracker.resume()
+    this.longLived.stop()
     this.cut = 0
   }
 }

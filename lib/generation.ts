@@ -14,6 +14,7 @@ import type { Launch } from './launch'
 import { Lifecycle } from './lifecycle'
 import { formatAddress } from './listener-address'
 import { Listeners } from './listeners'
+import { LongLivedConnections } from './long-lived'
 import type { Mode } from './mode'
 import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
@@ -74,7 +75,7 @@ export class Generation {
       lifecycle: this.lifecycle,
       listeners: this.listeners,
       tracker,
-      drainer: new Drain(tracker, http2Sessions, options, app.log),
+      drainer: new Drain(tracker, http2Sessions, new LongLivedConnections(app, options.closeSpread, this.lifecycle), () => this.listeners.all, options, app.log),
       handoff,
       status: this.status,
       servingAgain: () => this.becameMain()

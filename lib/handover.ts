@@ -124,7 +124,8 @@ export class Handover {
     const drained = drainer.run(
       outlet === undefined ? undefined : (socket, server) => handoff.send(socket, server, outlet),
       () => handoff.settled(),
-      () => this.cutNow(`drainTimeout (${options.drainTimeout} ms) reached`)
+      () => this.cutNow(`drainTimeout (${options.drainTimeout} ms) reached`),
+      publicReason
     )
     const retirement = reason === 'reload' ? this.retirement : undefined
     if (retirement !== undefined) {

@@ -41,6 +41,10 @@ export class Lifecycle {
     (this.events.emit as (event: E, ...args: HotReloadEvents[E]) => boolean)(event, ...args)
   }
 
+  listenerCount (event: keyof HotReloadEvents): number {
+    return this.events.listenerCount(event)
+  }
+
   /** The one way out of the process. */
   end (code: number): void {
     this.exit(code)

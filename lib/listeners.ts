@@ -62,6 +62,11 @@ export class Listeners {
       `were not claimed: the app listens on ${asked.map(formatAddress).join(', ') || 'nothing'}; the old generation's addresses would go dark`
   }
 
+  /** Every server of ours (listening or not). */
+  get all (): Iterable<Server> {
+    return this.servers
+  }
+
   get adopted (): Array<{ socket: InheritedSocket, server: Server }> {
     return this.adoption.adopted
   }

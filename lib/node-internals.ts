@@ -237,3 +237,42 @@ export function idleForMs (socket: Socket, now: number = timerClock()): number |
 export function timerClock (): number {
   return timerClockNow() as number
 }
+
+interface ServerResponseInternals {
+  _header?: unknown
+}
+
+/**
+ * The responses being written on the HTTP/1 connections of a server, found only when asked (a
+ * drain), so that serving costs nothing per request: Node's list of connections (the one
+ * closeIdleConnections() uses) gives each connection's parser, the parser its socket, the socket
+ * the response it is writing (`_httpMessage`). An empty list when this Node has none of it (or
+ * for HTTP/2, which has no such list).
+ */
+export function openResponses (server: object): ServerResponse[] {
+  const symbol = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections')
+  const connections = symbol === undefined ? undefined : (server as Record<symbol, { all?: () => unknown[] } | undefined>)[symbol]
+  if (typeof connections?.all !== 'function') return []
+  const responses: ServerResponse[] = []
+  for (const parser of connections.all()) {
+    const socket = (parser as { socket?: { _httpMessage?: unknown } } | null)?.socket
+    const response = socket?._httpMessage
+    if (response instanceof ServerResponse) responses.push(response)
+  }
+  return responses
+}
+
+/**
+ * True for a response whose headers went out with `Content-Type: text/event-stream`. Headers
+ * passed to writeHead() as an object are not kept for getHeader(): the header block sent
+ * (`_header`) is read then.
+ */
+export function isEventStream (response: ServerResponse): boolean {
+  const type = response.getHeader('content-type')
+  if (typeof type === 'string') return EVENT_STREAM.test(type)
+  const sent = (response as unknown as ServerResponseInternals)._header
+  return response.headersSent && typeof sent === 'string' && EVENT_STREAM_HEADER.test(sent)
+}
+
+const EVENT_STREAM = /^\s*text\/event-stream\s*(;|$)/i
+const EVENT_STREAM_HEADER = /^content-type:[ \t]*text\/event-stream[ \t]*(;|\r?$)/im

@@ -20,6 +20,7 @@ export interface ResolvedOptions {
   connectionHandoff: boolean
   probation: number
   maxDrainingGenerations: number
+  closeSpread: number
 }
 
 export const DEFAULTS = {
@@ -41,7 +42,7 @@ const SHUTDOWN_SIGNALS = new Set(['SIGTERM', 'SIGINT'])
 const KNOWN_OPTIONS = new Set([
   'reloadSignals', 'readyTimeout', 'drainTimeout', 'idleGrace', 'healthPath', 'livenessPath',
   'underPressure', 'gracefulShutdown', 'successor', 'pidFile', 'connectionHandoff', 'probation',
-  'maxDrainingGenerations'
+  'maxDrainingGenerations', 'closeSpread'
 ])
 const SUCCESSOR_KEYS = new Set(['execPath', 'execArgv', 'args', 'env', 'cwd'])
 
@@ -151,10 +152,11 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   if (healthPath !== false && healthPath === livenessPath) {
     throw invalid('livenessPath', `a path other than healthPath (${healthPath})`, livenessPath)
   }
+  const drainTimeout = wholeNumber('drainTimeout', opts.drainTimeout, DEFAULTS.drainTimeout, RANGES.timeout)
   return {
     reloadSignals: signals(opts.reloadSignals),
     readyTimeout: wholeNumber('readyTimeout', opts.readyTimeout, DEFAULTS.readyTimeout, RANGES.timeout),
-    drainTimeout: wholeNumber('drainTimeout', opts.drainTimeout, DEFAULTS.drainTimeout, RANGES.timeout),
+    drainTimeout,
     idleGrace: wholeNumber('idleGrace', opts.idleGrace, DEFAULTS.idleGrace, RANGES.timeout),
     healthPath,
     livenessPath,
@@ -166,8 +168,17 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     pidFile: pidFile(opts.pidFile),
     connectionHandoff: (opts.connectionHandoff as boolean | undefined) ?? DEFAULTS.connectionHandoff,
     probation: wholeNumber('probation', opts.probation, DEFAULTS.probation, RANGES.probation),
-    maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
+    maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations),
+    closeSpread: closeSpread(opts.closeSpread, drainTimeout)
   }
+}
+
+/** Default half of drainTimeout; it must end before drainTimeout, or the last closes would be cuts. */
+function closeSpread (value: unknown, drainTimeout: number): number {
+  if (value === undefined) return Math.floor(drainTimeout / 2)
+  const range = { min: 0, max: drainTimeout - 1, unit: 'milliseconds' }
+  if (!inRange(value, range)) throw invalid('closeSpread', `${expectation(range)} (less than drainTimeout, ${drainTimeout})`, value)
+  return value
 }
 
 function pidFile (value: unknown): string | undefined {

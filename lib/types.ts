@@ -1,5 +1,7 @@
 // Public types of fastify-hot-reload. Everything a user can pass in or get back is declared here.
 import type { EventEmitter } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 
 /** Where a generation is in its life. */
 export type HotReloadState = 'starting' | 'serving' | 'reloading' | 'draining' | 'closed'
@@ -61,6 +63,15 @@ export interface HotReloadOptions {
    * ends its drain now: what it still has open is cut (and counted in its log). Default 5.
    */
   maxDrainingGenerations?: number
+  /**
+   * Over this window (ms) from the start of a drain, long-lived connections are ended the way their
+   * protocol means, each at its own random moment, so that their clients do not all reconnect in
+   * one burst: WebSockets of @fastify/websocket get a close frame 1001 (Going Away), `text/event-stream`
+   * responses end (EventSource reconnects with Last-Event-ID), other upgraded connections are handed
+   * to the `upgradeDraining` event. 0 ends them all at once. Must be less than `drainTimeout`.
+   * Default half of `drainTimeout`.
+   */
+  closeSpread?: number
 }
 
 /** What a reload did. `generation` and `pid` name the generation serving once it is over. */
@@ -88,6 +99,16 @@ export interface DrainResult {
   reason: 'reload' | 'shutdown'
 }
 
+/** An upgraded connection (not a WebSocket of @fastify/websocket) whose moment to close has come. */
+export interface UpgradeDrainingInfo {
+  /** The upgraded connection (the socket Node's 'upgrade' event gave). */
+  socket: Duplex
+  /** The request that asked for the upgrade (its url and `upgrade` header say which protocol). */
+  request: IncomingMessage
+  /** Ms until `drainTimeout`, when what is still open is cut. */
+  timeLeft: number
+}
+
 export interface HotReloadEvents {
   state: [state: HotReloadState, previous: HotReloadState]
   reloading: [info: { generation: number, successorPid?: number }]
@@ -99,6 +120,12 @@ export interface HotReloadEvents {
   serving: [info: { generation: number, pid: number }]
   /** The successor exited during its probation: this generation took the sockets back and serves again. */
   resumed: [info: { generation: number, successorPid: number, reason: string }]
+  /**
+   * Draining: an upgraded connection the plugin cannot close itself (another protocol than
+   * @fastify/websocket's WebSockets) has reached its moment in the `closeSpread` window. Close it
+   * the protocol's graceful way within `timeLeft` ms; without a listener it is cut at `drainTimeout`.
+   */
+  upgradeDraining: [info: UpgradeDrainingInfo]
 }
 
 /** The `fastify.hotReload` decorator. */

@@ -1,7 +1,9 @@
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import hotReload, {
-  type DrainResult, type HotReloadController, type HotReloadOptions, type HotReloadState, type ReloadResult
+  type DrainResult, type HotReloadController, type HotReloadOptions, type HotReloadState, type ReloadResult, type UpgradeDrainingInfo
 } from '..'
 
 const app = Fastify()
@@ -23,7 +25,8 @@ app.register(hotReload, {
   pidFile: '/run/app.pid',
   connectionHandoff: true,
   probation: 0,
-  maxDrainingGenerations: 3
+  maxDrainingGenerations: 3,
+  closeSpread: 10_000
 })
 app.register(hotReload, { prefix: '/api' })
 
@@ -82,6 +85,17 @@ app.hotReload.on('resumed', (info) => {
   expectType<string>(info.reason)
 })
 expectError(app.register(hotReload, { probation: '2s' }))
+expectError(app.register(hotReload, { closeSpread: '10s' }))
+expectAssignable<HotReloadOptions>({ closeSpread: 0 })
+expectNotAssignable<HotReloadOptions>({ closeSpread: true })
+// Another upgraded protocol, closed the app's way
+app.hotReload.on('upgradeDraining', (info) => {
+  expectType<UpgradeDrainingInfo>(info)
+  expectType<Duplex>(info.socket)
+  expectType<IncomingMessage>(info.request)
+  expectType<number>(info.timeLeft)
+})
+expectError(app.hotReload.on('upgradeDraining', (info: { timeLeft: string }) => info))
 expectError(app.hotReload.on('no-such-event', () => {}))
 expectError(app.hotReload.on('drained', (d: string) => d))
 

@@ -6,6 +6,7 @@ const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf, startSupervised: start, servingTarget } = require('../helpers/processes')
 const { startLoad } = require('../helpers/load')
 const { request, serviceUnderLoad } = require('./common')
+const { deafWebSocket } = require('../helpers/long-lived')
 
 /** A request that never ends by itself (the fixture answers /slow after `ms`). */
 function endless (target) {
@@ -160,32 +161,56 @@ test('supervisor: SIGTERM in the middle of a reload cancels it, finishes what is
   t.ok(service.find((l) => /cancelled: the supervisor is stopping|reload failed/.test(l.msg || '')), 'the reload was reported as cancelled')
 })
 
-test('an SSE stream that never ends is cut at drainTimeout, counted, and the old generation exits', async (t) => {
+// Event streams and WebSockets now end well inside closeSpread (test/long-lived.test.js): what
+// proves the deadline is a stream nothing knows how to end, and a WebSocket client that ignores
+// the close frame.
+test('a stream that never ends and is not an event stream is cut at drainTimeout, counted, and the old generation exits', async (t) => {
   const http = require('node:http')
   const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 1500, probation: 300 }
   const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin })
-  let events = ''
+  let received = ''
   const stream = new Promise((resolve) => {
-    http.get({ ...target, path: '/events', agent: false }, (response) => {
+    http.get({ ...target, path: '/stream', agent: false }, (response) => {
       response.setEncoding('utf8')
-      response.on('data', (chunk) => { events += chunk })
+      response.on('data', (chunk) => { received += chunk })
       response.on('end', () => resolve('ended'))
       response.on('error', () => resolve('error'))
       response.on('aborted', () => resolve('aborted'))
     }).on('error', () => resolve('error'))
   })
-  await waitFor(() => events.includes('data: 1'), 5000, 'the first event')
+  await waitFor(() => received.includes('"version":1'), 5000, 'the first line')
   writeRelease(dir, { version: 2, plugin })
   process.kill(service.pid, 'SIGUSR2')
   await service.generationServing(2)
   const end = await Promise.race([stream, sleep(10000).then(() => 'still open')])
   t.not(end, 'still open', `the stream was cut (${end})`)
+  t.not(end, 'ended', 'it did not end cleanly: nothing ended it before the deadline')
   const cut = await service.waitForLine((l) => l.pid === service.pid && /drainTimeout \(1500 ms\) reached; closed 1 connection/.test(l.msg || ''), 5000, 'the cut to be logged')
   t.equal(cut.cutConnections, 1, 'one connection cut, counted in the log')
   await waitUntilGone(service.pid)
   // The process may be gone before its last lines reach us through the pipe: wait for them.
   const drained = await service.waitForLine((l) => l.pid === service.pid && l.hotReloadEvent === 'drained', 5000, 'the drain result')
   t.equal(drained.cutConnections, 1, 'and in the drain result')
+  const stats = await stopLoads()
+  t.equal(stats[0].failed, 0, 'the ordinary load lost nothing')
+})
+
+test('a WebSocket client that ignores the close frame is sent 1001, then cut at drainTimeout and counted', async (t) => {
+  const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 2000, closeSpread: 500, probation: 300 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin, release: { websocket: true } })
+  const deaf = await deafWebSocket(target, '/ws')
+  t.teardown(() => deaf.socket.destroy())
+  writeRelease(dir, { version: 2, plugin, websocket: true })
+  process.kill(service.pid, 'SIGUSR2')
+  await service.generationServing(2)
+  const drainStart = (await service.waitForLine((l) => l.pid === service.pid && /; draining generation 1/.test(l.msg || ''))).time
+  await waitFor(() => deaf.closeFrame !== null, 5000, 'the close frame')
+  t.equal(deaf.closeFrame.code, 1001, 'it was sent 1001 Going Away')
+  t.ok(deaf.closeFrame.t - drainStart < plugin.drainTimeout, `before the deadline (${deaf.closeFrame.t - drainStart} ms into the drain)`)
+  await waitFor(() => deaf.ended, 10000, 'the connection to be cut')
+  const cut = await service.waitForLine((l) => l.pid === service.pid && /drainTimeout \(2000 ms\) reached; closed 1 connection/.test(l.msg || ''), 5000, 'the cut to be logged')
+  t.equal(cut.cutConnections, 1, 'the one connection that did not answer was cut at drainTimeout and counted')
+  t.ok(deaf.endedAt - drainStart >= plugin.drainTimeout - 100, `it was open until the deadline (${deaf.endedAt - drainStart} ms into the drain)`)
   const stats = await stopLoads()
   t.equal(stats[0].failed, 0, 'the ordinary load lost nothing')
 })

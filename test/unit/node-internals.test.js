@@ -173,3 +173,34 @@ test(`checkConnectionInternals, currentResponse and idleForMs on a real keep-ali
   t.equal(idleForMs(new net.Socket()), null, 'a socket without an idle timer: unknown')
   t.throws(() => currentResponse({ _httpMessage: {} }), { code: 'HOT_RELOAD_NODE_INTERNALS' }, 'something else in _httpMessage fails loudly')
 })
+
+test('openResponses finds the responses being written, and isEventStream tells an event stream by the header sent', async (t) => {
+  const http = require('node:http')
+  const { openResponses, isEventStream } = require('../../dist/lib/node-internals')
+  const server = http.createServer((request, response) => {
+    if (request.url === '/sse-object') {
+      // Headers given to writeHead() as an object are not kept for getHeader(): only the header block has them.
+      response.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8' })
+      response.write('data: 1\n\n')
+    } else if (request.url === '/sse-set') {
+      response.setHeader('content-type', 'text/event-stream')
+      response.write('data: 1\n\n')
+    } else if (request.url === '/ndjson') {
+      response.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      response.write('{}\n')
+    } else {
+      response.end('done')
+    }
+  })
+  await listen(server, { host: '127.0.0.1', port: 0 })
+  const agent = new http.Agent({ keepAlive: true })
+  t.teardown(() => { agent.destroy(); server.closeAllConnections(); return close(server) })
+  const get = (path) => new Promise((resolve) => http.get({ host: '127.0.0.1', port: server.address().port, path, agent }, (response) => {
+    response.once('data', () => resolve(response))
+  }))
+  await Promise.all(['/sse-object', '/sse-set', '/ndjson', '/done'].map(get))
+  const open = openResponses(server)
+  t.same(open.map((r) => r.req.url).sort(), ['/ndjson', '/sse-object', '/sse-set'], `the three open responses (Node ${process.version}), not the one done`)
+  t.same(open.filter(isEventStream).map((r) => r.req.url).sort(), ['/sse-object', '/sse-set'], 'the two event streams')
+  t.same(openResponses(net.createServer()), [], 'a server without HTTP connections: none')
+})

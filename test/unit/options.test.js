@@ -22,6 +22,7 @@ test('defaults', async (t) => {
     t.equal(options.connectionHandoff, true, 'connectionHandoff')
     t.equal(options.probation, 2000, 'probation')
     t.equal(options.maxDrainingGenerations, 5, 'maxDrainingGenerations')
+    t.equal(options.closeSpread, 15000, 'closeSpread: half of drainTimeout')
   }
   t.same(DEFAULTS.reloadSignals, ['SIGUSR2'])
 })
@@ -59,6 +60,14 @@ test('valid values are kept', async (t) => {
   t.equal(options.probation, 0, 'probation 0 turns it off')
   t.equal(options.maxDrainingGenerations, 1)
   t.same(options.successor, { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' })
+})
+
+test('closeSpread: half of drainTimeout by default, from 0 to less than drainTimeout', async (t) => {
+  t.equal(resolveOptions({ drainTimeout: 5000 }).closeSpread, 2500, 'follows drainTimeout')
+  t.equal(resolveOptions({ drainTimeout: 1 }).closeSpread, 0, 'a drainTimeout of 1 ms leaves no window')
+  t.equal(resolveOptions({ closeSpread: 0 }).closeSpread, 0, '0: all at once')
+  t.equal(resolveOptions({ closeSpread: 29999 }).closeSpread, 29999, 'up to drainTimeout - 1')
+  t.equal(resolveOptions({ drainTimeout: 60000, closeSpread: 45000 }).closeSpread, 45000)
 })
 
 test('reload signals are deduplicated, in order', async (t) => {
@@ -151,6 +160,13 @@ const invalid = [
   [{ maxDrainingGenerations: 0 }, 'maxDrainingGenerations', /a whole number of generations from 1 to 1000, got number 0/],
   [{ maxDrainingGenerations: 1001 }, 'maxDrainingGenerations', /from 1 to 1000/],
   [{ maxDrainingGenerations: '3' }, 'maxDrainingGenerations', /got string "3"/],
+  // closeSpread
+  [{ closeSpread: -1 }, 'closeSpread', /a whole number of milliseconds from 0 to 29999 \(less than drainTimeout, 30000\), got number -1/],
+  [{ closeSpread: 30000 }, 'closeSpread', /less than drainTimeout, 30000\), got number 30000/],
+  [{ drainTimeout: 2000, closeSpread: 5000 }, 'closeSpread', /from 0 to 1999 \(less than drainTimeout, 2000\), got number 5000/],
+  [{ closeSpread: 1.5 }, 'closeSpread', /whole number/],
+  [{ closeSpread: '5s' }, 'closeSpread', /got string "5s"/],
+  [{ closeSpread: null }, 'closeSpread', /got null/],
   // successor
   [{ successor: [] }, 'successor', /an object/],
   [{ successor: 'node app.js' }, 'successor', /an object/],
