@@ -11,13 +11,7 @@ import { captureLaunch } from './launch'
 import { resolveOptions } from './options'
 import { ParentLink } from './parent-link'
 import { readSocketActivation } from './socket-activation'
-import type { HotReloadController, HotReloadOptions } from './types'
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    hotReload: HotReloadController
-  }
-}
+import type { HotReloadOptions } from './types'
 
 // Read once, at load: the environment is cleared so that the app's own children never see it.
 const launch = captureLaunch()
