@@ -5,7 +5,8 @@
 const { execFile } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { REPO, tempDir } = require('./helpers/processes')
 
 const CONSUMER = path.join(REPO, 'test/fixtures/consumer')
@@ -13,11 +14,17 @@ const TSC = path.join(REPO, 'node_modules/typescript/bin/tsc')
 const ATTW = path.join(REPO, 'node_modules/@arethetypeswrong/cli/dist/index.js')
 const RESOLUTIONS = ['node10', 'node16-cjs', 'node16-esm', 'bundler']
 
-/** Runs a command; resolves with its exit code and output, whatever the code (deadline included). */
+// About 20 s on a quiet machine (tsc is most of it); room for a loaded one, where each step still has
+// its own deadline.
+tap.setTimeout(300000)
+
+/** Runs a command; resolves with its exit code, output and duration, whatever the code (deadline included). */
 function run (file, args, options) {
+  const started = Date.now()
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: 90000, maxBuffer: 64 << 20, encoding: 'utf8', ...options }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code ?? error.signal) : 0, stdout, stderr })
+    execFile(file, args, { timeout: 120000, maxBuffer: 64 << 20, encoding: 'utf8', ...options }, (error, stdout, stderr) => {
+      const took = `${((Date.now() - started) / 1000).toFixed(1)} s`
+      resolve({ code: error ? (error.code ?? error.signal) : 0, stdout, stderr, took })
     })
   })
 }
@@ -33,7 +40,7 @@ test(`the packed package is typed right for every module resolution (Node ${proc
 
   const dir = tempDir(t, 'fhr-package-')
   const pack = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: REPO })
-  t.equal(pack.code, 0, `npm pack: ${pack.stderr}`)
+  t.equal(pack.code, 0, `npm pack (${pack.took}) ${pack.stderr}`)
   if (pack.code !== 0) return
   const tarball = path.join(dir, JSON.parse(pack.stdout)[0].filename)
   const files = JSON.parse(pack.stdout)[0].files.map((file) => file.path)
@@ -52,7 +59,7 @@ test(`the packed package is typed right for every module resolution (Node ${proc
     run('npm', ['install', '--prefix', app, '--prefer-offline', '--no-package-lock', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: app })
   ])
 
-  t.equal(attw.code, 0, `attw reports no problem: ${attw.stderr}`)
+  t.equal(attw.code, 0, `attw reports no problem (${attw.took}) ${attw.stderr}`)
   const analysis = parseJson(attw.stdout)?.analysis
   t.same(analysis?.problems, [], 'attw: no problems')
   const entry = analysis?.entrypoints?.['.'] ?? { resolutions: {} }
@@ -63,18 +70,18 @@ test(`the packed package is typed right for every module resolution (Node ${proc
     t.same(resolution?.visibleProblems, [], `${kind}: no problem`)
   }
 
-  t.equal(install.code, 0, `npm install of the tarball: ${install.stderr}`)
+  t.equal(install.code, 0, `npm install of the tarball (${install.took}) ${install.stderr}`)
   if (install.code !== 0) return
   const tsc = await run(process.execPath, [TSC, '-b', 'tsconfig.nodenext.json', 'tsconfig.node10.json', 'tsconfig.bundler.json'], { cwd: app })
-  t.equal(tsc.code, 0, `the apps type-check under nodenext (.mts, .cts), node10 and bundler:\n${tsc.stdout}${tsc.stderr}`)
+  t.equal(tsc.code, 0, `the apps type-check under nodenext (.mts, .cts), node10 and bundler (${tsc.took})\n${tsc.stdout}${tsc.stderr}`)
   if (tsc.code !== 0) return
 
   // Run what tsc made: the imports the types allowed give the plugin at run time too.
   const apps = { esm: 'out/nodenext/esm.mjs', cjs: 'out/nodenext/cjs.cjs', node10: 'out/node10/node10.js' }
-  const runs = await Promise.all(Object.values(apps).map((file) => run(process.execPath, [file], { cwd: app, timeout: 30000 })))
+  const runs = await Promise.all(Object.values(apps).map((file) => run(process.execPath, [file], { cwd: app, timeout: 60000 })))
   Object.keys(apps).forEach((consumer, i) => {
-    const { code, stdout, stderr } = runs[i]
-    t.equal(code, 0, `${consumer} app runs: ${stderr}`)
+    const { code, stdout, stderr, took } = runs[i]
+    t.equal(code, 0, `${consumer} app runs (${took}) ${stderr}`)
     const last = stdout.trim().split('\n').pop()
     t.same(last ? JSON.parse(last) : null, { consumer, plugin: 'function', same: true, generation: 1 },
       `${consumer}: every import form is the plugin, and app.hotReload is there once ready`)
