@@ -14,7 +14,7 @@ const TSC = path.join(REPO, 'node_modules/typescript/bin/tsc')
 const ATTW = path.join(REPO, 'node_modules/@arethetypeswrong/cli/dist/index.js')
 const RESOLUTIONS = ['node10', 'node16-cjs', 'node16-esm', 'bundler']
 
-// About 20 s on a quiet machine (tsc is most of it); room for a loaded one, where each step still has
+// Under a minute on a quiet machine (tsc is most of it); room for a loaded one, where each step still has
 // its own deadline.
 tap.setTimeout(300000)
 
