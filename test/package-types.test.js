@@ -5,8 +5,7 @@
 const { execFile } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const tap = require('tap')
-const { test } = tap
+const { test } = require('tap')
 const { REPO, tempDir } = require('./helpers/processes')
 
 const CONSUMER = path.join(REPO, 'test/fixtures/consumer')
@@ -14,9 +13,7 @@ const TSC = path.join(REPO, 'node_modules/typescript/bin/tsc')
 const ATTW = path.join(REPO, 'node_modules/@arethetypeswrong/cli/dist/index.js')
 const RESOLUTIONS = ['node10', 'node16-cjs', 'node16-esm', 'bundler']
 
-// Under a minute on a quiet machine (tsc is most of it); room for a loaded one, where each step still has
-// its own deadline.
-tap.setTimeout(300000)
+// Under a minute on a quiet machine (tsc is most of it); each step has its own deadline.
 
 /** Runs a command; resolves with its exit code, output and duration, whatever the code (deadline included). */
 function run (file, args, options) {
