@@ -281,17 +281,37 @@ export class ConnectionTracker {
 
   private sweep (): void {
     const now = Date.now()
+    const expired: Socket[] = []
     for (const [socket, state] of [...this.connections]) {
-      if (state.busy > 0 || state.upgraded) continue
-      // Bytes read since the last response: a request is on its way, not idle.
-      if (socket.bytesRead !== state.bytesReadWhenIdle) {
-        state.bytesReadWhenIdle = socket.bytesRead
-        state.idleSince = now
-        continue
-      }
+      if (this.inUse(socket, state, now)) continue
       if (!this.staysHere(state)) this.tryHandoff(socket, state)
-      else if (now - state.idleSince >= this.idleGrace) socket.destroy()
+      else if (now - state.idleSince >= this.idleGrace) expired.push(socket)
     }
+    // Timers run before the event loop reads I/O: after this process was stalled (a loaded machine,
+    // GC, a long synchronous task), a request the client sent in time can still wait unread in the
+    // kernel, and closing its connection now would reset it. Close only after this turn's I/O is read.
+    if (expired.length > 0) setImmediate(() => this.closeExpired(expired))
+  }
+
+  private closeExpired (sockets: Socket[]): void {
+    const now = Date.now()
+    for (const socket of sockets) {
+      const state = this.connections.get(socket)
+      if (state === undefined || socket.destroyed || this.inUse(socket, state, now)) continue
+      if (this.staysHere(state) && now - state.idleSince >= this.idleGrace) socket.destroy()
+    }
+  }
+
+  /** True when the connection is not idle: a response under way, upgraded, or a request on its way. */
+  private inUse (socket: Socket, state: ConnectionState, now: number): boolean {
+    if (state.busy > 0 || state.upgraded) return true
+    // Bytes read since the last response: a request is on its way, not idle.
+    if (socket.bytesRead !== state.bytesReadWhenIdle) {
+      state.bytesReadWhenIdle = socket.bytesRead
+      state.idleSince = now
+      return true
+    }
+    return false
   }
 }
 

@@ -9,13 +9,7 @@ import { HotReloadFacade } from './facade'
 import { Generation } from './generation'
 import { registerHealthRoutes } from './health'
 import { resolveOptions } from './options'
-import type { HotReloadController, HotReloadOptions } from './types'
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    hotReload: HotReloadController
-  }
-}
+import type { HotReloadOptions } from './types'
 
 // Read once, at load: an abort that comes while the app still boots must end a successor at once.
 const booted = boot()

@@ -137,3 +137,11 @@ export interface HotReloadController extends EventEmitter<HotReloadEvents> {
   readonly state: HotReloadState
   readonly pid: number
 }
+
+// The decorator on every Fastify instance the plugin is registered on. Declared here, beside the types,
+// because every declaration entry of the package reaches this file.
+declare module 'fastify' {
+  interface FastifyInstance {
+    hotReload: HotReloadController
+  }
+}

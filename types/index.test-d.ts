@@ -1,9 +1,11 @@
-import Fastify from 'fastify'
+import Fastify, { type FastifyPluginAsync } from 'fastify'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import hotReload, {
-  type DrainResult, type HotReloadController, type HotReloadOptions, type HotReloadState, type ReloadResult, type UpgradeDrainingInfo
+  hotReload as namedHotReload,
+  type DrainResult, type HotReloadController, type HotReloadError, type HotReloadEvents, type HotReloadOptions,
+  type HotReloadState, type ReloadResult, type SuccessorOptions, type UnderPressureOptions, type UpgradeDrainingInfo
 } from '..'
 
 const app = Fastify()
@@ -99,6 +101,36 @@ expectError(app.hotReload.on('upgradeDraining', (info: { timeLeft: string }) => 
 expectError(app.hotReload.on('no-such-event', () => {}))
 expectError(app.hotReload.on('drained', (d: string) => d))
 
-// CommonJS consumers get the plugin itself, also as .default and .hotReload.
+// Every public type is importable by name.
+expectAssignable<SuccessorOptions>({ execPath: '/usr/bin/node', args: ['app.js'], env: { A: undefined } })
+expectNotAssignable<SuccessorOptions>({ args: 'app.js' })
+expectAssignable<UnderPressureOptions>({ maxEventLoopDelay: 1000 })
+expectAssignable<HotReloadOptions['underPressure']>(false)
+declare const failure: HotReloadError
+expectType<string>(failure.code)
+expectAssignable<Error>(failure)
+expectType<[result: ReloadResult]>(([] as unknown) as HotReloadEvents['reloaded'])
+expectType<[result: DrainResult]>(([] as unknown) as HotReloadEvents['drained'])
+
+// CommonJS consumers (`import x = require()`) get the plugin itself, also as .default and .hotReload,
+// with the public types on the same name: the declarations say `export =`, as the runtime does.
 import cjs = require('..')
-expectType<typeof hotReload>(cjs.default)
+expectType<typeof hotReload>(cjs)
+expectType<FastifyPluginAsync<HotReloadOptions>>(cjs.default)
+expectType<FastifyPluginAsync<HotReloadOptions>>(cjs.hotReload)
+expectType<FastifyPluginAsync<HotReloadOptions>>(namedHotReload)
+expectAssignable<FastifyPluginAsync<HotReloadOptions>>(hotReload)
+app.register(cjs, { readyTimeout: 1000 })
+app.register(cjs.default, { readyTimeout: 1000 })
+app.register(namedHotReload, { readyTimeout: 1000 })
+expectError(app.register(cjs.hotReload, { readyTimeout: 'x' }))
+const viaNamespace: cjs.HotReloadOptions = { drainTimeout: 1000 }
+expectType<HotReloadOptions>(viaNamespace)
+expectType<HotReloadController>(({} as unknown) as cjs.HotReloadController)
+expectType<HotReloadState>(({} as unknown) as cjs.HotReloadState)
+expectType<ReloadResult>(({} as unknown) as cjs.ReloadResult)
+expectType<DrainResult>(({} as unknown) as cjs.DrainResult)
+expectType<HotReloadError>(({} as unknown) as cjs.HotReloadError)
+expectType<HotReloadEvents>(({} as unknown) as cjs.HotReloadEvents)
+expectType<SuccessorOptions>(({} as unknown) as cjs.SuccessorOptions)
+expectType<UnderPressureOptions>(({} as unknown) as cjs.UnderPressureOptions)

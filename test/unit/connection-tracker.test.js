@@ -5,6 +5,7 @@
 const http = require('node:http')
 const { test } = require('tap')
 const { ConnectionTracker } = require('../../dist/lib/connection-tracker')
+const { RawConnection } = require('../helpers/load')
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -82,6 +83,26 @@ test('an idle keep-alive connection is closed by drain() once idle for idleGrace
   t.ok(drainedAt >= closedAt, 'drain resolves once it is closed')
   t.equal(tracker.size, 0)
   t.ok(clientSide.destroyed, 'the client saw it close')
+})
+
+test('a request that waits unread while the process is stalled is served, not reset, though its connection looked idle for idleGrace', async (t) => {
+  const { server, tracker } = await setup(t)
+  const connection = await RawConnection.open({ host: '127.0.0.1', port: server.address().port })
+  t.teardown(() => connection.close())
+  const first = await connection.get('/')
+  t.equal(first.headers.connection, 'keep-alive', 'keep-alive before the drain')
+  const drained = tracker.drain(50)
+  // The next request reaches the kernel at once; then this process is busy (a loaded machine, GC, a
+  // long synchronous task) for longer than idleGrace before it reads it. When it wakes, timers run
+  // before I/O is read: a sweep that closed the connection then would reset a request already sent.
+  connection.write('GET /next HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  const stalledUntil = Date.now() + 200
+  while (Date.now() < stalledUntil) { /* the stall */ }
+  const next = await connection.readResponse().catch((error) => ({ error: error.code }))
+  t.same({ status: next.status, connection: next.headers?.connection, error: next.error }, { status: 200, connection: 'close', error: undefined },
+    'answered, with connection: close (not closed under the request)')
+  await drained
+  t.equal(tracker.size, 0, 'then the connection closed and the drain ended')
 })
 
 test('a request in flight when the drain starts completes, with connection: close', async (t) => {
