@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
 const { test } = require('tap')
-const { REPO, Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
+const { REPO, Service, tempDir, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 const { request } = require('./faults/common')
 
@@ -34,15 +34,7 @@ async function reloadsUnderFastifyCli (t, argsFor) {
   const target = { host: '127.0.0.1', port }
   const load = startLoad(t, target, { connections: 10, keepAlive: true })
   await sleep(300)
-  let pid = service.pid
-  for (let version = 2; version <= 3; version++) {
-    writeRelease(dir, { version, plugin: PLUGIN })
-    process.kill(pid, 'SIGUSR2')
-    const next = await service.generationServing(version)
-    await waitUntilGone(pid)
-    pid = next
-    await sleep(300)
-  }
+  const pid = await service.reloadThrough(dir, 3, PLUGIN)
   const stats = await load.stop()
   t.comment(JSON.stringify(stats))
   t.equal(stats.failed, 0, 'no request failed')

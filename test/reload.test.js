@@ -16,15 +16,7 @@ async function chainedReloads (t, { keepAlive, connections }) {
   const target = { host: url.hostname, port: Number(url.port) }
   const load = startLoad(t, target, { connections, keepAlive })
   await sleep(300)
-  let pid = service.pid
-  for (let version = 2; version <= 6; version++) {
-    writeRelease(dir, { version, plugin: PLUGIN })
-    process.kill(pid, 'SIGUSR2')
-    const next = await service.generationServing(version)
-    await waitUntilGone(pid)
-    pid = next
-    await sleep(300)
-  }
+  const pid = await service.reloadThrough(dir, 6, PLUGIN)
   const stats = await load.stop()
   t.comment(JSON.stringify(stats))
   t.equal(stats.failed, 0, 'no request failed (refused, reset, timeout)')

@@ -165,6 +165,24 @@ class Service {
     return [...this.pids].filter(isAlive)
   }
 
+  /**
+   * Standalone chained reloads: for each version up to `to`, writes its release, sends SIGUSR2 to
+   * the serving pid and waits for that generation to serve and the previous one to be gone.
+   * Returns the last generation's pid.
+   */
+  async reloadThrough (dir, to, plugin, { pauseMs = 300 } = {}) {
+    let pid = this.pid
+    for (let version = 2; version <= to; version++) {
+      writeRelease(dir, { version, plugin })
+      process.kill(pid, 'SIGUSR2')
+      const next = await this.generationServing(version)
+      await waitUntilGone(pid)
+      pid = next
+      await sleep(pauseMs)
+    }
+    return pid
+  }
+
   async stop () {
     clearTimeout(this.deadline)
     // Children that have not logged yet (a worker still booting) are ended too.
