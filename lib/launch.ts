@@ -77,6 +77,11 @@ export function startedEnv (environ: string[] | null, fallback: Record<string, s
   return env
 }
 
+/** The whole environment this process was started with, handoff and activation variables included. */
+export function startedEnvironment (): Record<string, string> {
+  return startedEnv(procStrings('/proc/self/environ'), process.env)
+}
+
 export function captureLaunch (): Launch {
   const realCwd = process.cwd()
   const cwd = logicalCwd(process.env.PWD, realCwd)
@@ -86,6 +91,6 @@ export function captureLaunch (): Launch {
     execArgv: [...process.execArgv],
     args: script === undefined ? [] : [rebaseScript(resolve(realCwd, script), realCwd, cwd), ...rest],
     cwd,
-    env: startedEnv(procStrings('/proc/self/environ'), process.env)
+    env: startedEnvironment()
   }
 }

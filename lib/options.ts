@@ -21,6 +21,8 @@ export interface ResolvedOptions {
   probation: number
   maxDrainingGenerations: number
   closeSpread: number
+  /** undefined: the default (see decideKeepPid). */
+  keepPid: boolean | undefined
 }
 
 export const DEFAULTS = {
@@ -42,7 +44,7 @@ const SHUTDOWN_SIGNALS = new Set(['SIGTERM', 'SIGINT'])
 const KNOWN_OPTIONS = new Set([
   'reloadSignals', 'readyTimeout', 'drainTimeout', 'idleGrace', 'healthPath', 'livenessPath',
   'underPressure', 'gracefulShutdown', 'successor', 'pidFile', 'connectionHandoff', 'probation',
-  'maxDrainingGenerations', 'closeSpread'
+  'maxDrainingGenerations', 'closeSpread', 'keepPid'
 ])
 const SUCCESSOR_KEYS = new Set(['execPath', 'execArgv', 'args', 'env', 'cwd'])
 
@@ -144,7 +146,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   if (underPressure !== undefined && underPressure !== false && !isPlainObject(underPressure)) {
     throw invalid('underPressure', 'an options object for @fastify/under-pressure or false', underPressure)
   }
-  for (const name of ['gracefulShutdown', 'connectionHandoff'] as const) {
+  for (const name of ['gracefulShutdown', 'connectionHandoff', 'keepPid'] as const) {
     if (opts[name] !== undefined && typeof opts[name] !== 'boolean') throw invalid(name, 'true or false', opts[name])
   }
   const healthPath = routePath('healthPath', opts.healthPath, DEFAULTS.healthPath)
@@ -169,7 +171,8 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     connectionHandoff: (opts.connectionHandoff as boolean | undefined) ?? DEFAULTS.connectionHandoff,
     probation: wholeNumber('probation', opts.probation, DEFAULTS.probation, RANGES.probation),
     maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations),
-    closeSpread: closeSpread(opts.closeSpread, drainTimeout)
+    closeSpread: closeSpread(opts.closeSpread, drainTimeout),
+    keepPid: opts.keepPid as boolean | undefined
   }
 }
 

@@ -8,6 +8,7 @@ import { hotReloadError } from './errors'
 import { HotReloadFacade } from './facade'
 import { Generation } from './generation'
 import { registerHealthRoutes } from './health'
+import { keepPidAtListen } from './keep-pid'
 import { resolveOptions } from './options'
 import type { HotReloadOptions } from './types'
 
@@ -29,6 +30,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
       `fastify-hot-reload: already registered on another open Fastify instance in this process (generation ${active.generation}); one instance per process`)
   }
+  const stopKeepingPid = keepPidAtListen(app, booted, options)
   const facade = new HotReloadFacade(() => generation)
   const generation: Generation = new Generation({
     app,
@@ -44,6 +46,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   })
   active = generation
   app.addHook('onClose', async () => {
+    stopKeepingPid()
     generation.onClose()
     if (active === generation) active = undefined
   })
@@ -55,6 +58,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     registerHealthRoutes(app, generation, options)
     app.addHook('onListen', async () => { await generation.onListen() })
   } catch (error) {
+    stopKeepingPid()
     active = undefined
     throw error
   }

@@ -42,6 +42,15 @@ export interface HotReloadOptions {
   gracefulShutdown?: boolean
   /** How the successor is started. */
   successor?: SuccessorOptions
+  /**
+   * Keep the pid that was started (by npm, tsx, PM2, nodemon, Docker, systemd): just before the
+   * first listen, the process replaces itself (`process.execve`, Node 22.15 or later) with the
+   * supervisor, which runs the app as its generations under that same pid. Default `true`, except in
+   * a test runner (`node --test`, tap, jest, vitest); `false` keeps standalone reloads, where each
+   * generation is a new process. The variable `FASTIFY_HOT_RELOAD_KEEP_PID` (1 or 0) overrides both.
+   * On a Node without `process.execve` a warning says that the pid will change at each reload.
+   */
+  keepPid?: boolean
   /** Standalone mode: keep the serving generation's pid in this file (for systemd PIDFile= and `fastify-hot-reload reload --pid-file`). */
   pidFile?: string
   /**

@@ -30,3 +30,6 @@ export function expectation (range: Range): string {
 export function numberFromText (text: string): number {
   return /^\d+$/.test(text) ? Number(text) : Number.NaN
 }
+
+/** The signals the supervisor may reload on (`--reload-signal`). */
+export const SUPERVISOR_SIGNALS: ReadonlySet<string> = new Set(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM', 'SIGPWR'])

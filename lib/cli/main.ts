@@ -8,10 +8,11 @@ import { DEFAULTS } from '../options'
 import { toWire } from '../reload-result'
 import { createNotifier } from '../sd-notify'
 import { ServiceStatus } from '../service-status'
-import { expectation, inRange, numberFromText, RANGES, type Range } from '../validate'
+import { expectation, inRange, numberFromText, RANGES, SUPERVISOR_SIGNALS, type Range } from '../validate'
 import { pidFileProblem, readPidFile, readReloadRecord, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
-import { defaultControlDir, defaultControlPath, listenControl, nameFromCommand, requestControl } from '../supervisor/control'
+import type { Server } from 'node:net'
+import { defaultControlDir, defaultControlPath, listenControl, nameFromCommand, requestControl, type ControlRequest } from '../supervisor/control'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
 
 const USAGE: Record<string, string> = {
@@ -79,7 +80,6 @@ function numberFlag (name: string, value: string | undefined, fallback: number, 
   return number
 }
 
-const SIGNAL_NAMES = new Set(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM', 'SIGPWR'])
 
 function parse (args: string[], options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>) {
   try {
@@ -129,12 +129,17 @@ async function start (argv: string[]): Promise<number> {
     'pid-file': { type: 'string' },
     control: { type: 'string' },
     name: { type: 'string' },
+    // Not for people: the plugin started this supervisor in place of the app (keepPid).
+    'from-plugin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   })
   if (values.help === true) return help('start')
-  const reloadSignals = (values['reload-signal'] as string[] | undefined) ?? ['SIGHUP', 'SIGUSR2']
+  const fromPlugin = values['from-plugin'] === true
+  const signalFlags = (values['reload-signal'] as string[] | undefined) ?? ['SIGHUP', 'SIGUSR2']
+  // "none": reloads come through the control socket (or the app's reload()) only.
+  const reloadSignals = signalFlags.filter((signal) => signal !== 'none')
   for (const signal of reloadSignals) {
-    if (!SIGNAL_NAMES.has(signal)) throw new UsageError(`--reload-signal must be one of ${[...SIGNAL_NAMES].join(', ')}, got ${JSON.stringify(signal)}`)
+    if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--reload-signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
   }
   const flag = (name: string): string | undefined => values[name] as string | undefined
   const readyTimeout = numberFlag('ready-timeout', flag('ready-timeout'), DEFAULTS.readyTimeout, RANGES.timeout)
@@ -144,8 +149,10 @@ async function start (argv: string[]): Promise<number> {
   const probation = numberFlag('probation', flag('probation'), DEFAULTS.probation, RANGES.probation)
   const maxDraining = numberFlag('max-draining', flag('max-draining'), DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
-  const command = appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
-  const controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath((values.name as string | undefined) ?? nameFromCommand(command))
+  // The plugin passes the command line the app was really started with: no script to look for.
+  const command = fromPlugin ? argv.slice(dash + 1) : appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
+  const name = (values.name as string | undefined) ?? nameFromCommand(command)
+  let controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath(name)
   const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
   const pidFileTrouble = pidFile === undefined ? null : pidFileProblem(pidFile)
   if (pidFileTrouble !== null) throw new UsageError(`--pid-file: ${pidFileTrouble}; expected a path in a directory we can write`)
@@ -156,14 +163,24 @@ async function start (argv: string[]): Promise<number> {
   const env: Record<string, string | undefined> = { ...process.env }
   clearHandoffEnv(env)
   const launch = captureLaunch()
-  const status = new ServiceStatus(createNotifier(process.env, log), undefined, log)
+  // With a pid file, each reload's outcome is recorded beside it (for `reload --pid-file`).
+  const status = new ServiceStatus(createNotifier(process.env, log), pidFile, log)
   const supervisor = new Supervisor({
     command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status
   })
-  const control = await listenControl(controlPath, async (request) => {
+  const answer = async (request: ControlRequest): Promise<object> => {
     if (request.command === 'status') return { ok: true, ...supervisor.status() }
     return toWire(await supervisor.reload())
-  })
+  }
+  let control: Server
+  try {
+    control = await listenControl(controlPath, answer)
+  } catch (err) {
+    // Two apps of the same name (two app.js) each keep their pid: the second gets a socket of its own.
+    if (!fromPlugin || values.control !== undefined) throw err
+    controlPath = defaultControlPath(`${name}-${process.pid}`)
+    control = await listenControl(controlPath, answer)
+  }
   if (pidFile !== undefined) {
     try {
       writePidFile(pidFile, process.pid)
@@ -251,7 +268,7 @@ async function status (argv: string[]): Promise<number> {
 
 /** Standalone mode: signal the pid in the pid file, then wait for the record of that reload. */
 async function reloadStandalone (pidFile: string, signal: string, timeout: number): Promise<Record<string, unknown>> {
-  if (!SIGNAL_NAMES.has(signal)) throw new UsageError(`--signal must be one of ${[...SIGNAL_NAMES].join(', ')}, got ${JSON.stringify(signal)}`)
+  if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
   const pid = readPidFile(pidFile)
   if (pid === null) throw new UsageError(`${pidFile} does not hold a pid (is the service running with the pidFile option?)`)
   const sentAt = Date.now()

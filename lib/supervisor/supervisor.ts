@@ -153,7 +153,10 @@ export class Supervisor extends EventEmitter {
     } else {
       this.serve(worker as Worker, next, result.durationMs)
     }
-    if (why === 'reload') this.lastReload = result
+    if (why === 'reload') {
+      this.lastReload = result
+      options.status.recordReload(result, process.pid)
+    }
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
   }

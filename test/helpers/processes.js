@@ -107,7 +107,8 @@ class Service {
   static start (t, { cwd, script = FIXTURE_APP, env = {}, command, args, deadlineMs = 90000, stdio, trackLogPids = true } = {}) {
     const child = spawn(command || process.execPath, args || [script], {
       cwd,
-      env: { ...process.env, PWD: cwd, FHR_PLUGIN: REPO, ...env },
+      // Standalone unless a test asks: keepPid would make the first pid the supervisor (Node 22.15+).
+      env: { ...process.env, PWD: cwd, FHR_PLUGIN: REPO, FASTIFY_HOT_RELOAD_KEEP_PID: '0', ...env },
       stdio: stdio || ['ignore', 'pipe', 'pipe']
     })
     const service = new Service(child, deadlineMs, trackLogPids)

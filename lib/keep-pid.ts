@@ -1,0 +1,130 @@
+// Keeps the pid that npm, tsx, PM2, nodemon, Docker or systemd started: a standalone reload moves
+// the service to a new process, and whatever waits on the first pid takes its exit for the end of
+// the service. So, before the first socket is bound, the process replaces itself (execve: same pid,
+// nothing of the app's code or timers left) with the supervisor, which starts the app as its first
+// generation and keeps the pid, the sockets and the signals for the service's whole life.
+import { resolve } from 'node:path'
+import { isMainThread } from 'node:worker_threads'
+import type { FastifyInstance } from 'fastify'
+import type { Boot } from './boot'
+import { addListenHook } from './listen-interceptor'
+import { startedEnvironment, type Launch } from './launch'
+import type { ResolvedOptions } from './options'
+import { SUPERVISOR_SIGNALS } from './validate'
+
+const BIN = resolve(__dirname, '..', '..', 'bin', 'fastify-hot-reload.js')
+
+/** The variable that forces the choice: 1 keeps the pid, 0 does not (tests, or a pid file workflow). */
+export const KEEP_PID_ENV = 'FASTIFY_HOT_RELOAD_KEEP_PID'
+
+// A test runner's process must never be replaced: a test that calls listen() would vanish.
+const TEST_RUNNER_VARS = ['NODE_TEST_CONTEXT', 'JEST_WORKER_ID', 'VITEST', 'TAP']
+
+export type KeepPidDecision =
+  | { keep: true }
+  | { keep: false, reason: string, warn: boolean }
+
+export interface KeepPidFacts {
+  /** The keepPid option (undefined: the default). */
+  option: boolean | undefined
+  env: Record<string, string | undefined>
+  /** Started by a previous generation or by the supervisor. */
+  handedOff: boolean
+  canExecve: boolean
+  mainThread: boolean
+  nodeVersion: string
+  options: Pick<ResolvedOptions, 'reloadSignals' | 'successor'>
+}
+
+/** Pure: whether this process becomes the supervisor, and if not, why (and whether to say so). */
+export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
+  const skip = (reason: string, warn = false): KeepPidDecision => ({ keep: false, reason, warn })
+  if (facts.handedOff) return skip('started by a previous generation or the supervisor')
+  const forced = facts.env[KEEP_PID_ENV]
+  if (forced === '0') return skip(`${KEEP_PID_ENV}=0`)
+  if (facts.option === false) return skip('keepPid: false')
+  const asked = forced === '1' || facts.option === true
+  if (!asked) {
+    const runner = TEST_RUNNER_VARS.find((name) => facts.env[name] !== undefined)
+    if (runner !== undefined) return skip(`a test runner started this process (${runner} is set)`)
+  }
+  if (!facts.mainThread) return skip('not the main thread', asked)
+  if (!facts.canExecve) return skip(`Node ${facts.nodeVersion} has no process.execve (Node 22.15 or later has it)`, true)
+  const custom = Object.keys(facts.options.successor).filter((key) => (facts.options.successor as Record<string, unknown>)[key] !== undefined)
+  if (custom.length > 0) return skip(`the successor option (${custom.join(', ')}) needs standalone reloads`, true)
+  const unsupported = facts.options.reloadSignals.filter((signal) => !SUPERVISOR_SIGNALS.has(signal))
+  if (unsupported.length > 0) return skip(`the supervisor does not reload on ${unsupported.join(', ')}`, true)
+  return { keep: true }
+}
+
+/** The supervisor's command line: its flags from the plugin's options, then the app as it was started. */
+export function supervisorArgv (launch: Launch, options: ResolvedOptions, bin: string): string[] {
+  const flags = [
+    '--from-plugin',
+    '--ready-timeout', String(options.readyTimeout),
+    '--drain-timeout', String(options.drainTimeout),
+    '--probation', String(options.probation),
+    '--max-draining', String(options.maxDrainingGenerations)
+  ]
+  // No signal at all is said as "none": the supervisor's own default would add SIGHUP.
+  if (options.reloadSignals.length === 0) flags.push('--reload-signal', 'none')
+  for (const signal of options.reloadSignals) flags.push('--reload-signal', signal)
+  if (options.pidFile !== undefined) flags.push('--pid-file', resolve(options.pidFile))
+  return [launch.execPath, bin, 'start', ...flags, '--', launch.execPath, ...launch.execArgv, ...launch.args]
+}
+
+type Execve = (file: string, args: string[], env: Record<string, string>) => never
+
+/**
+ * At registration: decides, says why not when it matters, and if the pid is kept, replaces the
+ * process at the first listen() of this app (an app that never listens, as in tests with inject(),
+ * is never replaced). Returns the function that takes the hook off (the app closed first).
+ */
+export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: ResolvedOptions): () => void {
+  const execve = (process as { execve?: Execve }).execve
+  const decision = decideKeepPid({
+    option: options.keepPid,
+    env: process.env,
+    handedOff: booted.handoff !== null,
+    canExecve: typeof execve === 'function',
+    mainThread: isMainThread,
+    nodeVersion: process.version,
+    options
+  })
+  if (!decision.keep) {
+    if (decision.warn) {
+      app.log.warn({ keepPid: false, reason: decision.reason },
+        `hot-reload: the pid is not kept (${decision.reason}): each reload moves the service to a new process; ` +
+        'run it under `fastify-hot-reload start` if something waits on this pid')
+    }
+    return () => {}
+  }
+  const remove = addListenHook((server, args, listen) => {
+    if (server !== app.server) return false
+    remove()
+    const argv = supervisorArgv(booted.launch, options, BIN)
+    app.log.info({ keepPid: true, pid: process.pid },
+      `hot-reload: pid ${process.pid} becomes the supervisor and starts the app as its first generation`)
+    // pino writes asynchronously: what is still on its way would be lost with the process image.
+    flushLog(app, () => {
+      try {
+        (execve as Execve)(argv[0], argv, startedEnvironment())
+      } catch (err) {
+        app.log.error({ err, keepPid: false }, 'hot-reload: could not become the supervisor; reloads stay standalone')
+        listen(args)
+      }
+    })
+    return true
+  })
+  return remove
+}
+
+function flushLog (app: FastifyInstance, then: () => void): void {
+  const flush = (app.log as { flush?: (done?: (err?: Error) => void) => void }).flush
+  if (typeof flush !== 'function') return then()
+  try {
+    flush.call(app.log, () => then())
+  } catch {
+    then()
+  }
+}
