@@ -119,12 +119,19 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
   return remove
 }
 
-function flushLog (app: FastifyInstance, then: () => void): void {
-  const flush = (app.log as { flush?: (done?: (err?: Error) => void) => void }).flush
-  if (typeof flush !== 'function') return then()
-  try {
-    flush.call(app.log, () => then())
-  } catch {
-    then()
+/**
+ * Calls `then` once the logger's stream holds nothing unwritten. pino's default stream (SonicBoom)
+ * writes asynchronously, and a write still in flight would be lost with the process image.
+ */
+function flushLog (app: FastifyInstance, then: () => void, deadline = Date.now() + 1_000): void {
+  const log = app.log as unknown as Record<symbol, unknown>
+  const key = Object.getOwnPropertySymbols(log).find((symbol) => symbol.description === 'pino.stream')
+  const stream = key === undefined ? undefined : log[key] as { _writing?: boolean, flushSync?: () => void } | undefined
+  if (typeof stream?.flushSync !== 'function') return then()
+  if (stream._writing === true && Date.now() < deadline) {
+    setTimeout(() => flushLog(app, then, deadline), 1)
+    return
   }
+  try { stream.flushSync() } catch {}
+  then()
 }

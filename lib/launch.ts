@@ -60,6 +60,8 @@ function procStrings (path: string): string[] | null {
 export function startedArgs (cmdline: string[] | null, execArgv: string[], argv: string[]): string[] {
   if (cmdline === null || cmdline.length < 2 + execArgv.length) return argv.slice(1)
   if (execArgv.some((flag, index) => cmdline[1 + index] !== flag)) return argv.slice(1)
+  // A longer title (PM2's) leaves the rest of the command line's memory as NULs: empty strings.
+  if (cmdline[1 + execArgv.length] === '') return argv.slice(1)
   return cmdline.slice(1 + execArgv.length)
 }
 

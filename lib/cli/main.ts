@@ -168,6 +168,18 @@ async function start (argv: string[]): Promise<number> {
   const supervisor = new Supervisor({
     command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status
   })
+  // Signals first: a reload signal that came before its handler would end the process.
+  const finished = new Promise<number>((resolveExit) => {
+    for (const signal of reloadSignals) {
+      process.on(signal, () => {
+        log.info(`supervisor: ${signal} received; reloading`)
+        void supervisor.reload()
+      })
+    }
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => { void supervisor.shutdown(signal).then(resolveExit) })
+    }
+  })
   const answer = async (request: ControlRequest): Promise<object> => {
     if (request.command === 'status') return { ok: true, ...supervisor.status() }
     return toWire(await supervisor.reload())
@@ -193,17 +205,6 @@ async function start (argv: string[]): Promise<number> {
   }
   log.info({ controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
 
-  const finished = new Promise<number>((resolveExit) => {
-    for (const signal of reloadSignals) {
-      process.on(signal, () => {
-        log.info(`supervisor: ${signal} received; reloading`)
-        void supervisor.reload()
-      })
-    }
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.on(signal, () => { void supervisor.shutdown(signal).then(resolveExit) })
-    }
-  })
   const first = await Promise.race([supervisor.start().then(() => supervisor.servingPid), finished.then(() => undefined)])
   let code: number
   if (first === undefined && supervisor.status().state !== 'stopping') {

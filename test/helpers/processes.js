@@ -277,4 +277,4 @@ function descendantsOf (pid) {
   return found
 }
 
-module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }
+module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, descendantsOf, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }

@@ -75,6 +75,9 @@ test('startedArgs: the kernel\'s command line, whatever the app did to process.a
   t.same(startedArgs(['node', '--env-file=.env', 'app.js', 'x'], ['--env-file=.env'], ['node', '/srv/app.js', 'x']), ['app.js', 'x'], 'Node flags are skipped')
   t.same(startedArgs(null, [], ['node', '/srv/app.js', 'x']), ['/srv/app.js', 'x'], 'no /proc: process.argv')
   t.same(startedArgs(['node /srv/app.js'], [], ['node', '/srv/app.js']), ['/srv/app.js'], 'a process.title that overwrote the command line: process.argv')
+  // PM2 fork mode: a title over the container's command line, the rest of it NULs.
+  t.same(startedArgs(['node /srv/app.js', '', '', ''], [], ['node', '/pm2/lib/ProcessContainerFork.js']), ['/pm2/lib/ProcessContainerFork.js'],
+    'a title with NUL padding: process.argv')
   t.same(startedArgs(['node', '--inspect', 'app.js'], ['--require', 'x'], ['node', '/srv/app.js']), ['/srv/app.js'], 'flags that disagree: process.argv')
 })
 

@@ -1,0 +1,171 @@
+'use strict'
+// The pid a user started stays the service's pid (keepPid): before its first listen the process
+// replaces itself with the supervisor (process.execve, Node 22.15+), which runs the app as its
+// generations. Whatever waits on that pid (plain node, npm start, PM2 fork mode) sees one process
+// for the whole life of the service; SIGUSR2 to it reloads with 0 failed requests, SIGTERM stops it
+// with the service's exit code and nothing left behind. A Node without execve says so and stays
+// standalone.
+const { execFile } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const { test } = require('tap')
+const { REPO, FIXTURE_APP, Service, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
+const { startLoad } = require('./helpers/load')
+
+const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 500 }
+const KEEP = { FASTIFY_HOT_RELOAD_KEEP_PID: '1' }
+const canExecve = typeof process.execve === 'function'
+
+function commandLine (pid) {
+  try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ') } catch { return '' }
+}
+
+const isSupervisor = (pid) => /fastify-hot-reload\.js start --from-plugin/.test(commandLine(pid))
+
+/** Reloads by SIGUSR2 to `pid` for versions 2..to; each time waits for that generation to serve. */
+async function reloadKeepingPid (t, service, dir, pid, to) {
+  for (let version = 2; version <= to; version++) {
+    writeRelease(dir, { version, plugin: PLUGIN })
+    process.kill(pid, 'SIGUSR2')
+    await service.generationServing(version)
+    t.ok(isAlive(pid) && isSupervisor(pid), `after reload ${version - 1}: pid ${pid} is still the service`)
+    await sleep(300)
+  }
+}
+
+/** Runs a command to its end (60 s deadline); resolves with its exit code and output. */
+function run (command, args, options) {
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: 60000, ...options }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }))
+  })
+}
+
+if (canExecve) {
+  test('node app.js: the started pid becomes the supervisor and keeps serving across reloads, 0 failed; SIGTERM ends it all', async (t) => {
+    const dir = tempDir(t)
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    const service = Service.start(t, { cwd: dir, env: KEEP })
+    const pid = service.pid
+    const url = await service.listening()
+    await service.generationServing(1)
+    t.ok(isSupervisor(pid), 'the pid node started now runs the supervisor')
+    t.ok(service.find((l) => l.keepPid === true && l.pid === pid), 'it said so before it was replaced')
+    // A second service of the same name (app.js) keeps its pid too, on a control socket of its own.
+    const otherDir = tempDir(t)
+    writeRelease(otherDir, { version: 1, plugin: PLUGIN })
+    const other = Service.start(t, { cwd: otherDir, env: KEEP })
+    await other.generationServing(1)
+    const controls = [service, other].map((s) => s.find((l) => l.pid === s.pid && typeof l.controlPath === 'string')?.controlPath)
+    t.ok(controls[0] && controls[1] && controls[0] !== controls[1], `two app.js, two control sockets: ${controls.join(', ')}`)
+    process.kill(other.pid, 'SIGTERM')
+    t.same(await other.exit, { code: 0, signal: null }, 'the second one stops on its own')
+    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
+    await sleep(300)
+    await reloadKeepingPid(t, service, dir, pid, 3)
+    const stats = await load.stop()
+    t.comment(JSON.stringify(stats))
+    t.equal(stats.failed, 0, 'no request failed')
+    for (let version = 1; version <= 3; version++) t.ok(stats.versions[version] > 0, `version ${version} was served`)
+    // The previous generations are gone once drained (their probation is over).
+    const workers = await waitFor(() => { const now = descendantsOf(pid); return now.length === 1 && now }, 15000, 'one worker left under the pid')
+    t.equal(workers.length, 1, 'one worker left under the pid')
+    process.kill(pid, 'SIGTERM')
+    const exit = await service.exit
+    t.same(exit, { code: 0, signal: null }, 'the pid that was started exits 0 after a graceful stop')
+    for (const worker of workers) await waitUntilGone(worker, 10000)
+    t.pass('no worker outlives it')
+  })
+
+  test('npm start: SIGUSR2 to the pid npm started reloads, npm keeps waiting on it, no orphan at the end', async (t) => {
+    const dir = tempDir(t)
+    fs.copyFileSync(FIXTURE_APP, path.join(dir, 'app.js'))
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'keep-pid-app', private: true, scripts: { start: 'node app.js' } }))
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    const service = Service.start(t, { cwd: dir, command: 'npm', args: ['start', '--silent'], env: KEEP })
+    const url = await service.listening()
+    await service.generationServing(1)
+    // The process npm started (sh -c execs node): the one that runs the supervisor now.
+    const started = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under npm')
+    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10 })
+    await sleep(300)
+    await reloadKeepingPid(t, service, dir, started, 3)
+    const stats = await load.stop()
+    t.equal(stats.failed, 0, 'no request failed')
+    t.ok(stats.versions[3] > 0, 'the newest release serves')
+    t.ok(isAlive(service.pid), 'npm is still running: its child never exited')
+    const everything = [service.pid, ...descendantsOf(service.pid)]
+    process.kill(started, 'SIGTERM')
+    const exit = await service.exit
+    t.equal(exit.code, 0, 'npm start ends with the service\'s exit code (0)')
+    for (const pid of everything) await waitUntilGone(pid, 10000)
+    t.pass('npm, the supervisor and every worker are gone')
+  })
+
+  test('PM2 fork mode: pm2 sendSignal SIGUSR2 reloads with 0 failed, PM2 sees one pid and no restart', async (t) => {
+    const dir = tempDir(t)
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    const pm2Home = path.join(dir, '.pm2')
+    const env = { ...process.env, PM2_HOME: pm2Home, PWD: dir, FHR_PLUGIN: REPO, ...KEEP }
+    const pm2 = (...args) => run(path.join(REPO, 'node_modules/.bin/pm2'), args, { cwd: dir, env })
+    t.teardown(async () => {
+      const daemon = Number(fs.readFileSync(path.join(pm2Home, 'pm2.pid'), { encoding: 'utf8', flag: 'a+' }))
+      await pm2('kill')
+      if (daemon > 0 && isAlive(daemon)) process.kill(daemon, 'SIGKILL')
+    })
+    const started = await pm2('start', FIXTURE_APP, '--name', 'kp', '--no-autorestart')
+    t.equal(started.code, 0, `pm2 start ${started.stderr}`)
+    const list = async () => JSON.parse((await pm2('jlist')).stdout).find((app) => app.name === 'kp')
+    const first = await waitFor(async () => { const app = await list(); return app?.pid > 0 && isSupervisor(app.pid) ? app : undefined }, 20000, 'the app under PM2 to become the supervisor')
+    const pid = first.pid
+    const logFile = path.join(pm2Home, 'logs', 'kp-out.log')
+    const lines = () => fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((text) => { try { return JSON.parse(text) } catch { return {} } }) : []
+    const servingLine = (version) => waitFor(() => lines().find((l) => l.hotReloadEvent === 'serving' && l.generation === version), 20000, `generation ${version} to serve under PM2`)
+    await servingLine(1)
+    const listening = lines().find((l) => /Server listening at/.test(l.msg || ''))
+    const url = new URL(/listening at (\S+)/.exec(listening.msg)[1])
+    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
+    await sleep(300)
+    for (let version = 2; version <= 3; version++) {
+      writeRelease(dir, { version, plugin: PLUGIN })
+      const signalled = await pm2('sendSignal', 'SIGUSR2', 'kp')
+      t.equal(signalled.code, 0, `pm2 sendSignal ${signalled.stderr}`)
+      await servingLine(version)
+      await sleep(300)
+    }
+    const stats = await load.stop()
+    t.comment(JSON.stringify(stats))
+    t.equal(stats.failed, 0, 'no request failed')
+    t.ok(stats.versions[3] > 0, 'the newest release serves')
+    const after = await list()
+    t.same([after.pid, after.pm2_env.status, after.pm2_env.restart_time], [pid, 'online', 0], 'PM2: same pid, online, never restarted')
+    const workers = descendantsOf(pid)
+    const stopped = await pm2('stop', 'kp')
+    t.equal(stopped.code, 0, 'pm2 stop')
+    await waitUntilGone(pid, 15000)
+    for (const worker of workers) await waitUntilGone(worker, 15000)
+    t.pass('pm2 stop ends the service and its workers')
+  })
+} else {
+  test(`Node ${process.version} has no process.execve: a warning says the pid is not kept, reloads stay standalone`, async (t) => {
+    const dir = tempDir(t)
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    const service = Service.start(t, { cwd: dir, env: KEEP })
+    await service.generationServing(1)
+    const warning = service.find((l) => l.level === 40 && l.keepPid === false)
+    t.ok(warning, 'a warning at startup')
+    t.match(warning?.reason, /execve/, 'it names what is missing')
+    const pid = await service.reloadThrough(dir, 2, PLUGIN)
+    t.not(pid, service.pid, 'standalone: the service moved to a new pid')
+  })
+}
+
+test('under a test runner (tap sets TAP) and with keepPid: false, the pid is not replaced', async (t) => {
+  for (const [what, env, plugin] of [['TAP=1', { FASTIFY_HOT_RELOAD_KEEP_PID: undefined, TAP: '1' }, PLUGIN], ['keepPid: false', KEEP, { ...PLUGIN, keepPid: false }]]) {
+    const dir = tempDir(t)
+    writeRelease(dir, { version: 1, plugin })
+    const service = Service.start(t, { cwd: dir, env })
+    await service.generationServing(1)
+    t.notOk(isSupervisor(service.pid), `${what}: the app runs in the pid it was started as`)
+    t.notOk(service.find((l) => l.level === 40 && l.keepPid === false), `${what}: nothing to warn about`)
+  }
+})

@@ -1,0 +1,71 @@
+'use strict'
+// When a process keeps its pid by becoming the supervisor, and the supervisor's command line.
+const { test } = require('tap')
+const { decideKeepPid, supervisorArgv, KEEP_PID_ENV } = require('../../dist/lib/keep-pid')
+const { resolveOptions } = require('../../dist/lib/options')
+
+const facts = (over = {}) => ({
+  option: undefined,
+  env: {},
+  handedOff: false,
+  canExecve: true,
+  mainThread: true,
+  nodeVersion: 'v26.12.1',
+  options: resolveOptions({}),
+  ...over
+})
+
+test('decideKeepPid: kept by default for a first process on a Node with execve', async (t) => {
+  t.same(decideKeepPid(facts()), { keep: true })
+  t.same(decideKeepPid(facts({ option: true })), { keep: true })
+})
+
+test('decideKeepPid: not kept, silently, where it does not apply or was turned off', async (t) => {
+  const quiet = (over) => {
+    const decision = decideKeepPid(facts(over))
+    return [decision.keep, decision.warn]
+  }
+  t.same(quiet({ handedOff: true }), [false, false], 'a successor or a worker of the supervisor')
+  t.same(quiet({ option: false }), [false, false], 'keepPid: false')
+  t.same(quiet({ env: { [KEEP_PID_ENV]: '0' } }), [false, false], `${KEEP_PID_ENV}=0`)
+  t.same(quiet({ option: true, env: { [KEEP_PID_ENV]: '0' } }), [false, false], 'the variable wins over the option')
+  for (const runner of ['NODE_TEST_CONTEXT', 'JEST_WORKER_ID', 'VITEST', 'TAP']) {
+    t.same(quiet({ env: { [runner]: '1' } }), [false, false], `a test runner (${runner})`)
+  }
+  t.same(quiet({ env: { TAP: '1', [KEEP_PID_ENV]: '1' } }), [true, undefined], 'asked for: kept even under a test runner')
+  t.same(quiet({ option: true, env: { JEST_WORKER_ID: '1' } }), [true, undefined], 'keepPid: true: kept even under a test runner')
+})
+
+test('decideKeepPid: not kept, with a warning, where it was meant to be and cannot be', async (t) => {
+  const warned = (over) => {
+    const decision = decideKeepPid(facts(over))
+    t.equal(decision.keep, false)
+    t.equal(decision.warn, true)
+    return decision.reason
+  }
+  t.match(warned({ canExecve: false, nodeVersion: 'v20.20.2' }), /v20\.20\.2.*execve.*22\.15/, 'no process.execve: says which Node has it')
+  t.match(warned({ options: resolveOptions({ successor: { args: ['other.js'] } }) }), /successor.*args/, 'a custom successor')
+  t.match(warned({ options: resolveOptions({ reloadSignals: ['SIGURG'] }) }), /SIGURG/, 'a signal the supervisor does not take')
+  t.equal(decideKeepPid(facts({ mainThread: false })).warn, false, 'a worker thread, by default: quiet')
+  t.equal(decideKeepPid(facts({ mainThread: false, option: true })).warn, true, 'a worker thread, asked for: warned')
+})
+
+test('supervisorArgv: the plugin\'s timings and signals as flags, then the app exactly as started', async (t) => {
+  const launch = { execPath: '/usr/bin/node', execArgv: ['--env-file=.env'], args: ['/srv/app.js', '--port', '3000'], cwd: '/srv', env: {} }
+  const options = resolveOptions({ readyTimeout: 5000, drainTimeout: 7000, probation: 0, maxDrainingGenerations: 2, reloadSignals: ['SIGUSR2', 'SIGHUP'] })
+  t.same(supervisorArgv(launch, options, '/pkg/bin/fastify-hot-reload.js'), [
+    '/usr/bin/node', '/pkg/bin/fastify-hot-reload.js', 'start', '--from-plugin',
+    '--ready-timeout', '5000', '--drain-timeout', '7000', '--probation', '0', '--max-draining', '2',
+    '--reload-signal', 'SIGUSR2', '--reload-signal', 'SIGHUP',
+    '--', '/usr/bin/node', '--env-file=.env', '/srv/app.js', '--port', '3000'
+  ])
+  const none = supervisorArgv(launch, resolveOptions({ reloadSignals: [] }), '/b.js')
+  t.same(none.slice(none.indexOf('--reload-signal'), none.indexOf('--reload-signal') + 2), ['--reload-signal', 'none'], 'no reload signal: "none", not the supervisor\'s default')
+  const withPidFile = supervisorArgv(launch, resolveOptions({ pidFile: '/tmp/x.pid' }), '/b.js')
+  t.ok(withPidFile.join(' ').includes('--pid-file /tmp/x.pid --'), 'the pid file goes to the supervisor, which keeps the pid')
+})
+
+test('keepPid must be true or false', async (t) => {
+  t.throws(() => resolveOptions({ keepPid: 'yes' }), { code: 'HOT_RELOAD_INVALID_OPTION', message: /"keepPid" must be true or false/ })
+  t.equal(resolveOptions({}).keepPid, undefined, 'not given: the default')
+})
