@@ -33,7 +33,7 @@ export interface Boot extends BootInfo {
   mode: Mode
   port: ProcessPort
   parent: ParentLink | undefined
-  /** The inherited sockets, for the first plugin instance that asks (then none are left). */
+  /** The inherited sockets, for the process's generation (then none are left): its instances claim them from one pool. */
   takeInheritance: () => InheritedSocket[]
 }
 

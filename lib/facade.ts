@@ -27,3 +27,21 @@ export class HotReloadFacade extends EventEmitter<HotReloadEvents> implements Ho
   get state (): HotReloadState { return this.#core().state }
   get pid (): number { return this.#core().pid }
 }
+
+/** Where a generation's events go: the facade of every Fastify instance of the process. */
+export class Audience {
+  private readonly facades = new Set<EventEmitter<HotReloadEvents>>()
+
+  add (facade: EventEmitter<HotReloadEvents>): void { this.facades.add(facade) }
+  delete (facade: EventEmitter<HotReloadEvents>): void { this.facades.delete(facade) }
+
+  emit<E extends keyof HotReloadEvents> (event: E, ...args: HotReloadEvents[E]): void {
+    for (const facade of [...this.facades]) (facade.emit as (event: E, ...args: HotReloadEvents[E]) => boolean)(event, ...args)
+  }
+
+  listenerCount (event: keyof HotReloadEvents): number {
+    let count = 0
+    for (const facade of this.facades) count += facade.listenerCount(event)
+    return count
+  }
+}

@@ -1,43 +1,44 @@
-// One generation's life: start (listen or adopt, readiness, report ready), serve, reload into a
-// successor; Handover takes it from there (drain, exit or resume). State, events and the exit go
-// through the Lifecycle. The steps are modules that return values: listeners, readiness, reload,
-// drain, connection handoff, service status, signals; the mode says what is standalone or supervised.
-import type { EventEmitter } from 'node:events'
-import type { FastifyInstance } from 'fastify'
-import { ConnectionHandoff } from './connection-handoff'
-import { ConnectionTracker } from './connection-tracker'
-import { Drain } from './drain'
+// One generation's life, for the whole process: start (every instance listens or adopts, readiness,
+// report ready), serve, reload into a successor; Handover takes it from there (drain, exit or
+// resume). A process may hold several Fastify instances (an app and an admin server, say): each is
+// an Instance (its sockets, connections and drain), attached here; the generation, its state, its
+// reloads, signals and parent are one per process. State, events and the exit go through the
+// Lifecycle. The steps are modules that return values: listeners, readiness, reload, drain,
+// connection handoff, service status, signals, takeover; the mode says what is standalone or supervised.
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { Audience, type HotReloadFacade } from './facade'
 import type { InheritedSocket } from './handoff-env'
 import { Handover } from './handover'
-import { Http2Sessions } from './http2-sessions'
+import { Instance } from './instance'
 import type { Launch } from './launch'
 import { Lifecycle } from './lifecycle'
 import { formatAddress } from './listener-address'
-import { Listeners } from './listeners'
-import { LongLivedConnections } from './long-lived'
 import type { Mode } from './mode'
 import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
 import type { ProcessPort } from './process-port'
-import { waitUntilReady } from './readiness'
 import { runReload, spawnPlan, successorCommand } from './reload'
 import { notServing, ReloadGate } from './reload-result'
 import type { ServiceStatus } from './service-status'
 import { installSignals } from './signals'
+import { InheritedPool } from './socket-adoption'
 import type { StartedSuccessor } from './successor'
-import type { DrainResult, HotReloadEvents, HotReloadState, ReloadResult } from './types'
+import { socketsForSuccessor, takeoverStep, unclaimedMessage } from './takeover'
+import type { DrainResult, HotReloadState, ReloadResult } from './types'
 
 export interface GenerationContext {
-  app: FastifyInstance
+  /** The process-wide options (reload signals, timeouts, successor, pid file...): the first registration's. */
   options: ResolvedOptions
+  /** The process's log: the first instance's. */
+  log: FastifyBaseLogger
   generation: number
   inherited: InheritedSocket[]
+  /** How many instances the previous generation handed its sockets from (1 when not said). */
+  expectedInstances: number
   parent: ParentLink | undefined
   launch: Launch
   mode: Mode
   port: ProcessPort
-  /** Where events go: the public `fastify.hotReload`. */
-  events: EventEmitter<HotReloadEvents>
   /** The environment this process was started with: a successor starts from it (so a new .env is read afresh). */
   env: Record<string, string | undefined>
 }
@@ -46,46 +47,46 @@ export class Generation {
   readonly generation: number
   readonly pid: number
   private readonly lifecycle: Lifecycle
-  private readonly listeners: Listeners
+  /** Every open instance's `fastify.hotReload`: the events go to each. */
+  private readonly audience = new Audience()
+  /** The open instances, in the order they registered. */
+  private readonly instances = new Set<Instance>()
+  /** Open instances whose listen() calls are done. */
+  private readonly listened = new Set<Instance>()
+  /** Instances that listened in this generation, closed ones included (what the supervisor is told). */
+  private everListened = 0
+  private readonly pool: InheritedPool
   private readonly handover: Handover
   private readonly status: ServiceStatus
   private readonly gate = new ReloadGate()
-  private readinessCheck: Promise<boolean> | undefined
+  /** Instances attached after this generation was told it serves: each is told once it listens. */
+  private readonly late = new WeakSet<Instance>()
+  /** Every inherited socket is claimed (or the rest was found unclaimed): instances listening later join. */
+  private takenOver = false
   private removeSignals: (() => void) | undefined
   /** A successor being started, until it is committed or gone. */
   private starting: StartedSuccessor | undefined
 
   constructor (private readonly context: GenerationContext) {
-    const { app, options, parent, port, mode } = context
+    const { options, parent, port, mode, log } = context
     this.generation = context.generation
     this.pid = port.pid
-    this.lifecycle = new Lifecycle(parent === undefined, context.events, (code) => port.exit(code))
-    this.status = mode.status(options.pidFile, context.env, app.log)
-    const tracker = new ConnectionTracker()
-    const http2Sessions = new Http2Sessions()
-    // A successor runs its readiness check before it adopts (accepts on) the shared sockets: a
-    // release that is not ready never takes a connection.
-    this.listeners = new Listeners(app, context.inherited, (server) => {
-      tracker.watch(server as Parameters<ConnectionTracker['watch']>[0])
-      http2Sessions.watch(server)
-    }, () => this.passReadinessCheck())
-    const handoff = new ConnectionHandoff(tracker, this.listeners, app.log)
+    this.pool = new InheritedPool(context.inherited)
+    this.lifecycle = new Lifecycle(parent === undefined, this.audience, (code) => port.exit(code))
+    this.status = mode.status(options.pidFile, context.env, log)
     this.handover = new Handover({
-      app, options, generation: this.generation, pid: this.pid, mode, parent,
+      log, options, generation: this.generation, pid: this.pid, mode, parent,
       lifecycle: this.lifecycle,
-      listeners: this.listeners,
-      tracker,
-      drainer: new Drain(tracker, http2Sessions, new LongLivedConnections(app, options.closeSpread, this.lifecycle), () => this.listeners.all, options, app.log),
-      handoff,
+      instances: () => [...this.instances],
       status: this.status,
       servingAgain: () => this.becameMain()
     })
     parent?.subscribe({
       abort: () => {
-        app.log.warn('hot-reload: the previous generation aborted this successor; draining and exiting')
+        log.warn('hot-reload: the previous generation aborted this successor; draining and exiting')
         void this.handover.drain('abort').then(() => this.lifecycle.end(1))
       },
-      connection: (listener, handle) => handoff.receive(listener, handle),
+      connection: (listener, handle) => this.receiveConnection(listener, handle),
       cut: () => this.handover.cutNow('the supervisor has too many generations draining'),
       drain: (probation) => this.handover.onSupervisorDrain(probation),
       listener: (address, handle) => this.handover.keepCopy(address, handle),
@@ -95,7 +96,7 @@ export class Generation {
     mode.watchParent(port, () => {
       this.handover.endProbation()
       if (this.lifecycle.leaving || this.lifecycle.stopping) return
-      app.log.warn('hot-reload: the supervisor is gone; draining and exiting')
+      log.warn('hot-reload: the supervisor is gone; draining and exiting')
       void this.shutdown().then(() => this.lifecycle.end(0))
     })
   }
@@ -104,41 +105,100 @@ export class Generation {
     return this.lifecycle.state
   }
 
-  /** Why /health must say 503, or null when this generation is ready. */
-  notReadyReason (): string | null {
-    const reason = this.lifecycle.notReadyReason()
+  /** True while some instance is open. */
+  get open (): boolean {
+    return this.instances.size > 0
+  }
+
+  /** A Fastify instance joins this process's generation (the plugin registered on it). */
+  attach (app: FastifyInstance, options: ResolvedOptions, facade: HotReloadFacade): Instance {
+    const instance: Instance = new Instance({
+      app,
+      options,
+      facade,
+      pool: this.pool,
+      lifecycle: this.lifecycle,
+      checkReadiness: this.context.parent !== undefined,
+      notReadyReason: () => this.notReadyReason(instance)
+    })
+    this.instances.add(instance)
+    this.audience.add(facade)
+    if (this.serving) this.late.add(instance)
+    return instance
+  }
+
+  /** Why an instance's /health must say 503, or null when it is ready. */
+  notReadyReason (instance: Instance): string | null {
+    let reason = this.lifecycle.notReadyReason()
+    // A successor's instance that passed its own check answers ready while the process waits for its other instances.
+    if (reason === 'starting' && this.listened.has(instance) && instance.ready) reason = null
     if (reason !== null) return reason
-    const app = this.context.app as FastifyInstance & { isUnderPressure?: () => boolean }
+    const app = instance.app as FastifyInstance & { isUnderPressure?: () => boolean }
     return app.isUnderPressure?.() === true ? 'under-pressure' : null
   }
 
   // ---- start -------------------------------------------------------------------------------
 
   /** Fastify's onListen: every listen() of this instance is done. */
-  async onListen (): Promise<void> {
-    const { app, parent, port, options } = this.context
-    this.listeners.stopIntercepting()
-    const unclaimed = this.listeners.unclaimedProblem()
-    if (unclaimed !== null) {
-      app.log.error({ code: 'HOT_RELOAD_UNCLAIMED_SOCKET' }, `hot-reload: ${unclaimed}`)
+  async onListen (instance: Instance): Promise<void> {
+    instance.listeners.stopIntercepting()
+    if (!this.instances.has(instance)) return
+    this.listened.add(instance)
+    this.everListened++
+    if (this.takenOver) return await this.join(instance)
+    const { parent, port, options, log } = this.context
+    const step = takeoverStep(this.context.expectedInstances, this.listened.size, this.pool.pending.length)
+    if (step === 'wait') {
+      log.info(`hot-reload: ${this.listened.size} of ${this.context.expectedInstances} instances listen; waiting for the others to claim ${this.pool.pending.map((s) => formatAddress(s.address)).join(', ')}`)
+      return
+    }
+    this.takenOver = true
+    if (step === 'unclaimed') {
+      const asked = [...this.instances].flatMap((each) => each.listeners.addresses())
+      const unclaimed = unclaimedMessage(this.pool.pending, asked)
+      log.error({ code: 'HOT_RELOAD_UNCLAIMED_SOCKET' }, `hot-reload: ${unclaimed}`)
       parent?.failed(unclaimed)
       await this.handover.drain('abort')
       this.lifecycle.end(1)
       return
     }
     this.lifecycle.to('serving')
-    this.removeSignals = installSignals(port, app.log, {
+    this.removeSignals = installSignals(port, log, {
       reloadSignals: options.reloadSignals,
       reload: () => { void this.reload() },
       shutdown: options.gracefulShutdown ? { forceAfterMs: options.drainTimeout + 5_000, run: () => this.shutdown() } : undefined
     })
     if (this.lifecycle.confirmed) this.becameMain()
-    for (const { socket } of this.listeners.adopted) {
-      app.log.info({ fd: socket.fd }, `hot-reload: adopted inherited socket ${formatAddress(socket.address)}`)
-    }
+    const ready = [...this.listened]
+    for (const each of ready) this.logAdopted(each)
     if (parent === undefined) return
-    await this.context.mode.shareListeners(this.listeners, parent, app.log)
-    await this.reportReady(parent)
+    for (const each of ready) await this.context.mode.shareListeners(each.listeners, parent, each.app.log)
+    await this.reportReady(parent, ready)
+  }
+
+  /** An instance that listened after the takeover (a first generation's second instance, say). */
+  private async join (instance: Instance): Promise<void> {
+    const { parent, mode } = this.context
+    this.logAdopted(instance)
+    if (parent !== undefined && !this.lifecycle.leaving) {
+      await mode.shareListeners(instance.listeners, parent, instance.app.log)
+      mode.reportInstances(parent, this.everListened)
+    }
+    if (this.late.has(instance) && this.serving) {
+      this.lifecycle.emitTo(instance.facade, 'serving', { generation: this.generation, pid: this.pid })
+    }
+  }
+
+  /** Confirmed and serving (a reload may be running): the 'serving' event was sent. */
+  private get serving (): boolean {
+    const state = this.lifecycle.state
+    return this.lifecycle.confirmed && (state === 'serving' || state === 'reloading')
+  }
+
+  private logAdopted (instance: Instance): void {
+    for (const { socket } of instance.listeners.adopted) {
+      instance.app.log.info({ fd: socket.fd }, `hot-reload: adopted inherited socket ${formatAddress(socket.address)}`)
+    }
   }
 
   /** This process is the serving generation now: the world is told. */
@@ -149,71 +209,67 @@ export class Generation {
     if (this.context.parent === undefined) this.status.serving(this.generation)
   }
 
-  private async reportReady (parent: ParentLink): Promise<void> {
-    if (!(await this.passReadinessCheck())) return
-    const verdict = await parent.ready(this.pid, this.generation)
+  /** Once every instance that took over passed its own readiness check: ready, and serve if committed. */
+  private async reportReady (parent: ParentLink, instances: Instance[]): Promise<void> {
+    const checks = await Promise.all(instances.map((instance) => instance.passReadinessCheck()))
+    if (checks.includes(false)) return
+    const verdict = await parent.ready(this.pid, this.generation, this.everListened)
     if (verdict !== 'commit') return
     this.lifecycle.confirm()
     this.becameMain()
-    this.context.app.log.info({ generation: this.generation }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)
+    this.context.log.info({ generation: this.generation }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)
   }
 
-  /** Resolves true once our own readiness check passed (successors only), false when taken down meanwhile. */
-  private passReadinessCheck (): Promise<boolean> {
-    if (this.context.parent === undefined) return Promise.resolve(true)
-    this.readinessCheck ??= (async () => {
-      this.lifecycle.checking(true)
-      try {
-        return await waitUntilReady({
-          app: this.context.app,
-          healthPath: this.context.options.healthPath,
-          notReadyReason: () => this.notReadyReason(),
-          givenUp: () => this.lifecycle.leaving
-        })
-      } finally {
-        this.lifecycle.checking(false)
-      }
-    })()
-    return this.readinessCheck
+  /** A connection the previous generation handed over: to the instance that listens on its address. */
+  private receiveConnection (listener: string, handle: object): void {
+    const instances = [...this.instances]
+    const owner = instances.find((instance) => instance.servesOn(listener)) ?? instances[0]
+    if (owner !== undefined) owner.receive(listener, handle)
+    else (handle as { close?: () => void }).close?.()
   }
 
   // ---- reload ------------------------------------------------------------------------------
 
+  /** One reload for the whole process, whichever instance asked: requests meanwhile join it. */
   reload (): Promise<ReloadResult> {
-    const { app, parent } = this.context
+    const { log, parent } = this.context
     if (this.lifecycle.state === 'serving' && this.lifecycle.confirmed) {
       const delegated = this.context.mode.delegatedReload(parent)
       if (delegated !== undefined) {
-        app.log.info('hot-reload: asking the supervisor for a reload')
+        log.info('hot-reload: asking the supervisor for a reload')
         return delegated
       }
     }
     if (this.gate.busy) {
-      app.log.info('hot-reload: a reload is already running; this request joins it')
+      log.info('hot-reload: a reload is already running; this request joins it')
       return this.gate.current as Promise<ReloadResult>
     }
     const refusal = this.lifecycle.reloadRefusal()
     if (refusal !== null) {
-      app.log.warn(`hot-reload: reload ignored: ${refusal}`)
+      log.warn(`hot-reload: reload ignored: ${refusal}`)
       return Promise.resolve(notServing(this.pid, `reload ignored: ${refusal}`, this.generation))
     }
     return this.gate.enter(() => this.runReload()).result
   }
 
   private async runReload (): Promise<ReloadResult> {
-    const { app, options, launch, env } = this.context
+    const { log, options, launch, env } = this.context
     const next = this.generation + 1
     this.lifecycle.to('reloading')
     this.status.reloading(next)
     const command = successorCommand(launch, options.successor, env)
     const outcome = await runReload(next, {
       serving: () => ({ generation: this.generation, pid: this.pid }),
-      plan: () => spawnPlan(command, this.listeners.forSuccessor(), next, this.pid),
+      plan: () => {
+        // Every open instance's sockets; a closed instance's are no longer handed on.
+        const { sockets, instances } = socketsForSuccessor([...this.instances].map((instance) => instance.listeners.forSuccessor()))
+        return spawnPlan(command, sockets, next, this.pid, false, instances)
+      },
       timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000 },
       cancelled: () => this.lifecycle.stopping ? 'reload cancelled: shutting down' : undefined,
       started: (successor, plan) => {
         this.starting = successor
-        app.log.info({ generation: next, successorPid: successor.pid, sockets: plan.addresses },
+        log.info({ generation: next, successorPid: successor.pid, sockets: plan.addresses },
           `hot-reload: reload started; successor pid ${successor.pid ?? '(none)'} for generation ${next}`)
         this.lifecycle.emit('reloading', { generation: next, successorPid: successor.pid })
       }
@@ -224,13 +280,13 @@ export class Generation {
     if (outcome.channel === undefined) {
       if (this.lifecycle.state === 'reloading') this.lifecycle.to('serving')
       this.status.reloadFailed(result.error?.message ?? 'unknown')
-      app.log.error({ err: result.error, successorPid: result.successorPid },
+      log.error({ err: result.error, successorPid: result.successorPid },
         `hot-reload: reload failed, generation ${this.generation} keeps serving: ${result.error?.message}`)
       this.lifecycle.emit('reloadFailed', result)
       return result
     }
     this.status.serving(next, outcome.pid)
-    app.log.info({ generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
+    log.info({ generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
       `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms; draining generation ${this.generation}`)
     this.lifecycle.emit('reloaded', result)
     this.handover.afterReload(outcome.channel, outcome.pid, outcome.listenerCopies)
@@ -239,7 +295,7 @@ export class Generation {
 
   // ---- shutdown ----------------------------------------------------------------------------
 
-  /** SIGTERM/SIGINT: give up any reload in progress, then drain and close. */
+  /** SIGTERM/SIGINT: give up any reload in progress, then drain every instance and close. */
   async shutdown (): Promise<DrainResult> {
     this.lifecycle.stop()
     // No going back now: a probation still running ends, and the drain finishes; and if we are on
@@ -251,12 +307,24 @@ export class Generation {
     return await this.handover.drain('shutdown') as DrainResult
   }
 
-  /** Fastify's onClose: the app is closing (through us or by itself). */
-  onClose (): void {
-    this.listeners.stopIntercepting()
+  /**
+   * Fastify's onClose for one instance: it is closing (through our drain or by itself). While
+   * other instances are open the generation serves on with them (this one's sockets are no longer
+   * handed on); the last one closes the generation.
+   */
+  onClose (instance: Instance): void {
+    instance.listeners.stopIntercepting()
+    this.instances.delete(instance)
+    this.listened.delete(instance)
+    const draining = this.lifecycle.state === 'draining'
+    if (this.instances.size > 0) {
+      // Our own drain closes every instance and then says 'drained' to each.
+      if (!draining) this.audience.delete(instance.facade)
+      return
+    }
     this.removeSignals?.()
     this.removeSignals = undefined
     this.starting?.cancel('reload cancelled: the app is closing')
-    if (this.lifecycle.state !== 'draining') this.lifecycle.to('closed')
+    if (!draining) this.lifecycle.to('closed')
   }
 }

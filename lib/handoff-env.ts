@@ -11,7 +11,9 @@ export const ENV = {
   pid: 'LISTEN_PID',
   parent: 'FASTIFY_HOT_RELOAD_PARENT',
   generation: 'FASTIFY_HOT_RELOAD_GENERATION',
-  supervised: 'FASTIFY_HOT_RELOAD_SUPERVISED'
+  supervised: 'FASTIFY_HOT_RELOAD_SUPERVISED',
+  /** How many Fastify instances the sockets came from (see takeover.ts); 1 when not set. */
+  instances: 'FASTIFY_HOT_RELOAD_INSTANCES'
 } as const
 const MAX_FDS = 1024
 
@@ -28,6 +30,8 @@ export interface Handoff {
   /** Started by the supervisor: it does the reloads and keeps the sockets. */
   supervised: boolean
   sockets: InheritedSocket[]
+  /** How many Fastify instances the sockets came from (an older release does not say: 1). */
+  instances: number
 }
 
 type Env = Record<string, string | undefined>
@@ -61,6 +65,10 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
   if (supervisedText !== undefined && supervisedText !== '1') {
     throw bad(ENV.supervised, `expected 1 or nothing, got ${JSON.stringify(supervisedText)}`)
   }
+  const instancesText = env[ENV.instances]
+  if (instancesText !== undefined && !/^[1-9]\d*$/.test(instancesText)) {
+    throw bad(ENV.instances, `expected a whole number of 1 or more, got ${JSON.stringify(instancesText)}`)
+  }
   const countText = env[ENV.fds]
   if (countText === undefined || !/^\d+$/.test(countText) || Number(countText) > MAX_FDS) {
     throw bad(ENV.fds, `expected the number of inherited sockets (0 to ${MAX_FDS}), got ${JSON.stringify(countText)}`)
@@ -82,13 +90,21 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
     }
     return { fd, name, address }
   })
-  return { generation: Number(generationText), parentPid: Number(parentText), supervised: supervisedText === '1', sockets }
+  return {
+    generation: Number(generationText),
+    parentPid: Number(parentText),
+    supervised: supervisedText === '1',
+    sockets,
+    instances: instancesText === undefined ? 1 : Number(instancesText)
+  }
 }
 
 /** The variables a successor needs; its sockets are passed at fds 3, 4, ... in this order. */
-export function handoffEnv (addresses: ListenerAddress[], generation: number, parentPid: number, supervised = false): Env {
+export function handoffEnv (addresses: ListenerAddress[], generation: number, parentPid: number, supervised = false, instances = 1): Env {
   return {
     [ENV.supervised]: supervised ? '1' : undefined,
+    // Said only when more than one, as an older release did.
+    [ENV.instances]: instances > 1 ? String(instances) : undefined,
     [ENV.fds]: String(addresses.length),
     [ENV.names]: addresses.map(addressToFdName).join(':'),
     [ENV.parent]: String(parentPid),

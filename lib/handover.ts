@@ -1,13 +1,11 @@
 // The old generation's side once a successor has taken over (or is about to, on the supervisor's
 // word): watch the successor through its probation, drain, then exit, or, should the successor die
 // within its probation, take the sockets back and serve again. Also ends a drain early when too
-// many generations drain at once. It acts through the Lifecycle, like Generation.
-import type { FastifyInstance } from 'fastify'
-import type { ConnectionHandoff } from './connection-handoff'
-import type { ConnectionTracker } from './connection-tracker'
-import type { Drain } from './drain'
+// many generations drain at once. It acts through the Lifecycle, like Generation. Every Fastify
+// instance of the process drains together; the generation is drained once all of them are.
+import type { FastifyBaseLogger } from 'fastify'
+import type { Instance } from './instance'
 import type { Lifecycle } from './lifecycle'
-import type { Listeners } from './listeners'
 import type { Mode } from './mode'
 import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
@@ -19,17 +17,16 @@ import type { DrainResult } from './types'
 export type DrainReason = DrainResult['reason'] | 'abort'
 
 export interface HandoverParts {
-  app: FastifyInstance
+  log: FastifyBaseLogger
+  /** The process-wide options. */
   options: ResolvedOptions
   generation: number
   pid: number
   mode: Mode
   parent: ParentLink | undefined
   lifecycle: Lifecycle
-  listeners: Listeners
-  tracker: ConnectionTracker
-  drainer: Drain
-  handoff: ConnectionHandoff
+  /** The open instances, each drained. */
+  instances: () => Instance[]
   status: ServiceStatus
   /** Called when this generation serves again. */
   servingAgain: () => void
@@ -46,11 +43,13 @@ export class Handover {
 
   /** Standalone: our successor is committed; watch it, drain, exit. */
   afterReload (channel: SuccessorChannel, pid: number, copies: ListenerCopy[]): void {
-    const { handoff, parent, options } = this.parts
+    const { parent, options } = this.parts
     this.successor = channel
     this.retirement = Retirement.watchChild(channel.child, pid, options.probation, copies)
     // A successor that dies takes the handoffs still queued on its channel with it: they stay here.
-    channel.onExit(() => handoff.failAll('the successor exited before it took the connection'))
+    channel.onExit(() => {
+      for (const instance of this.parts.instances()) instance.failHandoffs('the successor exited before it took the connection')
+    })
     channel.onMessage((message) => {
       if (message.type === 'behind') this.onBehind(message.newer)
       else if (message.type === 'stopping') this.endProbation()
@@ -62,7 +61,7 @@ export class Handover {
 
   /** Supervised: a successor serves; with a probation, wait for the supervisor's verdict after the drain. */
   onSupervisorDrain (probation: boolean): void {
-    this.parts.app.log.info(`hot-reload: the supervisor started a successor; draining generation ${this.parts.generation}`)
+    this.parts.log.info(`hot-reload: the supervisor started a successor; draining generation ${this.parts.generation}`)
     if (probation) this.retirement = new Retirement(undefined)
     this.drainThenExit()
   }
@@ -90,7 +89,14 @@ export class Handover {
   cutNow (why: string): void {
     if (this.parts.lifecycle.state !== 'draining') return
     this.endProbation()
-    this.parts.drainer.cutNow(why)
+    for (const instance of this.parts.instances()) instance.cutNow(why)
+  }
+
+  /** One instance reached its drainTimeout: what it still has open is cut. */
+  private cutAtDeadline (instance: Instance): void {
+    if (this.parts.lifecycle.state !== 'draining') return
+    this.endProbation()
+    instance.cutNow(`drainTimeout (${instance.options.drainTimeout} ms) reached`)
   }
 
   /** `newer` generations after us are draining: our successor has moved on, and we may be one too many. */
@@ -113,26 +119,22 @@ export class Handover {
   }
 
   private async runDrain (reason: DrainReason): Promise<DrainResult | undefined> {
-    const { app, options, mode, parent, lifecycle, listeners, drainer, handoff } = this.parts
+    const { log, options, mode, parent, lifecycle } = this.parts
     const startedAt = performance.now()
     const publicReason = reason === 'reload' ? 'reload' : 'shutdown'
     lifecycle.to('draining')
     lifecycle.emit('draining', { reason: publicReason })
     if (reason === 'shutdown') this.parts.status.stopping(this.parts.pid)
-    listeners.stopAccepting(reason === 'shutdown')
+    const instances = this.parts.instances()
+    for (const instance of instances) instance.stopAccepting(reason === 'shutdown')
     const outlet = reason === 'reload' && options.connectionHandoff ? mode.outlet(this.successor, parent) : undefined
-    const drained = drainer.run(
-      outlet === undefined ? undefined : (socket, server) => handoff.send(socket, server, outlet),
-      () => handoff.settled(),
-      () => this.cutNow(`drainTimeout (${options.drainTimeout} ms) reached`),
-      publicReason
-    )
+    const drained = Promise.all(instances.map((instance) => instance.drain(outlet, () => this.cutAtDeadline(instance), publicReason)))
     const retirement = reason === 'reload' ? this.retirement : undefined
     if (retirement !== undefined) {
       // The successor's probation: should it die before it is over, we serve again.
       const lost = await Promise.race([drained.then(() => retirement.over).then(() => undefined), retirement.lost])
       if (lost !== undefined && !lifecycle.stopping) {
-        this.resume(retirement, lost)
+        this.resume(retirement, lost, instances)
         return undefined
       }
       retirement.release()
@@ -142,35 +144,41 @@ export class Handover {
     this.successor?.release()
     const result: DrainResult = {
       durationMs: Math.round(performance.now() - startedAt),
-      cutConnections: drainer.cutConnections,
-      movedConnections: this.parts.tracker.movedConnections,
+      cutConnections: instances.reduce((sum, instance) => sum + instance.cutConnections, 0),
+      movedConnections: instances.reduce((sum, instance) => sum + instance.movedConnections, 0),
       reason: publicReason
     }
-    app.log.info(result, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
-    try {
-      await app.close()
-    } catch (err) {
-      app.log.error({ err }, 'hot-reload: error while closing')
-    }
+    log.info(result, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
+    await Promise.all(instances.map(async (instance) => {
+      try {
+        await instance.app.close()
+      } catch (err) {
+        instance.app.log.error({ err }, 'hot-reload: error while closing')
+      }
+    }))
     lifecycle.to('closed')
     lifecycle.emit('drained', result)
     return result
   }
 
   /** Our successor died during its probation: take the sockets back and serve again. */
-  private resume (retirement: Retirement, reason: string): void {
-    const { app, generation, pid, lifecycle } = this.parts
-    this.parts.drainer.stop()
+  private resume (retirement: Retirement, reason: string, instances: Instance[]): void {
+    const { log, generation, pid, lifecycle } = this.parts
+    for (const instance of instances) instance.stopDrain()
     this.retirement = undefined
     this.successor = undefined
     this.draining = undefined
-    for (const key of this.parts.listeners.listenAgain(retirement.takeCopies())) {
-      app.log.error(`hot-reload: no copy of ${key} came back; that address stays dark`)
+    const copies = retirement.takeCopies()
+    for (const instance of instances) {
+      for (const key of instance.listeners.listenAgain(copies)) {
+        instance.app.log.error(`hot-reload: no copy of ${key} came back; that address stays dark`)
+      }
     }
+    for (const copy of copies.values()) copy.close()
     lifecycle.to('serving')
     this.parts.servingAgain()
     this.parts.status.resumed(generation, reason, pid)
-    app.log.error({ successorPid: retirement.successorPid, generation },
+    log.error({ successorPid: retirement.successorPid, generation },
       `hot-reload: ${reason}; generation ${generation} took its sockets back and serves again`)
     lifecycle.emit('resumed', { generation, successorPid: retirement.successorPid ?? 0, reason })
   }

@@ -1,14 +1,21 @@
 // Readiness (/health: 200 only while this process is the serving generation) and liveness
 // (/health/live: 200 while the process works, draining included).
 import type { FastifyInstance } from 'fastify'
-import type { Generation } from './generation'
 import type { ResolvedOptions } from './options'
+
+/** What the probes say of the process's generation. */
+interface Identity {
+  readonly pid: number
+  readonly generation: number
+  readonly state: string
+}
 
 // Probes must answer even under pressure (@fastify/under-pressure would 503 every route): the
 // readiness handler reports pressure itself, and liveness ignores it.
 const probeRoute = { logLevel: 'warn' as const, config: { pressureHandler: () => undefined } }
 
-export function registerHealthRoutes (app: FastifyInstance, generation: Generation, options: ResolvedOptions): void {
+/** @param notReadyReason why this instance's readiness must say 503, or null */
+export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () => string | null, generation: Identity, options: ResolvedOptions): void {
   const identity = () => ({
     pid: generation.pid,
     generation: generation.generation,
@@ -17,7 +24,7 @@ export function registerHealthRoutes (app: FastifyInstance, generation: Generati
   })
   if (options.healthPath !== false) {
     app.get(options.healthPath, probeRoute, async (_request, reply) => {
-      const reason = generation.notReadyReason()
+      const reason = notReadyReason()
       reply.code(reason === null ? 200 : 503)
       if (reason !== null) reply.header('retry-after', '1')
       return reason === null

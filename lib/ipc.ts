@@ -5,7 +5,10 @@ import type { WireReloadResult } from './reload-result'
 const KEY = 'fastify-hot-reload'
 
 export type ChildMessage =
-  | { type: 'ready', pid: number, generation: number }
+  /** `instances`: how many Fastify instances listen (said when more than one). */
+  | { type: 'ready', pid: number, generation: number, instances?: number }
+  /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
+  | { type: 'instances', count: number }
   | { type: 'failed', message: string }
   /**
    * A listening socket, sent with its handle: one the worker bound itself (supervised mode), or a

@@ -10,6 +10,12 @@
 import type { EventEmitter } from 'node:events'
 import type { HotReloadEvents, HotReloadState } from './types'
 
+/** Where events go: the public `fastify.hotReload` of each instance (an EventEmitter, or an Audience of them). */
+export interface EventSink {
+  emit: <E extends keyof HotReloadEvents>(event: E, ...args: HotReloadEvents[E]) => unknown
+  listenerCount: (event: keyof HotReloadEvents) => number
+}
+
 const NEXT: Record<HotReloadState, readonly HotReloadState[]> = {
   starting: ['serving', 'draining', 'closed'],
   serving: ['reloading', 'draining', 'closed'],
@@ -23,22 +29,27 @@ export class Lifecycle {
   private current: HotReloadState = 'starting'
   /** Confirmed as the serving generation: the first one at once, a successor once its parent committed it. */
   private confirmedFlag: boolean
-  /** A successor's readiness check is running (it answers /health as if serving, to pass it). */
-  private checkingFlag = false
+  /** Readiness checks running (a successor answers /health as if serving, to pass them): one per instance. */
+  private checks = 0
   /** SIGTERM/SIGINT (or the supervisor's loss) asked for a shutdown: no going back. */
   private stoppingFlag = false
 
   /**
    * @param confirmed true for a first generation (no predecessor to confirm it)
-   * @param events where events go: the public `fastify.hotReload`
+   * @param events where events go: the public `fastify.hotReload` of each instance
    * @param exit ends the process
    */
-  constructor (confirmed: boolean, private readonly events: EventEmitter<HotReloadEvents>, private readonly exit: (code: number) => void) {
+  constructor (confirmed: boolean, private readonly events: EventSink, private readonly exit: (code: number) => void) {
     this.confirmedFlag = confirmed
   }
 
   emit<E extends keyof HotReloadEvents> (event: E, ...args: HotReloadEvents[E]): void {
-    (this.events.emit as (event: E, ...args: HotReloadEvents[E]) => boolean)(event, ...args)
+    this.events.emit(event, ...args)
+  }
+
+  /** To one instance's facade only: an instance that joins a generation already serving is told so. */
+  emitTo<E extends keyof HotReloadEvents> (events: EventEmitter<HotReloadEvents>, event: E, ...args: HotReloadEvents[E]): void {
+    (events.emit as (event: E, ...args: HotReloadEvents[E]) => boolean)(event, ...args)
   }
 
   listenerCount (event: keyof HotReloadEvents): number {
@@ -67,7 +78,8 @@ export class Lifecycle {
 
   confirm (): void { this.confirmedFlag = true }
   stop (): void { this.stoppingFlag = true }
-  checking (running: boolean): void { this.checkingFlag = running }
+  /** An instance's readiness check starts (true) or ends (false). */
+  checking (running: boolean): void { this.checks = Math.max(0, this.checks + (running ? 1 : -1)) }
 
   /** Why this generation may not start a reload now, or null when it may. */
   reloadRefusal (): string | null {
@@ -78,7 +90,7 @@ export class Lifecycle {
 
   /** Why readiness must say 503 (before pressure is asked), or null while this generation serves. */
   notReadyReason (): string | null {
-    const serving = this.current === 'serving' || this.current === 'reloading' || (this.current === 'starting' && this.checkingFlag)
+    const serving = this.current === 'serving' || this.current === 'reloading' || (this.current === 'starting' && this.checks > 0)
     return serving ? null : this.current
   }
 }

@@ -1,16 +1,15 @@
 // The listening sockets of one Fastify instance: which servers are ours (Fastify binds extra ones
-// for 'localhost'), the listen hook that makes a successor adopt inherited sockets, the check that
-// every inherited socket was claimed, stopping accepting during a drain, and listening again on
-// socket copies when a generation resumes.
+// for 'localhost'), the listen hook that makes a successor adopt inherited sockets (from the
+// process's pool), stopping accepting during a drain, and listening again on socket copies when a
+// generation resumes.
 import { existsSync, unlinkSync } from 'node:fs'
 import type { Server } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { hotReloadError } from './errors'
 import type { InheritedSocket } from './handoff-env'
 import { addListenHook } from './listen-interceptor'
 import { formatAddress, fromServerAddress, type ListenerAddress } from './listener-address'
 import { listeningFd, setPipeName } from './node-internals'
-import { SocketAdoption } from './socket-adoption'
+import { SocketAdoption, type InheritedPool } from './socket-adoption'
 
 /** What a successor needs to take over: the addresses and the fds to pass at 3, 4, ... */
 export interface ListeningSockets {
@@ -30,8 +29,8 @@ export class Listeners {
    * @param onServer called once for each server of ours, before it listens (to watch its connections)
    * @param gate awaited before the first adoption (see SocketAdoption)
    */
-  constructor (app: FastifyInstance, inherited: InheritedSocket[], onServer: (server: Server) => void, gate: () => Promise<boolean>) {
-    this.adoption = new SocketAdoption(inherited, gate)
+  constructor (app: FastifyInstance, pool: InheritedPool, onServer: (server: Server) => void, gate: () => Promise<boolean>) {
+    this.adoption = new SocketAdoption(pool, gate)
     // Fastify's extra servers (listen on 'localhost') share the main server's request handler.
     this.requestHandlers = new Set(app.server.listeners('request'))
     const isOurs = (server: Server): boolean =>
@@ -53,13 +52,9 @@ export class Listeners {
     this.removeListenHook = undefined
   }
 
-  /** Why some inherited socket went unclaimed (its address would go dark), or null. */
-  unclaimedProblem (): string | null {
-    const unclaimed = this.adoption.pending
-    if (unclaimed.length === 0) return null
-    const asked = [...this.servers].map((server) => fromServerAddress(server.address())).filter((a): a is ListenerAddress => a !== null)
-    return `inherited socket(s) ${unclaimed.map((s) => `${formatAddress(s.address)} (fd ${s.fd})`).join(', ')} ` +
-      `were not claimed: the app listens on ${asked.map(formatAddress).join(', ') || 'nothing'}; the old generation's addresses would go dark`
+  /** The addresses our servers listen on. */
+  addresses (): ListenerAddress[] {
+    return [...this.servers].map((server) => fromServerAddress(server.address())).filter((a): a is ListenerAddress => a !== null)
   }
 
   /** Every server of ours (listening or not). */
@@ -83,16 +78,10 @@ export class Listeners {
     return bound
   }
 
-  /** The sockets a successor inherits. Throws when nothing listens. */
-  forSuccessor (): ListeningSockets {
-    const listening = [...this.servers].filter((server) => server.listening)
-    if (listening.length === 0) throw hotReloadError('HOT_RELOAD_NO_LISTENERS', 'reload needs a listening server; call listen() first')
-    const addresses = listening.map((server) => {
-      const address = fromServerAddress(server.address())
-      if (address === null) throw hotReloadError('HOT_RELOAD_NO_LISTENERS', 'a listening server has no address')
-      return address
-    })
-    return { addresses, fds: listening.map(listeningFd) }
+  /** The sockets a successor inherits from this instance (none when it does not listen). */
+  forSuccessor (): Array<{ address: ListenerAddress | null, fd: number }> {
+    return [...this.servers].filter((server) => server.listening)
+      .map((server) => ({ address: fromServerAddress(server.address()), fd: listeningFd(server) }))
   }
 
   /** The listening server for a listener key (formatted address), for a connection handed over. */
@@ -132,8 +121,8 @@ export class Listeners {
   }
 
   /**
-   * Resume: listen again on the copies (by listener key) that came back. Returns the keys for which
-   * no copy came (those addresses stay dark); copies left over are closed.
+   * Resume: listen again on the copies (by listener key) that came back, taking ours from the map.
+   * Returns the keys for which no copy came (those addresses stay dark).
    */
   listenAgain (copies: Map<string, { close: () => void }>): string[] {
     const missing: string[] = []
@@ -151,7 +140,6 @@ export class Listeners {
       server.listen(copy)
       if (key.startsWith('unix:')) setPipeName(server, key.slice('unix:'.length))
     }
-    for (const copy of copies.values()) copy.close()
     return missing
   }
 }

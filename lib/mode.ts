@@ -23,6 +23,8 @@ export interface Mode {
   status (pidFile: string | undefined, env: Record<string, string | undefined>, log: FastifyBaseLogger): ServiceStatus
   /** After listening: the parent keeps copies of our sockets (for later generations, or for our probation). */
   shareListeners (listeners: Listeners, parent: ParentLink, log: FastifyBaseLogger): Promise<void>
+  /** An instance listened after we reported ready: `count` instances have listened now. */
+  reportInstances (parent: ParentLink, count: number): void
   /** Reloads done elsewhere (the supervisor), or undefined to run them here. */
   delegatedReload (parent: ParentLink | undefined): Promise<ReloadResult> | undefined
   /** Where idle connections go during a reload's drain. */
@@ -54,6 +56,9 @@ class Standalone implements Mode {
       }
     }
   }
+
+  /** Our successor is started by us, from our own count. */
+  reportInstances (): void {}
 
   delegatedReload (): undefined { return undefined }
 
@@ -89,6 +94,11 @@ class Supervised implements Mode {
   /** The supervisor keeps a copy of every socket we bound ourselves, for later generations. */
   async shareListeners (listeners: Listeners, parent: ParentLink): Promise<void> {
     for (const { address, server } of listeners.boundHere()) await parent.sendListener(address, server)
+  }
+
+  /** The supervisor starts the next worker: it must know how many instances share the sockets it holds. */
+  reportInstances (parent: ParentLink, count: number): void {
+    parent.sendInstances(count)
   }
 
   delegatedReload (parent: ParentLink | undefined): Promise<ReloadResult> | undefined {

@@ -94,12 +94,17 @@ export class ParentLink {
   }
 
   /** Reports ready and resolves with the parent's verdict. */
-  ready (pid: number, generation: number): Promise<Verdict> {
-    this.send({ type: 'ready', pid, generation })
+  ready (pid: number, generation: number, instances = 1): Promise<Verdict> {
+    this.send(instances > 1 ? { type: 'ready', pid, generation, instances } : { type: 'ready', pid, generation })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
       else this.waiting.push(resolve)
     })
+  }
+
+  /** Supervised: one more Fastify instance listens (the next worker inherits its sockets too). */
+  sendInstances (count: number): void {
+    this.send({ type: 'instances', count })
   }
 
   failed (message: string): void {

@@ -14,7 +14,11 @@ import type { HotReloadOptions } from './types'
 
 // Read once, at load: an abort that comes while the app still boots must end a successor at once.
 const booted = boot()
-/** The generation of this process while its app is open: one per process. */
+/**
+ * The generation of this process while some instance is open: one per process, however many
+ * Fastify instances register the plugin (an app and an admin server share its reloads, its
+ * successor and its drain). The first registration's process-wide options are the generation's.
+ */
 let active: Generation | undefined
 
 const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: FastifyInstance, rawOptions) => {
@@ -26,40 +30,42 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   }
   const refusal = mode.refusal(parent)
   if (refusal !== undefined) throw refusal
-  if (active !== undefined) {
+  if (app.hasDecorator('hotReload')) {
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
-      `fastify-hot-reload: already registered on another open Fastify instance in this process (generation ${active.generation}); one instance per process`)
+      'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
   }
-  const stopKeepingPid = keepPidAtListen(app, booted, options)
-  const facade = new HotReloadFacade(() => generation)
-  const generation: Generation = new Generation({
-    app,
+  // The process's first registration decides whether the process becomes its own supervisor.
+  const stopKeepingPid = active === undefined ? keepPidAtListen(app, booted, options) : () => {}
+  const generation: Generation = active ?? new Generation({
     options,
+    log: app.log,
     generation: booted.handoff?.generation ?? 1,
     inherited: booted.takeInheritance(),
+    expectedInstances: booted.handoff?.instances ?? 1,
     parent,
     launch: booted.launch,
     mode,
     port: booted.port,
-    events: facade,
     env: booted.launch.env
   })
   active = generation
-  app.addHook('onClose', async () => {
+  const facade = new HotReloadFacade(() => generation)
+  const instance = generation.attach(app, options, facade)
+  const close = (): void => {
     stopKeepingPid()
-    generation.onClose()
-    if (active === generation) active = undefined
-  })
+    generation.onClose(instance)
+    if (active === generation && !generation.open) active = undefined
+  }
+  app.addHook('onClose', async () => { close() })
   try {
     app.decorate('hotReload', facade)
     if (options.underPressure !== false && !app.hasDecorator('isUnderPressure')) {
       await app.register(underPressure, options.underPressure)
     }
-    registerHealthRoutes(app, generation, options)
-    app.addHook('onListen', async () => { await generation.onListen() })
+    registerHealthRoutes(app, () => generation.notReadyReason(instance), generation, options)
+    app.addHook('onListen', async () => { await generation.onListen(instance) })
   } catch (error) {
-    stopKeepingPid()
-    active = undefined
+    close()
     throw error
   }
 }

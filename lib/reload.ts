@@ -34,11 +34,14 @@ export interface PlannedSpawn extends SpawnPlan {
   addresses: string[]
 }
 
-/** The successor's command with the handoff of our sockets added (fds 3.., LISTEN_FDS and our markers). */
-export function spawnPlan (command: Command, sockets: ListeningSockets, generation: number, parentPid: number, supervised = false): PlannedSpawn {
+/**
+ * The successor's command with the handoff of our sockets added (fds 3.., LISTEN_FDS and our
+ * markers); `instances`: how many Fastify instances the sockets come from.
+ */
+export function spawnPlan (command: Command, sockets: ListeningSockets, generation: number, parentPid: number, supervised = false, instances = 1): PlannedSpawn {
   return {
     ...command,
-    env: { ...command.env, ...handoffEnv(sockets.addresses, generation, parentPid, supervised) },
+    env: { ...command.env, ...handoffEnv(sockets.addresses, generation, parentPid, supervised, instances) },
     fds: sockets.fds,
     addresses: sockets.addresses.map(formatAddress)
   }

@@ -1,5 +1,7 @@
 // Decides, for each listen() of this Fastify instance's servers, whether it adopts an inherited
 // socket, binds a unix socket so that closing it later does not unlink the path, or binds normally.
+// The inherited sockets are one pool for the whole process: with several Fastify instances, each
+// claims the sockets whose address its own listen() asks for.
 import { lookup } from 'node:dns'
 import { existsSync, renameSync } from 'node:fs'
 import type { Server } from 'node:net'
@@ -16,21 +18,41 @@ type Listen = (args: ListenArgs) => void
 // Unix socket paths are limited to 107 bytes on Linux (sun_path).
 const MAX_UNIX_PATH = 107
 
-export class SocketAdoption {
+/** The process's inherited sockets not yet claimed by any instance's listen(). */
+export class InheritedPool {
   private readonly unclaimed: InheritedSocket[]
-  readonly adopted: Array<{ socket: InheritedSocket, server: Server }> = []
 
-  /**
-   * @param gate awaited before the first adoption: a successor accepts no connection before its
-   *   own readiness check passed; false means "do not listen at all" (it is being taken down).
-   */
-  constructor (inherited: InheritedSocket[], private readonly gate: () => Promise<boolean> = async () => true) {
+  constructor (inherited: InheritedSocket[]) {
     this.unclaimed = [...inherited]
   }
 
   get pending (): InheritedSocket[] {
     return [...this.unclaimed]
   }
+
+  get hasTcp (): boolean {
+    return this.unclaimed.some((socket) => socket.address.kind === 'tcp')
+  }
+
+  /** Takes the first socket matching the request (hosts in order: listen('localhost') binds the first address a lookup gives). */
+  claim (request: ListenRequest, hosts: string[]): InheritedSocket | undefined {
+    for (const host of request.kind === 'tcp' ? hosts : ['']) {
+      const index = this.unclaimed.findIndex((socket) => requestMatches(request, [host], socket.address))
+      if (index !== -1) return this.unclaimed.splice(index, 1)[0]
+    }
+    return undefined
+  }
+}
+
+export class SocketAdoption {
+  readonly adopted: Array<{ socket: InheritedSocket, server: Server }> = []
+
+  /**
+   * @param pool the process's inherited sockets, shared by its instances
+   * @param gate awaited before the first adoption: a successor accepts no connection before its
+   *   own readiness check passed; false means "do not listen at all" (it is being taken down).
+   */
+  constructor (private readonly pool: InheritedPool, private readonly gate: () => Promise<boolean> = async () => true) {}
 
   /** The ListenHook body for one of our servers. Returns true when it handled the call. */
   listen (server: Server, args: ListenArgs, listen: Listen): boolean {
@@ -40,31 +62,22 @@ export class SocketAdoption {
     const signal = (args[0] as { signal?: unknown } | null)?.signal
     const hosts = request.kind === 'tcp' ? literalHosts(request.host) : []
     if (hosts === null) {
-      if (!this.unclaimed.some((socket) => socket.address.kind === 'tcp')) return false
+      if (!this.pool.hasTcp) return false
       // A host name: look it up as listen() would, then decide.
       lookup((request as { host: string }).host, { all: true }, (err, found) => {
-        const match = err === null ? this.claim(request, found.map((entry) => entry.address)) : undefined
+        const match = err === null ? this.pool.claim(request, found.map((entry) => entry.address)) : undefined
         if (match === undefined) listen(args)
         else this.adopt(server, match, request, listen, callback, signal)
       })
       return true
     }
-    const match = this.claim(request, hosts)
+    const match = this.pool.claim(request, hosts)
     if (match !== undefined) {
       this.adopt(server, match, request, listen, callback, signal)
       return true
     }
     if (request.kind === 'unix') return this.bindUnixKeepingPath(server, request.path, args, listen)
     return false
-  }
-
-  private claim (request: ListenRequest, hosts: string[]): InheritedSocket | undefined {
-    // Hosts are tried in order: listen('localhost') binds the first address a lookup gives.
-    for (const host of request.kind === 'tcp' ? hosts : ['']) {
-      const index = this.unclaimed.findIndex((socket) => requestMatches(request, [host], socket.address))
-      if (index !== -1) return this.unclaimed.splice(index, 1)[0]
-    }
-    return undefined
   }
 
   private adopt (server: Server, socket: InheritedSocket, request: ListenRequest, listen: Listen, callback: unknown, signal: unknown): void {

@@ -65,6 +65,8 @@ export class Supervisor extends EventEmitter {
   private readonly probations: Probations
   private current: Worker | undefined
   private generation = 0
+  /** How many Fastify instances the held sockets belong to: the serving worker's word (the next worker waits for that many). */
+  private instances = 1
   private starting: StartedSuccessor | undefined
   private lastReload: ReloadResult | undefined
   private stopping: Promise<number> | undefined
@@ -133,7 +135,7 @@ export class Supervisor extends EventEmitter {
     const command = { execPath: options.command[0], args: options.command.slice(1), cwd: options.cwd, env: { ...options.env, NOTIFY_SOCKET: undefined } }
     const outcome = await runReload(next, {
       serving: () => ({ generation: this.current?.generation ?? 0, pid: this.current?.pid ?? 0 }),
-      plan: () => spawnPlan(command, { addresses: this.sockets.map((s) => s.address), fds: this.sockets.map((s) => s.fd) }, next, process.pid, true),
+      plan: () => spawnPlan(command, { addresses: this.sockets.map((s) => s.address), fds: this.sockets.map((s) => s.fd) }, next, process.pid, true, this.instances),
       timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, supervised: true },
       cancelled: () => this.stopping !== undefined ? 'cancelled: the supervisor is stopping' : undefined,
       started: (successor, plan) => {
@@ -167,6 +169,7 @@ export class Supervisor extends EventEmitter {
     serving.state = 'serving'
     serving.servingSince = Date.now()
     this.current = serving
+    this.instances = serving.instances ?? 1
     this.generation = next
     this.options.log.info({ generation: next, workerPid: serving.pid, durationMs },
       `supervisor: generation ${next} (pid ${serving.pid}) is serving after ${durationMs} ms`)
@@ -199,7 +202,11 @@ export class Supervisor extends EventEmitter {
 
   private onWorkerMessage (worker: Worker, message: ChildMessage | undefined, handle: unknown): void {
     if (message === undefined) return
-    if (message.type === 'listener') {
+    if (message.type === 'ready' || message.type === 'instances') {
+      const count = message.type === 'ready' ? message.instances : message.count
+      if (typeof count === 'number' && Number.isSafeInteger(count) && count >= 1) worker.instances = count
+      if (worker === this.current && worker.instances !== undefined) this.instances = worker.instances
+    } else if (message.type === 'listener') {
       this.holdListener(worker, message.address, handle)
     } else if (message.type === 'connection') {
       // A draining worker hands an idle keep-alive connection to the serving one, through us.
@@ -249,6 +256,7 @@ export class Supervisor extends EventEmitter {
     if (resumed !== undefined) {
       const { predecessor, reason } = resumed
       predecessor.state = 'serving'
+      this.instances = predecessor.instances ?? 1
       predecessor.servingSince = Date.now()
       this.current = predecessor
       this.options.log.error({ workerPid: worker.pid, resumedPid: predecessor.pid },

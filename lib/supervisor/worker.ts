@@ -16,4 +16,6 @@ export interface Worker {
   /** Serving, on probation: the generation it took over from, which waits to be retired or resumed. */
   predecessor?: Worker
   probation?: Probation
+  /** How many Fastify instances it said listen (its 'ready', then 'instances'); 1 when not said. */
+  instances?: number
 }

@@ -15,36 +15,44 @@ const { FakePort } = require('../helpers/fake-port')
 const LAUNCH = { execPath: '/nonexistent/node', execArgv: [], args: ['app.js'], cwd: process.cwd() }
 
 /** A generation wired as the plugin wires it, but to a fake port (and a fake parent, when given). */
-function generation (t, { supervised = false, parentPort, port: standalonePort, generation = parentPort ? 2 : 1, options = {} } = {}) {
+function generation (t, { supervised = false, parentPort, port: standalonePort, generation = parentPort ? 2 : 1, options = {}, expectedInstances = 1 } = {}) {
   const port = parentPort ?? standalonePort ?? new FakePort({ connected: false })
-  const handoff = parentPort ? { supervised, parentPid: 1, generation, sockets: [] } : null
+  const handoff = parentPort ? { supervised, parentPid: 1, generation, sockets: [], instances: expectedInstances } : null
   const mode = chooseMode(handoff)
   const parent = parentPort ? mode.connectParent(port) : undefined
-  const app = Fastify()
-  const facade = new HotReloadFacade(() => gen)
+  const resolved = resolveOptions({ gracefulShutdown: false, underPressure: false, drainTimeout: 2000, idleGrace: 50, ...options })
   const gen = new Generation({
-    app,
-    options: resolveOptions({ gracefulShutdown: false, underPressure: false, drainTimeout: 2000, idleGrace: 50, ...options }),
+    options: resolved,
+    log: Fastify().log,
     generation,
     inherited: [],
+    expectedInstances,
     parent,
     launch: LAUNCH,
     mode,
     port,
-    events: facade,
     env: {}
   })
+  const { app, facade, states } = instance(t, gen, resolved)
+  return { app, gen, facade, port, states, parent }
+}
+
+/** One more Fastify instance attached to a generation, as the plugin attaches it. */
+function instance (t, gen, options) {
+  const app = Fastify()
+  const facade = new HotReloadFacade(() => gen)
+  const attached = gen.attach(app, options, facade)
   app.get('/health', async (request, reply) => {
-    const reason = gen.notReadyReason()
+    const reason = gen.notReadyReason(attached)
     reply.code(reason === null ? 200 : 503)
     return { reason }
   })
-  app.addHook('onListen', async () => { await gen.onListen() })
-  app.addHook('onClose', async () => { gen.onClose() })
+  app.addHook('onListen', async () => { await gen.onListen(attached) })
+  app.addHook('onClose', async () => { gen.onClose(attached) })
   const states = []
   facade.on('state', (next, previous) => states.push(`${previous}->${next}`))
   t.teardown(() => app.close())
-  return { app, gen, facade, port, states, parent }
+  return { app, facade, states }
 }
 
 const tick = (ms = 20) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -172,4 +180,31 @@ test('a listener already on a reload signal (fastify-cli\'s close-with-grace) is
   await app.close()
   t.ok(port.listeners('SIGUSR2').includes(other), 'given back once the app closed')
   t.equal(port.listeners('SIGUSR2').length, 1, 'and ours is gone')
+})
+
+test('two instances, one generation: events reach both facades, one reload for both, a closed instance leaves the other serving', async (t) => {
+  const { app, gen, facade } = generation(t)
+  const seen = { app: [], admin: [] }
+  for (const name of ['serving', 'reloading', 'reloadFailed']) facade.on(name, () => seen.app.push(name))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.equal(facade.state, 'serving')
+  // The second instance is created once the first serves (as an app that awaits listen() does).
+  const admin = instance(t, gen, resolveOptions({ gracefulShutdown: false, underPressure: false }))
+  for (const name of ['serving', 'reloading', 'reloadFailed']) admin.facade.on(name, () => seen.admin.push(name))
+  t.equal(admin.facade.state, 'serving', 'its facade speaks for the process\'s generation')
+  await admin.app.listen({ port: 0, host: '127.0.0.1' })
+  t.same(seen.admin, ['serving'], 'an instance that listens later is told it serves')
+  const [a, b] = [facade.reload(), admin.facade.reload()]
+  t.equal(a, b, 'a reload asked on either instance is the same one reload')
+  t.equal((await a).error.code, 'HOT_RELOAD_SPAWN_FAILED')
+  t.same(seen.app, ['serving', 'reloading', 'reloadFailed'])
+  t.same(seen.admin, ['serving', 'reloading', 'reloadFailed'])
+  await admin.app.close()
+  t.equal(facade.state, 'serving', 'the other instance serves on')
+  t.equal(gen.open, true)
+  const health = await app.inject('/health')
+  t.equal(health.statusCode, 200)
+  await app.close()
+  t.equal(gen.open, false)
+  t.equal(facade.state, 'closed', 'the last instance closes the generation')
 })

@@ -150,16 +150,32 @@ test('fdKind reads the real fd table', async (t) => {
 
 test('clearHandoffEnv removes every handoff variable and nothing else', async (t) => {
   const env = {
-    ...handoffEnv([{ kind: 'tcp', address: '127.0.0.1', port: 3000 }], 2, 1, true),
+    ...handoffEnv([{ kind: 'tcp', address: '127.0.0.1', port: 3000 }], 2, 1, true, 2),
     LISTEN_PID: '5',
     PATH: '/usr/bin',
     NODE_ENV: 'production'
   }
-  for (const name of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_SUPERVISED']) {
+  for (const name of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'FASTIFY_HOT_RELOAD_INSTANCES']) {
     t.ok(env[name] !== undefined, `${name} set before`)
   }
   clearHandoffEnv(env)
   t.same(env, { PATH: '/usr/bin', NODE_ENV: 'production' })
-  t.same(Object.values(ENV).sort(), ['FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'LISTEN_FDNAMES', 'LISTEN_FDS', 'LISTEN_PID'])
+  t.same(Object.values(ENV).sort(), ['FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_INSTANCES', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'LISTEN_FDNAMES', 'LISTEN_FDS', 'LISTEN_PID'])
   t.equal(readHandoff(env, socketFds), null, 'nothing left to read')
+})
+
+test('how many instances the sockets come from: said when more than one, 1 when not said (an older release)', async (t) => {
+  const addresses = [{ kind: 'tcp', address: '127.0.0.1', port: 3000 }, { kind: 'tcp', address: '127.0.0.1', port: 9000 }]
+  const one = handoffEnv(addresses, 2, 1)
+  t.equal(one.FASTIFY_HOT_RELOAD_INSTANCES, undefined, 'one instance: the environment an older release wrote')
+  t.equal(readHandoff(one, socketFds).instances, 1)
+  const two = handoffEnv(addresses, 2, 1, false, 2)
+  t.equal(two.FASTIFY_HOT_RELOAD_INSTANCES, '2')
+  t.equal(readHandoff(two, socketFds).instances, 2)
+  t.equal(readHandoff(handoffEnv(addresses, 2, 1, true, 2), socketFds).instances, 2, 'supervised too')
+  for (const bad of ['0', '-1', 'two', '1.5', '']) {
+    const error = thrown(() => readHandoff({ ...two, FASTIFY_HOT_RELOAD_INSTANCES: bad }, socketFds))
+    t.equal(error?.code, 'HOT_RELOAD_INVALID_HANDOFF', `${JSON.stringify(bad)} is refused`)
+    t.match(error?.message, /FASTIFY_HOT_RELOAD_INSTANCES/)
+  }
 })

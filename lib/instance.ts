@@ -1,0 +1,130 @@
+// One Fastify instance of the process (a process may have several: a public app and an admin
+// server, say): its listening sockets, its connections and their drain, the connections handed to
+// or from it, and its own readiness check. The generation (generation.ts) owns the process-wide
+// life; this owns what belongs to one instance, and changes no state of the generation.
+import type { FastifyInstance } from 'fastify'
+import { ConnectionHandoff, type ConnectionOutlet } from './connection-handoff'
+import { ConnectionTracker } from './connection-tracker'
+import { Drain } from './drain'
+import type { HotReloadFacade } from './facade'
+import { Http2Sessions } from './http2-sessions'
+import type { Lifecycle } from './lifecycle'
+import { Listeners } from './listeners'
+import { LongLivedConnections } from './long-lived'
+import type { ResolvedOptions } from './options'
+import { waitUntilReady } from './readiness'
+import type { InheritedPool } from './socket-adoption'
+
+export interface InstanceParts {
+  app: FastifyInstance
+  /** This registration's options: its routes and its drain's timings. */
+  options: ResolvedOptions
+  /** Its `fastify.hotReload`. */
+  facade: HotReloadFacade
+  /** The process's inherited sockets. */
+  pool: InheritedPool
+  lifecycle: Lifecycle
+  /** A successor checks each instance's readiness before the instance accepts; a first generation does not. */
+  checkReadiness: boolean
+  /** Why this instance's /health must say 503, or null (the generation's state and this instance's pressure). */
+  notReadyReason: () => string | null
+}
+
+export class Instance {
+  readonly app: FastifyInstance
+  readonly options: ResolvedOptions
+  readonly facade: HotReloadFacade
+  readonly listeners: Listeners
+  private readonly tracker = new ConnectionTracker()
+  private readonly drainer: Drain
+  private readonly handoff: ConnectionHandoff
+  private readinessCheck: Promise<boolean> | undefined
+  /** Its readiness check passed (a successor): it answers ready while the process waits for its other instances. */
+  private checked = false
+
+  constructor (private readonly parts: InstanceParts) {
+    const { app, options, facade, pool } = parts
+    this.app = app
+    this.options = options
+    this.facade = facade
+    const http2Sessions = new Http2Sessions()
+    // A successor runs its readiness check before it adopts (accepts on) the shared sockets: a
+    // release that is not ready never takes a connection.
+    this.listeners = new Listeners(app, pool, (server) => {
+      this.tracker.watch(server as Parameters<ConnectionTracker['watch']>[0])
+      http2Sessions.watch(server)
+    }, () => this.passReadinessCheck())
+    this.handoff = new ConnectionHandoff(this.tracker, this.listeners, app.log)
+    const longLived = new LongLivedConnections(app, options.closeSpread, facade)
+    this.drainer = new Drain(this.tracker, http2Sessions, longLived, () => this.listeners.all, options, app.log)
+  }
+
+  /** True once its readiness check passed (always, in a first generation). */
+  get ready (): boolean {
+    return !this.parts.checkReadiness || this.checked
+  }
+
+  /** Resolves true once its own readiness check passed (successors only), false when taken down meanwhile. */
+  passReadinessCheck (): Promise<boolean> {
+    if (!this.parts.checkReadiness) return Promise.resolve(true)
+    const { lifecycle, app, options } = this.parts
+    this.readinessCheck ??= (async () => {
+      lifecycle.checking(true)
+      try {
+        this.checked = await waitUntilReady({
+          app,
+          healthPath: options.healthPath,
+          notReadyReason: this.parts.notReadyReason,
+          givenUp: () => lifecycle.leaving
+        })
+        return this.checked
+      } finally {
+        lifecycle.checking(false)
+      }
+    })()
+    return this.readinessCheck
+  }
+
+  // ---- drain -------------------------------------------------------------------------------
+
+  stopAccepting (removeUnixPaths: boolean): void {
+    this.listeners.stopAccepting(removeUnixPaths)
+  }
+
+  /** Resolves once no connection is left here (or the drain was stopped). */
+  drain (outlet: ConnectionOutlet | undefined, atDeadline: () => void, why: 'reload' | 'shutdown'): Promise<void> {
+    return this.drainer.run(
+      outlet === undefined ? undefined : (socket, server) => this.handoff.send(socket, server, outlet),
+      () => this.handoff.settled(),
+      atDeadline,
+      why
+    )
+  }
+
+  cutNow (why: string): void {
+    this.drainer.cutNow(why)
+  }
+
+  /** The generation serves again: this drain stops where it is. */
+  stopDrain (): void {
+    this.drainer.stop()
+  }
+
+  get cutConnections (): number { return this.drainer.cutConnections }
+  get movedConnections (): number { return this.tracker.movedConnections }
+
+  /** The outlet died: the handoffs still queued on it stay here. */
+  failHandoffs (reason: string): void {
+    this.handoff.failAll(reason)
+  }
+
+  /** True when one of our servers listens on `listener` (a listener key). */
+  servesOn (listener: string): boolean {
+    return this.listeners.serverFor(listener) !== undefined
+  }
+
+  /** A connection the previous generation handed over (for one of our listeners, or closed with a warning). */
+  receive (listener: string, handle: object): void {
+    this.handoff.receive(listener, handle)
+  }
+}
