@@ -134,7 +134,8 @@ function spawnApp (ctx, env, command = process.execPath, args = [APP]) {
   if (!ours.has(fs.realpathSync(ctx.dir))) track(ctx)
   const child = spawn(command, args, {
     cwd: ctx.dir,
-    env: { ...process.env, PORT: String(ctx.port), ...ctx.env, ...env },
+    // The standalone contenders are one process per generation: keepPid off (it is on from Node 22.15).
+    env: { ...process.env, PORT: String(ctx.port), FASTIFY_HOT_RELOAD_KEEP_PID: '0', ...ctx.env, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
     detached: true // its own process group: the bench's signals are its own business
   })

@@ -76,7 +76,8 @@ async function startServer (variant) {
   const port = await freePort()
   const child = spawn(process.execPath, [APP], {
     cwd: dir,
-    env: { ...process.env, PORT: String(port), BENCH_CPU: '1', ...variant.env },
+    // One process measured: keepPid would make it the supervisor of a worker (Node 22.15+).
+    env: { ...process.env, PORT: String(port), BENCH_CPU: '1', FASTIFY_HOT_RELOAD_KEEP_PID: '0', ...variant.env },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']
   })
   const server = {

@@ -254,7 +254,8 @@ const longLivedMakers = [
 
 async function longLivedScenarios () {
   const out = []
-  for (const make of longLivedMakers) {
+  // --quick is a smoke test of the bench's code: one contender runs the scenario.
+  for (const make of QUICK ? longLivedMakers.slice(0, 1) : longLivedMakers) {
     process.stderr.write(`bench: ${make().name}, ${CONFIG.webSockets} WebSocket clients, ${CONFIG.reloads} reloads...\n`)
     out.push(await longLivedScenario(make, { context, config: CONFIG }))
   }
@@ -279,8 +280,9 @@ async function main () {
     contenders.plainRestart
   ]
   const results = []
-  for (const make of makers) {
-    for (const kind of ['keep-alive', 'per-request']) {
+  for (const [index, make] of makers.entries()) {
+    // --quick: every contender once (keep-alive), and one of ours under both loads.
+    for (const kind of QUICK && index !== 1 ? ['keep-alive'] : ['keep-alive', 'per-request']) {
       const name = make().name
       process.stderr.write(`bench: ${name}, ${kind} load, ${CONFIG.reloads} reloads...\n`)
       results.push(await scenario(make, kind))

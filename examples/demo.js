@@ -69,27 +69,27 @@ async function main () {
       }
       poll()
     })
-    console.log(`demo service (generation 1, pid ${child.pid}) on http://127.0.0.1:${port}`)
+    // With keepPid (Node 22.15+) the pid we started is the supervisor for good and the generations
+    // are its workers; on Node 20 each generation is a new pid and the signal goes to the newest.
+    let serving = await waitForHealth(port, () => true)
+    const keptPid = serving.pid !== child.pid
+    console.log(`demo service (generation 1, pid ${serving.pid}) on http://127.0.0.1:${port}` +
+      (keptPid ? `; the pid started, ${child.pid}, is the supervisor (keepPid)` : ''))
     const keepAlive = new Load({ host: '127.0.0.1', port }, { connections: 20, keepAlive: true }).start()
     const perRequest = new Load({ host: '127.0.0.1', port }, { connections: 10, keepAlive: false }).start()
     await sleep(1000)
     const reloads = []
-    let pid = child.pid
     for (let version = 2; version <= RELOADS + 1; version++) {
       fs.writeFileSync(path.join(dir, 'VERSION'), `${version}\n`)
       const started = Date.now()
-      process.kill(pid, 'SIGUSR2')
-      let health
-      do {
-        await sleep(10)
-        health = await getJson(port, '/health').catch(() => ({}))
-      } while (health.pid === pid || health.pid === undefined)
-      const serving = Date.now() - started
-      pids.add(health.pid)
-      while (alive(pid)) await sleep(10)
-      reloads.push({ version, oldPid: pid, newPid: health.pid, servingMs: serving, oldGoneMs: Date.now() - started })
-      console.log(`reload ${version - 1}: pid ${pid} -> ${health.pid}, new generation serving after ${serving} ms, old one gone after ${Date.now() - started} ms`)
-      pid = health.pid
+      const old = serving.pid
+      process.kill(keptPid ? child.pid : old, 'SIGUSR2')
+      serving = await waitForHealth(port, (health) => health.pid !== old)
+      const servingMs = Date.now() - started
+      pids.add(serving.pid)
+      while (alive(old)) await sleep(10)
+      reloads.push({ version, oldPid: old, newPid: serving.pid, servingMs, oldGoneMs: Date.now() - started })
+      console.log(`reload ${version - 1}: pid ${old} -> ${serving.pid}, new generation serving after ${servingMs} ms, old one gone after ${Date.now() - started} ms`)
       await sleep(1000)
     }
     const results = [['keep-alive (20 connections)', await keepAlive.stop()], ['new connection per request (10 clients)', await perRequest.stop()]]
@@ -106,11 +106,23 @@ async function main () {
     console.table(reloads.map((r) => ({ reload: `v${r.version - 1} -> v${r.version}`, 'new serving (ms)': r.servingMs, 'old exited (ms)': r.oldGoneMs })))
     const failed = results.reduce((sum, [, s]) => sum + s.failed + s.non2xx, 0)
     console.log(failed === 0 ? '\nzero failed requests.' : `\n${failed} failed requests.`)
-    process.kill(pid, 'SIGTERM')
-    while (alive(pid)) await sleep(10)
+    const last = keptPid ? child.pid : serving.pid
+    process.kill(last, 'SIGTERM')
+    while (alive(last)) await sleep(10)
     process.exitCode = failed === 0 ? 0 : 1
   } finally {
     cleanup()
+  }
+}
+
+/** Polls /health until it answers and `accept`s the answer (20 s deadline). */
+async function waitForHealth (port, accept) {
+  const deadline = Date.now() + 20000
+  for (;;) {
+    const health = await getJson(port, '/health').catch(() => ({}))
+    if (health.pid !== undefined && accept(health)) return health
+    if (Date.now() > deadline) throw new Error('the demo service did not answer /health in time')
+    await sleep(10)
   }
 }
 

@@ -28,7 +28,8 @@ app.register(hotReload, {
   connectionHandoff: true,
   probation: 0,
   maxDrainingGenerations: 3,
-  closeSpread: 10_000
+  closeSpread: 10_000,
+  keepPid: false
 })
 app.register(hotReload, { prefix: '/api' })
 
@@ -90,6 +91,8 @@ expectError(app.register(hotReload, { probation: '2s' }))
 expectError(app.register(hotReload, { closeSpread: '10s' }))
 expectAssignable<HotReloadOptions>({ closeSpread: 0 })
 expectNotAssignable<HotReloadOptions>({ closeSpread: true })
+expectAssignable<HotReloadOptions>({ keepPid: true })
+expectNotAssignable<HotReloadOptions>({ keepPid: 'yes' })
 // Another upgraded protocol, closed the app's way
 app.hotReload.on('upgradeDraining', (info) => {
   expectType<UpgradeDrainingInfo>(info)
