@@ -65,7 +65,9 @@ function fdKinds (probe) {
 }
 
 function checkChild (t, probe, baseline, what) {
-  t.same(probe.env.filter((key) => /^(LISTEN_|FASTIFY_HOT_RELOAD_)/.test(key)), [], `${what}: no LISTEN_* or FASTIFY_HOT_RELOAD_* variable`)
+  // FASTIFY_HOT_RELOAD_KEEP_PID is the user's own setting (the tests set it), not a handoff variable.
+  const handoff = probe.env.filter((key) => /^(LISTEN_|FASTIFY_HOT_RELOAD_)/.test(key) && key !== 'FASTIFY_HOT_RELOAD_KEEP_PID')
+  t.same(handoff, [], `${what}: no LISTEN_* or FASTIFY_HOT_RELOAD_* handoff variable`)
   t.notOk(probe.env.includes('NODE_CHANNEL_FD'), `${what}: no IPC channel variable`)
   const sockets = Object.entries(probe.fds).filter(([fd, link]) => Number(fd) > 2 && link.startsWith('socket:'))
   t.same(sockets, [], `${what}: no socket among its fds above 2`)
