@@ -217,13 +217,13 @@ test('sd_notify: READY, RELOADING with MONOTONIC_USEC, READY again, STOPPING, to
 })
 
 test('a crash loop backs off exponentially, capped at --restart-max-delay', async (t) => {
-  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '50', '--restart-max-delay', '200'] })
-  // Each worker serves a moment before it crashes: a crash while it still boots is a failed start,
-  // which a slow (loaded) machine must not turn into another sequence.
-  writeRelease(dir, { version: 1, plugin: PLUGIN, crashAfterMs: 300 })
+  // A worker that served longer than the cap resets the backoff: each one here crashes well before
+  // (100 ms after it listens, against a cap of 800 ms), even on a slow machine.
+  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '50', '--restart-max-delay', '800'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, crashAfterMs: 100 })
   const delays = () => service.filter((l) => /restarting the worker in \d+ ms/.test(l.msg || '')).map((l) => Number(/in (\d+) ms/.exec(l.msg)[1]))
-  await waitFor(() => delays().length >= 5, 60000, 'five restarts')
-  t.same(delays().slice(0, 5), [50, 100, 200, 200, 200], 'the delay doubles, up to the cap')
+  await waitFor(() => delays().length >= 6, 60000, 'six restarts')
+  t.same(delays().slice(0, 6), [50, 100, 200, 400, 800, 800], 'the delay doubles, up to the cap')
   t.ok(service.filter((l) => /crashed with code 7/.test(l.msg || '')).length >= 5, 'each crash is logged with its exit code')
   writeRelease(dir, { version: 2, plugin: PLUGIN })
   const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
