@@ -8,6 +8,7 @@ import { isMainThread } from 'node:worker_threads'
 import type { FastifyInstance } from 'fastify'
 import type { Boot } from './boot'
 import { addListenHook } from './listen-interceptor'
+import { nameFromCommand } from './supervisor/control'
 import { startedEnvironment, type Launch } from './launch'
 import type { ResolvedOptions } from './options'
 import { SUPERVISOR_SIGNALS } from './validate'
@@ -61,6 +62,8 @@ export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
 export function supervisorArgv (launch: Launch, options: ResolvedOptions, bin: string): string[] {
   const flags = [
     '--from-plugin',
+    // Named after the app's script, not after a loader's flag value (tsx's --require preflight.cjs).
+    '--name', nameFromCommand([launch.execPath, ...launch.args]),
     '--ready-timeout', String(options.readyTimeout),
     '--drain-timeout', String(options.drainTimeout),
     '--probation', String(options.probation),

@@ -72,6 +72,8 @@ export class Supervisor extends EventEmitter {
   private stopping: Promise<number> | undefined
   private lastExitCode = 0
   private readonly startedAt = Date.now()
+  /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
+  private firstStart: Promise<void> | undefined
 
   constructor (private readonly options: SupervisorOptions) {
     super()
@@ -86,8 +88,15 @@ export class Supervisor extends EventEmitter {
 
   /** Starts the first generation. Resolves once one serves (restarting with backoff until then). */
   async start (): Promise<void> {
-    const result = await this.launch('start')
-    if (!result.ok) this.scheduleRestart()
+    this.firstStart = (async () => {
+      const result = await this.launch('start')
+      if (!result.ok) this.scheduleRestart()
+    })()
+    try {
+      await this.firstStart
+    } finally {
+      this.firstStart = undefined
+    }
   }
 
   status (): SupervisorStatus {
@@ -112,6 +121,11 @@ export class Supervisor extends EventEmitter {
     if (this.gate.busy) {
       this.options.log.info('supervisor: a reload is already running; this request joins it')
       return this.gate.current as Promise<ReloadResult>
+    }
+    if (this.stopping === undefined && this.current === undefined && this.firstStart !== undefined) {
+      // A deploy may land while the first generation still boots the older code: reload once it serves.
+      this.options.log.info('supervisor: a reload asked while the first generation starts runs once it serves')
+      return this.firstStart.then(() => this.reload())
     }
     if (this.stopping !== undefined || this.current === undefined || this.current.state !== 'serving') {
       const why = this.stopping !== undefined ? 'the supervisor is stopping' : 'no worker is serving yet'
