@@ -84,23 +84,31 @@ export function reattachConnection (socket: Socket): boolean {
   return true
 }
 
-/**
- * True when the HTTP parser of this connection is between messages: not even the first byte of a
- * next request has been parsed. (A pipelining client's next request can be half read while its
- * previous response ends; moving the socket then would lose that half.) Node's own
- * closeIdleConnections() asks the same list. False when this cannot be known: nothing moves then.
- */
+/** True for a connection an HTTP/1 parser reads (not an HTTP/2 session, not an upgraded one). */
 export function hasHttp1Parser (socket: Socket): boolean {
   const parser = (socket as unknown as SocketInternals).parser
   return parser !== undefined && parser !== null
 }
 
+/**
+ * True when the HTTP parser of this connection is between messages: not even the first byte of a
+ * next request has been parsed. (A pipelining client's next request can be half read while its
+ * previous response ends; moving the socket then would lose that half.) Node's own
+ * closeIdleConnections() asks the same list. False when this cannot be known: nothing moves then.
+ *
+ * Node's list is not the whole answer: it counts a connection as active (not idle) from the moment
+ * it is accepted until its first request is complete (its headersTimeout clock runs from the
+ * accept). A connection whose first request has not begun (its client has sent nothing yet, or it
+ * was handed to us from the previous generation and its client has sent nothing since) is
+ * between messages all the same: nothing has been read from it, so its parser has parsed nothing.
+ */
 export function parserIsIdle (socket: Socket, server: object): boolean {
   const parser = (socket as unknown as SocketInternals).parser
   const symbol = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections')
   const connections = symbol === undefined ? undefined : (server as Record<symbol, { idle?: () => unknown[] } | undefined>)[symbol]
   if (parser === undefined || parser === null || typeof connections?.idle !== 'function') return false
-  return idleParsers(server, connections as { idle: () => unknown[] }).has(parser)
+  if (idleParsers(server, connections as { idle: () => unknown[] }).has(parser)) return true
+  return socket.bytesRead === 0
 }
 
 // A drain asks about every connection in one go: list the idle parsers once per synchronous run

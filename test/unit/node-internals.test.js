@@ -112,6 +112,78 @@ test(`parserIsIdle: false while the next pipelined request is half read, true be
   t.equal(parserIsIdle(new net.Socket(), server), false, 'a socket without an HTTP parser: false (nothing moves)')
 })
 
+test(`parserIsIdle: a connection whose first request has not begun is idle, accepted or handed over; half a first request is not (Node ${process.version})`, async (t) => {
+  const http = require('node:http')
+  const { spawn } = require('node:child_process')
+  const { parserIsIdle, socketFromHandle } = require('../../dist/lib/node-internals')
+  const waitUntil = (check) => new Promise((resolve) => { const wait = () => check() ? resolve() : setTimeout(wait, 5); wait() })
+  const second = http.createServer((request, response) => response.end('second'))
+  // It listens: Node keeps a server's list of connections from its first listen on.
+  await listen(second, { host: '127.0.0.1', port: 0 })
+  t.teardown(() => { second.closeAllConnections(); return close(second) })
+
+  // Another process accepts the connection, answers one request on it and hands it over to us, as a
+  // generation does to its successor (a handle crosses a process boundary: a new handle here).
+  const internals = JSON.stringify(path.join(__dirname, '../../dist/lib/node-internals'))
+  const first = spawn(process.execPath, ['-e', `
+    const http = require('node:http')
+    const { parserIsIdle, detachConnection } = require(${internals})
+    let socket
+    const server = http.createServer((request, response) => response.end('first'))
+    server.on('connection', (s) => {
+      socket = s
+      process.send({ idleAtAccept: parserIsIdle(s, server) })
+    })
+    server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
+    process.on('message', (message) => {
+      // Asked once something was sent: answers once it has read something.
+      if (message === 'idle?') {
+        const answer = () => socket.bytesRead > 0 ? process.send({ idle: parserIsIdle(socket, server) }) : setTimeout(answer, 5)
+        answer()
+      }
+      if (message === 'move') process.send('connection', detachConnection(socket), () => socket.destroy())
+      if (message === 'bye') process.exit(0)
+    })
+  `], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], timeout: 10000 })
+  t.teardown(() => { if (first.exitCode === null) first.kill('SIGKILL') })
+  const messages = []
+  const handles = []
+  first.on('message', (message, handle) => { messages.push(message); if (handle !== undefined) handles.push(handle) })
+  const next = async (key) => {
+    await waitUntil(() => messages.some((m) => m !== null && typeof m === 'object' && key in m))
+    const index = messages.findIndex((m) => m !== null && typeof m === 'object' && key in m)
+    return messages.splice(index, 1)[0][key]
+  }
+
+  const client = net.connect(await next('port'), '127.0.0.1')
+  t.teardown(() => client.destroy())
+  let received = ''
+  client.on('data', (chunk) => { received += chunk })
+  // Accepted, nothing sent yet: Node's list calls it active (its headersTimeout runs), yet it is between messages.
+  t.equal(await next('idleAtAccept'), true, 'accepted, nothing read: idle')
+  client.write('GET / HTTP/1.1\r\nHo')
+  first.send('idle?')
+  t.equal(await next('idle'), false, 'half its first request read: not idle')
+  client.write('st: a\r\n\r\n')
+  await waitUntil(() => received.includes('first'))
+  first.send('idle?')
+  t.equal(await next('idle'), true, 'answered: idle')
+
+  first.send('move')
+  await waitUntil(() => handles.length === 1)
+  const moved = socketFromHandle(handles[0])
+  second.emit('connection', moved)
+  t.equal(parserIsIdle(moved, second), true, 'handed over, nothing read since: idle')
+  client.write('GET / HTTP/1.1\r\nHo')
+  await waitUntil(() => moved.bytesRead > 0)
+  t.equal(parserIsIdle(moved, second), false, 'half a request read since the handover: not idle')
+  client.write('st: a\r\n\r\n')
+  await waitUntil(() => received.includes('second'))
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(parserIsIdle(moved, second), true, 'answered: idle')
+  first.send('bye')
+})
+
 test(`http2SessionConnection: the socket the 'connection' event gave, for h2c and over TLS (Node ${process.version})`, async (t) => {
   const http2 = require('node:http2')
   const { execFileSync } = require('node:child_process')

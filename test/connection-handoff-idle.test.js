@@ -1,0 +1,119 @@
+'use strict'
+// connectionHandoff: a keep-alive connection that has not begun a request in this generation (it
+// was moved in from the previous one and stayed idle, or it was accepted and its client has not
+// sent anything yet) is as idle as one between two requests: the drain moves it on, it is not cut
+// at drainTimeout.
+const http = require('node:http')
+const { test } = require('tap')
+const { Service, tempDir, writeRelease, waitUntilGone, waitFor, sleep } = require('./helpers/processes')
+const { RawConnection } = require('./helpers/load')
+
+// A drainTimeout no drain of an idle connection comes near: a cut, or a wait for it, is unmistakable.
+const DRAIN_TIMEOUT = 20000
+const PLUGIN = { connectionHandoff: true, idleGrace: 300, probation: 300, drainTimeout: DRAIN_TIMEOUT }
+
+async function start (t) {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const service = Service.start(t, { cwd: dir, deadlineMs: 120000 })
+  const url = await service.listening()
+  return { dir, service, target: { host: url.hostname, port: Number(url.port) } }
+}
+
+/** Reloads the generation `pid` to `version`; resolves with the new pid and the old generation's drained event. */
+async function reload (service, dir, pid, version) {
+  writeRelease(dir, { version, plugin: PLUGIN })
+  process.kill(pid, 'SIGUSR2')
+  const next = await service.generationServing(version)
+  // Longer than drainTimeout: a drain that waits for its deadline still reports, and fails below.
+  const drained = await service.waitForEvent('drained', (l) => l.pid === pid, DRAIN_TIMEOUT + 10000)
+  await waitUntilGone(pid)
+  return { next, drained }
+}
+
+function assertQuickDrain (t, drained, moved, what) {
+  t.equal(drained.cutConnections, 0, `${what}: no connection cut`)
+  t.equal(drained.movedConnections, moved, `${what}: ${moved} connection(s) moved`)
+  t.ok(drained.durationMs < DRAIN_TIMEOUT / 2, `${what}: the drain took ${drained.durationMs} ms, well under drainTimeout (${DRAIN_TIMEOUT} ms)`)
+}
+
+test('one idle keep-alive connection (node:http Agent) is moved on at every reload: 3 chained reloads, no cut, one connection', async (t) => {
+  const { dir, service, target } = await start(t)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  let opened = 0
+  const create = agent.createConnection.bind(agent)
+  agent.createConnection = (...args) => { opened++; return create(...args) }
+  const get = () => new Promise((resolve, reject) => {
+    const request = http.get({ ...target, path: '/', agent, timeout: 10000 }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode, headers: response.headers, body: JSON.parse(body), localPort: request.socket.localPort }))
+    })
+    request.on('timeout', () => request.destroy(new Error('request timed out')))
+    request.on('error', reject)
+  })
+
+  const first = await get()
+  t.equal(first.body.version, 1)
+  let pid = service.pid
+  for (let version = 2; version <= 4; version++) {
+    // Idle meanwhile: generations 2 and 3 never see a request on it before they drain.
+    const { next, drained } = await reload(service, dir, pid, version)
+    assertQuickDrain(t, drained, 1, `generation ${version - 1}`)
+    pid = next
+    await sleep(300)
+  }
+  const last = await get()
+  t.equal(last.status, 200)
+  t.equal(last.body.version, 4, 'the newest generation answers')
+  t.equal(last.body.pid, pid)
+  t.equal(last.localPort, first.localPort, 'on the same connection (same local port)')
+  t.equal(opened, 1, 'the client opened one connection in all')
+})
+
+test('a connection moved in that gets a request in flight during the next drain: the request finishes, then the connection moves on', async (t) => {
+  const { dir, service, target } = await start(t)
+  const connection = await RawConnection.open(target)
+  t.teardown(() => connection.close())
+  t.equal(JSON.parse((await connection.get('/')).body).version, 1)
+  const second = await reload(service, dir, service.pid, 2)
+  assertQuickDrain(t, second.drained, 1, 'generation 1')
+  const pid2 = second.next
+  await sleep(300)
+
+  // Its first request in generation 2 is in flight when generation 2 drains.
+  connection.write('GET /slow?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n')
+  await waitFor(() => service.find((l) => l.pid === pid2 && l.req?.url === '/slow?ms=1500'), 10000, 'the slow request to reach generation 2')
+  const third = reload(service, dir, pid2, 3)
+  const slow = await connection.readResponse()
+  t.equal(slow.status, 200, 'the request in flight is answered')
+  t.equal(JSON.parse(slow.body).version, 2, 'by generation 2')
+  t.not(slow.headers.connection, 'close', 'without Connection: close: the connection is to move')
+  const { next: pid3, drained } = await third
+  assertQuickDrain(t, drained, 1, 'generation 2')
+  const after = await connection.get('/')
+  t.equal(after.status, 200)
+  t.same(JSON.parse(after.body), { version: 3, pid: pid3 }, 'the same connection reaches generation 3')
+  t.notOk(connection.closed, 'the connection was never closed')
+})
+
+test('a connection whose client has sent nothing yet is moved, not cut at drainTimeout', async (t) => {
+  const { dir, service, target } = await start(t)
+  // Accepted by generation 1, no request on it yet (a browser's preconnect, say).
+  const connection = await RawConnection.open(target)
+  t.teardown(() => connection.close())
+  await waitFor(() => service.find((l) => l.hotReloadEvent === 'serving'), 10000, 'generation 1 to serve')
+  await sleep(300)
+  let pid = service.pid
+  for (let version = 2; version <= 3; version++) {
+    const { next, drained } = await reload(service, dir, pid, version)
+    assertQuickDrain(t, drained, 1, `generation ${version - 1}`)
+    pid = next
+  }
+  const response = await connection.get('/')
+  t.equal(response.status, 200)
+  t.same(JSON.parse(response.body), { version: 3, pid }, 'its first request reaches the newest generation')
+  t.notOk(connection.closed, 'the connection was never closed')
+})
