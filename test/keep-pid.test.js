@@ -7,6 +7,7 @@
 // standalone.
 const { execFile } = require('node:child_process')
 const fs = require('node:fs')
+const net = require('node:net')
 const path = require('node:path')
 const { test } = require('tap')
 const { REPO, FIXTURE_APP, Service, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
@@ -15,6 +16,15 @@ const { startLoad } = require('./helpers/load')
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 500 }
 const KEEP = { FASTIFY_HOT_RELOAD_KEEP_PID: '1' }
 const canExecve = typeof process.execve === 'function'
+
+function freePort () {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
 
 function commandLine (pid) {
   try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ') } catch { return '' }
@@ -144,6 +154,61 @@ if (canExecve) {
     await waitUntilGone(pid, 15000)
     for (const worker of workers) await waitUntilGone(worker, 15000)
     t.pass('pm2 stop ends the service and its workers')
+  })
+
+  test('npx tsx app.ts: SIGUSR2 to the pid tsx started (its child) reloads, tsx keeps waiting; SIGTERM to tsx ends it all', async (t) => {
+    const dir = tempDir(t)
+    // TypeScript syntax: only a loader (tsx's, passed on in the workers' execArgv) runs this.
+    fs.writeFileSync(path.join(dir, 'app.ts'), `const fixture: string = ${JSON.stringify(FIXTURE_APP)}\nrequire(fixture)\n`)
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/tsx'), args: ['app.ts'], env: KEEP })
+    const url = await service.listening()
+    await service.generationServing(1)
+    const started = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under tsx')
+    t.match(commandLine(started), /--name app /, 'named after the app, not after tsx\'s loader')
+    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
+    await sleep(300)
+    await reloadKeepingPid(t, service, dir, started, 3)
+    const stats = await load.stop()
+    t.equal(stats.failed, 0, 'no request failed')
+    t.ok(stats.versions[3] > 0, 'the newest release (TypeScript, through tsx\'s loader) serves')
+    t.ok(isAlive(service.pid), 'tsx is still running')
+    const everything = [service.pid, ...descendantsOf(service.pid)]
+    process.kill(service.pid, 'SIGTERM') // tsx passes SIGTERM on to its child
+    await service.exit
+    for (const pid of everything) await waitUntilGone(pid, 10000)
+    t.ok(service.find((l) => l.hotReloadEvent === 'drained' && l.reason === 'shutdown'), 'the last generation drained')
+    t.pass('tsx, the supervisor and every worker are gone')
+  })
+
+  test('nodemon --signal SIGTERM: a file change restarts the service cleanly, SIGUSR2 to the app reloads with 0 failed', async (t) => {
+    const dir = tempDir(t)
+    fs.copyFileSync(FIXTURE_APP, path.join(dir, 'app.js'))
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    // A fixed port, as a development server has: the restarted service listens on it again.
+    const port = await freePort()
+    const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/nodemon'), args: ['--signal', 'SIGTERM', '--watch', 'app.js', '--delay', '0', 'app.js'], env: { ...KEEP, PORT: String(port) } })
+    const url = await service.listening()
+    await service.generationServing(1)
+    const first = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under nodemon')
+    const firstTree = [first, ...descendantsOf(first)]
+    // A development loop: a change of the file nodemon watches restarts the service (a plain restart).
+    writeRelease(dir, { version: 2, plugin: PLUGIN })
+    fs.appendFileSync(path.join(dir, 'app.js'), '\n// changed\n')
+    for (const pid of firstTree) await waitUntilGone(pid, 20000)
+    t.pass('the first supervisor and its workers are gone: nothing orphaned')
+    const second = await waitFor(() => descendantsOf(service.pid).find((pid) => pid !== first && isSupervisor(pid)), 20000, 'nodemon to start the service again')
+    await service.waitForEvent('serving', (l) => l.pid !== first && descendantsOf(second).includes(l.pid), 20000)
+    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
+    await sleep(300)
+    writeRelease(dir, { version: 3, plugin: PLUGIN })
+    process.kill(second, 'SIGUSR2')
+    await service.generationServing(2, 20000)
+    await sleep(300)
+    const stats = await load.stop()
+    t.equal(stats.failed, 0, 'a reload under nodemon fails no request')
+    t.ok(stats.versions[3] > 0, 'the new release serves')
+    t.ok(isAlive(second) && isAlive(service.pid), 'nodemon and the service it runs are still up')
   })
 } else {
   test(`Node ${process.version} has no process.execve: a warning says the pid is not kept, reloads stay standalone`, async (t) => {

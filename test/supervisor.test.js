@@ -229,3 +229,17 @@ test('a crash loop backs off exponentially, capped at --restart-max-delay', asyn
   const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
   t.ok(status.restarts >= 4, `restarts are counted (${status.restarts})`)
 })
+
+test('a reload signal while the first generation still boots is not lost: it runs once that generation serves', async (t) => {
+  const { dir, control, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN, bootDelay: 1500 })
+  // The supervisor is up (its control socket answers) while generation 1 still boots.
+  await waitFor(async () => (await cli(['status', '--control', control, '--json'])).code === 0, 10000, 'the control socket')
+  const before = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.equal(before.generation, 0, 'no generation serves yet')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  process.kill(service.pid, 'SIGHUP')
+  await service.generationServing(2, 30000)
+  const after = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.same([after.generation, after.lastReload?.ok], [2, true], 'the reload ran once generation 1 served, and succeeded')
+})
