@@ -46,10 +46,10 @@ export class ConnectionHandoff {
         socket.destroy()
       } else if (reattachConnection(socket)) {
         // Nothing was read meanwhile; it drains here with the ordinary close.
-        this.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over; it drains here')
+        this.log.warn({ hotReload: 'handoff-failed', closed: false, err: err.message }, 'hot-reload: a connection could not be handed over; it drains here')
         this.tracker.keep(socket, server)
       } else {
-        this.log.warn({ err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
+        this.log.warn({ hotReload: 'handoff-failed', closed: true, err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
         socket.destroy()
       }
       done()
@@ -73,7 +73,7 @@ export class ConnectionHandoff {
   receive (listener: string, handle: object): void {
     const server = this.listeners.serverFor(listener)
     if (server === undefined) {
-      this.log.warn(`hot-reload: got a connection for ${listener}, which this generation does not listen on; closing it`)
+      this.log.warn({ hotReload: 'handoff-unknown-listener', listener }, `hot-reload: got a connection for ${listener}, which this generation does not listen on; closing it`)
       ;(handle as { close?: () => void }).close?.()
       return
     }

@@ -11,6 +11,8 @@ import type { Http2Sessions } from './http2-sessions'
 import type { LongLivedConnections } from './long-lived'
 
 export type MoveConnection = (socket: Socket, server: HttpServer) => boolean
+/** Why a drain was cut (the `cause` field of the 'drain-cut' log line). */
+export type DrainCutCause = 'drain-timeout' | 'max-draining' | 'supervisor-max-draining'
 
 export interface DrainTimings {
   drainTimeout: number
@@ -61,10 +63,10 @@ export class Drain {
   }
 
   /** Ends the drain now: the connections still open are cut and counted. */
-  cutNow (why: string): void {
+  cutNow (why: string, cause: DrainCutCause): void {
     const cut = this.tracker.cutAll()
     this.cut += cut
-    this.log.warn({ cutConnections: cut }, `hot-reload: ${why}; closed ${cut} connection(s) still open`)
+    this.log.warn({ hotReload: 'drain-cut', cause, cutConnections: cut, drainTimeout: this.timings.drainTimeout }, `hot-reload: ${why}; closed ${cut} connection(s) still open`)
   }
 
   stopDeadline (): void {

@@ -83,11 +83,11 @@ export class Generation {
     })
     parent?.subscribe({
       abort: () => {
-        log.warn('hot-reload: the previous generation aborted this successor; draining and exiting')
+        log.warn({ hotReload: 'successor-aborted' }, 'hot-reload: the previous generation aborted this successor; draining and exiting')
         void this.handover.drain('abort').then(() => this.lifecycle.end(1))
       },
       connection: (listener, handle) => this.receiveConnection(listener, handle),
-      cut: () => this.handover.cutNow('the supervisor has too many generations draining'),
+      cut: () => this.handover.cutNow('the supervisor has too many generations draining', 'supervisor-max-draining'),
       drain: (probation) => this.handover.onSupervisorDrain(probation),
       listener: (address, handle) => this.handover.keepCopy(address, handle),
       retire: () => this.handover.endProbation(),
@@ -96,7 +96,7 @@ export class Generation {
     mode.watchParent(port, () => {
       this.handover.endProbation()
       if (this.lifecycle.leaving || this.lifecycle.stopping) return
-      log.warn('hot-reload: the supervisor is gone; draining and exiting')
+      log.warn({ hotReload: 'supervisor-gone' }, 'hot-reload: the supervisor is gone; draining and exiting')
       void this.shutdown().then(() => this.lifecycle.end(0))
     })
   }
@@ -149,14 +149,15 @@ export class Generation {
     const { parent, port, options, log } = this.context
     const step = takeoverStep(this.context.expectedInstances, this.listened.size, this.pool.pending.length)
     if (step === 'wait') {
-      log.info(`hot-reload: ${this.listened.size} of ${this.context.expectedInstances} instances listen; waiting for the others to claim ${this.pool.pending.map((s) => formatAddress(s.address)).join(', ')}`)
+      log.info({ hotReload: 'waiting-for-instances', listening: this.listened.size, expected: this.context.expectedInstances },
+        `hot-reload: ${this.listened.size} of ${this.context.expectedInstances} instances listen; waiting for the others to claim ${this.pool.pending.map((s) => formatAddress(s.address)).join(', ')}`)
       return
     }
     this.takenOver = true
     if (step === 'unclaimed') {
       const asked = [...this.instances].flatMap((each) => each.listeners.addresses())
       const unclaimed = unclaimedMessage(this.pool.pending, asked)
-      log.error({ code: 'HOT_RELOAD_UNCLAIMED_SOCKET' }, `hot-reload: ${unclaimed}`)
+      log.error({ hotReload: 'unclaimed-socket', code: 'HOT_RELOAD_UNCLAIMED_SOCKET' }, `hot-reload: ${unclaimed}`)
       parent?.failed(unclaimed)
       await this.handover.drain('abort')
       this.lifecycle.end(1)
@@ -197,7 +198,8 @@ export class Generation {
 
   private logAdopted (instance: Instance): void {
     for (const { socket } of instance.listeners.adopted) {
-      instance.app.log.info({ fd: socket.fd }, `hot-reload: adopted inherited socket ${formatAddress(socket.address)}`)
+      instance.app.log.info({ hotReload: 'adopted-socket', fd: socket.fd, address: formatAddress(socket.address) },
+        `hot-reload: adopted inherited socket ${formatAddress(socket.address)}`)
     }
   }
 
@@ -217,7 +219,7 @@ export class Generation {
     if (verdict !== 'commit') return
     this.lifecycle.confirm()
     this.becameMain()
-    this.context.log.info({ generation: this.generation }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)
+    this.context.log.info({ hotReload: 'serving', generation: this.generation }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)
   }
 
   /** A connection the previous generation handed over: to the instance that listens on its address. */
@@ -236,17 +238,17 @@ export class Generation {
     if (this.lifecycle.state === 'serving' && this.lifecycle.confirmed) {
       const delegated = this.context.mode.delegatedReload(parent)
       if (delegated !== undefined) {
-        log.info('hot-reload: asking the supervisor for a reload')
+        log.info({ hotReload: 'reload-delegated' }, 'hot-reload: asking the supervisor for a reload')
         return delegated
       }
     }
     if (this.gate.busy) {
-      log.info('hot-reload: a reload is already running; this request joins it')
+      log.info({ hotReload: 'reload-coalesced' }, 'hot-reload: a reload is already running; this request joins it')
       return this.gate.current as Promise<ReloadResult>
     }
     const refusal = this.lifecycle.reloadRefusal()
     if (refusal !== null) {
-      log.warn(`hot-reload: reload ignored: ${refusal}`)
+      log.warn({ hotReload: 'reload-ignored', reason: refusal }, `hot-reload: reload ignored: ${refusal}`)
       return Promise.resolve(notServing(this.pid, `reload ignored: ${refusal}`, this.generation))
     }
     return this.gate.enter(() => this.runReload()).result
@@ -269,7 +271,7 @@ export class Generation {
       cancelled: () => this.lifecycle.stopping ? 'reload cancelled: shutting down' : undefined,
       started: (successor, plan) => {
         this.starting = successor
-        log.info({ generation: next, successorPid: successor.pid, sockets: plan.addresses },
+        log.info({ hotReload: 'reload-started', generation: next, successorPid: successor.pid, sockets: plan.addresses },
           `hot-reload: reload started; successor pid ${successor.pid ?? '(none)'} for generation ${next}`)
         this.lifecycle.emit('reloading', { generation: next, successorPid: successor.pid })
       }
@@ -280,13 +282,13 @@ export class Generation {
     if (outcome.channel === undefined) {
       if (this.lifecycle.state === 'reloading') this.lifecycle.to('serving')
       this.status.reloadFailed(result.error?.message ?? 'unknown')
-      log.error({ err: result.error, successorPid: result.successorPid },
+      log.error({ hotReload: 'reload-failed', err: result.error, successorPid: result.successorPid, generation: this.generation },
         `hot-reload: reload failed, generation ${this.generation} keeps serving: ${result.error?.message}`)
       this.lifecycle.emit('reloadFailed', result)
       return result
     }
     this.status.serving(next, outcome.pid)
-    log.info({ generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
+    log.info({ hotReload: 'successor-ready', generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
       `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms; draining generation ${this.generation}`)
     this.lifecycle.emit('reloaded', result)
     this.handover.afterReload(outcome.channel, outcome.pid, outcome.listenerCopies)

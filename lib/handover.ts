@@ -4,6 +4,7 @@
 // many generations drain at once. It acts through the Lifecycle, like Generation. Every Fastify
 // instance of the process drains together; the generation is drained once all of them are.
 import type { FastifyBaseLogger } from 'fastify'
+import type { DrainCutCause } from './drain'
 import type { Instance } from './instance'
 import type { Lifecycle } from './lifecycle'
 import type { Mode } from './mode'
@@ -61,7 +62,8 @@ export class Handover {
 
   /** Supervised: a successor serves; with a probation, wait for the supervisor's verdict after the drain. */
   onSupervisorDrain (probation: boolean): void {
-    this.parts.log.info(`hot-reload: the supervisor started a successor; draining generation ${this.parts.generation}`)
+    this.parts.log.info({ hotReload: 'supervisor-successor', generation: this.parts.generation },
+      `hot-reload: the supervisor started a successor; draining generation ${this.parts.generation}`)
     if (probation) this.retirement = new Retirement(undefined)
     this.drainThenExit()
   }
@@ -86,17 +88,17 @@ export class Handover {
   }
 
   /** Ends our drain now: the connections still open are cut and counted. */
-  cutNow (why: string): void {
+  cutNow (why: string, cause: DrainCutCause): void {
     if (this.parts.lifecycle.state !== 'draining') return
     this.endProbation()
-    for (const instance of this.parts.instances()) instance.cutNow(why)
+    for (const instance of this.parts.instances()) instance.cutNow(why, cause)
   }
 
   /** One instance reached its drainTimeout: what it still has open is cut. */
   private cutAtDeadline (instance: Instance): void {
     if (this.parts.lifecycle.state !== 'draining') return
     this.endProbation()
-    instance.cutNow(`drainTimeout (${instance.options.drainTimeout} ms) reached`)
+    instance.cutNow(`drainTimeout (${instance.options.drainTimeout} ms) reached`, 'drain-timeout')
   }
 
   /** `newer` generations after us are draining: our successor has moved on, and we may be one too many. */
@@ -105,7 +107,7 @@ export class Handover {
     const draining = newer + 1
     const max = this.parts.options.maxDrainingGenerations
     this.parts.parent?.sendBehind(draining)
-    if (draining > max) this.cutNow(`${draining} generations are draining, more than maxDrainingGenerations (${max}); this is the oldest`)
+    if (draining > max) this.cutNow(`${draining} generations are draining, more than maxDrainingGenerations (${max}); this is the oldest`, 'max-draining')
   }
 
   private drainThenExit (): void {
@@ -148,12 +150,12 @@ export class Handover {
       movedConnections: instances.reduce((sum, instance) => sum + instance.movedConnections, 0),
       reason: publicReason
     }
-    log.info(result, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
+    log.info({ hotReload: 'drained', generation: this.parts.generation, ...result }, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
     await Promise.all(instances.map(async (instance) => {
       try {
         await instance.app.close()
       } catch (err) {
-        instance.app.log.error({ err }, 'hot-reload: error while closing')
+        instance.app.log.error({ hotReload: 'close-error', err }, 'hot-reload: error while closing')
       }
     }))
     lifecycle.to('closed')
@@ -171,14 +173,14 @@ export class Handover {
     const copies = retirement.takeCopies()
     for (const instance of instances) {
       for (const key of instance.listeners.listenAgain(copies)) {
-        instance.app.log.error(`hot-reload: no copy of ${key} came back; that address stays dark`)
+        instance.app.log.error({ hotReload: 'address-dark', address: key }, `hot-reload: no copy of ${key} came back; that address stays dark`)
       }
     }
     for (const copy of copies.values()) copy.close()
     lifecycle.to('serving')
     this.parts.servingAgain()
     this.parts.status.resumed(generation, reason, pid)
-    log.error({ successorPid: retirement.successorPid, generation },
+    log.error({ hotReload: 'resumed', successorPid: retirement.successorPid, generation, reason },
       `hot-reload: ${reason}; generation ${generation} took its sockets back and serves again`)
     lifecycle.emit('resumed', { generation, successorPid: retirement.successorPid ?? 0, reason })
   }

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify'
 import { ConnectionHandoff, type ConnectionOutlet } from './connection-handoff'
 import { ConnectionTracker } from './connection-tracker'
-import { Drain } from './drain'
+import { Drain, type DrainCutCause } from './drain'
 import type { HotReloadFacade } from './facade'
 import { Http2Sessions } from './http2-sessions'
 import type { Lifecycle } from './lifecycle'
@@ -101,8 +101,8 @@ export class Instance {
     )
   }
 
-  cutNow (why: string): void {
-    this.drainer.cutNow(why)
+  cutNow (why: string, cause: DrainCutCause): void {
+    this.drainer.cutNow(why, cause)
   }
 
   /** The generation serves again: this drain stops where it is. */

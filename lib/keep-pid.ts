@@ -96,7 +96,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
   })
   if (!decision.keep) {
     if (decision.warn) {
-      app.log.warn({ keepPid: false, reason: decision.reason },
+      app.log.warn({ hotReload: 'pid-not-kept', keepPid: false, reason: decision.reason },
         `hot-reload: the pid is not kept (${decision.reason}): each reload moves the service to a new process; ` +
         'run it under `fastify-hot-reload start` if something waits on this pid')
     }
@@ -106,14 +106,14 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     if (server !== app.server) return false
     remove()
     const argv = supervisorArgv(booted.launch, options, BIN)
-    app.log.info({ keepPid: true, pid: process.pid },
+    app.log.info({ hotReload: 'becoming-supervisor', keepPid: true, pid: process.pid },
       `hot-reload: pid ${process.pid} becomes the supervisor and starts the app as its first generation`)
     // pino writes asynchronously: what is still on its way would be lost with the process image.
     flushLog(app, () => {
       try {
         (execve as Execve)(argv[0], argv, startedEnvironment())
       } catch (err) {
-        app.log.error({ err, keepPid: false }, 'hot-reload: could not become the supervisor; reloads stay standalone')
+        app.log.error({ hotReload: 'supervisor-failed', err, keepPid: false }, 'hot-reload: could not become the supervisor; reloads stay standalone')
         listen(args)
       }
     })

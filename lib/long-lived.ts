@@ -98,11 +98,12 @@ export class LongLivedConnections {
     this.queue = closes.map((close, i) => ({ at: start + (moments[i] as number), close }))
     this.next = 0
     if (closes.length > 0) {
-      this.app.log.info({ webSockets: found.webSockets.length, eventStreams: found.eventStreams.length, otherUpgrades: found.others.length, closeSpread: window },
+      this.app.log.info({ hotReload: 'long-lived-closing', webSockets: found.webSockets.length, eventStreams: found.eventStreams.length, otherUpgrades: found.others.length, closeSpread: window },
         `hot-reload: closing ${found.webSockets.length} WebSocket(s), ${found.eventStreams.length} event stream(s) and ${found.others.length} other upgraded connection(s) over ${window} ms`)
     }
     if (found.others.length > 0 && this.events.listenerCount('upgradeDraining') === 0) {
-      this.app.log.warn(`hot-reload: ${found.others.length} upgraded connection(s) of another protocol than WebSocket and no 'upgradeDraining' listener: they are cut at drainTimeout`)
+      this.app.log.warn({ hotReload: 'upgrades-unhandled', otherUpgrades: found.others.length },
+        `hot-reload: ${found.others.length} upgraded connection(s) of another protocol than WebSocket and no 'upgradeDraining' listener: they are cut at drainTimeout`)
     }
     this.armTimer()
     this.rescanner = setInterval(() => {
@@ -155,7 +156,7 @@ export class LongLivedConnections {
     try {
       this.events.emit('upgradeDraining', { socket, request, timeLeft: Math.max(0, this.deadline - Date.now()) })
     } catch (err) {
-      this.app.log.error({ err }, "hot-reload: an 'upgradeDraining' listener threw")
+      this.app.log.error({ hotReload: 'upgrade-draining-threw', err }, "hot-reload: an 'upgradeDraining' listener threw")
     }
   }
 
@@ -183,7 +184,7 @@ export class LongLivedConnections {
     try {
       close()
     } catch (err) {
-      this.app.log.warn({ err }, 'hot-reload: could not close a long-lived connection; it is cut at drainTimeout if still open')
+      this.app.log.warn({ hotReload: 'long-lived-close-failed', err }, 'hot-reload: could not close a long-lived connection; it is cut at drainTimeout if still open')
     }
   }
 }

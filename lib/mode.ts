@@ -52,7 +52,7 @@ class Standalone implements Mode {
       try {
         await parent.sendListener(formatAddress(socket.address), server)
       } catch (err) {
-        log.warn({ err }, 'hot-reload: could not send a copy of a listening socket to the previous generation')
+        log.warn({ hotReload: 'socket-copy-failed', err }, 'hot-reload: could not send a copy of a listening socket to the previous generation')
       }
     }
   }

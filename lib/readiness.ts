@@ -20,7 +20,7 @@ export async function waitUntilReady (check: ReadinessCheck): Promise<boolean> {
     if (check.givenUp()) return false
     const reason = await notReadyNow(check)
     if (reason === null) return true
-    if (attempt === 1) check.app.log.warn(`hot-reload: not ready yet (${reason}); checking again`)
+    if (attempt === 1) check.app.log.warn({ hotReload: 'successor-not-ready', reason }, `hot-reload: not ready yet (${reason}); checking again`)
     await new Promise((resolve) => setTimeout(resolve, CHECK_INTERVAL))
   }
 }

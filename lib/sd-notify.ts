@@ -18,7 +18,7 @@ export function createNotifier (env: Record<string, string | undefined>, log: No
     const assignments = Object.entries(state).map(([key, value]) => `${key}=${value.replace(/\n/g, ' ')}`)
     queue = queue.then(() => new Promise<void>((resolve) => {
       execFile(command, assignments, { env: { ...process.env, NOTIFY_SOCKET: socket }, timeout: 5_000 }, (err) => {
-        if (err !== null) log.warn({ err: err.message }, `sd_notify: ${command} ${assignments.join(' ')} failed`)
+        if (err !== null) log.warn({ hotReload: 'sd-notify-failed', err: err.message }, `sd_notify: ${command} ${assignments.join(' ')} failed`)
         resolve()
       })
     }))

@@ -50,7 +50,7 @@ export class ServiceStatus {
     try {
       writeReloadRecord(this.pidFile, { ...toWire(result), fromPid, finishedAt: Date.now() })
     } catch (err) {
-      this.log.warn({ err }, 'hot-reload: could not write the reload record beside the pid file')
+      this.log.warn({ hotReload: 'reload-record-failed', err }, 'hot-reload: could not write the reload record beside the pid file')
     }
   }
 }

@@ -25,7 +25,7 @@ export function installSignals (port: ProcessPort, log: FastifyBaseLogger, plan:
   for (const signal of plan.reloadSignals) {
     const others = port.listeners(signal)
     if (others.length > 0) {
-      log.warn({ signal, listeners: others.length },
+      log.warn({ hotReload: 'signal-listeners-set-aside', signal, listeners: others.length },
         `hot-reload: ${signal} had ${others.length} other listener(s) (fastify-cli's close-with-grace shuts the app down on it); they are set aside while ${signal} reloads`)
       for (const other of others) {
         port.off(signal, other)
@@ -33,7 +33,7 @@ export function installSignals (port: ProcessPort, log: FastifyBaseLogger, plan:
       }
     }
     const handler = (): void => {
-      log.info(`hot-reload: ${signal} received`)
+      log.info({ hotReload: 'signal-received', signal }, `hot-reload: ${signal} received`)
       plan.reload()
     }
     installed.push([signal, handler])
@@ -43,7 +43,7 @@ export function installSignals (port: ProcessPort, log: FastifyBaseLogger, plan:
   const graceful = shutdown === undefined
     ? undefined
     : closeWithGrace({ delay: shutdown.forceAfterMs, logger: log, skip: NOT_OURS }, async ({ signal }) => {
-      log.info(`hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
+      log.info({ hotReload: 'shutting-down', signal }, `hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
       await shutdown.run()
     })
   return () => {

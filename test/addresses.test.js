@@ -63,7 +63,7 @@ test("host 'localhost' with both 127.0.0.1 and ::1: both addresses are handed ov
     t.equal(stats.non2xx, 0, `${label}: no non-2xx`)
     t.ok(stats.versions[4] > 0, `${label}: the last version served`)
   }
-  const adopted = service.filter((l) => l.pid === pid && /adopted inherited socket/.test(l.msg || '')).map((l) => l.msg)
+  const adopted = service.filter((l) => l.pid === pid && l.hotReload === 'adopted-socket').map((l) => l.address)
   t.equal(adopted.length, 2, `the last generation adopted both sockets (${adopted.join('; ')})`)
   t.same(service.alive(), [pid])
 })

@@ -48,7 +48,7 @@ async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepA
   const health = await new Promise((resolve) => http.get({ ...target, path: '/health', agent: false }, resolve))
   t.equal(health.statusCode, 200, '/health stays 200')
   health.resume()
-  t.ok(service.find((l) => /reload failed, generation 1 keeps serving/.test(l.msg || '') && l.level === 50), 'the failure is logged as an error')
+  t.ok(service.find((l) => l.hotReload === 'reload-failed' && l.generation === 1 && l.pid === service.pid && l.level === 50), 'the failure is logged as an error')
   return { service, target, dir }
 }
 
@@ -66,7 +66,7 @@ test('a successor that hangs before listening is killed at readyTimeout', async 
 
 test('a successor whose own /health never says ready is taken down at readyTimeout', async (t) => {
   const { service } = await failedReload(t, { notReady: true }, 'HOT_RELOAD_READY_TIMEOUT')
-  t.ok(service.find((l) => /not ready yet/.test(l.msg || '') && l.pid !== service.pid), 'the successor said why it was not ready')
+  t.ok(service.find((l) => l.hotReload === 'successor-not-ready' && typeof l.reason === 'string' && l.pid !== service.pid), 'the successor said why it was not ready')
 })
 
 test('a successor that is not ready never takes a connection, under new connections too', async (t) => {
@@ -109,8 +109,8 @@ test('a burst of 10 signals starts one successor at a time', async (t) => {
   t.equal(stats.non2xx, 0)
   const started = service.filter((l) => l.hotReloadEvent === 'reloading')
   t.equal(started.length, 1, 'exactly one successor was spawned')
-  const received = service.filter((l) => /SIGUSR2 received/.test(l.msg || '')).length
-  const coalesced = service.filter((l) => /already running|reload ignored/.test(l.msg || '')).length
+  const received = service.filter((l) => l.hotReload === 'signal-received' && l.signal === 'SIGUSR2').length
+  const coalesced = service.filter((l) => l.hotReload === 'reload-coalesced' || l.hotReload === 'reload-ignored').length
   t.ok(received >= 2, `several signals arrived (${received})`)
   t.equal(coalesced, received - 1, 'every extra signal was coalesced, and logged')
   t.same(service.alive(), [successor], 'one process serves')

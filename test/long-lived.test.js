@@ -19,7 +19,7 @@ async function start (t, release) {
 
 /** The drain result an old generation logged (it may be gone before its last lines come through). */
 function drainedLine (service, pid) {
-  return service.waitForLine((l) => l.pid === pid && /drained after/.test(l.msg || ''), 15000, `generation pid ${pid} to log its drain`)
+  return service.waitForEvent('drained', (l) => l.pid === pid, 15000)
 }
 
 test('60 WebSocket clients over 3 chained reloads: every one gets 1001, spread over closeSpread, and reconnects to the new generation', async (t) => {
@@ -108,7 +108,7 @@ test("another upgraded protocol: the app's 'upgradeDraining' listener gets the c
   process.kill(service.pid, 'SIGUSR2')
   await service.generationServing(2)
   await waitFor(() => upgraded.closed, 10000, 'the app to close the upgraded connection')
-  const drainStart = (await service.waitForLine((l) => l.pid === service.pid && /; draining generation 1/.test(l.msg || ''))).time
+  const drainStart = (await service.waitForEvent('draining', (l) => l.pid === service.pid && l.reason === 'reload')).time
   const closedAfter = Date.now() - drainStart
   t.equal(upgraded.buffer.toString(), 'going away\n', "the app's goodbye arrived, then the end (no reset)")
   const asked = await service.waitForLine((l) => l.pid === service.pid && l.event === 'upgrade-draining', 5000, 'the listener to log')

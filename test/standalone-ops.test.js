@@ -94,7 +94,7 @@ test('systemd socket activation in standalone mode: adopted, and reloads with 0 
   const load = startLoad(t, { host: '127.0.0.1', port }, { connections: 10, keepAlive: false })
   await service.listening()
   // Fastify's "listening" line and our onListen hook's line come in either order.
-  const adopted = await service.waitForLine((l) => /adopted inherited socket 127\.0\.0\.1:/.test(l.msg || ''), 10000, 'the adoption to be logged')
+  const adopted = await service.waitForLine((l) => l.hotReload === 'adopted-socket' && l.address.startsWith('127.0.0.1:'), 10000, 'the adoption to be logged')
   t.equal(adopted.pid, service.pid, 'the first generation adopted the activated socket')
   let pid = service.pid
   for (const version of [2, 3]) {

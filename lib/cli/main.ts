@@ -172,7 +172,7 @@ async function start (argv: string[]): Promise<number> {
   const finished = new Promise<number>((resolveExit) => {
     for (const signal of reloadSignals) {
       process.on(signal, () => {
-        log.info(`supervisor: ${signal} received; reloading`)
+        log.info({ supervisor: 'signal-received', signal }, `supervisor: ${signal} received; reloading`)
         void supervisor.reload()
       })
     }
@@ -203,12 +203,12 @@ async function start (argv: string[]): Promise<number> {
       throw new UsageError(`--pid-file: cannot write ${pidFile}: ${(err as Error).message}`)
     }
   }
-  log.info({ controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
+  log.info({ supervisor: 'started', controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
 
   const first = await Promise.race([supervisor.start().then(() => supervisor.servingPid), finished.then(() => undefined)])
   let code: number
   if (first === undefined && supervisor.status().state !== 'stopping') {
-    log.error('supervisor: the first generation did not start; stopping')
+    log.error({ supervisor: 'first-generation-failed' }, 'supervisor: the first generation did not start; stopping')
     code = await supervisor.shutdown('SIGTERM').then(() => 1)
   } else {
     code = await finished
@@ -216,7 +216,7 @@ async function start (argv: string[]): Promise<number> {
   control.close()
   try { unlinkSync(controlPath) } catch {}
   if (pidFile !== undefined) { try { unlinkSync(pidFile) } catch {} }
-  log.info(`supervisor: stopped (exit code ${code})`)
+  log.info({ supervisor: 'stopped', exitCode: code }, `supervisor: stopped (exit code ${code})`)
   return code
 }
 

@@ -64,7 +64,7 @@ export class Probations {
       for (const socket of sockets) socket.handle ??= handleOfHeldFd(socket.fd)
     } catch (err) {
       // A Node whose internals we do not know: restart instead, as without a probation.
-      this.log.error({ err }, 'supervisor: cannot hand the sockets back to the previous generation')
+      this.log.error({ supervisor: 'sockets-not-returned', err }, 'supervisor: cannot hand the sockets back to the previous generation')
       return retire()
     }
     for (const socket of sockets) {

@@ -119,7 +119,7 @@ export class Supervisor extends EventEmitter {
   /** Starts generation N+1 with the sockets; N drains once N+1 is ready. A failure leaves N serving. */
   reload (): Promise<ReloadResult> {
     if (this.gate.busy) {
-      this.options.log.info('supervisor: a reload is already running; this request joins it')
+      this.options.log.info({ supervisor: 'reload-coalesced' }, 'supervisor: a reload is already running; this request joins it')
       return this.gate.current as Promise<ReloadResult>
     }
     if (this.stopping === undefined && this.current === undefined && this.firstStart !== undefined) {
@@ -155,7 +155,7 @@ export class Supervisor extends EventEmitter {
       started: (successor, plan) => {
         this.starting = successor
         if (successor.child !== undefined && successor.pid !== undefined) worker = this.track(successor.child, successor.pid, next)
-        options.log.info({ generation: next, workerPid: successor.pid, sockets: plan.addresses },
+        options.log.info({ supervisor: 'generation-starting', trigger: why, generation: next, workerPid: successor.pid, sockets: plan.addresses },
           `supervisor: ${why}: starting generation ${next} (pid ${successor.pid ?? 'none'})`)
       }
     })
@@ -163,7 +163,14 @@ export class Supervisor extends EventEmitter {
     const result = outcome.result
     if (outcome.channel === undefined) {
       if (worker !== undefined) this.workers.delete(worker.pid)
-      options.log.error({ err: result.error, workerPid: result.successorPid },
+      options.log.error({
+        supervisor: this.stopping !== undefined ? 'generation-cancelled' : 'generation-failed',
+        trigger: why,
+        generation: next,
+        servingGeneration: this.current?.generation,
+        err: result.error,
+        workerPid: result.successorPid
+      },
         `supervisor: ${why} failed${this.current ? `, generation ${this.current.generation} keeps serving` : ''}: ${result.error?.message}`)
       if (why === 'reload') options.status.reloadFailed(result.error?.message ?? 'unknown')
     } else {
@@ -185,7 +192,7 @@ export class Supervisor extends EventEmitter {
     this.current = serving
     this.instances = serving.instances ?? 1
     this.generation = next
-    this.options.log.info({ generation: next, workerPid: serving.pid, durationMs },
+    this.options.log.info({ supervisor: 'generation-serving', generation: next, workerPid: serving.pid, durationMs },
       `supervisor: generation ${next} (pid ${serving.pid}) is serving after ${durationMs} ms`)
     this.probations.endAll(this.workers.values())
     if (previous !== undefined && this.workers.has(previous.pid)) this.probations.begin(serving, previous)
@@ -199,7 +206,7 @@ export class Supervisor extends EventEmitter {
     for (const worker of draining.slice(0, Math.max(0, draining.length - this.options.maxDraining))) {
       if (worker.cut === true) continue
       worker.cut = true
-      this.options.log.warn({ workerPid: worker.pid },
+      this.options.log.warn({ supervisor: 'max-draining-cut', workerPid: worker.pid, generation: worker.generation, draining: draining.length, maxDraining: this.options.maxDraining },
         `supervisor: ${draining.length} generations draining, more than --max-draining (${this.options.maxDraining}); generation ${worker.generation} (pid ${worker.pid}) cuts what it still has open`)
       send(worker.child, { type: 'cut' })
     }
@@ -210,7 +217,7 @@ export class Supervisor extends EventEmitter {
     this.workers.set(pid, worker)
     child.on('message', (raw: unknown, handle: unknown) => this.onWorkerMessage(worker, unwrap(raw) as ChildMessage | undefined, handle))
     child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal))
-    child.on('error', (err) => this.options.log.warn({ err, workerPid: pid }, 'supervisor: worker channel error'))
+    child.on('error', (err) => this.options.log.warn({ supervisor: 'worker-channel-error', err, workerPid: pid }, 'supervisor: worker channel error'))
     return worker
   }
 
@@ -241,12 +248,12 @@ export class Supervisor extends EventEmitter {
     const address = fdNameToAddress(encodeURIComponent(name))
     const fd = (handle as { fd?: unknown } | undefined)?.fd
     if (address === null || typeof fd !== 'number') {
-      this.options.log.warn({ workerPid: worker.pid }, `supervisor: ignored a listener message without a usable socket (${name})`)
+      this.options.log.warn({ supervisor: 'listener-ignored', workerPid: worker.pid }, `supervisor: ignored a listener message without a usable socket (${name})`)
       return
     }
     if (this.sockets.some((s) => formatAddress(s.address) === formatAddress(address))) return
     this.sockets.push({ address, fd, handle })
-    this.options.log.info({ fd }, `supervisor: holding listening socket ${name} for later generations`)
+    this.options.log.info({ supervisor: 'holding-socket', fd, address: formatAddress(address) }, `supervisor: holding listening socket ${name} for later generations`)
   }
 
   private onWorkerExit (worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
@@ -254,10 +261,12 @@ export class Supervisor extends EventEmitter {
     const how = signal === null ? `code ${code}` : `signal ${signal}`
     if (worker === this.current) this.lastExitCode = code ?? 1
     if (worker.state === 'draining' || this.stopping !== undefined) {
-      this.options.log.info({ workerPid: worker.pid }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) exited with ${how}`)
+      this.options.log.info({ supervisor: 'worker-exited', workerPid: worker.pid, generation: worker.generation, code, signal },
+        `supervisor: generation ${worker.generation} (pid ${worker.pid}) exited with ${how}`)
       if (worker === this.current) this.current = undefined
     } else if (worker.state === 'serving') {
-      this.options.log.error({ workerPid: worker.pid, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
+      this.options.log.error({ supervisor: 'worker-crashed', workerPid: worker.pid, generation: worker.generation, code, signal },
+        `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
       if (worker === this.current) this.replaceCrashed(worker, how)
     }
     // A worker still starting: the launch that started it reports the failure.
@@ -273,7 +282,7 @@ export class Supervisor extends EventEmitter {
       this.instances = predecessor.instances ?? 1
       predecessor.servingSince = Date.now()
       this.current = predecessor
-      this.options.log.error({ workerPid: worker.pid, resumedPid: predecessor.pid },
+      this.options.log.error({ supervisor: 'serves-again', workerPid: worker.pid, resumedPid: predecessor.pid, generation: predecessor.generation, reason },
         `supervisor: ${reason}; generation ${predecessor.generation} (pid ${predecessor.pid}) serves again`)
       this.options.status.resumed(predecessor.generation, reason)
       return
@@ -291,11 +300,14 @@ export class Supervisor extends EventEmitter {
         if (!result.ok && this.current === undefined) this.scheduleRestart()
       })
     })
-    if (scheduled !== undefined) this.options.log.warn(`supervisor: restarting the worker in ${scheduled.delay} ms (attempt ${scheduled.attempt})`)
+    if (scheduled !== undefined) {
+      this.options.log.warn({ supervisor: 'restart-scheduled', delayMs: scheduled.delay, attempt: scheduled.attempt },
+        `supervisor: restarting the worker in ${scheduled.delay} ms (attempt ${scheduled.attempt})`)
+    }
   }
 
   private async runShutdown (signal: NodeJS.Signals): Promise<number> {
-    this.options.log.info(`supervisor: ${signal} received; stopping every worker gracefully`)
+    this.options.log.info({ supervisor: 'stopping', signal }, `supervisor: ${signal} received; stopping every worker gracefully`)
     this.options.status.stopping(process.pid)
     this.restart.cancel()
     this.starting?.cancel('cancelled: the supervisor is stopping')
@@ -311,7 +323,8 @@ export class Supervisor extends EventEmitter {
       })
     }
     for (const worker of this.workers.values()) {
-      this.options.log.error(`supervisor: generation ${worker.generation} (pid ${worker.pid}) did not stop in time; killing it`)
+      this.options.log.error({ supervisor: 'worker-killed', workerPid: worker.pid, generation: worker.generation },
+        `supervisor: generation ${worker.generation} (pid ${worker.pid}) did not stop in time; killing it`)
       try { process.kill(worker.pid, 'SIGKILL') } catch {}
       this.lastExitCode = 1
     }

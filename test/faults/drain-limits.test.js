@@ -35,7 +35,7 @@ test('standalone: with maxDrainingGenerations 2, the oldest draining generation 
   await waitUntilGone(generations[0])
   await waitUntilGone(generations[1])
   // A process can be gone before its last lines have come through the pipe.
-  const cuts = await service.waitForLines((l) => /more than maxDrainingGenerations \(2\); this is the oldest/.test(l.msg || ''), 2, 5000, 'both cut generations to log it')
+  const cuts = await service.waitForLines((l) => l.hotReload === 'drain-cut' && l.cause === 'max-draining', 2, 5000, 'both cut generations to log it')
   t.same(cuts.map((l) => l.pid).sort(), [generations[0], generations[1]].sort(), 'the two oldest generations said why they ended their drain')
   t.same(cuts.map((l) => l.cutConnections), [1, 1], 'each cut its one endless request, and counted it')
   t.same(generations.slice(2).filter(isAlive), generations.slice(2), 'generations 3 and 4 still drain, 5 serves')
@@ -69,8 +69,8 @@ test('supervised: with --max-draining 2, the oldest draining generation is cut a
   await waitUntilGone(workers[0])
   await waitUntilGone(workers[1])
   // The workers' last lines (and so the supervisor's earlier ones) may still be in the pipe.
-  const cuts = await service.waitForLines((l) => /too many generations draining; closed 1 connection/.test(l.msg || ''), 2, 5000, 'both cut workers to log it')
-  const orders = service.filter((l) => /more than --max-draining \(2\)/.test(l.msg || ''))
+  const cuts = await service.waitForLines((l) => l.hotReload === 'drain-cut' && l.cause === 'supervisor-max-draining' && l.cutConnections === 1, 2, 5000, 'both cut workers to log it')
+  const orders = service.filter((l) => l.supervisor === 'max-draining-cut' && l.maxDraining === 2)
   t.same(orders.map((l) => l.workerPid).sort(), [workers[0], workers[1]].sort(), 'the supervisor told the two oldest to end their drain')
   t.same(cuts.map((l) => l.pid).sort(), [workers[0], workers[1]].sort(), 'each cut its endless request and counted it')
   t.same(workers.slice(2).filter(isAlive), workers.slice(2), 'generations 3 and 4 still drain, 5 serves')
@@ -107,8 +107,8 @@ test('20 reload signals in one second, sent to the serving pid as an operator wo
   t.same(stats.map((s) => s.failed), [0, 0], 'no request failed')
   t.same(stats.map((s) => s.non2xx), [0, 0], 'no non-2xx')
   const started = service.filter((l) => l.hotReloadEvent === 'reloading').length
-  const received = service.filter((l) => /SIGUSR2 received/.test(l.msg || '')).length
-  const answered = service.filter((l) => /already running|reload ignored/.test(l.msg || '')).length
+  const received = service.filter((l) => l.hotReload === 'signal-received' && l.signal === 'SIGUSR2').length
+  const answered = service.filter((l) => l.hotReload === 'reload-coalesced' || l.hotReload === 'reload-ignored').length
   t.ok(started >= 1 && started < received, `reloads were coalesced: ${received} signals, ${started} reloads`)
   t.equal(started + answered, received, 'each signal started a reload or was logged as joined or ignored')
   t.equal(Number(fs.readFileSync(pidFile, 'utf8')), serving, 'the pid file names the one generation left')
@@ -147,7 +147,7 @@ test('supervisor: SIGTERM in the middle of a reload cancels it, finishes what is
   const inFlight = request(target, { path: '/slow?ms=1500' })
   writeRelease(dir, { version: 2, plugin, bootDelay: 5000 })
   process.kill(service.pid, 'SIGHUP')
-  const started = await service.waitForLine((l) => /reload: starting generation 2/.test(l.msg || ''), 10000, 'the reload to start')
+  const started = await service.waitForLine((l) => l.supervisor === 'generation-starting' && l.trigger === 'reload' && l.generation === 2, 10000, 'the reload to start')
   await sleep(300)
   process.kill(service.pid, 'SIGTERM')
   const exit = await Promise.race([service.exit, sleep(20000).then(() => 'timeout')])
@@ -158,7 +158,7 @@ test('supervisor: SIGTERM in the middle of a reload cancels it, finishes what is
   t.notOk(isAlive(started.workerPid), 'the booting successor is gone')
   t.same(childrenOf(service.pid), [], 'no child left behind')
   t.same(service.alive(), [], 'no process left')
-  t.ok(service.find((l) => /cancelled: the supervisor is stopping|reload failed/.test(l.msg || '')), 'the reload was reported as cancelled')
+  t.ok(service.find((l) => (l.supervisor === 'generation-cancelled' || l.supervisor === 'generation-failed') && l.trigger === 'reload' && l.generation === 2), 'the reload was reported as cancelled')
 })
 
 // Event streams and WebSockets now end well inside closeSpread (test/long-lived.test.js): what
@@ -185,7 +185,7 @@ test('a stream that never ends and is not an event stream is cut at drainTimeout
   const end = await Promise.race([stream, sleep(10000).then(() => 'still open')])
   t.not(end, 'still open', `the stream was cut (${end})`)
   t.not(end, 'ended', 'it did not end cleanly: nothing ended it before the deadline')
-  const cut = await service.waitForLine((l) => l.pid === service.pid && /drainTimeout \(1500 ms\) reached; closed 1 connection/.test(l.msg || ''), 5000, 'the cut to be logged')
+  const cut = await service.waitForLine((l) => l.pid === service.pid && l.hotReload === 'drain-cut' && l.cause === 'drain-timeout' && l.drainTimeout === 1500 && l.cutConnections === 1, 5000, 'the cut to be logged')
   t.equal(cut.cutConnections, 1, 'one connection cut, counted in the log')
   await waitUntilGone(service.pid)
   // The process may be gone before its last lines reach us through the pipe: wait for them.
@@ -203,12 +203,12 @@ test('a WebSocket client that ignores the close frame is sent 1001, then cut at 
   writeRelease(dir, { version: 2, plugin, websocket: true })
   process.kill(service.pid, 'SIGUSR2')
   await service.generationServing(2)
-  const drainStart = (await service.waitForLine((l) => l.pid === service.pid && /; draining generation 1/.test(l.msg || ''))).time
+  const drainStart = (await service.waitForEvent('draining', (l) => l.pid === service.pid && l.reason === 'reload')).time
   await waitFor(() => deaf.closeFrame !== null, 5000, 'the close frame')
   t.equal(deaf.closeFrame.code, 1001, 'it was sent 1001 Going Away')
   t.ok(deaf.closeFrame.t - drainStart < plugin.drainTimeout, `before the deadline (${deaf.closeFrame.t - drainStart} ms into the drain)`)
   await waitFor(() => deaf.ended, 10000, 'the connection to be cut')
-  const cut = await service.waitForLine((l) => l.pid === service.pid && /drainTimeout \(2000 ms\) reached; closed 1 connection/.test(l.msg || ''), 5000, 'the cut to be logged')
+  const cut = await service.waitForLine((l) => l.pid === service.pid && l.hotReload === 'drain-cut' && l.cause === 'drain-timeout' && l.drainTimeout === 2000 && l.cutConnections === 1, 5000, 'the cut to be logged')
   t.equal(cut.cutConnections, 1, 'the one connection that did not answer was cut at drainTimeout and counted')
   t.ok(deaf.endedAt - drainStart >= plugin.drainTimeout - 100, `it was open until the deadline (${deaf.endedAt - drainStart} ms into the drain)`)
   const stats = await stopLoads()

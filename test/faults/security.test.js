@@ -118,7 +118,7 @@ test('the control socket is owner-only: mode 600 in a directory of mode 700, and
   })
   const controlDir = path.join(runtime, 'fastify-hot-reload')
   const control = path.join(controlDir, 'secapp.sock')
-  await service.waitForLine((l) => /supervisor: pid \d+, control socket/.test(l.msg || ''), 10000, 'the control socket')
+  await service.waitForLine((l) => l.supervisor === 'started' && l.controlPath === control, 10000, 'the control socket')
   const dirStat = fs.statSync(controlDir)
   t.equal((dirStat.mode & 0o777).toString(8), '700', 'the directory the supervisor created is mode 700')
   t.equal(dirStat.uid, process.getuid(), 'and ours')
@@ -179,7 +179,7 @@ test('no reload or status route over HTTP: the plugin adds only its two probes, 
   const supervised = await startMinimalSupervised(t)
   t.same(await pluginRoutes(supervised.target), ['GET /health', 'GET /health/live', 'HEAD /health', 'HEAD /health/live'], 'supervised worker, default options: only the probes')
   await probe(t, supervised.target, 'supervised')
-  t.notOk(supervised.service.find((l) => /starting generation 2/.test(l.msg || '')), 'the supervisor started no generation 2')
+  t.notOk(supervised.service.find((l) => l.supervisor === 'generation-starting' && l.generation === 2), 'the supervisor started no generation 2')
 
   const off = await startStandalone(t, { plugin: { ...PLUGIN, healthPath: false, livenessPath: false } })
   t.same(await pluginRoutes(off.target), [], 'healthPath: false, livenessPath: false: the plugin adds no route at all')
@@ -206,7 +206,7 @@ test("the app's own children inherit no listening socket and no handoff variable
   await standalone.service.generationServing(2)
   const second = (await request(standalone.target, 'GET', '/spawn-child')).body
   t.equal(second.parent.generation, 2, 'answered by generation 2, which adopted the inherited socket')
-  t.ok(standalone.service.find((l) => l.pid === second.parent.pid && /adopted inherited socket/.test(l.msg || '')), 'generation 2 adopted an inherited fd')
+  t.ok(standalone.service.find((l) => l.pid === second.parent.pid && l.hotReload === 'adopted-socket'), 'generation 2 adopted an inherited fd')
   checkChild(t, second.child, baseline, 'standalone generation 2')
   t.ok(second.child.env.includes('SECRET_TOKEN'), 'the rest of the environment does reach the child')
 

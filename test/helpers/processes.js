@@ -87,10 +87,10 @@ class Service {
         let line
         try { line = JSON.parse(text) } catch { line = { raw: text } }
         if (trackLogPids) {
-          if (typeof line.pid === 'number') this.pids.add(line.pid)
-          const successor = /(?:successor|worker) pid (\d+)/.exec(line.msg || '')
-          if (successor) this.pids.add(Number(successor[1]))
-          if (typeof line.successorPid === 'number') this.pids.add(line.successorPid)
+          // Every line that announces a new process carries its pid as a field.
+          for (const field of ['pid', 'successorPid', 'workerPid']) {
+            if (typeof line[field] === 'number') this.pids.add(line[field])
+          }
         }
         this.lines.push(line)
       }
