@@ -13,7 +13,9 @@ export const ENV = {
   generation: 'FASTIFY_HOT_RELOAD_GENERATION',
   supervised: 'FASTIFY_HOT_RELOAD_SUPERVISED',
   /** How many Fastify instances the sockets came from (see takeover.ts); 1 when not set. */
-  instances: 'FASTIFY_HOT_RELOAD_INSTANCES'
+  instances: 'FASTIFY_HOT_RELOAD_INSTANCES',
+  /** A supervised worker's slot in its generation (0 to workers - 1), for its logs. */
+  slot: 'FASTIFY_HOT_RELOAD_SLOT'
 } as const
 const MAX_FDS = 1024
 
@@ -32,6 +34,8 @@ export interface Handoff {
   sockets: InheritedSocket[]
   /** How many Fastify instances the sockets came from (an older release does not say: 1). */
   instances: number
+  /** A supervised worker's slot in its generation; undefined when not said. */
+  slot: number | undefined
 }
 
 type Env = Record<string, string | undefined>
@@ -69,6 +73,10 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
   if (instancesText !== undefined && !/^[1-9]\d*$/.test(instancesText)) {
     throw bad(ENV.instances, `expected a whole number of 1 or more, got ${JSON.stringify(instancesText)}`)
   }
+  const slotText = env[ENV.slot]
+  if (slotText !== undefined && !/^(0|[1-9]\d*)$/.test(slotText)) {
+    throw bad(ENV.slot, `expected a whole number of 0 or more, got ${JSON.stringify(slotText)}`)
+  }
   const countText = env[ENV.fds]
   if (countText === undefined || !/^\d+$/.test(countText) || Number(countText) > MAX_FDS) {
     throw bad(ENV.fds, `expected the number of inherited sockets (0 to ${MAX_FDS}), got ${JSON.stringify(countText)}`)
@@ -95,7 +103,8 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
     parentPid: Number(parentText),
     supervised: supervisedText === '1',
     sockets,
-    instances: instancesText === undefined ? 1 : Number(instancesText)
+    instances: instancesText === undefined ? 1 : Number(instancesText),
+    slot: slotText === undefined ? undefined : Number(slotText)
   }
 }
 

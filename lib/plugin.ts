@@ -51,6 +51,9 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   active = generation
   const facade = new HotReloadFacade(() => generation)
   const instance = generation.attach(app, options, facade)
+  // A supervised worker's every log line says which generation and slot it is (--workers).
+  const slot = booted.handoff?.slot
+  if (slot !== undefined) (app.log as { setBindings?: (bindings: object) => void }).setBindings?.({ generation: generation.generation, slot })
   const close = (): void => {
     stopKeepingPid()
     generation.onClose(instance)

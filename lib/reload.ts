@@ -2,7 +2,7 @@
 // the successor with the listening sockets, wait for its verdict, and commit it, or report why not.
 // Callers say what is theirs: who serves meanwhile, how to log, what to tell systemd.
 import { hotReloadError } from './errors'
-import { handoffEnv } from './handoff-env'
+import { ENV, handoffEnv } from './handoff-env'
 import type { Launch } from './launch'
 import type { ListeningSockets } from './listeners'
 import { formatAddress } from './listener-address'
@@ -91,4 +91,55 @@ export async function runReload (next: number, run: ReloadRun): Promise<ReloadOu
     child: outcome.child,
     listenerCopies: outcome.listenerCopies
   }
+}
+
+export interface CohortRun extends Omit<ReloadRun, 'started'> {
+  /** A worker was spawned (or could not be) for `slot`. */
+  started: (successor: StartedSuccessor, plan: PlannedSpawn, slot: number) => void
+}
+
+export type CohortOutcome =
+  | { result: ReloadResult & { ok: true }, members: Array<{ slot: number, pid: number, channel: SuccessorChannel }> }
+  | { result: ReloadResult & { ok: false }, members?: undefined }
+
+/**
+ * Several workers of generation `next` at once (the supervisor's --workers), all or nothing: each
+ * gets the sockets and its slot, all are committed once every one is ready, and the first that
+ * fails takes the others down (no waiting for the slowest to time out). Never rejects.
+ */
+export async function runCohort (next: number, slots: number[], run: CohortRun): Promise<CohortOutcome> {
+  const startedAt = performance.now()
+  const failure = (pid: number | undefined, error: HotReloadError): CohortOutcome =>
+    ({ result: failed(run.serving(), startedAt, pid, error) as ReloadResult & { ok: false } })
+  let plan: PlannedSpawn
+  try {
+    plan = run.plan()
+  } catch (error) {
+    return failure(undefined, error as HotReloadError)
+  }
+  const successors = slots.map((slot) => {
+    const slotPlan = { ...plan, env: { ...plan.env, [ENV.slot]: String(slot) } }
+    const successor = startSuccessor(slotPlan, run.timings)
+    run.started(successor, slotPlan, slot)
+    return successor
+  })
+  let first: { pid: number | undefined, error: HotReloadError } | undefined
+  const outcomes = await Promise.all(successors.map(async (successor) => {
+    const outcome = await successor.outcome
+    if (!outcome.ok && first === undefined) {
+      first = { pid: outcome.pid, error: outcome.error }
+      for (const other of successors) if (other !== successor) other.cancel(`another worker of generation ${next} failed: ${outcome.error.message}`)
+    }
+    return outcome
+  }))
+  const ready = outcomes.flatMap((outcome) => outcome.ok ? [outcome] : [])
+  const cancelled = first === undefined ? run.cancelled() : undefined
+  if (first !== undefined || cancelled !== undefined || ready.length === 0) {
+    await Promise.all(ready.map((outcome) => outcome.abort()))
+    return first !== undefined
+      ? failure(first.pid, first.error)
+      : failure(ready[0]?.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', cancelled ?? 'no worker to start'))
+  }
+  const members = ready.map((outcome, index) => ({ slot: slots[index], pid: outcome.pid, channel: outcome.commit() }))
+  return { result: succeeded(next, members[0].pid, startedAt) as ReloadResult & { ok: true }, members }
 }

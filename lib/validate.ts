@@ -15,7 +15,9 @@ export const RANGES = {
   timeout: { min: 1, max: MAX_TIMER_MS, unit: 'milliseconds' },
   /** The probation, where 0 turns it off. */
   probation: { min: 0, max: MAX_TIMER_MS, unit: 'milliseconds' },
-  drainingGenerations: { min: 1, max: 1000, unit: 'generations' }
+  drainingGenerations: { min: 1, max: 1000, unit: 'generations' },
+  /** Worker processes per generation (the supervisor's --workers). */
+  workers: { min: 1, max: 1024, unit: 'workers' }
 } satisfies Record<string, Range>
 
 export function inRange (value: unknown, range: Range): value is number {

@@ -19,7 +19,7 @@ class Load {
     this.timeoutMs = timeoutMs
     this.pauseMs = pauseMs
     this.onResult = onResult
-    this.stats = { sent: 0, ok: 0, non2xx: 0, failed: 0, errors: {}, statuses: {}, versions: {}, pids: new Set(), socketsOpened: 0 }
+    this.stats = { sent: 0, ok: 0, non2xx: 0, failed: 0, errors: {}, statuses: {}, versions: {}, pids: new Set(), perPid: {}, socketsOpened: 0 }
     this.running = false
     this.loops = []
     this.agent = new http.Agent({ keepAlive, maxSockets: connections, maxFreeSockets: connections })
@@ -65,7 +65,10 @@ class Load {
           try {
             const parsed = JSON.parse(body)
             if (parsed.version !== undefined) stats.versions[parsed.version] = (stats.versions[parsed.version] || 0) + 1
-            if (parsed.pid !== undefined) stats.pids.add(parsed.pid)
+            if (parsed.pid !== undefined) {
+              stats.pids.add(parsed.pid)
+              stats.perPid[parsed.pid] = (stats.perPid[parsed.pid] || 0) + 1
+            }
           } catch {}
         }
         resolve()

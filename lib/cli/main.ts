@@ -1,5 +1,6 @@
 // The `fastify-hot-reload` command: start (the supervisor), reload, status.
 import { existsSync, unlinkSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { clearHandoffEnv, type InheritedSocket } from '../handoff-env'
@@ -32,6 +33,9 @@ Runs the app as worker generations under a supervisor that keeps the listening s
 for the service's whole life. SIGHUP/SIGUSR2 reload; SIGTERM/SIGINT stop gracefully.
 
 Options:
+  --workers <n|max>         worker processes per generation, all accepting on the same sockets
+                            (default 1; max: one per CPU, os.availableParallelism()); a reload
+                            starts all n new ones and drains the old ones once every new one is ready
   --ready-timeout <ms>      how long a new generation may take to be ready (default 30000)
   --drain-timeout <ms>      how long an old generation may take to drain (default 30000)
   --restart-delay <ms>      first delay before restarting a crashed worker (default 100)
@@ -119,6 +123,7 @@ async function start (argv: string[]): Promise<number> {
   const dash = argv.indexOf('--')
   const own = dash === -1 ? argv : argv.slice(0, dash)
   const { values, positionals } = parse(own, {
+    workers: { type: 'string' },
     'ready-timeout': { type: 'string' },
     'drain-timeout': { type: 'string' },
     'restart-delay': { type: 'string' },
@@ -147,6 +152,8 @@ async function start (argv: string[]): Promise<number> {
   const restartDelay = numberFlag('restart-delay', flag('restart-delay'), 100, RANGES.timeout)
   const restartMaxDelay = numberFlag('restart-max-delay', flag('restart-max-delay'), 10_000, RANGES.timeout)
   const probation = numberFlag('probation', flag('probation'), DEFAULTS.probation, RANGES.probation)
+  const workersFlag = flag('workers')
+  const workers = workersFlag === 'max' ? availableParallelism() : numberFlag('workers', workersFlag, 1, RANGES.workers)
   const maxDraining = numberFlag('max-draining', flag('max-draining'), DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   // The plugin passes the command line the app was really started with: no script to look for.
@@ -166,7 +173,7 @@ async function start (argv: string[]): Promise<number> {
   // With a pid file, each reload's outcome is recorded beside it (for `reload --pid-file`).
   const status = new ServiceStatus(createNotifier(process.env, log), pidFile, log)
   const supervisor = new Supervisor({
-    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status, workers
   })
   // Signals first: a reload signal that came before its handler would end the process.
   const finished = new Promise<number>((resolveExit) => {
@@ -255,12 +262,12 @@ async function status (argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(answer) + '\n')
     return 0
   }
-  const workers = (answer.workers as Array<{ generation: number, pid: number, state: string, uptimeMs: number }>) ?? []
+  const workers = (answer.workers as Array<{ generation: number, slot?: number, pid: number, state: string, uptimeMs: number, restarts?: number }>) ?? []
   const last = answer.lastReload as { ok: boolean, generation: number, durationMs: number, error?: { message: string } } | undefined
   const lines = [
     `supervisor pid ${answer.pid}: ${answer.state}, generation ${answer.generation}, up ${Math.round(Number(answer.uptimeMs) / 1000)} s, ${answer.restarts} restart(s)`,
     `sockets: ${(answer.sockets as string[]).join(', ') || '(none yet)'}`,
-    ...workers.map((w) => `  generation ${w.generation}: pid ${w.pid} ${w.state}, up ${Math.round(w.uptimeMs / 1000)} s`),
+    ...workers.map((w) => `  generation ${w.generation}${w.slot === undefined ? '' : ` slot ${w.slot}`}: pid ${w.pid} ${w.state}, up ${Math.round(w.uptimeMs / 1000)} s${w.restarts ? `, ${w.restarts} restart(s) in this slot` : ''}`),
     `last reload: ${last === undefined ? 'none' : last.ok ? `ok, generation ${last.generation} in ${last.durationMs} ms` : `failed: ${last.error?.message}`}`
   ]
   process.stdout.write(lines.join('\n') + '\n')

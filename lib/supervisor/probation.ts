@@ -1,6 +1,7 @@
-// The supervisor's side of a probation: a new generation serves, its predecessor drains but waits
-// for the verdict. Proven (the clock ran out, or it moved on): the predecessor retires. Dead within
-// the probation: the predecessor gets copies of the sockets and serves again.
+// The supervisor's side of a probation: a new generation (all its workers) serves, its predecessor
+// drains but waits for the verdict. Proven (the clock ran out, or it moved on): the predecessor
+// retires. A worker of it dead within the probation: every worker of the predecessor gets copies of
+// the sockets and serves again, and the rest of the failed generation drains away.
 import type { Socket } from 'node:net'
 import { wrap } from '../ipc'
 import { formatAddress, type ListenerAddress } from '../listener-address'
@@ -8,7 +9,7 @@ import { handleOfHeldFd } from '../node-internals'
 import { Probation } from '../probation'
 import { send } from '../successor'
 import type { SupervisorLogger } from './supervisor'
-import type { Worker } from './worker'
+import type { Cohort, Worker } from './worker'
 
 export interface HeldSocket {
   address: ListenerAddress
@@ -25,40 +26,44 @@ export class Probations {
   ) {}
 
   /** `serving` took over from `previous`: it drains, and with a probation waits for the verdict. */
-  begin (serving: Worker, previous: Worker): void {
-    previous.state = 'draining'
+  begin (serving: Cohort, previous: Cohort): void {
     const probation = this.ms > 0
-    send(previous.child, { type: 'drain', probation })
+    for (const worker of previous.workers.values()) {
+      worker.state = 'draining'
+      send(worker.child, { type: 'drain', probation })
+    }
     if (!probation) return
     serving.predecessor = previous
     serving.probation = new Probation(this.ms, () => this.retire(serving))
   }
 
   /** The serving generation proved itself: its predecessor may finish. */
-  end (worker: Worker): void {
-    if (worker.probation !== undefined) worker.probation.end()
-    else this.retire(worker)
+  end (cohort: Cohort): void {
+    if (cohort.probation !== undefined) cohort.probation.end()
+    else this.retire(cohort)
   }
 
   /** A new generation serves: any probation still running is over (there is no going back two steps). */
-  endAll (workers: Iterable<Worker>): void {
-    for (const worker of workers) if (worker.predecessor !== undefined) this.end(worker)
+  endAll (cohorts: Iterable<Cohort>): void {
+    for (const cohort of cohorts) if (cohort.predecessor !== undefined) this.end(cohort)
   }
 
   /**
-   * The serving generation died: within its probation, its predecessor gets copies of the sockets
-   * and serves again. Returns the predecessor that serves, or undefined when none is able to.
+   * A worker of the serving generation died: within its probation, the predecessor's workers get
+   * copies of the sockets and serve again. Returns the cohort that serves, or undefined when none is
+   * able to.
    */
-  resume (worker: Worker, how: string, sockets: HeldSocket[]): { predecessor: Worker, reason: string } | undefined {
-    const predecessor = worker.predecessor
-    if (predecessor === undefined || worker.probation?.failed() !== true) return undefined
-    worker.predecessor = undefined
+  resume (cohort: Cohort, worker: Worker, how: string, sockets: HeldSocket[]): { predecessor: Cohort, reason: string } | undefined {
+    const predecessor = cohort.predecessor
+    if (predecessor === undefined || cohort.probation?.failed() !== true) return undefined
+    cohort.predecessor = undefined
+    const live = [...predecessor.workers.values()].filter((w) => this.isTracked(w) && w.child.connected)
     // Whatever happens next, the predecessor must not wait for a word that never comes.
     const retire = (): undefined => {
-      if (this.isTracked(predecessor)) send(predecessor.child, { type: 'retire' })
+      for (const w of predecessor.workers.values()) if (this.isTracked(w)) send(w.child, { type: 'retire' })
       return undefined
     }
-    if (predecessor.cut === true || !this.isTracked(predecessor) || !predecessor.child.connected) return retire()
+    if (predecessor.cut === true || live.length === 0) return retire()
     const reason = `generation ${worker.generation} (pid ${worker.pid}) exited with ${how} ${Date.now() - (worker.servingSince ?? worker.startedAt)} ms after it took over`
     try {
       for (const socket of sockets) socket.handle ??= handleOfHeldFd(socket.fd)
@@ -67,16 +72,17 @@ export class Probations {
       this.log.error({ supervisor: 'sockets-not-returned', err }, 'supervisor: cannot hand the sockets back to the previous generation')
       return retire()
     }
-    for (const socket of sockets) {
-      predecessor.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
+    for (const w of live) {
+      for (const socket of sockets) w.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
+      send(w.child, { type: 'resume', successorPid: worker.pid, reason })
     }
-    send(predecessor.child, { type: 'resume', successorPid: worker.pid, reason })
     return { predecessor, reason }
   }
 
-  private retire (worker: Worker): void {
-    const predecessor = worker.predecessor
-    worker.predecessor = undefined
-    if (predecessor !== undefined && this.isTracked(predecessor)) send(predecessor.child, { type: 'retire' })
+  private retire (cohort: Cohort): void {
+    const predecessor = cohort.predecessor
+    cohort.predecessor = undefined
+    if (predecessor === undefined) return
+    for (const worker of predecessor.workers.values()) if (this.isTracked(worker)) send(worker.child, { type: 'retire' })
   }
 }

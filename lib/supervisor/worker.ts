@@ -1,4 +1,5 @@
-// One worker process as the supervisor tracks it.
+// The worker processes as the supervisor tracks them: each one has a slot in its generation's
+// cohort (--workers N: slots 0 to N - 1), and the cohort is what serves, drains and is on probation.
 import type { ChildProcess } from 'node:child_process'
 import type { Probation } from '../probation'
 
@@ -6,16 +7,26 @@ export type WorkerState = 'starting' | 'serving' | 'draining'
 
 export interface Worker {
   generation: number
+  slot: number
   pid: number
   child: ChildProcess
   state: WorkerState
   startedAt: number
   servingSince?: number
-  /** Told to end its drain now (too many generations draining). */
-  cut?: boolean
-  /** Serving, on probation: the generation it took over from, which waits to be retired or resumed. */
-  predecessor?: Worker
-  probation?: Probation
   /** How many Fastify instances it said listen (its 'ready', then 'instances'); 1 when not said. */
   instances?: number
+  /** Its generation's cohort, once committed. */
+  cohort?: Cohort
+}
+
+/** The workers of one generation. */
+export interface Cohort {
+  generation: number
+  /** Its live workers, by slot. */
+  workers: Map<number, Worker>
+  /** Told to end its drain now (too many generations draining). */
+  cut?: boolean
+  /** Serving, on probation: the cohort it took over from, which waits to be retired or resumed. */
+  predecessor?: Cohort
+  probation?: Probation
 }
