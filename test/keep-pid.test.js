@@ -10,7 +10,7 @@ const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
 const { test } = require('tap')
-const { REPO, FIXTURE_APP, Service, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
+const { REPO, FIXTURE_APP, Service, childrenOf, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 500 }
@@ -84,6 +84,37 @@ if (canExecve) {
     t.same(exit, { code: 0, signal: null }, 'the pid that was started exits 0 after a graceful stop')
     for (const worker of workers) await waitUntilGone(worker, 10000)
     t.pass('no worker outlives it')
+  })
+
+  test('as PID 1 (Docker\'s CMD ["node", "app.js"], here a PID namespace): the app\'s PID 1 becomes the supervisor, reloads with 0 failed, SIGTERM stops it all', async (t) => {
+    const dir = tempDir(t)
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    const service = Service.start(t, {
+      cwd: dir,
+      command: 'unshare',
+      args: ['--pid', '--fork', '--mount-proc', process.execPath, FIXTURE_APP],
+      env: KEEP,
+      trackLogPids: false // pids in the log are the namespace's
+    })
+    const url = await service.listening()
+    await service.generationServing(1)
+    const outer = await waitFor(() => childrenOf(service.pid)[0]?.pid, 5000, 'the PID 1 process')
+    service.pids.add(outer)
+    t.ok(isSupervisor(outer), 'PID 1, started as node app.js, now runs the supervisor')
+    t.ok(service.find((l) => l.supervisor === 'started' && l.pid === 1), 'as PID 1')
+    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
+    await sleep(300)
+    for (let version = 2; version <= 3; version++) {
+      writeRelease(dir, { version, plugin: PLUGIN })
+      process.kill(outer, 'SIGUSR2') // docker kill -s USR2 <container>
+      await service.generationServing(version)
+      await sleep(300)
+    }
+    const stats = await load.stop()
+    t.equal(stats.failed, 0, 'no request failed')
+    t.ok(stats.versions[3] > 0, 'the newest release serves')
+    process.kill(outer, 'SIGTERM') // docker stop
+    t.same(await service.exit, { code: 0, signal: null }, 'the container would exit 0')
   })
 
   test('npm start: SIGUSR2 to the pid npm started reloads, npm keeps waiting on it, no orphan at the end', async (t) => {
