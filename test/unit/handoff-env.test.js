@@ -152,15 +152,16 @@ test('clearHandoffEnv removes every handoff variable and nothing else', async (t
   const env = {
     ...handoffEnv([{ kind: 'tcp', address: '127.0.0.1', port: 3000 }], 2, 1, true, 2),
     LISTEN_PID: '5',
+    FASTIFY_HOT_RELOAD_SLOT: '1',
     PATH: '/usr/bin',
     NODE_ENV: 'production'
   }
-  for (const name of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'FASTIFY_HOT_RELOAD_INSTANCES']) {
+  for (const name of ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'FASTIFY_HOT_RELOAD_INSTANCES', 'FASTIFY_HOT_RELOAD_SLOT']) {
     t.ok(env[name] !== undefined, `${name} set before`)
   }
   clearHandoffEnv(env)
   t.same(env, { PATH: '/usr/bin', NODE_ENV: 'production' })
-  t.same(Object.values(ENV).sort(), ['FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_INSTANCES', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'LISTEN_FDNAMES', 'LISTEN_FDS', 'LISTEN_PID'])
+  t.same(Object.values(ENV).sort(), ['FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_INSTANCES', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_SLOT', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'LISTEN_FDNAMES', 'LISTEN_FDS', 'LISTEN_PID'])
   t.equal(readHandoff(env, socketFds), null, 'nothing left to read')
 })
 
@@ -177,5 +178,16 @@ test('how many instances the sockets come from: said when more than one, 1 when 
     const error = thrown(() => readHandoff({ ...two, FASTIFY_HOT_RELOAD_INSTANCES: bad }, socketFds))
     t.equal(error?.code, 'HOT_RELOAD_INVALID_HANDOFF', `${JSON.stringify(bad)} is refused`)
     t.match(error?.message, /FASTIFY_HOT_RELOAD_INSTANCES/)
+  }
+})
+
+test('FASTIFY_HOT_RELOAD_SLOT: a supervised worker\'s slot, or a clear error', async (t) => {
+  const base = handoffEnv([], 3, 1, true)
+  t.equal(readHandoff(base, socketFds).slot, undefined, 'not said: undefined')
+  t.equal(readHandoff({ ...base, FASTIFY_HOT_RELOAD_SLOT: '0' }, socketFds).slot, 0)
+  t.equal(readHandoff({ ...base, FASTIFY_HOT_RELOAD_SLOT: '2' }, socketFds).slot, 2)
+  for (const bad of ['-1', '01', 'x', '']) {
+    const err = thrown(() => readHandoff({ ...base, FASTIFY_HOT_RELOAD_SLOT: bad }, socketFds))
+    t.match(err?.message, /FASTIFY_HOT_RELOAD_SLOT: expected a whole number of 0 or more/, `${JSON.stringify(bad)} is refused`)
   }
 })
