@@ -118,8 +118,9 @@ test('20 reload signals in one second, sent to the serving pid as an operator wo
 test('a reload while the previous drain still runs (long request): both finish, the long request gets its answer', async (t) => {
   const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 20000, probation: 300 }
   const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin })
-  const long = request(target, { path: '/slow?ms=4000' })
-  await waitFor(() => service.find((l) => l.req?.url === '/slow?ms=4000'), 10000, 'the long request to arrive')
+  // Longer than two successors' boots on a loaded machine: generation 1 must still be draining it.
+  const long = request(target, { path: '/slow?ms=9000' })
+  await waitFor(() => service.find((l) => l.req?.url === '/slow?ms=9000'), 10000, 'the long request to arrive')
   writeRelease(dir, { version: 2, plugin })
   process.kill(service.pid, 'SIGUSR2')
   const second = await service.generationServing(2)
