@@ -183,18 +183,19 @@ function standalone ({ handoff = true } = {}) {
  * socket (the time includes the command's own Node start-up), or by SIGHUP to the supervisor
  * (measured like the standalone signal: from the signal to a new pid serving).
  */
-function supervisor ({ via = 'command' } = {}) {
+function supervisor ({ via = 'command', workers = 1 } = {}) {
   let child
   let control
   let dir
+  const each = workers > 1 ? `, ${workers} workers` : ''
   return {
-    name: via === 'command' ? 'fastify-hot-reload (supervisor, reload command)' : 'fastify-hot-reload (supervisor, SIGHUP)',
+    name: via === 'command' ? `fastify-hot-reload (supervisor${each}, reload command)` : `fastify-hot-reload (supervisor${each}, SIGHUP)`,
     project: true,
     async start (ctx) {
       dir = ctx.dir
       control = path.join(ctx.dir, 'ctl', 'app.sock')
       track(ctx, () => child && child.pid)
-      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [BIN, 'start', '--control', control, '--', process.execPath, APP])
+      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [BIN, 'start', '--control', control, '--workers', String(workers), '--', process.execPath, APP])
       await serving(ctx.port)
     },
     async reload (ctx) {
@@ -255,6 +256,52 @@ function pm2 (instances) {
   }
 }
 
+/** Node's cluster module, N workers, reloaded one worker at a time as its docs suggest (bench/cluster-primary.js). */
+function nodeCluster (workers) {
+  let primary
+  let dir
+  const message = (expected) => new Promise((resolve, reject) => {
+    const onMessage = (got) => {
+      if (got !== expected && !String(got).startsWith('failed')) return
+      primary.off('message', onMessage)
+      if (got === expected) resolve()
+      else reject(new Error(`node cluster: ${got}`))
+    }
+    primary.on('message', onMessage)
+  })
+  return {
+    name: `Node cluster module, ${workers} workers (rolling restart)`,
+    project: false,
+    async start (ctx) {
+      dir = ctx.dir
+      track(ctx, () => primary && primary.pid)
+      primary = spawn(process.execPath, [path.join(__dirname, 'cluster-primary.js')], {
+        cwd: ctx.dir,
+        env: { ...process.env, PORT: String(ctx.port), BENCH_CLUSTER_WORKERS: String(workers), ...ctx.env },
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        detached: true
+      })
+      await message('ready')
+      await serving(ctx.port)
+    },
+    async reload () {
+      const started = performance.now()
+      const done = message('reloaded')
+      primary.send('reload')
+      await done
+      const servingMs = performance.now() - started
+      return { servingMs, goneMs: servingMs }
+    },
+    daemonPid: () => primary && primary.pid,
+    async stop () {
+      const pids = appPids(dir)
+      if (primary && alive(primary.pid)) process.kill(primary.pid, 'SIGTERM')
+      if (primary) await waitGone(primary.pid, 15000)
+      killAll([...pids, ...appPids(dir), ...(primary ? [primary.pid] : [])])
+    }
+  }
+}
+
 /** A plain restart: SIGTERM, wait for the exit, start again. */
 function plainRestart () {
   let current
@@ -286,4 +333,4 @@ function plainRestart () {
   }
 }
 
-module.exports = { standalone, supervisor, pm2, plainRestart, serving, spawnApp, appPids, rssMb, alive, waitGone, killAll, sleep, APP }
+module.exports = { standalone, supervisor, pm2, nodeCluster, plainRestart, serving, spawnApp, appPids, rssMb, alive, waitGone, killAll, sleep, APP }

@@ -16,6 +16,8 @@ const { writeBenchmarksMarkdown } = require('./report')
 const { longLivedScenario, longLivedTable } = require('./long-lived')
 
 const QUICK = process.argv.includes('--quick')
+// `--workers K`: the multi-process contenders' size (supervisor --workers, PM2 -i, cluster), 2 by default.
+const WORKERS = Number(process.argv[process.argv.indexOf('--workers') + 1]) > 0 && process.argv.includes('--workers') ? Number(process.argv[process.argv.indexOf('--workers') + 1]) : 2
 const CONFIG = QUICK
   ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 1, throughputRounds: 1, connections: { keepAlive: 20, perRequest: 10 }, webSockets: 50 }
   : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, throughputRounds: 3, connections: { keepAlive: 30, perRequest: 10 }, webSockets: 100 }
@@ -275,8 +277,10 @@ async function main () {
     () => contenders.standalone(),
     () => contenders.supervisor({ via: 'command' }),
     () => contenders.supervisor({ via: 'signal' }),
+    () => contenders.supervisor({ via: 'command', workers: WORKERS }),
     () => contenders.pm2(1),
-    () => contenders.pm2(2),
+    () => contenders.pm2(WORKERS),
+    () => contenders.nodeCluster(WORKERS),
     contenders.plainRestart
   ]
   const results = []
