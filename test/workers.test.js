@@ -124,3 +124,38 @@ test('--workers 2: a new worker that dies within the probation: the whole old ge
   // Requests inside the worker that died die with it (README: not promised); the others are served.
   t.ok(stats.ok > 0 && stats.failed <= 20, `at most the requests in flight on the dead worker failed (${stats.failed})`)
 })
+
+test('--workers 3 --reload-batch 1: a rolling reload boots one new worker at a time, 0 failed; a failure in a later batch takes it all back', async (t) => {
+  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3', '--reload-batch', '1', '--probation', '500'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  const first = await servingWorkers(control, 1, 3)
+  const keepAlive = startLoad(t, target, { connections: 30, keepAlive: true })
+  const perRequest = startLoad(t, target, { connections: 10, keepAlive: false })
+  await sleep(500)
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const reload = await cli(['reload', '--control', control, '--json'])
+  t.equal(reload.code, 0, 'the rolling reload exits 0 once all three slots run the new release')
+  const second = await servingWorkers(control, 2, 3)
+  // One new worker boots at a time: each batch starts once the previous batch's worker is up (it
+  // adopted the sockets, then passed readiness and was committed before the next one started).
+  const starts = service.filter((l) => l.supervisor === 'generation-starting' && l.generation === 2).sort((a, b) => a.time - b.time)
+  t.same(starts.map((l) => [l.trigger, l.slot]), [['batch', 0], ['batch', 1], ['batch', 2]], 'three batches of one slot each, in order')
+  for (let i = 1; i < starts.length; i++) {
+    const up = service.find((l) => l.hotReload === 'adopted-socket' && l.pid === starts[i - 1].workerPid)
+    t.ok(up && up.time <= starts[i].time, `slot ${i - 1}'s new worker was up before slot ${i}'s started`)
+  }
+  for (const old of first) await waitUntilGone(old.pid, 15000)
+  // Slot 0 is replaced, then slot 1's new worker exits at boot: all of it goes back.
+  writeRelease(dir, { version: 3, plugin: PLUGIN, exitAtStartInSlot: 1 })
+  const broken = await cli(['reload', '--control', control, '--json'])
+  t.equal(broken.code, 1, 'a failure in the second batch fails the reload')
+  const back = await servingWorkers(control, 2, 3)
+  t.same(back.map((w) => w.pid).sort(), second.map((w) => w.pid).sort(), 'the three workers of generation 2 serve again, slot 0\'s included')
+  await waitFor(async () => (await status(control)).workers.every((w) => w.generation === 2), 15000, 'generation 3\'s slot 0 worker to drain away')
+  await sleep(500)
+  const stats = [await keepAlive.stop(), await perRequest.stop()]
+  t.comment(JSON.stringify(stats.map(({ perPid, ...rest }) => rest)))
+  t.same(stats.map((s) => s.failed), [0, 0], 'no request failed (keep-alive, per request)')
+  t.ok(stats[0].versions[2] > 0 && stats[1].versions[2] > 0, 'release 2 served')
+})

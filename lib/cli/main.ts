@@ -36,6 +36,8 @@ Options:
   --workers <n|max>         worker processes per generation, all accepting on the same sockets
                             (default 1; max: one per CPU, os.availableParallelism()); a reload
                             starts all n new ones and drains the old ones once every new one is ready
+  --reload-batch <k>        with --workers: a reload replaces k workers at a time (rolling), for
+                            hosts where twice the workers do not fit; still all or nothing
   --ready-timeout <ms>      how long a new generation may take to be ready (default 30000)
   --drain-timeout <ms>      how long an old generation may take to drain (default 30000)
   --restart-delay <ms>      first delay before restarting a crashed worker (default 100)
@@ -124,6 +126,7 @@ async function start (argv: string[]): Promise<number> {
   const own = dash === -1 ? argv : argv.slice(0, dash)
   const { values, positionals } = parse(own, {
     workers: { type: 'string' },
+    'reload-batch': { type: 'string' },
     'ready-timeout': { type: 'string' },
     'drain-timeout': { type: 'string' },
     'restart-delay': { type: 'string' },
@@ -154,6 +157,8 @@ async function start (argv: string[]): Promise<number> {
   const probation = numberFlag('probation', flag('probation'), DEFAULTS.probation, RANGES.probation)
   const workersFlag = flag('workers')
   const workers = workersFlag === 'max' ? availableParallelism() : numberFlag('workers', workersFlag, 1, RANGES.workers)
+  const reloadBatch = numberFlag('reload-batch', flag('reload-batch'), workers, RANGES.workers)
+  if (reloadBatch > workers) throw new UsageError(`--reload-batch must be at most --workers (${workers}), got ${reloadBatch}`)
   const maxDraining = numberFlag('max-draining', flag('max-draining'), DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   // The plugin passes the command line the app was really started with: no script to look for.
@@ -173,7 +178,7 @@ async function start (argv: string[]): Promise<number> {
   // With a pid file, each reload's outcome is recorded beside it (for `reload --pid-file`).
   const status = new ServiceStatus(createNotifier(process.env, log), pidFile, log)
   const supervisor = new Supervisor({
-    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status, workers
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status, workers, reloadBatch
   })
   // Signals first: a reload signal that came before its handler would end the process.
   const finished = new Promise<number>((resolveExit) => {

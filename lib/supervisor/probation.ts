@@ -72,11 +72,24 @@ export class Probations {
       this.log.error({ supervisor: 'sockets-not-returned', err }, 'supervisor: cannot hand the sockets back to the previous generation')
       return retire()
     }
-    for (const w of live) {
-      for (const socket of sockets) w.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
-      send(w.child, { type: 'resume', successorPid: worker.pid, reason })
-    }
+    this.serveAgain(live, sockets, worker.pid, reason)
     return { predecessor, reason }
+  }
+
+  /** Workers draining on probation get copies of the sockets and serve again. */
+  serveAgain (workers: Worker[], sockets: HeldSocket[], successorPid: number, reason: string): void {
+    for (const socket of sockets) socket.handle ??= handleOfHeldFd(socket.fd)
+    for (const w of workers) {
+      for (const socket of sockets) w.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
+      send(w.child, { type: 'resume', successorPid, reason })
+    }
+  }
+
+  /** A rolling reload is over: its old workers already drain on probation; the verdict is the new cohort's. */
+  watch (serving: Cohort, previous: Cohort): void {
+    if (this.ms <= 0) return this.retire({ ...serving, predecessor: previous })
+    serving.predecessor = previous
+    serving.probation = new Probation(this.ms, () => this.retire(serving))
   }
 
   private retire (cohort: Cohort): void {

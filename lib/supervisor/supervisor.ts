@@ -10,7 +10,7 @@ import type { InheritedSocket } from '../handoff-env'
 import { unwrap, wrap, type ChildMessage } from '../ipc'
 import { fdNameToAddress, formatAddress } from '../listener-address'
 import { runCohort, spawnPlan } from '../reload'
-import { notServing, ReloadGate, toWire, type WireReloadResult } from '../reload-result'
+import { notServing, ReloadGate, succeeded, toWire, type WireReloadResult } from '../reload-result'
 import type { ServiceStatus } from '../service-status'
 import { send, type StartedSuccessor } from '../successor'
 import type { ReloadResult } from '../types'
@@ -44,6 +44,8 @@ export interface SupervisorOptions {
   activated: InheritedSocket[]
   /** Worker processes per generation (default 1). */
   workers?: number
+  /** A reload replaces this many slots at a time (rolling); default all at once. */
+  reloadBatch?: number
   log: SupervisorLogger
   /** systemd and the like. */
   status: ServiceStatus
@@ -62,7 +64,8 @@ export interface SupervisorStatus {
   restarts: number
 }
 
-type Launch = 'start' | 'reload' | 'restart'
+/** Why workers are started: `batch` is one step of a rolling reload (the reload itself is accounted once). */
+type Launch = 'start' | 'reload' | 'restart' | 'batch'
 
 export class Supervisor extends EventEmitter {
   private readonly sockets: HeldSocket[]
@@ -84,6 +87,8 @@ export class Supervisor extends EventEmitter {
   private readonly startedAt = Date.now()
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
+  /** The new generation while a rolling reload builds it. */
+  private rolling: Cohort | undefined
   /** Round robin over the serving workers for connections handed over by a draining one. */
   private nextTarget = 0
 
@@ -153,7 +158,73 @@ export class Supervisor extends EventEmitter {
       const why = this.stopping !== undefined ? 'the supervisor is stopping' : 'no worker is serving yet'
       return Promise.resolve(notServing(serving[0]?.pid ?? 0, `reload ignored: ${why}`, this.current?.generation ?? 0))
     }
-    return this.gate.enter(() => this.launch('reload', this.slots)).result
+    const batch = this.options.reloadBatch ?? this.slots.length
+    return this.gate.enter(() => batch < this.slots.length ? this.rollingReload(batch) : this.launch('reload', this.slots)).result
+  }
+
+  /**
+   * --reload-batch K: K slots at a time. Each batch's new workers join the new generation and the
+   * old workers of those slots drain on probation; a failure in any batch takes the whole reload
+   * back (the new workers drain away, the replaced old ones serve again), so it is all or nothing.
+   */
+  private async rollingReload (batch: number): Promise<ReloadResult> {
+    const { options } = this
+    const previous = this.current as Cohort
+    const next = this.generation + 1
+    const startedAt = performance.now()
+    options.status.reloading(next)
+    const cohort: Cohort = { generation: next, workers: new Map() }
+    this.rolling = cohort
+    const replaced: Worker[] = []
+    let failure: ReloadResult | undefined
+    for (let i = 0; i < this.slots.length && failure === undefined; i += batch) {
+      const slots = this.slots.slice(i, i + batch)
+      const step = await this.launch('batch', slots, cohort)
+      if (!step.ok) {
+        failure = step
+        break
+      }
+      for (const slot of slots) {
+        const old = previous.workers.get(slot)
+        if (old === undefined) continue
+        old.state = 'draining'
+        send(old.child, { type: 'drain', probation: true })
+        replaced.push(old)
+      }
+    }
+    this.rolling = undefined
+    let result: ReloadResult
+    if (failure !== undefined) {
+      const reason = `generation ${next} failed in a rolling reload: ${failure.error?.message}`
+      for (const worker of cohort.workers.values()) {
+        worker.state = 'draining'
+        send(worker.child, { type: 'drain', probation: false })
+      }
+      const back = replaced.filter((w) => this.workers.has(w.pid) && w.child.connected)
+      this.probations.serveAgain(back, this.sockets, failure.successorPid ?? 0, reason)
+      for (const worker of back) worker.state = 'serving'
+      result = failure
+      options.log.error({ supervisor: 'generation-failed', trigger: 'reload', generation: next, servingGeneration: previous.generation, err: failure.error },
+        `supervisor: reload failed, generation ${previous.generation} keeps serving: ${failure.error?.message}`)
+      options.status.reloadFailed(failure.error?.message ?? 'unknown')
+      if (previous.workers.size < this.slots.length) void this.fill()
+    } else {
+      this.current = cohort
+      this.generation = next
+      result = succeeded(next, this.servingPid ?? 0, startedAt)
+      const pids = [...cohort.workers.values()].map((w) => w.pid)
+      options.log.info({ supervisor: 'generation-serving', generation: next, workerPid: pids[0], workerPids: pids, durationMs: result.durationMs },
+        `supervisor: generation ${next} (pid ${pids.join(', ')}) is serving after ${result.durationMs} ms (rolling, ${batch} at a time)`)
+      this.probations.endAll([...this.cohorts()].filter((c) => c !== cohort))
+      this.probations.watch(cohort, previous)
+      this.limitDraining()
+      options.status.serving(next)
+      if (cohort.workers.size < this.slots.length) void this.fill()
+    }
+    this.lastReload = result
+    options.status.recordReload(result, process.pid)
+    this.emit(result.ok ? 'serving' : 'failed', result)
+    return result
   }
 
   /** SIGTERM/SIGINT: every worker drains and exits; resolves with the exit code to use. */
@@ -162,9 +233,10 @@ export class Supervisor extends EventEmitter {
     return this.stopping
   }
 
+  /** Every worker that accepts now: the serving generation's, and during a rolling reload the new one's too. */
   private servingWorkers (): Worker[] {
-    if (this.current === undefined) return []
-    return [...this.current.workers.values()].filter((w) => w.state === 'serving').sort((a, b) => a.slot - b.slot)
+    const cohorts = [this.current, this.rolling].filter((c): c is Cohort => c !== undefined)
+    return cohorts.flatMap((c) => [...c.workers.values()]).filter((w) => w.state === 'serving').sort((a, b) => a.slot - b.slot)
   }
 
   /**
