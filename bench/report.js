@@ -72,8 +72,17 @@ is killed at the end. Only 127.0.0.1 is used.
 `
 }
 
+// Sections other measurements wrote (bench/accept-balance.js, ...) start at this line and are kept.
+const KEPT = '<!-- Written by other measurements (see each section); npm run bench keeps everything below. -->'
+
 function writeBenchmarksMarkdown (report, table, file = path.join(__dirname, '..', 'BENCHMARKS.md')) {
-  fs.writeFileSync(file, benchmarksMarkdown(report, table))
+  let kept = ''
+  try {
+    const existing = fs.readFileSync(file, 'utf8')
+    const at = existing.indexOf(KEPT)
+    if (at !== -1) kept = '\n' + existing.slice(at)
+  } catch {}
+  fs.writeFileSync(file, benchmarksMarkdown(report, table) + kept)
 }
 
 module.exports = { writeBenchmarksMarkdown }
