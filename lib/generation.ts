@@ -7,7 +7,7 @@
 // connection handoff, service status, signals, takeover; the mode says what is standalone or supervised.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Audience, type HotReloadFacade } from './facade'
-import type { InheritedSocket } from './handoff-env'
+import type { InheritedSocket, ReusePortPlan } from './handoff-env'
 import { Handover } from './handover'
 import { Instance } from './instance'
 import type { Launch } from './launch'
@@ -33,6 +33,8 @@ export interface GenerationContext {
   log: FastifyBaseLogger
   generation: number
   inherited: InheritedSocket[]
+  /** The supervisor's socket per slot: how this worker binds what it does not inherit. */
+  reusePort?: ReusePortPlan
   /** How many instances the previous generation handed its sockets from (1 when not said). */
   expectedInstances: number
   parent: ParentLink | undefined
@@ -71,7 +73,7 @@ export class Generation {
     const { options, parent, port, mode, log } = context
     this.generation = context.generation
     this.pid = port.pid
-    this.pool = new InheritedPool(context.inherited)
+    this.pool = new InheritedPool(context.inherited, context.reusePort)
     this.lifecycle = new Lifecycle(parent === undefined, this.audience, (code) => port.exit(code))
     this.status = mode.status(options.pidFile, context.env, log)
     this.handover = new Handover({

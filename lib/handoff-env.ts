@@ -15,7 +15,9 @@ export const ENV = {
   /** How many Fastify instances the sockets came from (see takeover.ts); 1 when not set. */
   instances: 'FASTIFY_HOT_RELOAD_INSTANCES',
   /** A supervised worker's slot in its generation (0 to workers - 1), for its logs. */
-  slot: 'FASTIFY_HOT_RELOAD_SLOT'
+  slot: 'FASTIFY_HOT_RELOAD_SLOT',
+  /** Bind with SO_REUSEPORT (a socket per worker slot): 1 for every bind, or the addresses to bind (fd names). */
+  reusePort: 'FASTIFY_HOT_RELOAD_REUSEPORT'
 } as const
 const MAX_FDS = 1024
 
@@ -36,6 +38,18 @@ export interface Handoff {
   instances: number
   /** A supervised worker's slot in its generation; undefined when not said. */
   slot: number | undefined
+  /** Binds this worker makes itself get SO_REUSEPORT; undefined when not asked. */
+  reusePort: ReusePortPlan | undefined
+}
+
+/**
+ * The supervisor's --workers with a socket per slot: the first worker binds the app's addresses
+ * with SO_REUSEPORT (`all`); a worker of another slot with no socket of its own yet binds these very
+ * addresses (whatever port its app asks, 0 included) with SO_REUSEPORT.
+ */
+export interface ReusePortPlan {
+  all: boolean
+  addresses: ListenerAddress[]
 }
 
 type Env = Record<string, string | undefined>
@@ -77,6 +91,7 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
   if (slotText !== undefined && !/^(0|[1-9]\d*)$/.test(slotText)) {
     throw bad(ENV.slot, `expected a whole number of 0 or more, got ${JSON.stringify(slotText)}`)
   }
+  const reusePort = readReusePort(env[ENV.reusePort])
   const countText = env[ENV.fds]
   if (countText === undefined || !/^\d+$/.test(countText) || Number(countText) > MAX_FDS) {
     throw bad(ENV.fds, `expected the number of inherited sockets (0 to ${MAX_FDS}), got ${JSON.stringify(countText)}`)
@@ -104,8 +119,27 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
     supervised: supervisedText === '1',
     sockets,
     instances: instancesText === undefined ? 1 : Number(instancesText),
-    slot: slotText === undefined ? undefined : Number(slotText)
+    slot: slotText === undefined ? undefined : Number(slotText),
+    reusePort
   }
+}
+
+function readReusePort (text: string | undefined): ReusePortPlan | undefined {
+  if (text === undefined) return undefined
+  if (text === '1') return { all: true, addresses: [] }
+  const addresses = text.split(':').map((name) => {
+    const address = fdNameToAddress(name)
+    if (address === null || address.kind !== 'tcp') {
+      throw bad(ENV.reusePort, `expected 1 or TCP addresses like 127.0.0.1%3A3000 separated by ":", got ${JSON.stringify(text)}`)
+    }
+    return address
+  })
+  return { all: false, addresses }
+}
+
+/** The variable for a ReusePortPlan. */
+export function reusePortEnv (plan: ReusePortPlan): string {
+  return plan.all ? '1' : plan.addresses.map(addressToFdName).join(':')
 }
 
 /** The variables a successor needs; its sockets are passed at fds 3, 4, ... in this order. */

@@ -41,6 +41,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     log: app.log,
     generation: booted.handoff?.generation ?? 1,
     inherited: booted.takeInheritance(),
+    reusePort: booted.handoff?.reusePort,
     expectedInstances: booted.handoff?.instances ?? 1,
     parent,
     launch: booted.launch,

@@ -93,7 +93,9 @@ export async function runReload (next: number, run: ReloadRun): Promise<ReloadOu
   }
 }
 
-export interface CohortRun extends Omit<ReloadRun, 'started'> {
+export interface CohortRun extends Omit<ReloadRun, 'started' | 'plan'> {
+  /** Each slot's plan (its own sockets, with a socket per slot); may throw a HotReloadError. */
+  plan: (slot: number) => PlannedSpawn
   /** A worker was spawned (or could not be) for `slot`. */
   started: (successor: StartedSuccessor, plan: PlannedSpawn, slot: number) => void
 }
@@ -111,14 +113,14 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
   const startedAt = performance.now()
   const failure = (pid: number | undefined, error: HotReloadError): CohortOutcome =>
     ({ result: failed(run.serving(), startedAt, pid, error) as ReloadResult & { ok: false } })
-  let plan: PlannedSpawn
+  let plans: PlannedSpawn[]
   try {
-    plan = run.plan()
+    plans = slots.map((slot) => run.plan(slot))
   } catch (error) {
     return failure(undefined, error as HotReloadError)
   }
-  const successors = slots.map((slot) => {
-    const slotPlan = { ...plan, env: { ...plan.env, [ENV.slot]: String(slot) } }
+  const successors = slots.map((slot, index) => {
+    const slotPlan = { ...plans[index], env: { ...plans[index].env, [ENV.slot]: String(slot) } }
     const successor = startSuccessor(slotPlan, run.timings)
     run.started(successor, slotPlan, slot)
     return successor

@@ -6,9 +6,9 @@ import { lookup } from 'node:dns'
 import { existsSync, renameSync } from 'node:fs'
 import type { Server } from 'node:net'
 import { hotReloadError } from './errors'
-import type { InheritedSocket } from './handoff-env'
+import type { InheritedSocket, ReusePortPlan } from './handoff-env'
 import {
-  formatAddress, fromServerAddress, literalHosts, parseListenArgs, requestMatches, type ListenRequest
+  formatAddress, fromServerAddress, literalHosts, parseListenArgs, requestMatches, type ListenerAddress, type ListenRequest
 } from './listener-address'
 import { setPipeName } from './node-internals'
 
@@ -21,9 +21,26 @@ const MAX_UNIX_PATH = 107
 /** The process's inherited sockets not yet claimed by any instance's listen(). */
 export class InheritedPool {
   private readonly unclaimed: InheritedSocket[]
+  /** Addresses to bind with SO_REUSEPORT, not yet bound (the supervisor's socket per slot). */
+  private readonly toBind: ListenerAddress[]
 
-  constructor (inherited: InheritedSocket[]) {
+  constructor (inherited: InheritedSocket[], private readonly reusePort?: ReusePortPlan) {
     this.unclaimed = [...inherited]
+    this.toBind = [...(reusePort?.addresses ?? [])]
+  }
+
+  /**
+   * How a bind of ours (no inherited socket for it) is made with SO_REUSEPORT: {} as asked, an
+   * address to bind instead of the asked one (the port of the slots before us, not the app's 0), or
+   * undefined for an ordinary bind.
+   */
+  reuseBind (request: ListenRequest, hosts: string[]): Partial<{ host: string, port: number }> | undefined {
+    if (this.reusePort === undefined || request.kind !== 'tcp') return undefined
+    if (this.reusePort.all) return {}
+    const index = this.toBind.findIndex((address) => requestMatches(request, hosts, address))
+    if (index === -1) return undefined
+    const [address] = this.toBind.splice(index, 1)
+    return address.kind === 'tcp' ? { host: address.address, port: address.port } : undefined
   }
 
   get pending (): InheritedSocket[] {
@@ -74,6 +91,15 @@ export class SocketAdoption {
     const match = this.pool.claim(request, hosts)
     if (match !== undefined) {
       this.adopt(server, match, request, listen, callback, signal)
+      return true
+    }
+    const reuse = this.pool.reuseBind(request, hosts)
+    if (reuse !== undefined) {
+      const asked = typeof args[0] === 'object' && args[0] !== null
+        ? { ...(args[0] as object) }
+        : { port: request.kind === 'tcp' ? request.port : 0, host: request.kind === 'tcp' ? request.host : undefined }
+      const options = { ...asked, ...reuse, reusePort: true }
+      listen(callback === undefined ? [options] : [options, callback])
       return true
     }
     if (request.kind === 'unix') return this.bindUnixKeepingPath(server, request.path, args, listen)

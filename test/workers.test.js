@@ -6,6 +6,10 @@
 const { test } = require('tap')
 const { cli, startSupervised, servingTarget, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+const { reusePortSupported } = require('../dist/lib/supervisor/supervisor')
+
+// Node 22.12+: a socket per slot (SO_REUSEPORT), spread evenly; before, one shared socket.
+const perSlot = reusePortSupported(process.versions.node)
 
 const PLUGIN = { idleGrace: 300 }
 
@@ -48,6 +52,17 @@ for (const workers of [2, 3]) {
     const served = (pid) => stats.reduce((sum, s) => sum + (s.perPid[pid] || 0), 0)
     for (const [index, generation] of generations.entries()) {
       t.ok(generation.every((w) => served(w.pid) > 0), `every worker of generation ${index + 1} served (${generation.map((w) => served(w.pid)).join(', ')})`)
+    }
+    if (perSlot) {
+      // Connection per request: each new connection is hashed to a slot's socket (the same socket
+      // for the slot in every generation), so the spread is counted per slot over generations 2-4.
+      const bySlot = Array(workers).fill(0)
+      for (const generation of generations.slice(1)) for (const w of generation) bySlot[w.slot] += stats[1].perPid[w.pid] || 0
+      const total = bySlot.reduce((a, b) => a + b, 0)
+      const shares = bySlot.map((count) => Math.round((count / total) * workers * 100) / 100)
+      t.ok(shares.every((share) => share >= 0.75 && share <= 1.25), `every slot's share of new connections within ±25% of 1/${workers} (${shares.join(', ')} of ${total})`)
+    } else {
+      t.ok(service.find((l) => l.supervisor === 'shared-socket'), `Node ${process.version}: the supervisor warned that the workers share one socket`)
     }
     for (const old of generations.slice(0, -1).flat()) await waitUntilGone(old.pid, 15000)
     t.equal(childrenOf(service.pid).length, workers, `only the ${workers} workers of the last generation are left`)

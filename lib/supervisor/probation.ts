@@ -53,7 +53,7 @@ export class Probations {
    * copies of the sockets and serve again. Returns the cohort that serves, or undefined when none is
    * able to.
    */
-  resume (cohort: Cohort, worker: Worker, how: string, sockets: HeldSocket[]): { predecessor: Cohort, reason: string } | undefined {
+  resume (cohort: Cohort, worker: Worker, how: string, sockets: (worker: Worker) => HeldSocket[]): { predecessor: Cohort, reason: string } | undefined {
     const predecessor = cohort.predecessor
     if (predecessor === undefined || cohort.probation?.failed() !== true) return undefined
     cohort.predecessor = undefined
@@ -66,7 +66,7 @@ export class Probations {
     if (predecessor.cut === true || live.length === 0) return retire()
     const reason = `generation ${worker.generation} (pid ${worker.pid}) exited with ${how} ${Date.now() - (worker.servingSince ?? worker.startedAt)} ms after it took over`
     try {
-      for (const socket of sockets) socket.handle ??= handleOfHeldFd(socket.fd)
+      for (const w of live) for (const socket of sockets(w)) socket.handle ??= handleOfHeldFd(socket.fd)
     } catch (err) {
       // A Node whose internals we do not know: restart instead, as without a probation.
       this.log.error({ supervisor: 'sockets-not-returned', err }, 'supervisor: cannot hand the sockets back to the previous generation')
@@ -77,10 +77,10 @@ export class Probations {
   }
 
   /** Workers draining on probation get copies of the sockets and serve again. */
-  serveAgain (workers: Worker[], sockets: HeldSocket[], successorPid: number, reason: string): void {
-    for (const socket of sockets) socket.handle ??= handleOfHeldFd(socket.fd)
+  serveAgain (workers: Worker[], sockets: (worker: Worker) => HeldSocket[], successorPid: number, reason: string): void {
     for (const w of workers) {
-      for (const socket of sockets) w.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
+      for (const socket of sockets(w)) socket.handle ??= handleOfHeldFd(socket.fd)
+      for (const socket of sockets(w)) w.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
       send(w.child, { type: 'resume', successorPid, reason })
     }
   }

@@ -6,10 +6,10 @@
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
-import type { InheritedSocket } from '../handoff-env'
+import { ENV, reusePortEnv, type InheritedSocket } from '../handoff-env'
 import { unwrap, wrap, type ChildMessage } from '../ipc'
 import { fdNameToAddress, formatAddress } from '../listener-address'
-import { runCohort, spawnPlan } from '../reload'
+import { runCohort, spawnPlan, type Command, type PlannedSpawn } from '../reload'
 import { notServing, ReloadGate, succeeded, toWire, type WireReloadResult } from '../reload-result'
 import type { ServiceStatus } from '../service-status'
 import { send, type StartedSuccessor } from '../successor'
@@ -87,6 +87,14 @@ export class Supervisor extends EventEmitter {
   private readonly startedAt = Date.now()
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
+  /**
+   * A listening socket per slot, bound with SO_REUSEPORT by that slot's first worker and adopted by
+   * the slot's later ones: the kernel spreads connections evenly over the slots (BENCHMARKS.md,
+   * "Accepting with several workers"). Otherwise (one worker, Node before 22.12, systemd's sockets)
+   * every worker shares `sockets`.
+   */
+  private readonly perSlot: boolean
+  private readonly slotSockets = new Map<number, HeldSocket[]>()
   /** The new generation while a rolling reload builds it. */
   private rolling: Cohort | undefined
   /** Round robin over the serving workers for connections handed over by a draining one. */
@@ -98,6 +106,35 @@ export class Supervisor extends EventEmitter {
     this.slots = Array.from({ length: options.workers ?? 1 }, (_, slot) => slot)
     for (const slot of this.slots) this.restarts.set(slot, new RestartPolicy(options))
     this.probations = new Probations(options.probation, (worker) => this.workers.has(worker.pid), options.log)
+    this.perSlot = this.slots.length > 1 && options.activated.length === 0 && reusePortSupported(process.versions.node)
+    if (this.slots.length > 1 && !this.perSlot) {
+      const why = options.activated.length > 0 ? 'the sockets come from systemd' : `Node ${process.version} has no reusePort (22.12 or later)`
+      options.log.warn({ supervisor: 'shared-socket', reason: why },
+        `supervisor: the ${this.slots.length} workers share one listening socket (${why}); under keep-alive load one worker may take most connections`)
+    }
+  }
+
+  /** The sockets a worker of `slot` inherits. */
+  private socketsFor (slot: number): HeldSocket[] {
+    return this.perSlot ? this.slotSockets.get(slot) ?? [] : this.sockets
+  }
+
+  /** Every address held, once (slot 0's with a socket per slot). */
+  private heldAddresses (): HeldSocket[] {
+    if (!this.perSlot) return this.sockets
+    const seen = new Map<string, HeldSocket>()
+    for (const list of this.slotSockets.values()) for (const socket of list) seen.set(formatAddress(socket.address), socket)
+    return [...seen.values()]
+  }
+
+  /** The slot's spawn plan: its sockets, or (a socket per slot, none yet) what to bind with SO_REUSEPORT. */
+  private planFor (slot: number, command: Command, next: number): PlannedSpawn {
+    const sockets = this.socketsFor(slot)
+    const plan = spawnPlan(command, { addresses: sockets.map((s) => s.address), fds: sockets.map((s) => s.fd) }, next, process.pid, true, this.instances)
+    if (!this.perSlot || sockets.length > 0) return plan
+    const known = this.heldAddresses().map((s) => s.address)
+    const reusePort = reusePortEnv({ all: known.length === 0, addresses: known })
+    return { ...plan, env: { ...plan.env, [ENV.reusePort]: reusePort } }
   }
 
   /** The serving worker of the lowest slot. */
@@ -109,7 +146,7 @@ export class Supervisor extends EventEmitter {
   async start (): Promise<void> {
     this.firstStart = (async () => {
       // Nothing to inherit yet: one worker binds, and the supervisor keeps its sockets for the rest.
-      const first = this.sockets.length === 0 && this.slots.length > 1 ? [0] : this.slots
+      const first = this.heldAddresses().length === 0 && this.slots.length > 1 ? [0] : this.slots
       const result = await this.launch('start', first)
       if (!result.ok) return this.scheduleRestart(0)
       if (first.length < this.slots.length) await this.fill()
@@ -133,7 +170,7 @@ export class Supervisor extends EventEmitter {
       generation: this.current?.generation ?? 0,
       workersPerGeneration: this.slots.length,
       uptimeMs: now - this.startedAt,
-      sockets: this.sockets.map((socket) => formatAddress(socket.address)),
+      sockets: this.heldAddresses().map((socket) => formatAddress(socket.address)),
       workers: [...this.workers.values()].map((w) => ({
         generation: w.generation, slot: w.slot, pid: w.pid, state: w.state, uptimeMs: now - w.startedAt, restarts: this.restarts.get(w.slot)?.restarts ?? 0
       })),
@@ -201,7 +238,7 @@ export class Supervisor extends EventEmitter {
         send(worker.child, { type: 'drain', probation: false })
       }
       const back = replaced.filter((w) => this.workers.has(w.pid) && w.child.connected)
-      this.probations.serveAgain(back, this.sockets, failure.successorPid ?? 0, reason)
+      this.probations.serveAgain(back, (w) => this.socketsFor(w.slot), failure.successorPid ?? 0, reason)
       for (const worker of back) worker.state = 'serving'
       result = failure
       options.log.error({ supervisor: 'generation-failed', trigger: 'reload', generation: next, servingGeneration: previous.generation, err: failure.error },
@@ -251,7 +288,7 @@ export class Supervisor extends EventEmitter {
     const command = { execPath: options.command[0], args: options.command.slice(1), cwd: options.cwd, env: { ...options.env, NOTIFY_SOCKET: undefined } }
     const outcome = await runCohort(next, slots, {
       serving: () => ({ generation: this.current?.generation ?? 0, pid: this.servingPid ?? 0 }),
-      plan: () => spawnPlan(command, { addresses: this.sockets.map((s) => s.address), fds: this.sockets.map((s) => s.fd) }, next, process.pid, true, this.instances),
+      plan: (slot) => this.planFor(slot, command, next),
       timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, supervised: true },
       cancelled: () => this.stopping !== undefined ? 'cancelled: the supervisor is stopping' : undefined,
       started: (successor, plan, slot) => {
@@ -383,8 +420,10 @@ export class Supervisor extends EventEmitter {
       this.options.log.warn({ supervisor: 'listener-ignored', workerPid: worker.pid }, `supervisor: ignored a listener message without a usable socket (${name})`)
       return
     }
-    if (this.sockets.some((s) => formatAddress(s.address) === formatAddress(address))) return
-    this.sockets.push({ address, fd, handle })
+    const held = this.perSlot ? this.slotSockets.get(worker.slot) ?? [] : this.sockets
+    if (held.some((s) => formatAddress(s.address) === formatAddress(address))) return
+    held.push({ address, fd, handle })
+    if (this.perSlot) this.slotSockets.set(worker.slot, held)
     this.options.log.info({ supervisor: 'holding-socket', fd, address: formatAddress(address) }, `supervisor: holding listening socket ${name} for later generations`)
   }
 
@@ -411,7 +450,7 @@ export class Supervisor extends EventEmitter {
    * the rest of this generation drains away); after it, the slot gets a new worker.
    */
   private replaceCrashed (cohort: Cohort, worker: Worker, how: string): void {
-    const resumed = this.probations.resume(cohort, worker, how, this.sockets)
+    const resumed = this.probations.resume(cohort, worker, how, (w) => this.socketsFor(w.slot))
     if (resumed !== undefined) {
       const { predecessor, reason } = resumed
       for (const w of cohort.workers.values()) {
@@ -443,7 +482,7 @@ export class Supervisor extends EventEmitter {
     if (this.stopping !== undefined) return
     const policy = this.restarts.get(slot) as RestartPolicy
     const scheduled = policy.schedule(() => {
-      const run = this.current === undefined ? this.launch('restart', this.current === undefined && this.sockets.length === 0 ? [slot] : this.slots) : this.launch('restart', [slot], this.current)
+      const run = this.current === undefined ? this.launch('restart', this.heldAddresses().length === 0 ? [slot] : this.slots) : this.launch('restart', [slot], this.current)
       void run.then((result) => {
         if (!result.ok && (this.current === undefined || !this.current.workers.has(slot))) this.scheduleRestart(slot)
         else if (result.ok) void this.fill()
@@ -479,4 +518,10 @@ export class Supervisor extends EventEmitter {
     }
     return this.lastExitCode
   }
+}
+
+/** listen({ reusePort }) is there from Node 22.12 (and 23.1). */
+export function reusePortSupported (version: string): boolean {
+  const [major, minor] = version.split('.').map(Number)
+  return major > 22 || (major === 22 && minor >= 12)
 }

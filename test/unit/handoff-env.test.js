@@ -153,6 +153,7 @@ test('clearHandoffEnv removes every handoff variable and nothing else', async (t
     ...handoffEnv([{ kind: 'tcp', address: '127.0.0.1', port: 3000 }], 2, 1, true, 2),
     LISTEN_PID: '5',
     FASTIFY_HOT_RELOAD_SLOT: '1',
+    FASTIFY_HOT_RELOAD_REUSEPORT: '1',
     PATH: '/usr/bin',
     NODE_ENV: 'production'
   }
@@ -161,7 +162,7 @@ test('clearHandoffEnv removes every handoff variable and nothing else', async (t
   }
   clearHandoffEnv(env)
   t.same(env, { PATH: '/usr/bin', NODE_ENV: 'production' })
-  t.same(Object.values(ENV).sort(), ['FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_INSTANCES', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_SLOT', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'LISTEN_FDNAMES', 'LISTEN_FDS', 'LISTEN_PID'])
+  t.same(Object.values(ENV).sort(), ['FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_INSTANCES', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_REUSEPORT', 'FASTIFY_HOT_RELOAD_SLOT', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'LISTEN_FDNAMES', 'LISTEN_FDS', 'LISTEN_PID'])
   t.equal(readHandoff(env, socketFds), null, 'nothing left to read')
 })
 
@@ -190,4 +191,24 @@ test('FASTIFY_HOT_RELOAD_SLOT: a supervised worker\'s slot, or a clear error', a
     const err = thrown(() => readHandoff({ ...base, FASTIFY_HOT_RELOAD_SLOT: bad }, socketFds))
     t.match(err?.message, /FASTIFY_HOT_RELOAD_SLOT: expected a whole number of 0 or more/, `${JSON.stringify(bad)} is refused`)
   }
+})
+
+test('FASTIFY_HOT_RELOAD_REUSEPORT: bind everything with SO_REUSEPORT, or these addresses; anything else is a clear error', async (t) => {
+  const { InheritedPool } = require('../../dist/lib/socket-adoption')
+  const base = handoffEnv([], 2, 1, true)
+  t.equal(readHandoff(base, socketFds).reusePort, undefined, 'not asked')
+  t.same(readHandoff({ ...base, FASTIFY_HOT_RELOAD_REUSEPORT: '1' }, socketFds).reusePort, { all: true, addresses: [] })
+  const plan = readHandoff({ ...base, FASTIFY_HOT_RELOAD_REUSEPORT: '127.0.0.1%3A3000:%5B%3A%3A1%5D%3A3000' }, socketFds).reusePort
+  t.same(plan.addresses, [{ kind: 'tcp', address: '127.0.0.1', port: 3000 }, { kind: 'tcp', address: '::1', port: 3000 }])
+  for (const bad of ['', 'yes', '127.0.0.1', 'unix%3A%2Ftmp%2Fs.sock']) {
+    const err = thrown(() => readHandoff({ ...base, FASTIFY_HOT_RELOAD_REUSEPORT: bad }, socketFds))
+    t.match(err?.message, /FASTIFY_HOT_RELOAD_REUSEPORT: expected 1 or TCP addresses/, `${JSON.stringify(bad)} is refused`)
+  }
+  // The pool binds the slot's address whatever port the app asks (0 included), once.
+  const pool = new InheritedPool([], plan)
+  t.same(pool.reuseBind({ kind: 'tcp', host: '::1', port: 0 }, ['::1']), { host: '::1', port: 3000 }, 'port 0 asked: the slot\'s port')
+  t.equal(pool.reuseBind({ kind: 'tcp', host: '::1', port: 0 }, ['::1']), undefined, 'each address once')
+  t.equal(pool.reuseBind({ kind: 'tcp', host: '127.0.0.1', port: 4000 }, ['127.0.0.1']), undefined, 'another port asked: an ordinary bind')
+  t.same(new InheritedPool([], { all: true, addresses: [] }).reuseBind({ kind: 'tcp', host: undefined, port: 8080 }, ['::', '0.0.0.0']), {}, 'all: as asked')
+  t.equal(new InheritedPool([]).reuseBind({ kind: 'tcp', host: undefined, port: 8080 }, ['::']), undefined, 'no plan: ordinary')
 })
