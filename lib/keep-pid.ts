@@ -7,6 +7,7 @@ import { resolve } from 'node:path'
 import { isMainThread } from 'node:worker_threads'
 import type { FastifyInstance } from 'fastify'
 import type { Boot } from './boot'
+import { hotReloadError } from './errors'
 import { addListenHook } from './listen-interceptor'
 import { nameFromCommand } from './supervisor/control'
 import { startedEnvironment, type Launch } from './launch'
@@ -37,11 +38,14 @@ export interface KeepPidFacts {
   options: Pick<ResolvedOptions, 'reloadSignals' | 'successor'>
 }
 
-/** Pure: whether this process becomes the supervisor, and if not, why (and whether to say so). */
+/** Pure: whether this process becomes the supervisor, and if not, why (and whether to say so). Throws on a malformed variable. */
 export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
   const skip = (reason: string, warn = false): KeepPidDecision => ({ keep: false, reason, warn })
   if (facts.handedOff) return skip('started by a previous generation or the supervisor')
   const forced = facts.env[KEEP_PID_ENV]
+  if (forced !== undefined && forced !== '0' && forced !== '1') {
+    throw hotReloadError('HOT_RELOAD_INVALID_OPTION', `fastify-hot-reload: ${KEEP_PID_ENV} must be 1 (keep the pid) or 0 (standalone reloads), got ${JSON.stringify(forced)}`)
+  }
   if (forced === '0') return skip(`${KEEP_PID_ENV}=0`)
   if (facts.option === false) return skip('keepPid: false')
   const asked = forced === '1' || facts.option === true

@@ -6,7 +6,7 @@
 const { test } = require('tap')
 const { cli, startSupervised, servingTarget, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
-const { reusePortSupported } = require('../dist/lib/supervisor/supervisor')
+const { reusePortSupported } = require('../dist/lib/supervisor/held-sockets')
 
 // Node 22.12+: a socket per slot (SO_REUSEPORT), spread evenly; before, one shared socket.
 const perSlot = reusePortSupported(process.versions.node)

@@ -6,15 +6,16 @@
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
-import { ENV, reusePortEnv, type InheritedSocket } from '../handoff-env'
+import type { InheritedSocket } from '../handoff-env'
 import { unwrap, wrap, type ChildMessage } from '../ipc'
-import { fdNameToAddress, formatAddress } from '../listener-address'
-import { runCohort, spawnPlan, type Command, type PlannedSpawn } from '../reload'
+import { formatAddress } from '../listener-address'
+import { runCohort } from '../reload'
 import { notServing, ReloadGate, succeeded, toWire, type WireReloadResult } from '../reload-result'
 import type { ServiceStatus } from '../service-status'
 import { send, type StartedSuccessor } from '../successor'
 import type { ReloadResult } from '../types'
-import { Probations, type HeldSocket } from './probation'
+import { HeldSockets } from './held-sockets'
+import { Probations } from './probation'
 import { RestartPolicy } from './restart-policy'
 import type { Cohort, Worker, WorkerState } from './worker'
 
@@ -68,7 +69,6 @@ export interface SupervisorStatus {
 type Launch = 'start' | 'reload' | 'restart' | 'batch'
 
 export class Supervisor extends EventEmitter {
-  private readonly sockets: HeldSocket[]
   private readonly workers = new Map<number, Worker>()
   private readonly gate = new ReloadGate()
   /** One backoff per slot: a crash loop in one slot does not slow the others' restarts. */
@@ -87,14 +87,7 @@ export class Supervisor extends EventEmitter {
   private readonly startedAt = Date.now()
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
-  /**
-   * A listening socket per slot, bound with SO_REUSEPORT by that slot's first worker and adopted by
-   * the slot's later ones: the kernel spreads connections evenly over the slots (BENCHMARKS.md,
-   * "Accepting with several workers"). Otherwise (one worker, Node before 22.12, systemd's sockets)
-   * every worker shares `sockets`.
-   */
-  private readonly perSlot: boolean
-  private readonly slotSockets = new Map<number, HeldSocket[]>()
+  private readonly held: HeldSockets
   /** The new generation while a rolling reload builds it. */
   private rolling: Cohort | undefined
   /** Round robin over the serving workers for connections handed over by a draining one. */
@@ -102,39 +95,14 @@ export class Supervisor extends EventEmitter {
 
   constructor (private readonly options: SupervisorOptions) {
     super()
-    this.sockets = options.activated.map((socket) => ({ address: socket.address, fd: socket.fd }))
     this.slots = Array.from({ length: options.workers ?? 1 }, (_, slot) => slot)
     for (const slot of this.slots) this.restarts.set(slot, new RestartPolicy(options))
     this.probations = new Probations(options.probation, (worker) => this.workers.has(worker.pid), options.log)
-    this.perSlot = this.slots.length > 1 && options.activated.length === 0 && reusePortSupported(process.versions.node)
-    if (this.slots.length > 1 && !this.perSlot) {
-      const why = options.activated.length > 0 ? 'the sockets come from systemd' : `Node ${process.version} has no reusePort (22.12 or later)`
-      options.log.warn({ supervisor: 'shared-socket', reason: why },
-        `supervisor: the ${this.slots.length} workers share one listening socket (${why}); under keep-alive load one worker may take most connections`)
+    this.held = new HeldSockets(options.activated, this.slots.length, process.versions.node)
+    if (this.held.sharedBecause !== undefined) {
+      options.log.warn({ supervisor: 'shared-socket', reason: this.held.sharedBecause },
+        `supervisor: the ${this.slots.length} workers share one listening socket (${this.held.sharedBecause}); under keep-alive load one worker may take most connections`)
     }
-  }
-
-  /** The sockets a worker of `slot` inherits. */
-  private socketsFor (slot: number): HeldSocket[] {
-    return this.perSlot ? this.slotSockets.get(slot) ?? [] : this.sockets
-  }
-
-  /** Every address held, once (slot 0's with a socket per slot). */
-  private heldAddresses (): HeldSocket[] {
-    if (!this.perSlot) return this.sockets
-    const seen = new Map<string, HeldSocket>()
-    for (const list of this.slotSockets.values()) for (const socket of list) seen.set(formatAddress(socket.address), socket)
-    return [...seen.values()]
-  }
-
-  /** The slot's spawn plan: its sockets, or (a socket per slot, none yet) what to bind with SO_REUSEPORT. */
-  private planFor (slot: number, command: Command, next: number): PlannedSpawn {
-    const sockets = this.socketsFor(slot)
-    const plan = spawnPlan(command, { addresses: sockets.map((s) => s.address), fds: sockets.map((s) => s.fd) }, next, process.pid, true, this.instances)
-    if (!this.perSlot || sockets.length > 0) return plan
-    const known = this.heldAddresses().map((s) => s.address)
-    const reusePort = reusePortEnv({ all: known.length === 0, addresses: known })
-    return { ...plan, env: { ...plan.env, [ENV.reusePort]: reusePort } }
   }
 
   /** The serving worker of the lowest slot. */
@@ -146,7 +114,7 @@ export class Supervisor extends EventEmitter {
   async start (): Promise<void> {
     this.firstStart = (async () => {
       // Nothing to inherit yet: one worker binds, and the supervisor keeps its sockets for the rest.
-      const first = this.heldAddresses().length === 0 && this.slots.length > 1 ? [0] : this.slots
+      const first = this.held.all().length === 0 && this.slots.length > 1 ? [0] : this.slots
       const result = await this.launch('start', first)
       if (!result.ok) return this.scheduleRestart(0)
       if (first.length < this.slots.length) await this.fill()
@@ -170,7 +138,7 @@ export class Supervisor extends EventEmitter {
       generation: this.current?.generation ?? 0,
       workersPerGeneration: this.slots.length,
       uptimeMs: now - this.startedAt,
-      sockets: this.heldAddresses().map((socket) => formatAddress(socket.address)),
+      sockets: this.held.all().map((socket) => formatAddress(socket.address)),
       workers: [...this.workers.values()].map((w) => ({
         generation: w.generation, slot: w.slot, pid: w.pid, state: w.state, uptimeMs: now - w.startedAt, restarts: this.restarts.get(w.slot)?.restarts ?? 0
       })),
@@ -238,7 +206,7 @@ export class Supervisor extends EventEmitter {
         send(worker.child, { type: 'drain', probation: false })
       }
       const back = replaced.filter((w) => this.workers.has(w.pid) && w.child.connected)
-      this.probations.serveAgain(back, (w) => this.socketsFor(w.slot), failure.successorPid ?? 0, reason)
+      this.probations.serveAgain(back, (w) => this.held.forSlot(w.slot), failure.successorPid ?? 0, reason)
       for (const worker of back) worker.state = 'serving'
       result = failure
       options.log.error({ supervisor: 'generation-failed', trigger: 'reload', generation: next, servingGeneration: previous.generation, err: failure.error },
@@ -288,7 +256,7 @@ export class Supervisor extends EventEmitter {
     const command = { execPath: options.command[0], args: options.command.slice(1), cwd: options.cwd, env: { ...options.env, NOTIFY_SOCKET: undefined } }
     const outcome = await runCohort(next, slots, {
       serving: () => ({ generation: this.current?.generation ?? 0, pid: this.servingPid ?? 0 }),
-      plan: (slot) => this.planFor(slot, command, next),
+      plan: (slot) => this.held.planFor(slot, command, next, this.instances),
       timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, supervised: true },
       cancelled: () => this.stopping !== undefined ? 'cancelled: the supervisor is stopping' : undefined,
       started: (successor, plan, slot) => {
@@ -412,19 +380,14 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** A socket the first worker bound itself: we keep it for every later generation. */
+  /** A socket a worker bound itself: we keep it for every later generation. */
   private holdListener (worker: Worker, name: string, handle: unknown): void {
-    const address = fdNameToAddress(encodeURIComponent(name))
-    const fd = (handle as { fd?: unknown } | undefined)?.fd
-    if (address === null || typeof fd !== 'number') {
+    const kept = this.held.hold(worker.slot, name, handle)
+    if (kept === null) {
       this.options.log.warn({ supervisor: 'listener-ignored', workerPid: worker.pid }, `supervisor: ignored a listener message without a usable socket (${name})`)
-      return
+    } else if (kept !== undefined) {
+      this.options.log.info({ supervisor: 'holding-socket', slot: worker.slot, fd: (handle as { fd: number }).fd, address: kept }, `supervisor: holding listening socket ${name} for later generations`)
     }
-    const held = this.perSlot ? this.slotSockets.get(worker.slot) ?? [] : this.sockets
-    if (held.some((s) => formatAddress(s.address) === formatAddress(address))) return
-    held.push({ address, fd, handle })
-    if (this.perSlot) this.slotSockets.set(worker.slot, held)
-    this.options.log.info({ supervisor: 'holding-socket', fd, address: formatAddress(address) }, `supervisor: holding listening socket ${name} for later generations`)
   }
 
   private onWorkerExit (worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
@@ -450,7 +413,7 @@ export class Supervisor extends EventEmitter {
    * the rest of this generation drains away); after it, the slot gets a new worker.
    */
   private replaceCrashed (cohort: Cohort, worker: Worker, how: string): void {
-    const resumed = this.probations.resume(cohort, worker, how, (w) => this.socketsFor(w.slot))
+    const resumed = this.probations.resume(cohort, worker, how, (w) => this.held.forSlot(w.slot))
     if (resumed !== undefined) {
       const { predecessor, reason } = resumed
       for (const w of cohort.workers.values()) {
@@ -482,7 +445,7 @@ export class Supervisor extends EventEmitter {
     if (this.stopping !== undefined) return
     const policy = this.restarts.get(slot) as RestartPolicy
     const scheduled = policy.schedule(() => {
-      const run = this.current === undefined ? this.launch('restart', this.heldAddresses().length === 0 ? [slot] : this.slots) : this.launch('restart', [slot], this.current)
+      const run = this.current === undefined ? this.launch('restart', this.held.all().length === 0 ? [slot] : this.slots) : this.launch('restart', [slot], this.current)
       void run.then((result) => {
         if (!result.ok && (this.current === undefined || !this.current.workers.has(slot))) this.scheduleRestart(slot)
         else if (result.ok) void this.fill()
@@ -518,10 +481,4 @@ export class Supervisor extends EventEmitter {
     }
     return this.lastExitCode
   }
-}
-
-/** listen({ reusePort }) is there from Node 22.12 (and 23.1). */
-export function reusePortSupported (version: string): boolean {
-  const [major, minor] = version.split('.').map(Number)
-  return major > 22 || (major === 22 && minor >= 12)
 }

@@ -69,3 +69,9 @@ test('keepPid must be true or false', async (t) => {
   t.throws(() => resolveOptions({ keepPid: 'yes' }), { code: 'HOT_RELOAD_INVALID_OPTION', message: /"keepPid" must be true or false/ })
   t.equal(resolveOptions({}).keepPid, undefined, 'not given: the default')
 })
+
+test('FASTIFY_HOT_RELOAD_KEEP_PID other than 1 or 0: a clear error naming it', async (t) => {
+  for (const value of ['true', 'yes', '', '2']) {
+    t.throws(() => decideKeepPid(facts({ env: { [KEEP_PID_ENV]: value } })), { code: 'HOT_RELOAD_INVALID_OPTION', message: new RegExp(`${KEEP_PID_ENV} must be 1 .* or 0 .*, got ${JSON.stringify(JSON.stringify(value)).slice(1, -1)}`) }, JSON.stringify(value))
+  }
+})
