@@ -32,6 +32,8 @@ export interface KeepPidFacts {
   env: Record<string, string | undefined>
   /** Started by a previous generation or by the supervisor. */
   handedOff: boolean
+  /** Listening sockets from systemd socket activation. */
+  activated: boolean
   canExecve: boolean
   mainThread: boolean
   nodeVersion: string
@@ -54,6 +56,8 @@ export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
     if (runner !== undefined) return skip(`a test runner started this process (${runner} is set)`)
   }
   if (!facts.mainThread) return skip('not the main thread', asked)
+  // Node marks the fds it inherited close-on-exec at startup: systemd's sockets would not survive.
+  if (facts.activated) return skip('systemd socket activation (its sockets cannot cross execve); put `fastify-hot-reload start` in ExecStart to keep the pid', true)
   if (!facts.canExecve) return skip(`Node ${facts.nodeVersion} has no process.execve (Node 22.15 or later has it)`, true)
   const custom = Object.keys(facts.options.successor).filter((key) => (facts.options.successor as Record<string, unknown>)[key] !== undefined)
   if (custom.length > 0) return skip(`the successor option (${custom.join(', ')}) needs standalone reloads`, true)
@@ -93,6 +97,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     option: options.keepPid,
     env: process.env,
     handedOff: booted.handoff !== null,
+    activated: (booted.activated?.length ?? 0) > 0,
     canExecve: typeof execve === 'function',
     mainThread: isMainThread,
     nodeVersion: process.version,

@@ -96,6 +96,11 @@ test('systemd socket activation in standalone mode: adopted, and reloads with 0 
   // Fastify's "listening" line and our onListen hook's line come in either order.
   const adopted = await service.waitForLine((l) => l.hotReload === 'adopted-socket' && l.address.startsWith('127.0.0.1:'), 10000, 'the adoption to be logged')
   t.equal(adopted.pid, service.pid, 'the first generation adopted the activated socket')
+  if (typeof process.execve === 'function') {
+    // systemd-socket-activate passes no other variable: keepPid would apply, but the activated fds
+    // are close-on-exec in Node, so the process stays itself and says why.
+    t.ok(service.find((l) => l.hotReload === 'pid-not-kept' && /socket activation/.test(l.reason)), 'keepPid stood aside for socket activation, with a warning')
+  }
   let pid = service.pid
   for (const version of [2, 3]) {
     writeRelease(dir, { version, plugin: { idleGrace: 300 }, listen: { port, host: '127.0.0.1' } })

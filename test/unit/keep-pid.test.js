@@ -8,6 +8,7 @@ const facts = (over = {}) => ({
   option: undefined,
   env: {},
   handedOff: false,
+  activated: false,
   canExecve: true,
   mainThread: true,
   nodeVersion: 'v26.12.1',
@@ -44,6 +45,7 @@ test('decideKeepPid: not kept, with a warning, where it was meant to be and cann
     return decision.reason
   }
   t.match(warned({ canExecve: false, nodeVersion: 'v20.20.2' }), /v20\.20\.2.*execve.*22\.15/, 'no process.execve: says which Node has it')
+  t.match(warned({ activated: true }), /socket activation.*fastify-hot-reload start/, 'systemd socket activation: its fds are close-on-exec in Node; says what to do instead')
   t.match(warned({ options: resolveOptions({ successor: { args: ['other.js'] } }) }), /successor.*args/, 'a custom successor')
   t.match(warned({ options: resolveOptions({ reloadSignals: ['SIGURG'] }) }), /SIGURG/, 'a signal the supervisor does not take')
   t.equal(decideKeepPid(facts({ mainThread: false })).warn, false, 'a worker thread, by default: quiet')
