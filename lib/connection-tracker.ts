@@ -9,9 +9,11 @@
 // how long it has been idle) and from then on follows every request and response itself.
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { DrainSweep } from './drain-sweep'
 import { checkConnectionInternals, currentResponse, http2SessionConnection, idleForMs, timerClock } from './node-internals'
 
-interface ConnectionState {
+/** @internal what a drain knows of one connection (read by DrainSweep too). */
+export interface ConnectionState {
   /** Requests received and not yet answered (of those this drain knows about). */
   busy: number
   /** Responses not yet started, which still can get `Connection: close`. */
@@ -46,11 +48,11 @@ export class ConnectionTracker {
   /** Per watched server, its 'request' listener: attached while a drain runs, and only then. */
   private readonly requestListeners = new Map<HttpServer, RequestListener>()
   private draining = false
-  private idleGrace = 0
   private handoff: Handoff | undefined
   private readyToMove: ReadyToMove | undefined
   private moved = 0
-  private sweeper: NodeJS.Timeout | undefined
+  /** The idle sweep while a drain runs (lib/drain-sweep.ts). */
+  private readonly sweeper: DrainSweep
   private emptied: (() => void) | undefined
   // One function for every connection's 'close' (`this` is the socket): no closure per connection.
   private readonly onSocketClose: (this: Socket) => void
@@ -58,6 +60,7 @@ export class ConnectionTracker {
   constructor () {
     const tracker = this
     this.onSocketClose = function (this: Socket) { tracker.socketClosed(this) }
+    this.sweeper = new DrainSweep(this.connections, (state) => this.staysHere(state), (socket, state) => this.tryHandoff(socket, state))
   }
 
   get size (): number {
@@ -201,7 +204,6 @@ export class ConnectionTracker {
   drain (idleGrace: number, handoff?: Handoff, readyToMove?: ReadyToMove): Promise<void> {
     if (!this.draining) {
       this.draining = true
-      this.idleGrace = idleGrace
       this.handoff = handoff
       this.readyToMove = readyToMove
       for (const server of this.requestListeners.keys()) this.listenForRequests(server)
@@ -212,21 +214,18 @@ export class ConnectionTracker {
       for (const [socket, state] of [...this.connections]) {
         if (state.busy === 0) this.tryHandoff(socket, state)
       }
-      this.sweep()
+      this.sweeper.begin(idleGrace)
     }
-    if (this.sweeper === undefined && this.connections.size > 0) {
-      this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(100, this.idleGrace / 4)))
-      this.sweeper.unref()
-    }
+    if (this.connections.size > 0) this.sweeper.run()
     return new Promise((resolve) => {
       if (this.connections.size === 0) {
-        this.stop()
+        this.sweeper.stop()
         resolve()
         return
       }
       const previous = this.emptied
       this.emptied = () => {
-        this.stop()
+        this.sweeper.stop()
         previous?.()
         resolve()
       }
@@ -257,7 +256,7 @@ export class ConnectionTracker {
     this.draining = false
     this.handoff = undefined
     this.moved = 0
-    this.stop()
+    this.sweeper.stop()
     for (const [server, listener] of this.requestListeners) server.removeListener('request', listener)
     // Back to no work per request: what the drain knew is asked of Node again at the next one.
     for (const state of this.connections.values()) if (state.upgraded) this.upgradedSockets.add(state.socket)
@@ -272,46 +271,6 @@ export class ConnectionTracker {
     const sockets = new Set<Socket>(this.draining ? this.connections.keys() : this.open.keys())
     for (const socket of sockets) socket.destroy()
     return sockets.size
-  }
-
-  private stop (): void {
-    if (this.sweeper !== undefined) clearInterval(this.sweeper)
-    this.sweeper = undefined
-  }
-
-  private sweep (): void {
-    const now = Date.now()
-    const expired: Socket[] = []
-    for (const [socket, state] of [...this.connections]) {
-      if (this.inUse(socket, state, now)) continue
-      if (!this.staysHere(state)) this.tryHandoff(socket, state)
-      else if (now - state.idleSince >= this.idleGrace) expired.push(socket)
-    }
-    // Timers run before the event loop reads I/O: after this process was stalled (a loaded machine,
-    // GC, a long synchronous task), a request the client sent in time can still wait unread in the
-    // kernel, and closing its connection now would reset it. Close only after this turn's I/O is read.
-    if (expired.length > 0) setImmediate(() => this.closeExpired(expired))
-  }
-
-  private closeExpired (sockets: Socket[]): void {
-    const now = Date.now()
-    for (const socket of sockets) {
-      const state = this.connections.get(socket)
-      if (state === undefined || socket.destroyed || this.inUse(socket, state, now)) continue
-      if (this.staysHere(state) && now - state.idleSince >= this.idleGrace) socket.destroy()
-    }
-  }
-
-  /** True when the connection is not idle: a response under way, upgraded, or a request on its way. */
-  private inUse (socket: Socket, state: ConnectionState, now: number): boolean {
-    if (state.busy > 0 || state.upgraded) return true
-    // Bytes read since the last response: a request is on its way, not idle.
-    if (socket.bytesRead !== state.bytesReadWhenIdle) {
-      state.bytesReadWhenIdle = socket.bytesRead
-      state.idleSince = now
-      return true
-    }
-    return false
   }
 }
 

@@ -7,6 +7,7 @@
 // connection handoff, service status, signals, takeover; the mode says what is standalone or supervised.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Audience, type HotReloadFacade } from './facade'
+import { GenerationReloads } from './generation-reload'
 import type { InheritedSocket, ReusePortPlan } from './handoff-env'
 import { Handover } from './handover'
 import { Instance } from './instance'
@@ -17,13 +18,10 @@ import type { Mode } from './mode'
 import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
 import type { ProcessPort } from './process-port'
-import { runReload, spawnPlan, successorCommand } from './reload'
-import { notServing, ReloadGate } from './reload-result'
 import type { ServiceStatus } from './service-status'
 import { installSignals } from './signals'
 import { InheritedPool } from './socket-adoption'
-import type { StartedSuccessor } from './successor'
-import { socketsForSuccessor, takeoverStep, unclaimedMessage } from './takeover'
+import { takeoverStep, unclaimedMessage } from './takeover'
 import type { DrainResult, HotReloadState, ReloadResult } from './types'
 
 export interface GenerationContext {
@@ -60,14 +58,13 @@ export class Generation {
   private readonly pool: InheritedPool
   private readonly handover: Handover
   private readonly status: ServiceStatus
-  private readonly gate = new ReloadGate()
+  /** Its reloads: the one-at-a-time gate and the successor being started (lib/generation-reload.ts). */
+  private readonly reloads: GenerationReloads
   /** Instances attached after this generation was told it serves: each is told once it listens. */
   private readonly late = new WeakSet<Instance>()
   /** Every inherited socket is claimed (or the rest was found unclaimed): instances listening later join. */
   private takenOver = false
   private removeSignals: (() => void) | undefined
-  /** A successor being started, until it is committed or gone. */
-  private starting: StartedSuccessor | undefined
 
   constructor (private readonly context: GenerationContext) {
     const { options, parent, port, mode, log } = context
@@ -82,6 +79,10 @@ export class Generation {
       instances: () => [...this.instances],
       status: this.status,
       servingAgain: () => this.becameMain()
+    })
+    this.reloads = new GenerationReloads({
+      context, generation: this.generation, pid: this.pid, lifecycle: this.lifecycle, status: this.status, handover: this.handover,
+      instances: () => [...this.instances]
     })
     parent?.subscribe({
       abort: () => {
@@ -232,70 +233,13 @@ export class Generation {
     else (handle as { close?: () => void }).close?.()
   }
 
-  // ---- reload ------------------------------------------------------------------------------
+  // ---- reload (lib/generation-reload.ts) ---------------------------------------------------
 
   /** One reload for the whole process, whichever instance asked: requests meanwhile join it. */
   reload (): Promise<ReloadResult> {
-    const { log, parent } = this.context
-    if (this.lifecycle.state === 'serving' && this.lifecycle.confirmed) {
-      const delegated = this.context.mode.delegatedReload(parent)
-      if (delegated !== undefined) {
-        log.info({ hotReload: 'reload-delegated' }, 'hot-reload: asking the supervisor for a reload')
-        return delegated
-      }
-    }
-    if (this.gate.busy) {
-      log.info({ hotReload: 'reload-coalesced' }, 'hot-reload: a reload is already running; this request joins it')
-      return this.gate.current as Promise<ReloadResult>
-    }
-    const refusal = this.lifecycle.reloadRefusal()
-    if (refusal !== null) {
-      log.warn({ hotReload: 'reload-ignored', reason: refusal }, `hot-reload: reload ignored: ${refusal}`)
-      return Promise.resolve(notServing(this.pid, `reload ignored: ${refusal}`, this.generation))
-    }
-    return this.gate.enter(() => this.runReload()).result
+    return this.reloads.reload()
   }
 
-  private async runReload (): Promise<ReloadResult> {
-    const { log, options, launch, env } = this.context
-    const next = this.generation + 1
-    this.lifecycle.to('reloading')
-    this.status.reloading(next)
-    const command = successorCommand(launch, options.successor, env)
-    const outcome = await runReload(next, {
-      serving: () => ({ generation: this.generation, pid: this.pid }),
-      plan: () => {
-        // Every open instance's sockets; a closed instance's are no longer handed on.
-        const { sockets, instances } = socketsForSuccessor([...this.instances].map((instance) => instance.listeners.forSuccessor()))
-        return spawnPlan(command, sockets, next, this.pid, false, instances)
-      },
-      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000 },
-      cancelled: () => this.lifecycle.stopping ? 'reload cancelled: shutting down' : undefined,
-      started: (successor, plan) => {
-        this.starting = successor
-        log.info({ hotReload: 'reload-started', generation: next, successorPid: successor.pid, sockets: plan.addresses },
-          `hot-reload: reload started; successor pid ${successor.pid ?? '(none)'} for generation ${next}`)
-        this.lifecycle.emit('reloading', { generation: next, successorPid: successor.pid })
-      }
-    })
-    this.starting = undefined
-    const result = outcome.result
-    this.status.recordReload(result, this.pid)
-    if (outcome.channel === undefined) {
-      if (this.lifecycle.state === 'reloading') this.lifecycle.to('serving')
-      this.status.reloadFailed(result.error?.message ?? 'unknown')
-      log.error({ hotReload: 'reload-failed', err: result.error, successorPid: result.successorPid, generation: this.generation },
-        `hot-reload: reload failed, generation ${this.generation} keeps serving: ${result.error?.message}`)
-      this.lifecycle.emit('reloadFailed', result)
-      return result
-    }
-    this.status.serving(next, outcome.pid)
-    log.info({ hotReload: 'successor-ready', generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
-      `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms; draining generation ${this.generation}`)
-    this.lifecycle.emit('reloaded', result)
-    this.handover.afterReload(outcome.channel, outcome.pid, outcome.listenerCopies)
-    return result
-  }
 
   // ---- shutdown ----------------------------------------------------------------------------
 
@@ -306,8 +250,8 @@ export class Generation {
     // probation ourselves, our predecessor must not take this exit for a failure.
     this.handover.endProbation()
     this.context.parent?.sendStopping()
-    this.starting?.cancel('reload cancelled: shutting down')
-    await this.gate.current
+    this.reloads.cancel('reload cancelled: shutting down')
+    await this.reloads.current
     return await this.handover.drain('shutdown') as DrainResult
   }
 
@@ -328,7 +272,7 @@ export class Generation {
     }
     this.removeSignals?.()
     this.removeSignals = undefined
-    this.starting?.cancel('reload cancelled: the app is closing')
+    this.reloads.cancel('reload cancelled: the app is closing')
     if (!draining) this.lifecycle.to('closed')
   }
 }

@@ -8,7 +8,7 @@ import { formatAddress, type ListenerAddress } from '../listener-address'
 import { handleOfHeldFd } from '../node-internals'
 import { Probation } from '../probation'
 import { send } from '../successor'
-import type { SupervisorLogger } from './supervisor'
+import type { SupervisorLogger } from './options'
 import type { Cohort, Worker } from './worker'
 
 export interface HeldSocket {

@@ -41,3 +41,39 @@ export class RestartPolicy {
     this.timer = undefined
   }
 }
+
+/** One backoff per slot: a crash loop in one slot does not slow the others' restarts. */
+export class SlotRestarts {
+  private readonly policies = new Map<number, RestartPolicy>()
+
+  constructor (slots: number[], timings: RestartTimings) {
+    for (const slot of slots) this.policies.set(slot, new RestartPolicy(timings))
+  }
+
+  /** Some slot waits for its restart. */
+  get pending (): boolean {
+    return [...this.policies.values()].some((policy) => policy.pending)
+  }
+
+  /** Restarts started so far, every slot's. */
+  get total (): number {
+    return [...this.policies.values()].reduce((sum, policy) => sum + policy.restarts, 0)
+  }
+
+  /** Restarts started so far in `slot`. */
+  of (slot: number): number {
+    return this.policies.get(slot)?.restarts ?? 0
+  }
+
+  crashedAfter (slot: number, servedMs: number | undefined): void {
+    this.policies.get(slot)?.crashedAfter(servedMs)
+  }
+
+  schedule (slot: number, restart: () => void): { delay: number, attempt: number } | undefined {
+    return (this.policies.get(slot) as RestartPolicy).schedule(restart)
+  }
+
+  cancelAll (): void {
+    for (const policy of this.policies.values()) policy.cancel()
+  }
+}

@@ -1,0 +1,149 @@
+// `fastify-hot-reload start`: parses its flags, builds the supervisor, wires signals, the control
+// socket and the pid file, and runs until the supervisor stops.
+import { existsSync, unlinkSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { isAbsolute, resolve } from 'node:path'
+import type { Server } from 'node:net'
+import { clearHandoffEnv, type InheritedSocket } from '../handoff-env'
+import { captureLaunch } from '../launch'
+import { DEFAULTS } from '../options'
+import { toWire } from '../reload-result'
+import { createNotifier } from '../sd-notify'
+import { ServiceStatus } from '../service-status'
+import { RANGES, SUPERVISOR_SIGNALS } from '../validate'
+import { pidFileProblem, writePidFile } from '../pid-file'
+import { readSocketActivation } from '../socket-activation'
+import { defaultControlPath, listenControl, nameFromCommand, type ControlRequest } from '../supervisor/control'
+import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
+import { help, numberFlag, parse, UsageError } from './usage'
+
+function logger (): SupervisorLogger {
+  // Same JSON lines as the workers' Fastify logs (pino), so one log pipe reads both.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pino = require('pino') as (opts: object) => SupervisorLogger
+  return pino({ name: 'fastify-hot-reload' })
+}
+
+/** Resolves the app's command line and checks that the script exists. */
+function appCommand (positionals: string[], dashed: boolean): string[] {
+  if (positionals.length === 0) throw new UsageError("start needs the app: 'start -- node app.js' or 'start app.js'")
+  const command = dashed ? positionals : [process.execPath, ...positionals]
+  const script = command.slice(1).find((arg) => !arg.startsWith('-'))
+  if (/(^|\/)node(\.exe)?$/.test(command[0]) || !dashed) {
+    if (script === undefined) throw new UsageError(`no app script in: ${command.join(' ')}`)
+    const path = isAbsolute(script) ? script : resolve(script)
+    if (!existsSync(path)) throw new UsageError(`app file not found: ${path}`)
+  }
+  return command
+}
+
+export async function start (argv: string[]): Promise<number> {
+  const dash = argv.indexOf('--')
+  const own = dash === -1 ? argv : argv.slice(0, dash)
+  const { values, positionals } = parse(own, {
+    workers: { type: 'string' },
+    'reload-batch': { type: 'string' },
+    'ready-timeout': { type: 'string' },
+    'drain-timeout': { type: 'string' },
+    'restart-delay': { type: 'string' },
+    'restart-max-delay': { type: 'string' },
+    'max-draining': { type: 'string' },
+    probation: { type: 'string' },
+    'reload-signal': { type: 'string', multiple: true },
+    'pid-file': { type: 'string' },
+    control: { type: 'string' },
+    name: { type: 'string' },
+    // Not for people: the plugin started this supervisor in place of the app (keepPid).
+    'from-plugin': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' }
+  })
+  if (values.help === true) return help('start')
+  const fromPlugin = values['from-plugin'] === true
+  const signalFlags = (values['reload-signal'] as string[] | undefined) ?? ['SIGHUP', 'SIGUSR2']
+  // "none": reloads come through the control socket (or the app's reload()) only.
+  const reloadSignals = signalFlags.filter((signal) => signal !== 'none')
+  for (const signal of reloadSignals) {
+    if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--reload-signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
+  }
+  const flag = (name: string): string | undefined => values[name] as string | undefined
+  const readyTimeout = numberFlag('ready-timeout', flag('ready-timeout'), DEFAULTS.readyTimeout, RANGES.timeout)
+  const drainTimeout = numberFlag('drain-timeout', flag('drain-timeout'), DEFAULTS.drainTimeout, RANGES.timeout)
+  const restartDelay = numberFlag('restart-delay', flag('restart-delay'), 100, RANGES.timeout)
+  const restartMaxDelay = numberFlag('restart-max-delay', flag('restart-max-delay'), 10_000, RANGES.timeout)
+  const probation = numberFlag('probation', flag('probation'), DEFAULTS.probation, RANGES.probation)
+  const workersFlag = flag('workers')
+  const workers = workersFlag === 'max' ? availableParallelism() : numberFlag('workers', workersFlag, 1, RANGES.workers)
+  const reloadBatch = numberFlag('reload-batch', flag('reload-batch'), workers, RANGES.workers)
+  if (reloadBatch > workers) throw new UsageError(`--reload-batch must be at most --workers (${workers}), got ${reloadBatch}`)
+  const maxDraining = numberFlag('max-draining', flag('max-draining'), DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
+  if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
+  // The plugin passes the command line the app was really started with: no script to look for.
+  const command = fromPlugin ? argv.slice(dash + 1) : appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
+  const name = (values.name as string | undefined) ?? nameFromCommand(command)
+  let controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath(name)
+  const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
+  const pidFileTrouble = pidFile === undefined ? null : pidFileProblem(pidFile)
+  if (pidFileTrouble !== null) throw new UsageError(`--pid-file: ${pidFileTrouble}; expected a path in a directory we can write`)
+
+  const log = logger()
+  let activated: InheritedSocket[] = []
+  activated = readSocketActivation(process.env) ?? []
+  const env: Record<string, string | undefined> = { ...process.env }
+  clearHandoffEnv(env)
+  const launch = captureLaunch()
+  // With a pid file, each reload's outcome is recorded beside it (for `reload --pid-file`).
+  const status = new ServiceStatus(createNotifier(process.env, log), pidFile, log)
+  const supervisor = new Supervisor({
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status, workers, reloadBatch
+  })
+  // Signals first: a reload signal that came before its handler would end the process.
+  const finished = new Promise<number>((resolveExit) => {
+    for (const signal of reloadSignals) {
+      process.on(signal, () => {
+        log.info({ supervisor: 'signal-received', signal }, `supervisor: ${signal} received; reloading`)
+        void supervisor.reload()
+      })
+    }
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => { void supervisor.shutdown(signal).then(resolveExit) })
+    }
+  })
+  const answer = async (request: ControlRequest): Promise<object> => {
+    if (request.command === 'status') return { ok: true, ...supervisor.status() }
+    return toWire(await supervisor.reload())
+  }
+  let control: Server
+  try {
+    control = await listenControl(controlPath, answer)
+  } catch (err) {
+    // Two apps of the same name (two app.js) each keep their pid: the second gets a socket of its own.
+    if (!fromPlugin || values.control !== undefined) throw err
+    controlPath = defaultControlPath(`${name}-${process.pid}`)
+    control = await listenControl(controlPath, answer)
+  }
+  if (pidFile !== undefined) {
+    try {
+      writePidFile(pidFile, process.pid)
+    } catch (err) {
+      // Nothing runs yet: give the control socket up, or it would keep this process alive for nothing.
+      control.close()
+      try { unlinkSync(controlPath) } catch {}
+      throw new UsageError(`--pid-file: cannot write ${pidFile}: ${(err as Error).message}`)
+    }
+  }
+  log.info({ supervisor: 'started', controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
+
+  const first = await Promise.race([supervisor.start().then(() => supervisor.servingPid), finished.then(() => undefined)])
+  let code: number
+  if (first === undefined && supervisor.status().state !== 'stopping') {
+    log.error({ supervisor: 'first-generation-failed' }, 'supervisor: the first generation did not start; stopping')
+    code = await supervisor.shutdown('SIGTERM').then(() => 1)
+  } else {
+    code = await finished
+  }
+  control.close()
+  try { unlinkSync(controlPath) } catch {}
+  if (pidFile !== undefined) { try { unlinkSync(pidFile) } catch {} }
+  log.info({ supervisor: 'stopped', exitCode: code }, `supervisor: stopped (exit code ${code})`)
+  return code
+}

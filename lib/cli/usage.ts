@@ -1,0 +1,86 @@
+// The command line's usage texts, `--help`, and the usage errors (exit code 2 with a pointer to --help).
+import { parseArgs } from 'node:util'
+import { expectation, inRange, numberFromText, type Range } from '../validate'
+
+export const USAGE: Record<string, string> = {
+  main: `Usage: fastify-hot-reload <command> [options]
+
+Commands:
+  start [options] -- <command...>   run the app under the stable-PID supervisor
+  start [options] <app.js> [args]   the same, with this Node binary
+  reload [--json]                   reload a running supervisor; exit 0 when the new generation serves
+  status [--json]                   generations, pids, state, uptime, last reload
+
+Run 'fastify-hot-reload <command> --help' for its options.`,
+  start: `Usage: fastify-hot-reload start [options] -- <command...>
+       fastify-hot-reload start [options] <app.js> [args...]
+
+Runs the app as worker generations under a supervisor that keeps the listening sockets and its PID
+for the service's whole life. SIGHUP/SIGUSR2 reload; SIGTERM/SIGINT stop gracefully.
+
+Options:
+  --workers <n|max>         worker processes per generation, all accepting on the same sockets
+                            (default 1; max: one per CPU, os.availableParallelism()); a reload
+                            starts all n new ones and drains the old ones once every new one is ready
+  --reload-batch <k>        with --workers: a reload replaces k workers at a time (rolling), for
+                            hosts where twice the workers do not fit; still all or nothing
+  --ready-timeout <ms>      how long a new generation may take to be ready (default 30000)
+  --drain-timeout <ms>      how long an old generation may take to drain (default 30000)
+  --restart-delay <ms>      first delay before restarting a crashed worker (default 100)
+  --restart-max-delay <ms>  cap of the exponential restart delay (default 10000)
+  --probation <ms>          a new generation must serve this long before the old one finishes; if
+                            it dies sooner, the old one serves again (default 2000; 0: off)
+  --max-draining <n>        old generations that may drain at once; a reload beyond it makes the
+                            oldest cut what it still has open and exit (default 5)
+  --reload-signal <SIG>     signal that reloads (repeatable; default SIGHUP and SIGUSR2)
+  --pid-file <path>         write the supervisor's pid here (atomically)
+  --control <path>          control socket (default: <private dir>/<name>.sock)
+  --name <name>             service name for the default control path (default: the script's name)
+  -h, --help                this help`,
+  reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path> | --pid-file <path>] [--timeout <ms>]
+
+Asks the running supervisor (or a standalone service with a pid file) to reload and waits for the
+outcome: exit 0 when the new generation serves, 1 when the reload failed (the old generation keeps
+serving) or gave no answer in time, 2 on a usage or connection error.
+
+Options:
+  --json              print the result as JSON
+  --name <name>       the service name given to 'start' (or derived from its script)
+  --control <path>    the control socket path given to 'start'
+  --pid-file <path>   a standalone service's pid file (the plugin's pidFile option); sends SIGUSR2
+  --signal <SIG>      with --pid-file: the reload signal the service listens to (default SIGUSR2)
+  --timeout <ms>      how long to wait for the outcome (default 120000)
+  -h, --help          this help`,
+  status: `Usage: fastify-hot-reload status [--json] [--name <name> | --control <path>]
+
+Prints the supervisor's generations, pids, state, uptime and last reload result.
+
+Options:
+  --json              print the status as JSON
+  --name <name>       the service name given to 'start'
+  --control <path>    the control socket path given to 'start'
+  -h, --help          this help`
+}
+
+export class UsageError extends Error {}
+
+/** A numeric flag: plain digits within the range the plugin's option of the same meaning accepts. */
+export function numberFlag (name: string, value: string | undefined, fallback: number, range: Range): number {
+  if (value === undefined) return fallback
+  const number = numberFromText(value)
+  if (!inRange(number, range)) throw new UsageError(`--${name} must be ${expectation(range)}, got ${JSON.stringify(value)}`)
+  return number
+}
+
+export function parse (args: string[], options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
+
+export function help (command: keyof typeof USAGE): number {
+  process.stdout.write(USAGE[command] + '\n')
+  return 0
+}

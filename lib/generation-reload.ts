@@ -1,0 +1,107 @@
+// A generation's reloads: one at a time for the whole process (ReloadGate), whichever instance or
+// signal asked; the run spawns the successor with every open instance's sockets (lib/reload.ts) and
+// commits it, or keeps serving. Apart from Generation because it owns what only a reload touches:
+// the gate and the successor being started. The generation's state changes only through its Lifecycle.
+import type { GenerationContext } from './generation'
+import type { Handover } from './handover'
+import type { Instance } from './instance'
+import type { Lifecycle } from './lifecycle'
+import { runReload, spawnPlan, successorCommand } from './reload'
+import { notServing, ReloadGate } from './reload-result'
+import type { ServiceStatus } from './service-status'
+import type { StartedSuccessor } from './successor'
+import { socketsForSuccessor } from './takeover'
+import type { ReloadResult } from './types'
+
+/** What a reload reads of its generation (Generation owns all of it). */
+export interface ReloadHost {
+  context: GenerationContext
+  generation: number
+  pid: number
+  lifecycle: Lifecycle
+  status: ServiceStatus
+  handover: Handover
+  /** The open instances: their sockets go to the successor. */
+  instances: () => Instance[]
+}
+
+export class GenerationReloads {
+  private readonly gate = new ReloadGate()
+  /** A successor being started, until it is committed or gone. */
+  private starting: StartedSuccessor | undefined
+
+  constructor (private readonly host: ReloadHost) {}
+
+  /** The reload running, if any. */
+  get current (): Promise<ReloadResult> | undefined {
+    return this.gate.current
+  }
+
+  /** Gives up the successor being started, if any (shutting down, or the app closes). */
+  cancel (reason: string): void {
+    this.starting?.cancel(reason)
+  }
+
+  /** One reload for the whole process, whichever instance asked: requests meanwhile join it. */
+  reload (): Promise<ReloadResult> {
+    const { log, parent } = this.host.context
+    if (this.host.lifecycle.state === 'serving' && this.host.lifecycle.confirmed) {
+      const delegated = this.host.context.mode.delegatedReload(parent)
+      if (delegated !== undefined) {
+        log.info({ hotReload: 'reload-delegated' }, 'hot-reload: asking the supervisor for a reload')
+        return delegated
+      }
+    }
+    if (this.gate.busy) {
+      log.info({ hotReload: 'reload-coalesced' }, 'hot-reload: a reload is already running; this request joins it')
+      return this.gate.current as Promise<ReloadResult>
+    }
+    const refusal = this.host.lifecycle.reloadRefusal()
+    if (refusal !== null) {
+      log.warn({ hotReload: 'reload-ignored', reason: refusal }, `hot-reload: reload ignored: ${refusal}`)
+      return Promise.resolve(notServing(this.host.pid, `reload ignored: ${refusal}`, this.host.generation))
+    }
+    return this.gate.enter(() => this.run()).result
+  }
+
+  private async run (): Promise<ReloadResult> {
+    const { log, options, launch, env } = this.host.context
+    const next = this.host.generation + 1
+    this.host.lifecycle.to('reloading')
+    this.host.status.reloading(next)
+    const command = successorCommand(launch, options.successor, env)
+    const outcome = await runReload(next, {
+      serving: () => ({ generation: this.host.generation, pid: this.host.pid }),
+      plan: () => {
+        // Every open instance's sockets; a closed instance's are no longer handed on.
+        const { sockets, instances } = socketsForSuccessor(this.host.instances().map((instance) => instance.listeners.forSuccessor()))
+        return spawnPlan(command, sockets, next, this.host.pid, false, instances)
+      },
+      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000 },
+      cancelled: () => this.host.lifecycle.stopping ? 'reload cancelled: shutting down' : undefined,
+      started: (successor, plan) => {
+        this.starting = successor
+        log.info({ hotReload: 'reload-started', generation: next, successorPid: successor.pid, sockets: plan.addresses },
+          `hot-reload: reload started; successor pid ${successor.pid ?? '(none)'} for generation ${next}`)
+        this.host.lifecycle.emit('reloading', { generation: next, successorPid: successor.pid })
+      }
+    })
+    this.starting = undefined
+    const result = outcome.result
+    this.host.status.recordReload(result, this.host.pid)
+    if (outcome.channel === undefined) {
+      if (this.host.lifecycle.state === 'reloading') this.host.lifecycle.to('serving')
+      this.host.status.reloadFailed(result.error?.message ?? 'unknown')
+      log.error({ hotReload: 'reload-failed', err: result.error, successorPid: result.successorPid, generation: this.host.generation },
+        `hot-reload: reload failed, generation ${this.host.generation} keeps serving: ${result.error?.message}`)
+      this.host.lifecycle.emit('reloadFailed', result)
+      return result
+    }
+    this.host.status.serving(next, outcome.pid)
+    log.info({ hotReload: 'successor-ready', generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
+      `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms; draining generation ${this.host.generation}`)
+    this.host.lifecycle.emit('reloaded', result)
+    this.host.handover.afterReload(outcome.channel, outcome.pid, outcome.listenerCopies)
+    return result
+  }
+}

@@ -1,0 +1,37 @@
+// The supervisor's options (what `fastify-hot-reload start` makes of its flags) and its logger: in a
+// module of their own so that every supervisor module can name them without importing the Supervisor.
+import type { InheritedSocket } from '../handoff-env'
+import type { ServiceStatus } from '../service-status'
+
+export interface SupervisorLogger {
+  info (obj: object | string, msg?: string): void
+  warn (obj: object | string, msg?: string): void
+  error (obj: object | string, msg?: string): void
+}
+
+export interface SupervisorOptions {
+  /** The worker's command: [executable, ...args]. */
+  command: string[]
+  cwd: string
+  env: Record<string, string | undefined>
+  readyTimeout: number
+  drainTimeout: number
+  restartDelay: number
+  restartMaxDelay: number
+  /** Old generations that may drain at once; beyond it the oldest is told to cut what is left. */
+  maxDraining: number
+  /**
+   * How long (ms) a new generation must serve before its predecessor may finish; should it die
+   * sooner, the predecessor serves again. 0 turns it off (a crashed worker is then restarted).
+   */
+  probation: number
+  /** Sockets systemd passed us (socket activation); more may come from the first worker. */
+  activated: InheritedSocket[]
+  /** Worker processes per generation (default 1). */
+  workers?: number
+  /** A reload replaces this many slots at a time (rolling); default all at once. */
+  reloadBatch?: number
+  log: SupervisorLogger
+  /** systemd and the like. */
+  status: ServiceStatus
+}

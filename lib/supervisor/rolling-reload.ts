@@ -1,0 +1,81 @@
+// --reload-batch K: a reload that replaces K slots at a time, for hosts where twice the workers do
+// not fit. Each batch's new workers join the new generation and the old workers of those slots drain
+// on probation; a failure in any batch takes the whole reload back (the new workers drain away, the
+// replaced old ones serve again), so it is all or nothing. The Supervisor runs it behind its reload
+// gate and records the result; the cohorts change only through Cohorts.
+import { succeeded } from '../reload-result'
+import type { ServiceStatus } from '../service-status'
+import { send } from '../successor'
+import type { ReloadResult } from '../types'
+import type { Cohorts } from './cohorts'
+import type { HeldSockets } from './held-sockets'
+import type { Probations } from './probation'
+import type { SupervisorLogger } from './options'
+import type { Cohort, Worker } from './worker'
+
+export interface RollingHost {
+  log: SupervisorLogger
+  status: ServiceStatus
+  slots: number[]
+  cohorts: Cohorts
+  probations: Probations
+  held: HeldSockets
+  /** Starts workers for `slots` into `cohort` (one batch). */
+  launch: (slots: number[], cohort: Cohort) => Promise<ReloadResult>
+  /** Slots of the serving generation without a worker get one. */
+  fill: () => void
+}
+
+export async function rollingReload (host: RollingHost, batch: number): Promise<ReloadResult> {
+  const { log, status, slots: allSlots, cohorts, probations } = host
+  const previous = cohorts.current as Cohort
+  const next = cohorts.generation + 1
+  const startedAt = performance.now()
+  status.reloading(next)
+  const cohort: Cohort = { generation: next, workers: new Map() }
+  cohorts.build(cohort)
+  const replaced: Worker[] = []
+  let failure: ReloadResult | undefined
+  for (let i = 0; i < allSlots.length && failure === undefined; i += batch) {
+    const slots = allSlots.slice(i, i + batch)
+    const step = await host.launch(slots, cohort)
+    if (!step.ok) {
+      failure = step
+      break
+    }
+    for (const slot of slots) {
+      const old = previous.workers.get(slot)
+      if (old === undefined) continue
+      old.state = 'draining'
+      send(old.child, { type: 'drain', probation: true })
+      replaced.push(old)
+    }
+  }
+  cohorts.build(undefined)
+  if (failure !== undefined) {
+    const reason = `generation ${next} failed in a rolling reload: ${failure.error?.message}`
+    for (const worker of cohort.workers.values()) {
+      worker.state = 'draining'
+      send(worker.child, { type: 'drain', probation: false })
+    }
+    const back = replaced.filter((w) => cohorts.workers.has(w.pid) && w.child.connected)
+    probations.serveAgain(back, (w) => host.held.forSlot(w.slot), failure.successorPid ?? 0, reason)
+    for (const worker of back) worker.state = 'serving'
+    log.error({ supervisor: 'generation-failed', trigger: 'reload', generation: next, servingGeneration: previous.generation, err: failure.error },
+      `supervisor: reload failed, generation ${previous.generation} keeps serving: ${failure.error?.message}`)
+    status.reloadFailed(failure.error?.message ?? 'unknown')
+    if (previous.workers.size < allSlots.length) host.fill()
+    return failure
+  }
+  cohorts.commit(cohort)
+  const result = succeeded(next, cohorts.servingPid ?? 0, startedAt)
+  const pids = [...cohort.workers.values()].map((w) => w.pid)
+  log.info({ supervisor: 'generation-serving', generation: next, workerPid: pids[0], workerPids: pids, durationMs: result.durationMs },
+    `supervisor: generation ${next} (pid ${pids.join(', ')}) is serving after ${result.durationMs} ms (rolling, ${batch} at a time)`)
+  probations.endAll([...cohorts.all()].filter((c) => c !== cohort))
+  probations.watch(cohort, previous)
+  cohorts.limitDraining()
+  status.serving(next)
+  if (cohort.workers.size < allSlots.length) host.fill()
+  return result
+}

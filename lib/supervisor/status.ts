@@ -1,0 +1,54 @@
+// The supervisor's status, as `fastify-hot-reload status` and the control socket give it: a snapshot
+// built from the state of the modules that own it (Cohorts, SlotRestarts, HeldSockets, the Supervisor).
+import { formatAddress } from '../listener-address'
+import { toWire, type WireReloadResult } from '../reload-result'
+import type { ReloadResult } from '../types'
+import type { Cohorts } from './cohorts'
+import type { HeldSocket } from './probation'
+import type { SlotRestarts } from './restart-policy'
+import type { WorkerState } from './worker'
+
+export interface SupervisorStatus {
+  pid: number
+  state: 'starting' | 'serving' | 'reloading' | 'restarting' | 'stopping'
+  generation: number
+  /** Workers per generation. */
+  workersPerGeneration: number
+  uptimeMs: number
+  sockets: string[]
+  workers: Array<{ generation: number, slot: number, pid: number, state: WorkerState, uptimeMs: number, restarts: number }>
+  lastReload?: WireReloadResult
+  restarts: number
+}
+
+export interface StatusOf {
+  stopping: boolean
+  reloading: boolean
+  cohorts: Cohorts
+  restarts: SlotRestarts
+  slots: number
+  startedAt: number
+  sockets: HeldSocket[]
+  lastReload: ReloadResult | undefined
+}
+
+export function describeStatus (of: StatusOf): SupervisorStatus {
+  const now = Date.now()
+  const { cohorts, restarts } = of
+  const state = of.stopping
+    ? 'stopping'
+    : of.reloading ? 'reloading' : cohorts.current !== undefined ? 'serving' : restarts.pending ? 'restarting' : 'starting'
+  return {
+    pid: process.pid,
+    state,
+    generation: cohorts.current?.generation ?? 0,
+    workersPerGeneration: of.slots,
+    uptimeMs: now - of.startedAt,
+    sockets: of.sockets.map((socket) => formatAddress(socket.address)),
+    workers: [...cohorts.workers.values()].map((w) => ({
+      generation: w.generation, slot: w.slot, pid: w.pid, state: w.state, uptimeMs: now - w.startedAt, restarts: restarts.of(w.slot)
+    })),
+    lastReload: of.lastReload === undefined ? undefined : toWire(of.lastReload),
+    restarts: restarts.total
+  }
+}

@@ -1,0 +1,28 @@
+// The end of a supervisor's shutdown: every worker gets SIGTERM (and drains), and one that has not
+// exited after the grace gets SIGKILL. Apart from the Supervisor because it is only about processes
+// and time; the workers' map stays Cohorts' (it shrinks as workers exit, which is what we wait for).
+import type { EventEmitter } from 'node:events'
+import type { SupervisorLogger } from './options'
+import type { Worker } from './worker'
+
+/** Resolves with how many workers had to be killed. `events` says 'worker-exit' as each one exits. */
+export async function stopWorkers (workers: ReadonlyMap<number, Worker>, graceMs: number, events: EventEmitter, log: SupervisorLogger): Promise<number> {
+  for (const worker of workers.values()) {
+    try { process.kill(worker.pid, 'SIGTERM') } catch {}
+  }
+  const deadline = Date.now() + graceMs
+  while (workers.size > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 100)
+      events.once('worker-exit', () => { clearTimeout(timer); resolve(undefined) })
+    })
+  }
+  let killed = 0
+  for (const worker of workers.values()) {
+    log.error({ supervisor: 'worker-killed', workerPid: worker.pid, generation: worker.generation },
+      `supervisor: generation ${worker.generation} (pid ${worker.pid}) did not stop in time; killing it`)
+    try { process.kill(worker.pid, 'SIGKILL') } catch {}
+    killed++
+  }
+  return killed
+}

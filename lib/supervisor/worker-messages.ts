@@ -1,0 +1,47 @@
+// What a worker tells the supervisor over its IPC channel: how many instances listen, a socket it
+// bound (held for later generations), an idle connection to hand to a serving worker, that it stops
+// on purpose, a reload asked by the app. Each message goes to the module that owns what it changes;
+// this module keeps none of its own.
+import type { ChildMessage } from '../ipc'
+import { toWire } from '../reload-result'
+import { send } from '../successor'
+import type { ReloadResult } from '../types'
+import type { Cohorts } from './cohorts'
+import type { HeldSockets } from './held-sockets'
+import type { Probations } from './probation'
+import type { SupervisorLogger } from './options'
+import type { Worker } from './worker'
+
+export interface MessageHost {
+  log: SupervisorLogger
+  cohorts: Cohorts
+  held: HeldSockets
+  probations: Probations
+  reload: () => Promise<ReloadResult>
+}
+
+export function onWorkerMessage (host: MessageHost, worker: Worker, message: ChildMessage | undefined, handle: unknown): void {
+  if (message === undefined) return
+  if (message.type === 'ready' || message.type === 'instances') {
+    host.cohorts.learned(worker, message.type === 'ready' ? message.instances : message.count)
+  } else if (message.type === 'listener') {
+    holdListener(host, worker, message.address, handle)
+  } else if (message.type === 'connection') {
+    host.cohorts.route(worker, message.listener, handle)
+  } else if (message.type === 'stopping') {
+    // Stopped on purpose (a signal sent to the worker itself): its exit is not a failed release.
+    if (worker.cohort?.predecessor !== undefined) host.probations.end(worker.cohort)
+  } else if (message.type === 'reload-request') {
+    void host.reload().then((result) => send(worker.child, { type: 'reload-result', id: message.id, result: toWire(result) }))
+  }
+}
+
+/** A socket a worker bound itself: we keep it for every later generation. */
+function holdListener (host: MessageHost, worker: Worker, name: string, handle: unknown): void {
+  const kept = host.held.hold(worker.slot, name, handle)
+  if (kept === null) {
+    host.log.warn({ supervisor: 'listener-ignored', workerPid: worker.pid }, `supervisor: ignored a listener message without a usable socket (${name})`)
+  } else if (kept !== undefined) {
+    host.log.info({ supervisor: 'holding-socket', slot: worker.slot, fd: (handle as { fd: number }).fd, address: kept }, `supervisor: holding listening socket ${name} for later generations`)
+  }
+}
