@@ -90,6 +90,8 @@ export class Generation {
         void this.handover.drain('abort').then(() => this.lifecycle.end(1))
       },
       connection: (listener, handle) => this.receiveConnection(listener, handle),
+      cover: (slot, listener, handle) => this.cover(slot, listener, handle),
+      uncover: (slot) => { for (const instance of this.instances) instance.uncover(slot) },
       cut: () => this.handover.cutNow('the supervisor has too many generations draining', 'supervisor-max-draining'),
       drain: (probation) => this.handover.onSupervisorDrain(probation),
       listener: (address, handle) => this.handover.keepCopy(address, handle),
@@ -231,6 +233,15 @@ export class Generation {
     const owner = instances.find((instance) => instance.servesOn(listener)) ?? instances[0]
     if (owner !== undefined) owner.receive(listener, handle)
     else (handle as { close?: () => void }).close?.()
+  }
+
+  /** Another slot has no worker: accept on its socket too, while we serve (lib/slot-cover.ts). */
+  private cover (slot: number, listener: string, handle: object): void {
+    const state = this.lifecycle.state
+    const serving = state === 'serving' || state === 'reloading'
+    if (!serving || ![...this.instances].some((instance) => instance.cover(slot, listener, handle))) {
+      (handle as { close?: () => void }).close?.()
+    }
   }
 
   // ---- reload (lib/generation-reload.ts) ---------------------------------------------------

@@ -5,8 +5,11 @@ import type { WireReloadResult } from './reload-result'
 const KEY = 'fastify-hot-reload'
 
 export type ChildMessage =
-  /** `instances`: how many Fastify instances listen (said when more than one). */
-  | { type: 'ready', pid: number, generation: number, instances?: number }
+  /**
+   * `instances`: how many Fastify instances listen (said when more than one). `covers`: it accepts
+   * on another slot's socket when told to ('cover'); a release without it is never asked.
+   */
+  | { type: 'ready', pid: number, generation: number, instances?: number, covers?: boolean }
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
   | { type: 'failed', message: string }
@@ -44,6 +47,13 @@ export type ParentMessage =
   /** Supervised mode: too many generations drain at once; end this drain now (cut what is left). */
   | { type: 'cut' }
   | { type: 'reload-result', id: number, result: WireReloadResult }
+  /**
+   * Supervised, a socket per slot: slot `slot` has no serving worker; accept on this copy of its
+   * socket for `listener` (sent with its handle) too, until 'uncover'.
+   */
+  | { type: 'cover', slot: number, listener: string }
+  /** Slot `slot` serves again: close the copies of its sockets (only ours; the supervisor keeps them). */
+  | { type: 'uncover', slot: number }
 
 export function unwrap (value: unknown): { type: string, [key: string]: unknown } | undefined {
   if (typeof value !== 'object' || value === null || !(KEY in value)) return undefined

@@ -23,6 +23,9 @@ export interface ParentOrders {
   resume: (successorPid: number, reason: string) => void
   /** An idle keep-alive connection handed over by the previous generation. */
   connection: (listener: string, handle: object) => void
+  /** Accept on a copy of another slot's socket too, until uncover (supervised, a socket per slot). */
+  cover: (slot: number, listener: string, handle: object) => void
+  uncover: (slot: number) => void
 }
 
 export interface ParentLinkOptions {
@@ -46,7 +49,9 @@ export class ParentLink {
       listener: (_address, handle) => closeHandle(handle),
       retire: () => {},
       resume: () => {},
-      connection: (_listener, handle) => closeHandle(handle)
+      connection: (_listener, handle) => closeHandle(handle),
+      cover: (_slot, _listener, handle) => closeHandle(handle),
+      uncover: () => {}
     }
     port.on('message', (raw: unknown, handle: unknown) => this.onMessage(raw, handle))
     // A parent that is gone can no longer serve: we are the serving generation.
@@ -80,6 +85,8 @@ export class ParentLink {
     switch (message.type) {
       case 'connection': if (withHandle !== undefined) this.orders.connection(message.listener, withHandle); return
       case 'listener': if (withHandle !== undefined) this.orders.listener(message.address, withHandle); return
+      case 'cover': if (withHandle !== undefined) this.orders.cover(message.slot, message.listener, withHandle); return
+      case 'uncover': this.orders.uncover(message.slot); return
       case 'commit':
         this.keepChannel = message.keepChannel === true
         this.settle('commit')
@@ -95,7 +102,7 @@ export class ParentLink {
 
   /** Reports ready and resolves with the parent's verdict. */
   ready (pid: number, generation: number, instances = 1): Promise<Verdict> {
-    this.send(instances > 1 ? { type: 'ready', pid, generation, instances } : { type: 'ready', pid, generation })
+    this.send(instances > 1 ? { type: 'ready', pid, generation, instances, covers: true } : { type: 'ready', pid, generation, covers: true })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
       else this.waiting.push(resolve)

@@ -16,6 +16,7 @@ import { notServing, ReloadGate } from '../reload-result'
 import { send, type StartedSuccessor } from '../successor'
 import type { ReloadResult } from '../types'
 import { Cohorts } from './cohorts'
+import { EmptySlots } from './empty-slots'
 import { HeldSockets } from './held-sockets'
 import { Probations } from './probation'
 import type { SupervisorOptions } from './options'
@@ -46,6 +47,8 @@ export class Supervisor extends EventEmitter {
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
   private readonly held: HeldSockets
+  /** Empty slots' sockets, accepted on by another worker meanwhile. */
+  private readonly empty: EmptySlots
 
   constructor (private readonly options: SupervisorOptions) {
     super()
@@ -54,6 +57,7 @@ export class Supervisor extends EventEmitter {
     this.cohorts = new Cohorts(options.maxDraining, options.log)
     this.probations = new Probations(options.probation, (worker) => this.cohorts.workers.has(worker.pid), options.log)
     this.held = new HeldSockets(options.activated, this.slots.length, process.versions.node)
+    this.empty = new EmptySlots(this.slots, this.held, this.cohorts, options.log)
     if (this.held.sharedBecause !== undefined) {
       options.log.warn({ supervisor: 'shared-socket', reason: this.held.sharedBecause },
         `supervisor: the ${this.slots.length} workers share one listening socket (${this.held.sharedBecause}); under keep-alive load one worker may take most connections`)
@@ -118,6 +122,7 @@ export class Supervisor extends EventEmitter {
     }, batch)
     this.lastReload = result
     options.status.recordReload(result, process.pid)
+    this.empty.update()
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
   }
@@ -175,6 +180,7 @@ export class Supervisor extends EventEmitter {
       this.lastReload = result
       options.status.recordReload(result, process.pid)
     }
+    this.empty.update()
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
   }
@@ -224,6 +230,7 @@ export class Supervisor extends EventEmitter {
       if (cohort !== undefined && cohort === this.cohorts.current) this.replaceCrashed(cohort, worker, how)
     }
     // A worker still starting: the launch that started it reports the failure.
+    if (this.stopping === undefined) this.empty.update()
     this.emit('worker-exit', worker.pid)
   }
 
@@ -243,6 +250,7 @@ export class Supervisor extends EventEmitter {
       this.options.log.error({ supervisor: 'serves-again', workerPid: worker.pid, resumedPid: [...predecessor.workers.values()][0]?.pid, generation: predecessor.generation, reason },
         `supervisor: ${reason}; generation ${predecessor.generation} (pid ${[...predecessor.workers.values()].map((w) => w.pid).join(', ')}) serves again`)
       this.options.status.resumed(predecessor.generation, reason)
+      this.empty.update()
       if (predecessor.workers.size < this.slots.length) void this.fill()
       return
     }
