@@ -30,8 +30,11 @@ export class ConnectionHandoff {
     private readonly log: FastifyBaseLogger
   ) {}
 
-  /** Sends an idle keep-alive connection through the outlet; false when it cannot move (it drains here). */
-  send (socket: Socket, server: HttpServer, outlet: ConnectionOutlet): boolean {
+  /**
+   * Sends an idle keep-alive connection through the outlet; false when it cannot move (it drains
+   * here). `stay` takes it back when the send fails (by default: it drains here).
+   */
+  send (socket: Socket, server: HttpServer, outlet: ConnectionOutlet, stay: (socket: Socket, server: HttpServer) => void = (s, srv) => this.tracker.keep(s, srv)): boolean {
     const listener = this.listeners.keyOf(server)
     if (listener === undefined || !outlet.open) return false
     const handle = detachConnection(socket)
@@ -46,8 +49,8 @@ export class ConnectionHandoff {
         socket.destroy()
       } else if (reattachConnection(socket)) {
         // Nothing was read meanwhile; it drains here with the ordinary close.
-        this.log.warn({ hotReload: 'handoff-failed', closed: false, err: err.message }, 'hot-reload: a connection could not be handed over; it drains here')
-        this.tracker.keep(socket, server)
+        this.log.warn({ hotReload: 'handoff-failed', closed: false, err: err.message }, 'hot-reload: a connection could not be handed over; it stays here')
+        stay(socket, server)
       } else {
         this.log.warn({ hotReload: 'handoff-failed', closed: true, err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
         socket.destroy()

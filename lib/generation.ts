@@ -6,6 +6,7 @@
 // Lifecycle. The steps are modules that return values: listeners, readiness, reload, drain,
 // connection handoff, service status, signals, takeover; the mode says what is standalone or supervised.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { ConnectionBalance } from './connection-balance'
 import { Audience, type HotReloadFacade } from './facade'
 import { GenerationReloads } from './generation-reload'
 import type { InheritedSocket, ReusePortPlan } from './handoff-env'
@@ -65,6 +66,8 @@ export class Generation {
   /** Every inherited socket is claimed (or the rest was found unclaimed): instances listening later join. */
   private takenOver = false
   private removeSignals: (() => void) | undefined
+  /** Several workers: our part in the supervisor's keep-alive balance. */
+  private readonly balance: ConnectionBalance
 
   constructor (private readonly context: GenerationContext) {
     const { options, parent, port, mode, log } = context
@@ -84,7 +87,14 @@ export class Generation {
       context, generation: this.generation, pid: this.pid, lifecycle: this.lifecycle, status: this.status, handover: this.handover,
       instances: () => [...this.instances]
     })
+    this.balance = new ConnectionBalance({
+      instances: () => [...this.instances],
+      outlet: () => this.lifecycle.state === 'serving' ? mode.outlet(undefined, parent) : undefined,
+      report: (connections) => parent?.sendLoad(connections)
+    })
     parent?.subscribe({
+      balance: (every) => { if (options.connectionHandoff) this.balance.start(every) },
+      shed: (count) => this.balance.shed(count),
       abort: () => {
         log.warn({ hotReload: 'successor-aborted' }, 'hot-reload: the previous generation aborted this successor; draining and exiting')
         void this.handover.drain('abort').then(() => this.lifecycle.end(1))
@@ -283,6 +293,7 @@ export class Generation {
     }
     this.removeSignals?.()
     this.removeSignals = undefined
+    this.balance.stop()
     this.reloads.cancel('reload cancelled: the app is closing')
     if (!draining) this.lifecycle.to('closed')
   }

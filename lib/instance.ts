@@ -3,7 +3,7 @@
 // or from it, and its own readiness check. The generation (generation.ts) owns the process-wide
 // life; this owns what belongs to one instance, and changes no state of the generation.
 import type { FastifyInstance } from 'fastify'
-import { ConnectionHandoff, type ConnectionOutlet } from './connection-handoff'
+import { ConnectionHandoff, readyToMove, type ConnectionOutlet } from './connection-handoff'
 import { ConnectionTracker } from './connection-tracker'
 import { Drain, type DrainCutCause } from './drain'
 import type { HotReloadFacade } from './facade'
@@ -130,6 +130,23 @@ export class Instance {
 
   get cutConnections (): number { return this.drainer.cutConnections }
   get movedConnections (): number { return this.tracker.movedConnections }
+
+  /** Open connections (for the supervisor's balance). */
+  get openConnections (): number {
+    return this.tracker.openCount
+  }
+
+  /**
+   * Moves up to `max` idle keep-alive connections through `outlet` (the supervisor's balance);
+   * returns how many went. One that cannot go after all just stays here, served as before.
+   */
+  shed (max: number, outlet: ConnectionOutlet): number {
+    let moved = 0
+    for (const { socket, server } of this.tracker.movable(max, readyToMove)) {
+      if (this.handoff.send(socket, server, outlet, () => {})) moved++
+    }
+    return moved
+  }
 
   /** The outlet died: the handoffs still queued on it stay here. */
   failHandoffs (reason: string): void {

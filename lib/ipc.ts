@@ -24,8 +24,13 @@ export type ChildMessage =
   | { type: 'behind', newer: number }
   /** The app called reload() or got a reload signal: the supervisor does reloads (supervised mode). */
   | { type: 'reload-request', id: number }
-  /** An idle keep-alive connection handed to the next generation, sent with its handle. */
+  /**
+   * An idle keep-alive connection, sent with its handle: handed to the next generation (draining),
+   * or to the least loaded worker (a serving worker told to 'shed').
+   */
   | { type: 'connection', listener: string }
+  /** Supervised, once asked ('balance'): how many connections the worker holds now. */
+  | { type: 'load', connections: number }
 
 export type ParentMessage =
   /** `keepChannel`: the predecessor will hand over connections on this channel, then cut it. */
@@ -54,6 +59,10 @@ export type ParentMessage =
   | { type: 'cover', slot: number, listener: string }
   /** Slot `slot` serves again: close the copies of its sockets (only ours; the supervisor keeps them). */
   | { type: 'uncover', slot: number }
+  /** Several workers: report 'load' every `every` ms when it changed. */
+  | { type: 'balance', every: number }
+  /** You hold more than your share: hand `count` idle connections to the supervisor ('connection'). */
+  | { type: 'shed', count: number }
 
 export function unwrap (value: unknown): { type: string, [key: string]: unknown } | undefined {
   if (typeof value !== 'object' || value === null || !(KEY in value)) return undefined

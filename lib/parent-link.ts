@@ -26,6 +26,9 @@ export interface ParentOrders {
   /** Accept on a copy of another slot's socket too, until uncover (supervised, a socket per slot). */
   cover: (slot: number, listener: string, handle: object) => void
   uncover: (slot: number) => void
+  /** Several workers: report our connection count (lib/connection-balance.ts); move `count` of them. */
+  balance: (every: number) => void
+  shed: (count: number) => void
 }
 
 export interface ParentLinkOptions {
@@ -51,7 +54,9 @@ export class ParentLink {
       resume: () => {},
       connection: (_listener, handle) => closeHandle(handle),
       cover: (_slot, _listener, handle) => closeHandle(handle),
-      uncover: () => {}
+      uncover: () => {},
+      balance: () => {},
+      shed: () => {}
     }
     port.on('message', (raw: unknown, handle: unknown) => this.onMessage(raw, handle))
     // A parent that is gone can no longer serve: we are the serving generation.
@@ -87,6 +92,8 @@ export class ParentLink {
       case 'listener': if (withHandle !== undefined) this.orders.listener(message.address, withHandle); return
       case 'cover': if (withHandle !== undefined) this.orders.cover(message.slot, message.listener, withHandle); return
       case 'uncover': this.orders.uncover(message.slot); return
+      case 'balance': this.orders.balance(message.every); return
+      case 'shed': this.orders.shed(message.count); return
       case 'commit':
         this.keepChannel = message.keepChannel === true
         this.settle('commit')
@@ -112,6 +119,11 @@ export class ParentLink {
   /** Supervised: one more Fastify instance listens (the next worker inherits its sockets too). */
   sendInstances (count: number): void {
     this.send({ type: 'instances', count })
+  }
+
+  /** Supervised: how many connections we hold (the supervisor's balance). */
+  sendLoad (connections: number): void {
+    this.send({ type: 'load', connections })
   }
 
   failed (message: string): void {
