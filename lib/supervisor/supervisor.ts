@@ -78,6 +78,8 @@ export class Supervisor extends EventEmitter {
   async start (): Promise<void> {
     this.firstStart = (async () => {
       // Nothing to inherit yet: one worker binds, and the supervisor keeps its sockets for the rest.
+      // Not sooner than it serves: it binds at the end of its boot (starting the rest at the bind
+      // saves only its readiness check), and an app's port 0 is known only once it bound.
       const first = this.held.all().length === 0 && this.slots.length > 1 ? [0] : this.slots
       const result = await this.launch('start', first)
       if (!result.ok) return this.scheduleRestart(0)
