@@ -80,9 +80,34 @@ export class ConnectionHandoff {
       ;(handle as { close?: () => void }).close?.()
       return
     }
-    server.emit('connection', socketFromHandle(handle))
+    const socket = socketFromHandle(handle)
+    server.emit('connection', socket)
+    closeQuietlyIfUnused(socket, server)
   }
 }
+
+/**
+ * A connection moved in idle waits for its client's next request. Node counts it as waiting for a
+ * first request, so at `headersTimeout` it would answer 408 Request Timeout to a client that was only
+ * keeping the connection alive. Close it quietly before that, at the keep-alive timeout (as Node does
+ * with any connection idle after a response) or just before `headersTimeout` when that comes first,
+ * unless a request has begun on it by then (from there on Node's own timeouts apply).
+ */
+function closeQuietlyIfUnused (socket: Socket, server: object): void {
+  // An HTTP/1 server (only those move connections); read defensively all the same.
+  const { keepAliveTimeout, headersTimeout } = server as Partial<Pick<HttpServer, 'keepAliveTimeout' | 'headersTimeout'>>
+  const limits = [keepAliveTimeout ?? 0, (headersTimeout ?? 0) - HEADERS_TIMEOUT_MARGIN_MS].filter((ms) => ms > 0)
+  if (limits.length === 0) return
+  const timer = setTimeout(() => {
+    if (socket.bytesRead === 0 && !socket.destroyed) socket.destroy()
+  }, Math.min(...limits))
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
+}
+
+// Node checks headersTimeout on an interval, never before the timeout itself: closing this much
+// earlier is always first.
+const HEADERS_TIMEOUT_MARGIN_MS = 100
 
 /** An HTTP/1 connection moves once its parser is between requests; any other can never move (it says so at once). */
 export function readyToMove (socket: Socket, server: HttpServer): boolean {

@@ -59,7 +59,7 @@ export class Instance {
     }, () => this.passReadinessCheck())
     this.handoff = new ConnectionHandoff(this.tracker, this.listeners, app.log)
     this.covers = new SlotCovers(app.log)
-    const longLived = new LongLivedConnections(app, options.closeSpread, facade)
+    const longLived = new LongLivedConnections(app, options.closeSpread, facade, http2Sessions)
     this.drainer = new Drain(this.tracker, http2Sessions, longLived, () => this.listeners.all, options, app.log)
   }
 
