@@ -4,7 +4,9 @@
 // once every new one is ready; one failing new worker fails the whole reload; a worker that crashes
 // after the probation is restarted alone in its slot; within it, the whole old generation serves again.
 const { test } = require('tap')
-const { cli, startSupervised, servingTarget, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf } = require('./helpers/processes')
+const path = require('node:path')
+const { Service, BIN, FIXTURE_APP, cli, startSupervised, servingTarget, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf, notifyReceiver } = require('./helpers/processes')
+const { freePort } = require('../tools/free-port')
 const { startLoad } = require('./helpers/load')
 const { reusePortSupported } = require('../dist/lib/supervisor/held-sockets')
 
@@ -90,6 +92,68 @@ test('--workers 3: one of the three new workers exits at boot: the reload fails,
   const stats = await load.stop()
   t.equal(stats.failed, 0, 'no request failed')
   t.same(Object.keys(stats.versions), ['1'], 'only the old release served')
+})
+
+test('--workers 2: a release that throws at boot, then one that never becomes ready: each reload exits 1, both old workers serve on, 0 failed; sd_notify READY=1 once both serve', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const { socketPath: notifySocket, messages } = await notifyReceiver(t, dir)
+  const { control, service } = startSupervised(t, { dir, extra: ['--workers', '2'], env: { NOTIFY_SOCKET: notifySocket } })
+  const target = await servingTarget(service)
+  await waitFor(() => messages().some((m) => m.includes('READY=1')), 30000, 'READY=1')
+  const atReady = await status(control)
+  t.equal(atReady.workers.filter((w) => w.generation === 1 && w.state === 'serving').length, 2, `READY=1 came once both workers served (${JSON.stringify(atReady.workers)})`)
+  const old = await servingWorkers(control, 1, 2)
+  const load = startLoad(t, target, { connections: 20, keepAlive: true })
+  const perRequest = startLoad(t, target, { connections: 5, keepAlive: false })
+  await sleep(300)
+  writeRelease(dir, { version: 2, throwAtBoot: true })
+  const thrown = await cli(['reload', '--control', control, '--json'])
+  t.equal(thrown.code, 1, 'a release that throws at boot: exit 1')
+  t.equal(JSON.parse(thrown.stdout).error.code, 'HOT_RELOAD_SUCCESSOR_EXITED', 'with the cause')
+  writeRelease(dir, { version: 3, notReady: true, plugin: PLUGIN })
+  const hanging = await cli(['reload', '--control', control, '--json'])
+  t.equal(hanging.code, 1, 'a release that never becomes ready: exit 1')
+  t.match(JSON.parse(hanging.stdout).error.message, /readyTimeout|ready/i, 'with the cause')
+  await sleep(500)
+  const after = await status(control)
+  t.same(after.workers.map((w) => w.pid).sort(), old.map((w) => w.pid).sort(), 'only the two old workers are left, serving')
+  t.ok(after.workers.every((w) => w.state === 'serving'))
+  const stats = [await load.stop(), await perRequest.stop()]
+  t.same(stats.map((s) => s.failed), [0, 0], 'no request failed (keep-alive, per request)')
+  t.same(stats.flatMap((s) => Object.keys(s.versions)), ['1', '1'], 'only the old release answered')
+  t.equal(messages().filter((m) => m.includes('READY=1')).length >= 1, true)
+})
+
+test('--workers 2 under systemd socket activation: both workers serve the activated socket (shared, with a warning) and reload with 0 failed', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const port = await freePort()
+  const control = path.join(dir, 'ctl', 'app.sock')
+  const service = Service.start(t, {
+    cwd: dir,
+    env: { PORT: String(port) },
+    command: 'systemd-socket-activate',
+    args: ['-l', `127.0.0.1:${port}`, process.execPath, BIN, 'start', '--control', control, '--workers', '2', '--', process.execPath, FIXTURE_APP]
+  })
+  const target = { host: '127.0.0.1', port }
+  await service.waitForLine((l) => /Listening on/.test(l.raw || ''), 10000, 'systemd-socket-activate to listen')
+  // The first connection starts the service; it waits in the activated socket's queue meanwhile.
+  const load = startLoad(t, target, { connections: 20, keepAlive: true })
+  const first = await servingWorkers(control, 1, 2)
+  t.ok(service.find((l) => l.supervisor === 'shared-socket'), 'the supervisor warned that the workers share the activated socket')
+  for (const version of [2, 3]) {
+    writeRelease(dir, { version, plugin: PLUGIN })
+    t.equal((await cli(['reload', '--control', control])).code, 0, `reload to ${version} exits 0`)
+  }
+  const last = await servingWorkers(control, 3, 2)
+  await sleep(500)
+  const stats = await load.stop()
+  t.equal(stats.failed, 0, 'no request failed')
+  t.ok(first.concat(last).every((w) => stats.perPid[w.pid] > 0) || last.every((w) => stats.perPid[w.pid] > 0), `the workers served (${JSON.stringify(stats.perPid)})`)
+  t.ok(stats.versions[3] > 0, 'the last release answered')
+  process.kill(service.pid, 'SIGTERM')
+  t.same(await service.exit, { code: 0, signal: null })
 })
 
 test('--workers 2: a worker killed after the probation is restarted alone in its slot; the other serves on, nothing refused', async (t) => {

@@ -83,7 +83,11 @@ export class Supervisor extends EventEmitter {
       const first = this.held.all().length === 0 && this.slots.length > 1 ? [0] : this.slots
       const result = await this.launch('start', first)
       if (!result.ok) return this.scheduleRestart(0)
-      if (first.length < this.slots.length) await this.fill()
+      if (first.length < this.slots.length) {
+        await this.fill()
+        // READY=1 once every slot has had its start (a slot that failed restarts with backoff).
+        if (this.cohorts.current !== undefined) this.options.status.serving(this.cohorts.current.generation)
+      }
     })()
     try {
       await this.firstStart
@@ -182,7 +186,8 @@ export class Supervisor extends EventEmitter {
     } else {
       const cohort: Cohort = { generation: next, workers: new Map() }
       for (const worker of started.values()) this.cohorts.join(cohort, worker)
-      this.serve(cohort, result.durationMs)
+      // The first start's slot 0 alone is not the whole service yet: start() says READY after the rest.
+      this.serve(cohort, result.durationMs, why !== 'start' || slots.length === this.slots.length)
     }
     if (why === 'reload') {
       this.lastReload = result
@@ -204,7 +209,7 @@ export class Supervisor extends EventEmitter {
   }
 
   /** A new generation is ready and committed: it serves, the previous one drains. */
-  private serve (cohort: Cohort, durationMs: number): void {
+  private serve (cohort: Cohort, durationMs: number, ready: boolean): void {
     const previous = this.cohorts.commit(cohort)
     const pids = [...cohort.workers.values()].map((w) => w.pid)
     this.options.log.info({ supervisor: 'generation-serving', generation: cohort.generation, workerPid: pids[0], workerPids: pids, durationMs },
@@ -212,7 +217,7 @@ export class Supervisor extends EventEmitter {
     this.probations.endAll(this.cohorts.all())
     if (previous !== undefined && previous.workers.size > 0) this.probations.begin(cohort, previous)
     this.cohorts.limitDraining()
-    this.options.status.serving(cohort.generation)
+    if (ready) this.options.status.serving(cohort.generation)
   }
 
   /** Who serves changed: empty slots are covered, new serving workers join the balance. */
