@@ -228,7 +228,10 @@ windows (signal until the new generation serves, + 500 ms) over the steady media
 the successor boots on the same cores and sessions move to it. h2load cannot show a dip: it stops a
 client at its first GOAWAY and does not reconnect, so its total over a run with a reload falls
 short of a run without one by the requests it never sent (its \`failed\` counts only the streams it
-sent).
+sent). PM2 and the plain restart run the app's own \`app.close()\`: Fastify answers every stream of a
+session still open on the closing server with 503 (\`return503OnClosing\`) until the session goes,
+and a client that does not retry counts each (it loops fast on them, hence the stream counts).
+The machine is shared: compare within a row (reload windows against steady), not across rows.
 ${END}`
 }
 
