@@ -5,8 +5,11 @@ import type { WireReloadResult } from './reload-result'
 const KEY = 'fastify-hot-reload'
 
 export type ChildMessage =
-  /** `instances`: how many Fastify instances listen (said when more than one). */
-  | { type: 'ready', pid: number, generation: number, instances?: number }
+  /**
+   * `instances`: how many Fastify instances listen (said when more than one). `bootMs`: the app's
+   * own boot, from the process's start to its listen() (lib/boot-clock.ts); absent from older releases.
+   */
+  | { type: 'ready', pid: number, generation: number, instances?: number, bootMs?: number }
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
   | { type: 'failed', message: string }

@@ -23,7 +23,16 @@ export interface ListenerCopy {
 }
 
 export type SuccessorOutcome =
-  | { ok: true, pid: number, child: ChildProcess, listenerCopies: ListenerCopy[], commit: () => SuccessorChannel, abort: () => Promise<void> }
+  | {
+    ok: true
+    pid: number
+    child: ChildProcess
+    listenerCopies: ListenerCopy[]
+    /** The successor's own boot (its process start to its app's listen()), as it reported it. */
+    bootMs: number | undefined
+    commit: () => SuccessorChannel
+    abort: () => Promise<void>
+  }
   | { ok: false, pid: number | undefined, error: HotReloadError }
 
 export interface StartedSuccessor {
@@ -115,7 +124,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       } else if (message.type === 'ready') {
         cleanup()
         child.on('error', () => {})
-        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, commit: () => commit(child), abort: () => takeDown(child, exited, timings.abortGrace) })
+        const bootMs = typeof message.bootMs === 'number' && Number.isFinite(message.bootMs) ? message.bootMs : undefined
+        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child), abort: () => takeDown(child, exited, timings.abortGrace) })
       } else if (message.type === 'failed') {
         fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
       }

@@ -88,7 +88,16 @@ export interface ReloadResult {
   ok: boolean
   generation: number
   pid: number
+  /** From the signal (or `reload()`) until the successor was ready and committed. */
   durationMs: number
+  /**
+   * The successor's own boot, as it measured it: from its process start to its app's `listen()`
+   * (what a plain start of the app takes, under the same load). `durationMs - bootMs` is what the
+   * reload added: spawning, the readiness check, adopting the sockets, reporting ready. Successful
+   * reloads only, and only from a successor that said it (this release or later); with `--workers`,
+   * the boot of the worker that was ready last.
+   */
+  bootMs?: number
   /** The successor's pid, when one was spawned. */
   successorPid?: number
   /** Why the reload failed (`ok: false` only). */

@@ -46,6 +46,7 @@ test('as PID 1 in a PID namespace: 5 reloads under keep-alive load, 0 failed, sa
     t.equal(reload.code, 0, `reload ${version - 1} exits 0`)
     const result = JSON.parse(reload.stdout)
     t.equal(result.ok, true)
+    t.ok(Number.isInteger(result.bootMs) && result.bootMs > 0 && result.bootMs <= result.durationMs, `the result has the new worker's own boot within its duration (${result.bootMs} of ${result.durationMs} ms)`)
     const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
     t.equal(status.pid, 1, 'the supervisor is PID 1 and stays so')
     t.equal(status.generation, version)
