@@ -6,10 +6,11 @@ const KEY = 'fastify-hot-reload'
 
 export type ChildMessage =
   /**
-   * `instances`: how many Fastify instances listen (said when more than one). `bootMs`: the app's
-   * own boot, from the process's start to its listen() (lib/boot-clock.ts); absent from older releases.
+   * `instances`: how many Fastify instances listen (said when more than one). `listenedAt`: when
+   * the app called listen(), on the machine's monotonic clock in ms (lib/boot-clock.ts); the parent
+   * takes its spawn time from it: the successor's own boot. Absent from older releases.
    */
-  | { type: 'ready', pid: number, generation: number, instances?: number, bootMs?: number }
+  | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number }
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
   | { type: 'failed', message: string }

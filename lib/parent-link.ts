@@ -94,8 +94,8 @@ export class ParentLink {
   }
 
   /** Reports ready and resolves with the parent's verdict. */
-  ready (pid: number, generation: number, instances = 1, bootMs?: number): Promise<Verdict> {
-    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(bootMs !== undefined ? { bootMs } : {}) })
+  ready (pid: number, generation: number, instances = 1, listenedAt?: number): Promise<Verdict> {
+    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}) })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
       else this.waiting.push(resolve)

@@ -91,10 +91,10 @@ export interface ReloadResult {
   /** From the signal (or `reload()`) until the successor was ready and committed. */
   durationMs: number
   /**
-   * The successor's own boot, as it measured it: from its process start to its app's `listen()`
-   * (what a plain start of the app takes, under the same load). `durationMs - bootMs` is what the
-   * reload added: spawning, the readiness check, adopting the sockets, reporting ready. Successful
-   * reloads only, and only from a successor that said it (this release or later); with `--workers`,
+   * The successor's own boot: from its spawn to its app's `listen()` (what a plain start of the app
+   * takes, under the same load). `durationMs - bootMs` is what the reload added: asking for it,
+   * the readiness check, adopting the sockets, reporting ready, the commit. Successful reloads
+   * only, from a successor that said when it listened (this release or later); with `--workers`,
    * the boot of the worker that was ready last.
    */
   bootMs?: number

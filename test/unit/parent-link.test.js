@@ -23,13 +23,13 @@ test('ready, then the verdict: commit resolves, and a bare commit cuts the chann
   t.equal(supervised.disconnects, 0, 'a worker never cuts its supervisor')
 })
 
-test('ready says the app\'s own boot time when known, and how many instances when more than one', async (t) => {
+test('ready says when the app listened when known, and how many instances when more than one', async (t) => {
   const port = new FakePort()
-  void new ParentLink(port, { cutChannelOnBareCommit: false }).ready(port.pid, 3, 2, 180)
-  t.match(port.sentOfType('ready')[0], { generation: 3, instances: 2, bootMs: 180 })
+  void new ParentLink(port, { cutChannelOnBareCommit: false }).ready(port.pid, 3, 2, 12345.5)
+  t.match(port.sentOfType('ready')[0], { generation: 3, instances: 2, listenedAt: 12345.5 })
   const plain = new FakePort()
   void new ParentLink(plain, { cutChannelOnBareCommit: false }).ready(plain.pid, 3)
-  t.notOk('bootMs' in plain.sentOfType('ready')[0] || 'instances' in plain.sentOfType('ready')[0], 'neither field when not known or one instance')
+  t.notOk('listenedAt' in plain.sentOfType('ready')[0] || 'instances' in plain.sentOfType('ready')[0], 'neither field when not known or one instance')
 })
 
 test('an abort before anyone subscribed ends the process; after, it is the generation\'s', async (t) => {
