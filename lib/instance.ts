@@ -3,7 +3,7 @@
 // or from it, and its own readiness check. The generation (generation.ts) owns the process-wide
 // life; this owns what belongs to one instance, and changes no state of the generation.
 import type { FastifyInstance } from 'fastify'
-import { ConnectionHandoff, type ConnectionOutlet } from './connection-handoff'
+import { ConnectionHandoff, readyToMove, type ConnectionOutlet } from './connection-handoff'
 import { ConnectionTracker } from './connection-tracker'
 import { Drain, type DrainCutCause } from './drain'
 import type { HotReloadFacade } from './facade'
@@ -97,7 +97,9 @@ export class Instance {
       outlet === undefined ? undefined : (socket, server) => this.handoff.send(socket, server, outlet),
       () => this.handoff.settled(),
       atDeadline,
-      why
+      why,
+      // One move at a time (connection-handoff.ts): the others are served here until their turn.
+      (socket, server) => this.handoff.hasRoom && readyToMove(socket, server)
     )
   }
 
