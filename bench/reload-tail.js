@@ -9,8 +9,8 @@
 //
 // Each run: the bench app (bench/app.js) under 30 keep-alive clients (tools/load-recorder.js,
 // every request's outcome), 2 s steady, then K reloads 2 s apart by signal (SIGUSR2 standalone,
-// SIGHUP to the supervisor). The reload window is the signal until a new pid answers + 500 ms, as
-// in bench/run.js. Each reload's own result (durationMs, bootMs) is read from the reload record
+// SIGHUP to the supervisor). The reload window is the signal until a new pid answers (and at least
+// until the commit) + 500 ms, as in bench/run.js. Each reload's own result (durationMs, bootMs) is read from the reload record
 // the plugin or the supervisor writes beside its pid file. --variant runs this build with extra
 // environment variables (an experiment); --write puts the table into BENCHMARKS.md between its markers.
 const fs = require('node:fs')
@@ -126,7 +126,9 @@ function readRecord (pidFile) {
 
 /** One run's latencies: steady (outside every window), in the windows, and by time since the signal. */
 function analyse (run) {
-  const windows = run.reloads.map((r) => [r.at, r.at + r.servingMs + 500])
+  // With --workers, another old worker answers from another pid at once: the window lasts at least until the commit.
+  const windowEnd = (r) => r.at + Math.max(r.servingMs, r.durationMs ?? 0) + 500
+  const windows = run.reloads.map((r) => [r.at, windowEnd(r)])
   const ok = run.samples.filter((s) => s.ok)
   const inWindow = (s) => windows.some(([from, to]) => s.t >= from && s.t <= to)
   const steady = ok.filter((s) => !inWindow(s)).map((s) => s.ms)
@@ -145,7 +147,7 @@ function analyse (run) {
       if (index >= 0 && index < CONFIG.buckets) buckets[index].push(s.ms)
       if (end >= r.at && end < commit) phases.booting.push(s.ms)
       else if (since >= 0 && since < 300) phases.handoff.push(s.ms)
-      else if (since >= 300 && end <= r.at + r.servingMs + 500) phases.after.push(s.ms)
+      else if (since >= 300 && end <= windowEnd(r)) phases.after.push(s.ms)
     }
   }
   return { steady, reloading, buckets, phases }
@@ -216,6 +218,7 @@ function summarise (res) {
     bootMs: withBoot.length === 0 ? null : round(median(withBoot.map((r) => r.bootMs))),
     overheadMs: withBoot.length === 0 ? null : round(median(withBoot.map((r) => r.durationMs - r.bootMs))),
     overheadMaxMs: withBoot.length === 0 ? null : round(Math.max(...withBoot.map((r) => r.durationMs - r.bootMs))),
+    perReload: res.reloads.map((r) => ({ servingMs: round(r.servingMs), durationMs: r.durationMs, bootMs: r.bootMs })),
     buckets: res.buckets.map((b) => round(percentile(sorted(b), 99))),
     phases: Object.fromEntries(Object.entries(res.phases).map(([phase, values]) => [phase, round(percentile(sorted(values), 99))]))
   }
