@@ -197,7 +197,8 @@ function supervisor ({ via = 'command', workers = 1, root = REPO, pidFile } = {}
       dir = ctx.dir
       control = path.join(ctx.dir, 'ctl', 'app.sock')
       track(ctx, () => child && child.pid)
-      const record = pidFile === undefined ? [] : ['--pid-file', pidFile]
+      const file = pidFile ?? ctx.pidFile
+      const record = file === undefined ? [] : ['--pid-file', file]
       child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [bin, 'start', '--control', control, '--workers', String(workers), ...record, '--', process.execPath, APP])
       await serving(ctx.port)
     },
