@@ -2,6 +2,7 @@
 // How should the N workers of one generation accept connections? (issue 10)
 //
 //   node bench/accept-balance.js [--workers K] [--rounds 3] [--seconds 3] [--no-restart] [--json FILE]
+//     [--only balance|trials|restart] [--strategies a,b] [--restart-strategies a,b] [--restart-rounds 2]
 //
 // Plain Node HTTP workers answering {"pid":…,"c":…} (c: the connection's number in that worker), under
 // each strategy:
@@ -10,6 +11,11 @@
 //               (Node ≥ 22.12 / 23.1: listen({ reusePort: true }); skipped on older Nodes)
 //   cluster-rr  Node's cluster module, round-robin (the Linux default): the baseline
 //   cluster-none  cluster with SCHED_NONE (the primary binds, every worker accepts on that socket)
+//   supervisor  the real \`fastify-hot-reload start --workers N\` on a minimal Fastify app with the plugin:
+//               a socket per slot (Node ≥ 22.12) and the supervisor's keep-alive balance (it moves idle
+//               keep-alive connections from the worker holding most to the one holding fewest).
+//               Fastify answers more slowly than a bare http server: compare its shares, not its req/s.
+//   supervisor-nobalance  the same with connectionHandoff: false (no balance): what the balance costs and brings
 // and two loads, each from a load generator in its own process (undici Pool, loopback only), which
 // records which worker answered every request and on which connection:
 //   close       connection per request (`connection: close`), 20 concurrent clients
@@ -19,7 +25,10 @@
 //
 // Then (unless --no-restart) a restart scenario with 2 workers: under load, slot 1's worker is killed
 // (SIGKILL) and a new one is started for that slot right away or after 1 s (a restart backoff); every
-// request's outcome and latency is counted, shared socket against reuseport.
+// request's outcome and latency is counted, shared socket against reuseport, and reuseport+cover: as
+// reuseport, but once slot 1's worker is gone the orchestrator sends slot 1's socket to slot 0's
+// worker, which accepts on it too until slot 1's new worker is ready and then closes its copy (what
+// the supervisor does, lib/supervisor/empty-slots.ts).
 //
 // How this process holds sockets without accepting on them: a short-lived "binder" child binds them
 // (net.Server#listen, with reusePort for reuseport) and sends each raw listening handle up the IPC
@@ -62,6 +71,18 @@ function runWorker () {
   const ready = () => process.send({ ready: true, pid: process.pid })
   if (cluster.isWorker) server.listen(Number(process.env.AB_PORT), HOST, ready)
   else server.listen({ fd: 3 }, ready)
+  // reuseport+cover: accept on another slot's socket too while that slot has no worker, as the
+  // supervisor's workers do (lib/slot-cover.ts); 'uncover' closes only this process's copy.
+  const covers = []
+  process.on('message', (m, handle) => {
+    if (m.cover && handle) {
+      const cover = net.createServer((socket) => server.emit('connection', socket))
+      cover.listen(handle)
+      covers.push(cover)
+    } else if (m.uncover) {
+      for (const cover of covers.splice(0)) cover.close()
+    }
+  })
   setTimeout(() => process.exit(3), CHILD_DEADLINE_MS).unref()
   process.on('disconnect', () => process.exit(0))
 }
@@ -290,8 +311,59 @@ async function bind (mode, count) {
   return { handles, port }
 }
 
+const REPO = require('node:path').join(__dirname, '..')
+const SUPERVISED_APP = `'use strict'
+const Fastify = require(require.resolve('fastify', { paths: [process.env.AB_REPO] }))
+const app = Fastify({ logger: false, keepAliveTimeout: 30000 })
+let connections = 0
+app.server.on('connection', (socket) => { socket._abConn = connections++ })
+app.register(require(process.env.AB_REPO), { connectionHandoff: process.env.AB_BALANCE !== 'off' })
+app.get('/', (request, reply) => { reply.header('content-type', 'application/json').send('{"pid":' + process.pid + ',"c":' + request.raw.socket._abConn + '}') })
+app.listen({ port: Number(process.env.AB_PORT), host: '127.0.0.1' })
+setTimeout(() => process.exit(3), ${CHILD_DEADLINE_MS}).unref()
+`
+
+/**
+ * supervisor: the real thing, \`fastify-hot-reload start --workers N\` on a minimal Fastify app with the
+ * plugin (a socket per slot on Node ≥ 22.12, and the keep-alive balance, lib/supervisor/balance.ts).
+ */
+async function startSupervisor (n, balance) {
+  const dir = fs.mkdtempSync(require('node:path').join(os.tmpdir(), 'ab-sup-'))
+  fs.writeFileSync(require('node:path').join(dir, 'app.js'), SUPERVISED_APP)
+  const port = await freePort()
+  const control = require('node:path').join(dir, 'ctl.sock')
+  const supervisor = track(spawn(process.execPath, [require('node:path').join(REPO, 'bin/fastify-hot-reload.js'), 'start', '--workers', String(n), '--control', control, '--', process.execPath, 'app.js'],
+    { cwd: dir, env: { ...process.env, AB_PORT: String(port), AB_REPO: REPO, AB_BALANCE: balance ? 'on' : 'off' }, stdio: ['ignore', 'ignore', 'inherit'] }))
+  const status = () => new Promise((resolve) => {
+    const { execFile } = require('node:child_process')
+    execFile(process.execPath, [require('node:path').join(REPO, 'bin/fastify-hot-reload.js'), 'status', '--control', control, '--json'], (err, stdout) => {
+      try { resolve(err ? undefined : JSON.parse(stdout)) } catch { resolve(undefined) }
+    })
+  })
+  let pids
+  for (let i = 0; i < 100 && pids === undefined; i++) {
+    await sleep(200)
+    const now = await status()
+    const serving = now?.workers.filter((w) => w.state === 'serving') ?? []
+    if (serving.length === n) pids = serving.sort((a, b) => a.slot - b.slot).map((w) => w.pid)
+  }
+  if (pids === undefined) throw new Error('the supervisor did not serve with ' + n + ' workers')
+  for (const pid of pids) started.add(pid)
+  return {
+    port,
+    pids,
+    async close () {
+      try { process.kill(supervisor.pid, 'SIGTERM') } catch {}
+      await waitExit(supervisor, 10_000)
+      for (const pid of pids) { try { process.kill(pid, 'SIGKILL') } catch {} started.delete(pid) }
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
 /** One strategy's running workers: { port, pids, kill(slot, delay) → Promise<new pid>, close() }. */
 async function startStrategy (strategy, n) {
+  if (strategy.startsWith('supervisor')) return startSupervisor(n, strategy === 'supervisor')
   if (strategy.startsWith('cluster')) {
     const port = await freePort()
     const primary = track(spawn(process.execPath, self('cluster', '--workers', String(n), '--port', String(port), '--sched', strategy === 'cluster-none' ? 'none' : 'rr'),
@@ -318,10 +390,11 @@ async function startStrategy (strategy, n) {
       }
     }
   }
-  const { handles, port } = await bind(strategy, strategy === 'reuseport' ? n : 1)
+  const perSlot = strategy.startsWith('reuseport')
+  const { handles, port } = await bind(perSlot ? 'reuseport' : strategy, perSlot ? n : 1)
   const workers = []
   const spawnWorker = async (slot) => {
-    const handle = handles[strategy === 'reuseport' ? slot : 0]
+    const handle = handles[perSlot ? slot : 0]
     const w = track(spawn(process.execPath, self('worker'), { stdio: ['ignore', 'ignore', 'inherit', handle.fd, 'ipc'] }))
     workers[slot] = w
     await once(w, (m) => m.ready, 'worker ready')
@@ -336,8 +409,13 @@ async function startStrategy (strategy, n) {
       const gone = waitExit(w)
       process.kill(w.pid, 'SIGKILL')
       await gone
+      // reuseport+cover: the worker of the next slot accepts on this slot's socket until its new worker is ready.
+      const cover = strategy === 'reuseport+cover' ? workers[(slot + 1) % n] : undefined
+      cover?.send({ cover: true }, handles[slot])
       await sleep(delay)
-      return spawnWorker(slot)
+      const pid = await spawnWorker(slot)
+      cover?.send({ uncover: true })
+      return pid
     },
     async close () {
       for (const w of workers) { try { process.kill(w.pid, 'SIGKILL') } catch {} }
@@ -559,7 +637,7 @@ async function main () {
   const rounds = Number(arg('--rounds', 3))
   const seconds = Number(arg('--seconds', 3))
   const reuse = reusePortSupported()
-  const strategies = ['cluster-rr', 'shared', ...(reuse ? ['reuseport'] : []), 'cluster-none']
+  const strategies = arg('--strategies')?.split(',') ?? ['cluster-rr', 'shared', ...(reuse ? ['reuseport'] : []), 'cluster-none', 'supervisor']
   const began = Date.now()
   const watchdog = setTimeout(() => { process.stderr.write('accept-balance: global deadline reached\n'); killEverything(); process.exit(2) }, 20 * 60_000)
   watchdog.unref()
@@ -572,12 +650,12 @@ async function main () {
   const only = arg('--only') // balance | trials | restart (one part alone)
   const cells = !only || only === 'balance' ? await balance({ workerCounts, rounds, seconds, strategies }) : []
   const table = balanceTable(cells, strategies, workerCounts)
-  const trialRows = !only || only === 'trials' ? await connectionTrials({ workerCounts, strategies, trials: Number(arg('--trials', 100)) }) : []
+  const trialRows = !only || only === 'trials' ? await connectionTrials({ workerCounts, strategies: strategies.filter((x) => !x.startsWith('supervisor')), trials: Number(arg('--trials', 100)) }) : []
   const trials = trialsTable(trialRows)
   let restart = null
   let restartRuns = null
   if ((!only && !has('--no-restart')) || only === 'restart') {
-    const rs = ['shared', ...(reuse ? ['reuseport'] : []), 'cluster-rr']
+    const rs = arg('--restart-strategies')?.split(',') ?? ['shared', ...(reuse ? ['reuseport', 'reuseport+cover'] : []), 'cluster-rr']
     restartRuns = await restartScenario({ rounds: Number(arg('--restart-rounds', 2)), strategies: rs })
     restart = restartTable(restartRuns, rs)
   }

@@ -2,13 +2,14 @@
 // The service every contender runs: the same small Fastify app. It reads VERSION at boot, so a
 // reload onto new code is visible in every answer. Under PM2 it says ready (wait_ready) and shuts
 // down on SIGINT as PM2 expects; plain, it shuts down on SIGTERM; with BENCH_PLUGIN=1 the plugin
-// does all of that itself. BENCH_WEBSOCKET=1 adds a WebSocket route (@fastify/websocket).
+// does all of that itself. BENCH_WEBSOCKET=1 adds a WebSocket route (@fastify/websocket);
+// BENCH_HTTP2=1 serves HTTP/2 without TLS (h2c, what h2load and curl --http2-prior-knowledge speak).
 const fs = require('node:fs')
 const path = require('node:path')
 const Fastify = require('fastify')
 
 const version = fs.readFileSync(path.resolve('VERSION'), 'utf8').trim()
-const app = Fastify({ logger: false })
+const app = Fastify({ logger: false, http2: process.env.BENCH_HTTP2 === '1' })
 if (process.env.BENCH_PLUGIN === '1') {
   // BENCH_PLUGIN_ROOT: another build of the plugin (bench/cost.js measures main's beside this one).
   app.register(require(process.env.BENCH_PLUGIN_ROOT || '..'), {

@@ -5,6 +5,7 @@
 const { spawn, execFile } = require('node:child_process')
 const fs = require('node:fs')
 const http = require('node:http')
+const http2 = require('node:http2')
 const path = require('node:path')
 
 const REPO = path.resolve(__dirname, '..')
@@ -43,11 +44,35 @@ function answer (port, route = '/') {
   })
 }
 
+/** The same over HTTP/2 without TLS (the app with BENCH_HTTP2=1), on a session of its own. */
+function answerH2 (port, route = '/') {
+  return new Promise((resolve) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`)
+    const done = (value) => { session.destroy(); resolve(value) }
+    session.on('error', () => done(null))
+    session.setTimeout(2000, () => done(null))
+    const request = session.request({ ':path': route })
+    let status = 0
+    let body = ''
+    request.setEncoding('utf8')
+    request.on('response', (headers) => { status = headers[':status'] })
+    request.on('data', (chunk) => { body += chunk })
+    request.on('end', () => {
+      try { done({ status, ...JSON.parse(body) }) } catch { done(null) }
+    })
+    request.on('error', () => done(null))
+  })
+}
+
+// The ports whose app serves HTTP/2 (h2c): set by `track` from ctx.env.BENCH_HTTP2.
+const http2Ports = new Set()
+
 /** Polls until the service answers 200 (optionally from another pid than `not`). */
 async function serving (port, { not, timeoutMs = 30000 } = {}) {
   const deadline = Date.now() + timeoutMs
+  const ask = http2Ports.has(port) ? answerH2 : answer
   while (Date.now() < deadline) {
-    const got = await answer(port)
+    const got = await ask(port)
     if (got !== null && got.status === 200 && got.pid !== not) return got
     await sleep(5)
   }
@@ -60,6 +85,8 @@ async function serving (port, { not, timeoutMs = 30000 } = {}) {
 const ours = new Map() // real path of ctx.dir -> { daemonPid() }
 
 function track (ctx, daemonPid = () => undefined) {
+  if (ctx.env?.BENCH_HTTP2 === '1') http2Ports.add(ctx.port)
+  else http2Ports.delete(ctx.port)
   for (const d of ours.keys()) if (!fs.existsSync(d)) ours.delete(d)
   ours.set(fs.realpathSync(ctx.dir), { daemonPid })
 }

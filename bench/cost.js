@@ -19,10 +19,10 @@
 // puts the table into BENCHMARKS.md between its per-request markers, leaving the rest alone.
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
-const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { PacedLoad, drive } = require('./paced-load')
+const { freePort } = require('../tools/free-port')
 
 const APP = path.join(__dirname, 'app.js')
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
@@ -46,15 +46,6 @@ function variants (before) {
       : [{ key: 'before', name: `Fastify + plugin, defaults, ${before.label}`, env: { BENCH_PLUGIN: '1', BENCH_PLUGIN_ROOT: before.root } }]),
     { key: 'underPressure', name: 'Fastify + plugin, underPressure: {} (registered without thresholds)', env: { BENCH_PLUGIN: '1', BENCH_UNDER_PRESSURE: '{}' } }
   ]
-}
-
-function freePort () {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
 }
 
 async function answering (port, child, timeoutMs) {

@@ -4,7 +4,6 @@
 // is reloaded; every request's outcome is recorded by our own client. Prints a table, writes JSON
 // and an SVG chart to bench/results/. Timings never fail the run; only a broken bench does.
 const fs = require('node:fs')
-const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const autocannon = require('autocannon')
@@ -14,6 +13,8 @@ const { renderChart } = require('./chart')
 const { cpuCost, costSection, costTarget } = require('./cost')
 const { writeBenchmarksMarkdown } = require('./report')
 const { longLivedScenario, longLivedTable } = require('./long-lived')
+const { http2Scenarios, http2Table, writeHttp2Section } = require('./http2')
+const { freePort } = require('../tools/free-port')
 
 const QUICK = process.argv.includes('--quick')
 // `--workers K`: the multi-process contenders' size (supervisor --workers, PM2 -i, cluster), 2 by default.
@@ -25,15 +26,6 @@ const CONFIG = QUICK
 const LONG_LIVED_ONLY = process.argv.includes('--long-lived-only')
 const RESULTS = path.join(__dirname, 'results')
 const { sleep } = contenders
-
-function freePort () {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
-}
 
 async function context () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-bench-'))
@@ -243,7 +235,7 @@ function table (results, boot, speed, cost, longLived = []) {
   return lines.join('\n')
 }
 
-function targets (results, boot, speed, cost, longLived) {
+function targets (results, boot, speed, cost, longLived, http2) {
   const ours = results.filter((r) => r.project)
   const pm2Daemon = Math.max(0, ...results.filter((r) => /PM2/.test(r.contender)).map((r) => r.rss.daemonPeakMb || 0))
   const supervisorRss = Math.max(0, ...results.filter((r) => /supervisor/.test(r.contender)).map((r) => r.rss.daemonPeakMb || 0))
@@ -258,7 +250,8 @@ function targets (results, boot, speed, cost, longLived) {
     ['plugin throughput ≥ 0.98 of bare Fastify (requests/s, autocannon; noisy here)', plugin !== undefined && plugin.ratioToBare >= 0.98],
     costTarget(cost),
     [`supervisor RSS (${supervisorRss} MB) below the PM2 daemon's (${pm2Daemon} MB)`, supervisorRss > 0 && supervisorRss < pm2Daemon],
-    ...longLivedTargets(longLived)
+    ...longLivedTargets(longLived),
+    ['HTTP/2: 0 failed streams for this project, with every client that ran (none retries a refused stream)', http2.rows.filter((r) => r.project && !r.missing).every((r) => r.failed === 0)]
   ]
 }
 
@@ -319,19 +312,24 @@ async function main () {
     }
   }
   const longLived = await longLivedScenarios()
+  const http2 = await http2Scenarios({ quick: QUICK, log: (line) => process.stderr.write(line + '\n') })
   const boot = await bootTime()
   const speed = await throughput()
   const cost = await cpuCost({ quick: QUICK, log: (line) => process.stderr.write(line + '\n') })
-  const checks = targets(results, boot, speed, cost, longLived)
+  const checks = targets(results, boot, speed, cost, longLived, http2)
   const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` }
-  const report = { when: new Date().toISOString(), quick: QUICK, config: CONFIG, machine, bootMs: boot, throughput: speed, cost, targets: checks.map(([what, met]) => ({ what, met })), results, longLived, durationS: Math.round((Date.now() - started) / 1000) }
+  const report = { when: new Date().toISOString(), quick: QUICK, config: CONFIG, machine, bootMs: boot, throughput: speed, cost, targets: checks.map(([what, met]) => ({ what, met })), results, longLived, http2, durationS: Math.round((Date.now() - started) / 1000) }
   fs.mkdirSync(RESULTS, { recursive: true })
   const base = QUICK ? 'quick' : 'latest'
   fs.writeFileSync(path.join(RESULTS, `${base}.json`), JSON.stringify(report, null, 2) + '\n')
   fs.writeFileSync(path.join(RESULTS, `${base}.svg`), await renderChart(report))
   const markdown = table(results, boot, speed, cost, longLived)
-  if (!QUICK) writeBenchmarksMarkdown(report, markdown)
+  if (!QUICK) {
+    writeBenchmarksMarkdown(report, markdown)
+    writeHttp2Section(http2)
+  }
   console.log(markdown)
+  console.log('\n' + http2Table(http2))
   console.log('\nTargets (DESIGN.md §5):')
   for (const [what, met] of checks) console.log(`  ${met ? '✓' : '✗ missed:'} ${what}`)
   console.log(`\n${machine.cpus} CPUs, ${machine.memoryGb} GB, Node ${machine.node}; ${report.durationS} s. Results: bench/results/${base}.json, chart: bench/results/${base}.svg`)

@@ -45,8 +45,11 @@ export class ConnectionHandoff {
     return this.inFlight.size < MOVES_AT_ONCE
   }
 
-  /** Sends an idle keep-alive connection through the outlet; false when it cannot move (it drains here). */
-  send (socket: Socket, server: HttpServer, outlet: ConnectionOutlet): boolean {
+  /**
+   * Sends an idle keep-alive connection through the outlet; false when it cannot move (it drains
+   * here). `stay` takes it back when the send fails (by default: it drains here).
+   */
+  send (socket: Socket, server: HttpServer, outlet: ConnectionOutlet, stay: (socket: Socket, server: HttpServer) => void = (s, srv) => this.tracker.keep(s, srv)): boolean {
     const listener = this.listeners.keyOf(server)
     if (listener === undefined || !outlet.open) return false
     const handle = detachConnection(socket)
@@ -61,8 +64,8 @@ export class ConnectionHandoff {
         socket.destroy()
       } else if (reattachConnection(socket)) {
         // Nothing was read meanwhile; it drains here with the ordinary close.
-        this.log.warn({ hotReload: 'handoff-failed', closed: false, err: err.message }, 'hot-reload: a connection could not be handed over; it drains here')
-        this.tracker.keep(socket, server)
+        this.log.warn({ hotReload: 'handoff-failed', closed: false, err: err.message }, 'hot-reload: a connection could not be handed over; it stays here')
+        stay(socket, server)
       } else {
         this.log.warn({ hotReload: 'handoff-failed', closed: true, err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
         socket.destroy()
@@ -94,9 +97,34 @@ export class ConnectionHandoff {
       ;(handle as { close?: () => void }).close?.()
       return
     }
-    server.emit('connection', socketFromHandle(handle))
+    const socket = socketFromHandle(handle)
+    server.emit('connection', socket)
+    closeQuietlyIfUnused(socket, server)
   }
 }
+
+/**
+ * A connection moved in idle waits for its client's next request. Node counts it as waiting for a
+ * first request, so at `headersTimeout` it would answer 408 Request Timeout to a client that was only
+ * keeping the connection alive. Close it quietly before that, at the keep-alive timeout (as Node does
+ * with any connection idle after a response) or just before `headersTimeout` when that comes first,
+ * unless a request has begun on it by then (from there on Node's own timeouts apply).
+ */
+function closeQuietlyIfUnused (socket: Socket, server: object): void {
+  // An HTTP/1 server (only those move connections); read defensively all the same.
+  const { keepAliveTimeout, headersTimeout } = server as Partial<Pick<HttpServer, 'keepAliveTimeout' | 'headersTimeout'>>
+  const limits = [keepAliveTimeout ?? 0, (headersTimeout ?? 0) - HEADERS_TIMEOUT_MARGIN_MS].filter((ms) => ms > 0)
+  if (limits.length === 0) return
+  const timer = setTimeout(() => {
+    if (socket.bytesRead === 0 && !socket.destroyed) socket.destroy()
+  }, Math.min(...limits))
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
+}
+
+// Node checks headersTimeout on an interval, never before the timeout itself: closing this much
+// earlier is always first.
+const HEADERS_TIMEOUT_MARGIN_MS = 100
 
 /** An HTTP/1 connection moves once its parser is between requests; any other can never move (it says so at once). */
 export function readyToMove (socket: Socket, server: HttpServer): boolean {

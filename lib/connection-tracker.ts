@@ -10,7 +10,7 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { DrainSweep } from './drain-sweep'
-import { checkConnectionInternals, currentResponse, http2SessionConnection, idleForMs, timerClock } from './node-internals'
+import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, timerClock } from './node-internals'
 
 /** @internal what a drain knows of one connection (read by DrainSweep too). */
 export interface ConnectionState {
@@ -238,6 +238,28 @@ export class ConnectionTracker {
         resolve()
       }
     })
+  }
+
+  /** Open connections, drain or not (what a worker reports to the supervisor's balance). */
+  get openCount (): number {
+    return this.open.size
+  }
+
+  /**
+   * Up to `max` keep-alive connections that could move to another worker now (not draining):
+   * HTTP/1, not upgraded, at least one request served (a connection-per-request client's would
+   * only close), no response being written, nothing of a next request parsed (`readyToMove`).
+   */
+  movable (max: number, readyToMove: ReadyToMove): Array<{ socket: Socket, server: HttpServer }> {
+    const found: Array<{ socket: Socket, server: HttpServer }> = []
+    if (this.draining) return found
+    for (const [socket, server] of this.open) {
+      if (found.length >= max) break
+      // Not one the server is ending (a `Connection: close` response went out).
+      if (socket.destroyed || !socket.writable || this.upgradedSockets.has(socket) || currentResponse(socket) !== null) continue
+      if (socket.bytesRead > 0 && hasHttp1Parser(socket) && readyToMove(socket, server)) found.push({ socket, server })
+    }
+    return found
   }
 
   /** A connection whose handoff failed after all: track it again, to drain the ordinary way. */

@@ -7,6 +7,7 @@
 // connection handoff, service status, signals, takeover; the mode says what is standalone or supervised.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { appListenedAt } from './boot-clock'
+import { ConnectionBalance } from './connection-balance'
 import { Audience, type HotReloadFacade } from './facade'
 import { GenerationReloads } from './generation-reload'
 import type { InheritedSocket, ReusePortPlan } from './handoff-env'
@@ -66,6 +67,8 @@ export class Generation {
   /** Every inherited socket is claimed (or the rest was found unclaimed): instances listening later join. */
   private takenOver = false
   private removeSignals: (() => void) | undefined
+  /** Several workers: our part in the supervisor's keep-alive balance. */
+  private readonly balance: ConnectionBalance
 
   constructor (private readonly context: GenerationContext) {
     const { options, parent, port, mode, log } = context
@@ -85,12 +88,21 @@ export class Generation {
       context, generation: this.generation, pid: this.pid, lifecycle: this.lifecycle, status: this.status, handover: this.handover,
       instances: () => [...this.instances]
     })
+    this.balance = new ConnectionBalance({
+      instances: () => [...this.instances],
+      outlet: () => this.lifecycle.state === 'serving' ? mode.outlet(undefined, parent) : undefined,
+      report: (connections) => parent?.sendLoad(connections)
+    })
     parent?.subscribe({
+      balance: (every) => { if (options.connectionHandoff) this.balance.start(every) },
+      shed: (count) => this.balance.shed(count),
       abort: () => {
         log.warn({ hotReload: 'successor-aborted' }, 'hot-reload: the previous generation aborted this successor; draining and exiting')
         void this.handover.drain('abort').then(() => this.lifecycle.end(1))
       },
       connection: (listener, handle) => this.receiveConnection(listener, handle),
+      cover: (slot, listener, handle) => this.cover(slot, listener, handle),
+      uncover: (slot) => { for (const instance of this.instances) instance.uncover(slot) },
       cut: () => this.handover.cutNow('the supervisor has too many generations draining', 'supervisor-max-draining'),
       drain: (probation) => this.handover.onSupervisorDrain(probation),
       listener: (address, handle) => this.handover.keepCopy(address, handle),
@@ -234,6 +246,15 @@ export class Generation {
     else (handle as { close?: () => void }).close?.()
   }
 
+  /** Another slot has no worker: accept on its socket too, while we serve (lib/slot-cover.ts). */
+  private cover (slot: number, listener: string, handle: object): void {
+    const state = this.lifecycle.state
+    const serving = state === 'serving' || state === 'reloading'
+    if (!serving || ![...this.instances].some((instance) => instance.cover(slot, listener, handle))) {
+      (handle as { close?: () => void }).close?.()
+    }
+  }
+
   // ---- reload (lib/generation-reload.ts) ---------------------------------------------------
 
   /** One reload for the whole process, whichever instance asked: requests meanwhile join it. */
@@ -273,6 +294,7 @@ export class Generation {
     }
     this.removeSignals?.()
     this.removeSignals = undefined
+    this.balance.stop()
     this.reloads.cancel('reload cancelled: the app is closing')
     if (!draining) this.lifecycle.to('closed')
   }

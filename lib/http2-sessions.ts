@@ -10,12 +10,15 @@
 import type { Http2Session, ServerHttp2Stream } from 'node:http2'
 import type { EventEmitter } from 'node:events'
 import { gracefulGoaway, type StreamEnds } from './http2-graceful-goaway'
+import { isEventStreamType } from './node-internals'
 
 /** How long a sequence started by a server's close() (not by a drain) waits for PING answers. */
 const CLOSE_TIME_LIMIT = 5_000
 
 interface Watched {
   ends: StreamEnds
+  /** Its streams still open. */
+  streams: Set<ServerHttp2Stream>
   closeNow: () => void
   goingAway?: Promise<void>
 }
@@ -33,12 +36,17 @@ export class Http2Sessions {
     const listening = (): boolean => (server as { listening?: boolean }).listening === true
     server.on('session', (session: Http2Session) => {
       const nativeClose = session.close
-      const watched: Watched = { ends: { lastEnded: 0 }, closeNow: () => { nativeClose.call(session) } }
+      const watched: Watched = { ends: { lastEnded: 0 }, streams: new Set(), closeNow: () => { nativeClose.call(session) } }
       this.sessions.set(session, watched)
       session.once('close', () => this.sessions.delete(session))
       // When the session's last response ended: the GOAWAY waits until the client has answered it.
-      const ended = (): void => { watched.ends.lastEnded = performance.now() }
-      session.on('stream', (stream: ServerHttp2Stream) => { stream.once('close', ended) })
+      session.on('stream', (stream: ServerHttp2Stream) => {
+        watched.streams.add(stream)
+        stream.once('close', () => {
+          watched.ends.lastEnded = performance.now()
+          watched.streams.delete(stream)
+        })
+      })
       session.close = (callback?: () => void): void => {
         if (listening()) return nativeClose.call(session, callback)
         if (typeof callback === 'function') session.once('close', callback)
@@ -57,6 +65,17 @@ export class Http2Sessions {
   async goAway (timeLimit = CLOSE_TIME_LIMIT): Promise<void> {
     this.deadline = performance.now() + timeLimit
     await Promise.all([...this.sessions].map(([session, watched]) => this.goAwayOne(session, watched)))
+  }
+
+  /** Streams whose response is an event stream (`text/event-stream`) still being written. */
+  openEventStreams (): ServerHttp2Stream[] {
+    const found: ServerHttp2Stream[] = []
+    for (const watched of this.sessions.values()) {
+      for (const stream of watched.streams) {
+        if (stream.headersSent && !stream.writableEnded && isEventStreamType(stream.sentHeaders['content-type'])) found.push(stream)
+      }
+    }
+    return found
   }
 
   private goAwayOne (session: Http2Session, watched: Watched): Promise<void> {

@@ -13,6 +13,7 @@ import { Listeners } from './listeners'
 import { LongLivedConnections } from './long-lived'
 import type { ResolvedOptions } from './options'
 import { waitUntilReady } from './readiness'
+import { SlotCovers } from './slot-cover'
 import type { InheritedPool } from './socket-adoption'
 
 export interface InstanceParts {
@@ -38,6 +39,8 @@ export class Instance {
   private readonly tracker = new ConnectionTracker()
   private readonly drainer: Drain
   private readonly handoff: ConnectionHandoff
+  /** Other slots' sockets we accept on while those slots have no worker (supervised). */
+  private readonly covers: SlotCovers
   private readinessCheck: Promise<boolean> | undefined
   /** Its readiness check passed (a successor): it answers ready while the process waits for its other instances. */
   private checked = false
@@ -55,7 +58,8 @@ export class Instance {
       http2Sessions.watch(server)
     }, () => this.passReadinessCheck())
     this.handoff = new ConnectionHandoff(this.tracker, this.listeners, app.log)
-    const longLived = new LongLivedConnections(app, options.closeSpread, facade)
+    this.covers = new SlotCovers(app.log)
+    const longLived = new LongLivedConnections(app, options.closeSpread, facade, http2Sessions)
     this.drainer = new Drain(this.tracker, http2Sessions, longLived, () => this.listeners.all, options, app.log)
   }
 
@@ -88,7 +92,21 @@ export class Instance {
   // ---- drain -------------------------------------------------------------------------------
 
   stopAccepting (removeUnixPaths: boolean): void {
+    this.covers.closeAll()
     this.listeners.stopAccepting(removeUnixPaths)
+  }
+
+  /** Accept on a copy of another slot's socket for `listener` too; false when we do not listen there. */
+  cover (slot: number, listener: string, handle: object): boolean {
+    const server = this.listeners.serverFor(listener)
+    if (server === undefined) return false
+    this.covers.cover(slot, listener, handle, server)
+    return true
+  }
+
+  /** That slot serves again: our copies of its sockets close. */
+  uncover (slot: number): void {
+    this.covers.uncover(slot)
   }
 
   /** Resolves once no connection is left here (or the drain was stopped). */
@@ -114,6 +132,23 @@ export class Instance {
 
   get cutConnections (): number { return this.drainer.cutConnections }
   get movedConnections (): number { return this.tracker.movedConnections }
+
+  /** Open connections (for the supervisor's balance). */
+  get openConnections (): number {
+    return this.tracker.openCount
+  }
+
+  /**
+   * Moves up to `max` idle keep-alive connections through `outlet` (the supervisor's balance);
+   * returns how many went. One that cannot go after all just stays here, served as before.
+   */
+  shed (max: number, outlet: ConnectionOutlet): number {
+    let moved = 0
+    for (const { socket, server } of this.tracker.movable(max, readyToMove)) {
+      if (this.handoff.send(socket, server, outlet, () => {})) moved++
+    }
+    return moved
+  }
 
   /** The outlet died: the handoffs still queued on it stay here. */
   failHandoffs (reason: string): void {

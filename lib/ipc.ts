@@ -8,9 +8,10 @@ export type ChildMessage =
   /**
    * `instances`: how many Fastify instances listen (said when more than one). `listenedAt`: when
    * the app called listen(), on the machine's monotonic clock in ms (lib/boot-clock.ts); the parent
-   * takes its spawn time from it: the successor's own boot. Absent from older releases.
+   * takes its spawn time from it: the successor's own boot. Absent from older releases. `covers`: it
+   * accepts on another slot's socket when told to ('cover'); a release without it is never asked.
    */
-  | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number }
+  | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number, covers?: boolean }
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
   | { type: 'failed', message: string }
@@ -25,8 +26,13 @@ export type ChildMessage =
   | { type: 'behind', newer: number }
   /** The app called reload() or got a reload signal: the supervisor does reloads (supervised mode). */
   | { type: 'reload-request', id: number }
-  /** An idle keep-alive connection handed to the next generation, sent with its handle. */
+  /**
+   * An idle keep-alive connection, sent with its handle: handed to the next generation (draining),
+   * or to the least loaded worker (a serving worker told to 'shed').
+   */
   | { type: 'connection', listener: string }
+  /** Supervised, once asked ('balance'): how many connections the worker holds now. */
+  | { type: 'load', connections: number }
 
 export type ParentMessage =
   /** `keepChannel`: the predecessor will hand over connections on this channel, then cut it. */
@@ -48,6 +54,17 @@ export type ParentMessage =
   /** Supervised mode: too many generations drain at once; end this drain now (cut what is left). */
   | { type: 'cut' }
   | { type: 'reload-result', id: number, result: WireReloadResult }
+  /**
+   * Supervised, a socket per slot: slot `slot` has no serving worker; accept on this copy of its
+   * socket for `listener` (sent with its handle) too, until 'uncover'.
+   */
+  | { type: 'cover', slot: number, listener: string }
+  /** Slot `slot` serves again: close the copies of its sockets (only ours; the supervisor keeps them). */
+  | { type: 'uncover', slot: number }
+  /** Several workers: report 'load' every `every` ms when it changed. */
+  | { type: 'balance', every: number }
+  /** You hold more than your share: hand `count` idle connections to the supervisor ('connection'). */
+  | { type: 'shed', count: number }
 
 export function unwrap (value: unknown): { type: string, [key: string]: unknown } | undefined {
   if (typeof value !== 'object' || value === null || !(KEY in value)) return undefined

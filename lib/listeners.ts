@@ -92,9 +92,12 @@ export class Listeners {
     })
   }
 
-  /** The listener key a (possibly closed) server had when its drain began. */
+  /** The listener key of a server: its address now, or (closed by a drain) when its drain began. */
   keyOf (server: object): string | undefined {
-    return this.keys.get(server as Server)
+    const kept = this.keys.get(server as Server)
+    if (kept !== undefined || !this.servers.has(server as Server)) return kept
+    const address = fromServerAddress((server as Server).address())
+    return address === null ? undefined : formatAddress(address)
   }
 
   /**

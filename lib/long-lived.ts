@@ -6,10 +6,16 @@
 // slot, so that N clients do not reconnect to the new generation in one burst (Envoy's gradual
 // drain, HAProxy's close-spread-time). What is still open at drainTimeout is cut by the drain.
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
+import type { ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { isEventStream, openResponses } from './node-internals'
 import type { UpgradeDrainingInfo } from './types'
+
+/** The HTTP/2 event streams still open (Http2Sessions). */
+export interface Http2EventStreams {
+  openEventStreams (): ServerHttp2Stream[]
+}
 
 /** Where the 'upgradeDraining' event goes (the generation's Lifecycle). */
 export interface UpgradeEvents {
@@ -72,7 +78,8 @@ export class LongLivedConnections {
   constructor (
     private readonly app: FastifyInstance,
     private readonly closeSpread: number,
-    private readonly events: UpgradeEvents
+    private readonly events: UpgradeEvents,
+    private readonly http2: Http2EventStreams
   ) {
     // Fastify's extra servers (listen on 'localhost') forward their upgrades to the main server.
     watchUpgrades(app.server, (request, socket) => {
@@ -137,6 +144,11 @@ export class LongLivedConnections {
         if (!response.writableEnded && isEventStream(response) && this.firstTime(response)) found.eventStreams.push(() => endStream(response))
       }
     }
+    // Over HTTP/2 an event stream is one stream of a session: it ends with END_STREAM, the session
+    // closes after its GOAWAY once its streams have ended.
+    for (const stream of this.http2.openEventStreams()) {
+      if (this.firstTime(stream)) found.eventStreams.push(() => endStream(stream))
+    }
     for (const [socket, request] of this.upgrades) {
       // With @fastify/websocket, a WebSocket upgrade is its server's (a client once the handshake is over).
       if (webSocketServer !== undefined && /websocket/i.test(request.headers.upgrade ?? '')) continue
@@ -190,7 +202,7 @@ export class LongLivedConnections {
 }
 
 /** Ends an event stream: the last chunk goes out, the client sees a clean end and reconnects. */
-function endStream (response: ServerResponse): void {
+function endStream (response: ServerResponse | ServerHttp2Stream): void {
   if (response.writableEnded || response.destroyed) return
   // The app's own timer may still write once before it sees the close: that is no crash.
   response.on('error', () => {})

@@ -277,9 +277,14 @@ export function openResponses (server: object): ServerResponse[] {
  */
 export function isEventStream (response: ServerResponse): boolean {
   const type = response.getHeader('content-type')
-  if (typeof type === 'string') return EVENT_STREAM.test(type)
+  if (typeof type === 'string') return isEventStreamType(type)
   const sent = (response as unknown as ServerResponseInternals)._header
   return response.headersSent && typeof sent === 'string' && EVENT_STREAM_HEADER.test(sent)
+}
+
+/** A Content-Type value (or values) that says `text/event-stream`. */
+export function isEventStreamType (type: unknown): boolean {
+  return typeof type === 'string' && EVENT_STREAM.test(type)
 }
 
 const EVENT_STREAM = /^\s*text\/event-stream\s*(;|$)/i

@@ -23,6 +23,12 @@ export interface ParentOrders {
   resume: (successorPid: number, reason: string) => void
   /** An idle keep-alive connection handed over by the previous generation. */
   connection: (listener: string, handle: object) => void
+  /** Accept on a copy of another slot's socket too, until uncover (supervised, a socket per slot). */
+  cover: (slot: number, listener: string, handle: object) => void
+  uncover: (slot: number) => void
+  /** Several workers: report our connection count (lib/connection-balance.ts); move `count` of them. */
+  balance: (every: number) => void
+  shed: (count: number) => void
 }
 
 export interface ParentLinkOptions {
@@ -46,7 +52,11 @@ export class ParentLink {
       listener: (_address, handle) => closeHandle(handle),
       retire: () => {},
       resume: () => {},
-      connection: (_listener, handle) => closeHandle(handle)
+      connection: (_listener, handle) => closeHandle(handle),
+      cover: (_slot, _listener, handle) => closeHandle(handle),
+      uncover: () => {},
+      balance: () => {},
+      shed: () => {}
     }
     port.on('message', (raw: unknown, handle: unknown) => this.onMessage(raw, handle))
     // A parent that is gone can no longer serve: we are the serving generation.
@@ -80,6 +90,10 @@ export class ParentLink {
     switch (message.type) {
       case 'connection': if (withHandle !== undefined) this.orders.connection(message.listener, withHandle); return
       case 'listener': if (withHandle !== undefined) this.orders.listener(message.address, withHandle); return
+      case 'cover': if (withHandle !== undefined) this.orders.cover(message.slot, message.listener, withHandle); return
+      case 'uncover': this.orders.uncover(message.slot); return
+      case 'balance': this.orders.balance(message.every); return
+      case 'shed': this.orders.shed(message.count); return
       case 'commit':
         this.keepChannel = message.keepChannel === true
         this.settle('commit')
@@ -95,7 +109,7 @@ export class ParentLink {
 
   /** Reports ready and resolves with the parent's verdict. */
   ready (pid: number, generation: number, instances = 1, listenedAt?: number): Promise<Verdict> {
-    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}) })
+    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
       else this.waiting.push(resolve)
@@ -105,6 +119,11 @@ export class ParentLink {
   /** Supervised: one more Fastify instance listens (the next worker inherits its sockets too). */
   sendInstances (count: number): void {
     this.send({ type: 'instances', count })
+  }
+
+  /** Supervised: how many connections we hold (the supervisor's balance). */
+  sendLoad (connections: number): void {
+    this.send({ type: 'load', connections })
   }
 
   failed (message: string): void {

@@ -12,17 +12,17 @@ const { RawConnection } = require('./helpers/load')
 const DRAIN_TIMEOUT = 20000
 const PLUGIN = { connectionHandoff: true, idleGrace: 300, probation: 300, drainTimeout: DRAIN_TIMEOUT }
 
-async function start (t) {
+async function start (t, extra = {}) {
   const dir = tempDir(t)
-  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, ...extra })
   const service = Service.start(t, { cwd: dir, deadlineMs: 120000 })
   const url = await service.listening()
   return { dir, service, target: { host: url.hostname, port: Number(url.port) } }
 }
 
 /** Reloads the generation `pid` to `version`; resolves with the new pid and the old generation's drained event. */
-async function reload (service, dir, pid, version) {
-  writeRelease(dir, { version, plugin: PLUGIN })
+async function reload (service, dir, pid, version, extra = {}) {
+  writeRelease(dir, { version, plugin: PLUGIN, ...extra })
   process.kill(pid, 'SIGUSR2')
   const next = await service.generationServing(version)
   // Longer than drainTimeout: a drain that waits for its deadline still reports, and fails below.
@@ -116,4 +116,36 @@ test('a connection whose client has sent nothing yet is moved, not cut at drainT
   t.equal(response.status, 200)
   t.same(JSON.parse(response.body), { version: 3, pid }, 'its first request reaches the newest generation')
   t.notOk(connection.closed, 'the connection was never closed')
+})
+
+test('a connection moved in that stays idle is closed quietly before Node would answer 408 at headersTimeout; one that is used goes on', async (t) => {
+  // Node counts a moved-in connection as waiting for its first request: left alone, its
+  // headersTimeout (checked every 50 ms here) would answer 408 Request Timeout to a client that was
+  // only keeping the connection alive.
+  const HEADERS_TIMEOUT = 1500
+  const timeouts = { serverTimeouts: { headersTimeout: HEADERS_TIMEOUT, keepAliveTimeout: 5000, connectionsCheckingInterval: 50 } }
+  const { dir, service, target } = await start(t, timeouts)
+  const idle = await RawConnection.open(target)
+  const used = await RawConnection.open(target)
+  t.teardown(() => { idle.close(); used.close() })
+  for (const connection of [idle, used]) t.equal(JSON.parse((await connection.get('/')).body).version, 1)
+  const { next, drained } = await reload(service, dir, service.pid, 2, timeouts)
+  assertQuickDrain(t, drained, 2, 'generation 1')
+  const movedAt = Date.now()
+
+  // Used before its headersTimeout: answered, and it stays open past that timeout (Node's own
+  // keep-alive timeout, 5 s, applies from its response on).
+  await sleep(HEADERS_TIMEOUT / 3)
+  const answer = await used.get('/')
+  t.same(JSON.parse(answer.body), { version: 2, pid: next }, 'the used connection is answered by generation 2')
+
+  await waitFor(() => idle.closed, HEADERS_TIMEOUT * 3, 'the idle moved-in connection to be closed')
+  const idleFor = Date.now() - movedAt
+  t.equal(idle.buffer.length, 0, `closed with nothing written to it: no 408 (got ${JSON.stringify(idle.buffer.toString())})`)
+  t.ok(idleFor < HEADERS_TIMEOUT + 1000, `closed by the time headersTimeout would have struck (${idleFor} ms)`)
+
+  await sleep(HEADERS_TIMEOUT)
+  t.notOk(used.closed, 'the used connection is still open after headersTimeout')
+  const again = await used.get('/')
+  t.equal(again.status, 200, 'and serves its next request')
 })

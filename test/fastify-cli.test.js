@@ -4,26 +4,17 @@
 // SIGHUP. A reload signal must reload (the successor runs the real command line, read from
 // /proc/self/cmdline) and must not also shut the service down.
 const fs = require('node:fs')
-const net = require('node:net')
 const path = require('node:path')
 const { test } = require('tap')
 const { REPO, Service, tempDir, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 const { request } = require('./faults/common')
+const { freePort } = require('../tools/free-port')
 
 const FASTIFY_CLI = path.join(REPO, 'node_modules/.bin/fastify')
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
 
 /** A port nobody listens on right now (fastify-cli takes 0 to mean its default, 3000). */
-function freePort () {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 async function reloadsUnderFastifyCli (t, argsFor) {
   const dir = tempDir(t)
   fs.copyFileSync(path.join(REPO, 'test/fixtures/cli-app.js'), path.join(dir, 'app.js'))

@@ -5,77 +5,12 @@
 // outcome is counted. (HTTP/2 sessions are never handed over: each reload, a client opens one new
 // session on the new generation.)
 const { execFile } = require('node:child_process')
-const http2 = require('node:http2')
 const path = require('node:path')
 const { test } = require('tap')
+const { h2Client } = require('../tools/h2-load')
 const { Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
 
 const RELOADS = 5
-
-/**
- * One client: `loops` request loops sharing one HTTP/2 session, each sending its next request as
- * soon as the last one ended; `slowLoops` more ask for /slow (streams open across the drain). A
- * session the server sent away is not used again: the next request opens a new one.
- */
-function h2Client (origin, { loops, slowLoops, connectOptions }) {
-  const stats = { ok: 0, slowOk: 0, failed: 0, errors: {}, sessions: 0, versions: {} }
-  let session
-  const connect = () => {
-    stats.sessions++
-    session = http2.connect(origin, connectOptions)
-    session.on('error', () => {})
-  }
-  const fail = (key) => {
-    stats.failed++
-    stats.errors[key] = (stats.errors[key] || 0) + 1
-  }
-  const once = (urlPath) => new Promise((resolve) => {
-    if (session.closed || session.destroyed) connect()
-    let request
-    try {
-      request = session.request({ ':path': urlPath })
-    } catch (err) {
-      fail(err.code || err.message)
-      return resolve()
-    }
-    let status = 0
-    let body = ''
-    request.setEncoding('utf8')
-    request.on('response', (headers) => { status = headers[':status'] })
-    request.on('data', (chunk) => { body += chunk })
-    request.on('end', () => {
-      try {
-        const answer = JSON.parse(body)
-        if (status !== 200) throw new Error(`status ${status}`)
-        stats.versions[answer.version] = (stats.versions[answer.version] || 0) + 1
-        if (answer.slow) stats.slowOk++
-        else stats.ok++
-      } catch (err) {
-        fail(`bad answer: ${err.message}`);
-      }
-      resolve()
-    })
-    // REFUSED_STREAM included: not retried, a failure here.
-    request.on('error', (err) => {
-      fail(request.rstCode ? `${err.code} rstCode ${request.rstCode}` : (err.code || err.message))
-      resolve()
-    })
-  })
-  let running = true
-  connect()
-  const all = [
-    ...Array.from({ length: loops }, async () => { while (running) await once('/') }),
-    ...Array.from({ length: slowLoops }, async () => { while (running) await once('/slow?ms=400') })
-  ]
-  return {
-    async stop () {
-      running = false
-      await Promise.all(all)
-      session.close()
-      return stats
-    }
-  }
-}
 
 async function reloadsUnderLoad (t, { tls }) {
   const dir = tempDir(t)

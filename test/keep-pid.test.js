@@ -7,24 +7,15 @@
 // standalone.
 const { execFile } = require('node:child_process')
 const fs = require('node:fs')
-const net = require('node:net')
 const path = require('node:path')
 const { test } = require('tap')
 const { REPO, FIXTURE_APP, Service, childrenOf, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+const { freePort } = require('../tools/free-port')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 500 }
 const KEEP = { FASTIFY_HOT_RELOAD_KEEP_PID: '1' }
 const canExecve = typeof process.execve === 'function'
-
-function freePort () {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function commandLine (pid) {
   try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ') } catch { return '' }

@@ -61,18 +61,20 @@ test('60 WebSocket clients over 3 chained reloads: every one gets 1001, spread o
   t.equal(stats.failed, 0, 'the HTTP load beside them lost nothing')
 })
 
-for (const connectionHandoff of [true, false]) {
-  test(`EventSource clients over 2 reloads (connectionHandoff ${connectionHandoff}): the streams end cleanly and resume on the new generation with Last-Event-ID`, async (t) => {
+for (const { connectionHandoff, overHttp2 } of [{ connectionHandoff: true }, { connectionHandoff: false }, { connectionHandoff: true, overHttp2: true }]) {
+  const over = overHttp2 ? 'over HTTP/2' : `connectionHandoff ${connectionHandoff}`
+  test(`EventSource clients over 2 reloads (${over}): the streams end cleanly and resume on the new generation with Last-Event-ID`, async (t) => {
     const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 6000, closeSpread: 1500, probation: 300, connectionHandoff }
-    const { dir, service, target } = await start(t, { plugin })
-    // Like a browser: reconnects reuse a kept-alive connection when there is one.
+    const release = { plugin, http2: overHttp2 === true }
+    const { dir, service, target } = await start(t, release)
+    // Like a browser: reconnects reuse a kept-alive connection (HTTP/1.1) or the session (HTTP/2).
     const agent = new http.Agent({ keepAlive: true })
     t.teardown(() => agent.destroy())
-    const sources = Array.from({ length: 5 }, () => eventSource(t, target, '/sse', { agent }))
+    const sources = Array.from({ length: 5 }, () => eventSource(t, target, '/sse', { agent, http2: overHttp2 }))
     await waitFor(() => sources.every((s) => s.state.events.length > 0), 10000, 'the first events')
     let pid = service.pid
     for (let version = 2; version <= 3; version++) {
-      writeRelease(dir, { version, plugin })
+      writeRelease(dir, { version, ...release })
       process.kill(pid, 'SIGUSR2')
       const next = await service.generationServing(version)
       await waitFor(() => sources.every((s) => s.state.events.at(-1).data.version === version), 15000, `every stream to resume on generation ${version}`)
@@ -92,6 +94,7 @@ for (const connectionHandoff of [true, false]) {
       t.ok(resumed.every((r) => r.lastEventId !== undefined), 'every reconnect sent Last-Event-ID')
       const versions = state.events.map((e) => e.data.version)
       t.same([...new Set(versions)], [1, 2, 3], 'from generation 1 to 2 to 3, never back')
+      if (overHttp2) t.equal(state.sessions, 3, 'one HTTP/2 session per generation: each old one was sent away (GOAWAY)')
     }
   })
 }

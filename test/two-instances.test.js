@@ -4,23 +4,14 @@
 // and under the supervisor; a broken release leaves the old process serving both; SIGTERM drains
 // both; an instance the app closes itself is no longer handed on.
 const http = require('node:http')
-const net = require('node:net')
 const path = require('node:path')
 const { test } = require('tap')
 const { REPO, Service, cli, startSupervised, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+const { freePort } = require('../tools/free-port')
 
 const SCRIPT = path.join(REPO, 'test/fixtures/two-apps.js')
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
-
-function freePort () {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /**
  * One request on a connection of its own, closed after it (no idle keep-alive connection of the

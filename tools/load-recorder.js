@@ -8,10 +8,12 @@ const net = require('node:net')
 class Load {
   /**
    * @param {object} target { host, port } or { socketPath }
-   * @param {object} options { connections, keepAlive, path, timeoutMs, pauseMs, onResult }
+   * @param {object} options { connections, keepAlive, path, timeoutMs, pauseMs, onResult, scheduling }
+   *   scheduling: the agent's choice of a free keep-alive socket, 'lifo' (Node's default) or 'fifo'
+   *   (with pauseMs, 'fifo' uses every connection alike; 'lifo' keeps reusing the last freed ones).
    *   onResult({ start, end, ok, failed, status }) is called for every request (times from performance.now()).
    */
-  constructor (target, { connections = 30, keepAlive = true, path = '/', timeoutMs = 10000, pauseMs = 0, onResult } = {}) {
+  constructor (target, { connections = 30, keepAlive = true, path = '/', timeoutMs = 10000, pauseMs = 0, onResult, scheduling = 'lifo' } = {}) {
     this.target = target
     this.connections = connections
     this.keepAlive = keepAlive
@@ -22,7 +24,7 @@ class Load {
     this.stats = { sent: 0, ok: 0, non2xx: 0, failed: 0, errors: {}, statuses: {}, versions: {}, pids: new Set(), perPid: {}, socketsOpened: 0 }
     this.running = false
     this.loops = []
-    this.agent = new http.Agent({ keepAlive, maxSockets: connections, maxFreeSockets: connections })
+    this.agent = new http.Agent({ keepAlive, maxSockets: connections, maxFreeSockets: connections, scheduling })
     const stats = this.stats
     const createConnection = this.agent.createConnection.bind(this.agent)
     this.agent.createConnection = (...args) => {

@@ -121,12 +121,16 @@ export class Cohorts {
     if (worker.cohort === this.serving && worker.instances !== undefined) this.instanceCount = worker.instances
   }
 
-  /** A draining worker hands an idle keep-alive connection to a serving one, through us. */
-  route (from: Worker, listener: string, handle: unknown): void {
+  /**
+   * A worker hands an idle keep-alive connection to a serving one, through us: a draining one (a
+   * reload), or a serving one told to shed (the balance). `pick` chooses (the least loaded); round
+   * robin when it does not know.
+   */
+  route (from: Worker, listener: string, handle: unknown, pick?: (from: Worker, targets: Worker[]) => Worker | undefined): void {
     const release = (): void => { (handle as { close?: () => void } | undefined)?.close?.() }
     const targets = this.servingWorkers().filter((w) => w !== from && w.child.connected)
     if (targets.length === 0 || typeof handle !== 'object' || handle === null) return release()
-    const target = targets[this.nextTarget++ % targets.length]
+    const target = pick?.(from, targets) ?? targets[this.nextTarget++ % targets.length]
     target.child.send(wrap({ type: 'connection', listener }), handle as Socket, release)
   }
 

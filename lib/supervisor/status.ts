@@ -16,7 +16,8 @@ export interface SupervisorStatus {
   workersPerGeneration: number
   uptimeMs: number
   sockets: string[]
-  workers: Array<{ generation: number, slot: number, pid: number, state: WorkerState, uptimeMs: number, restarts: number }>
+  /** `connections`: what a serving worker last reported holding (several workers: the balance). */
+  workers: Array<{ generation: number, slot: number, pid: number, state: WorkerState, uptimeMs: number, restarts: number, connections?: number }>
   lastReload?: WireReloadResult
   restarts: number
 }
@@ -30,6 +31,7 @@ export interface StatusOf {
   startedAt: number
   sockets: HeldSocket[]
   lastReload: ReloadResult | undefined
+  connectionsOf: (pid: number) => number | undefined
 }
 
 export function describeStatus (of: StatusOf): SupervisorStatus {
@@ -46,7 +48,7 @@ export function describeStatus (of: StatusOf): SupervisorStatus {
     uptimeMs: now - of.startedAt,
     sockets: of.sockets.map((socket) => formatAddress(socket.address)),
     workers: [...cohorts.workers.values()].map((w) => ({
-      generation: w.generation, slot: w.slot, pid: w.pid, state: w.state, uptimeMs: now - w.startedAt, restarts: restarts.of(w.slot)
+      generation: w.generation, slot: w.slot, pid: w.pid, state: w.state, uptimeMs: now - w.startedAt, restarts: restarts.of(w.slot), connections: of.connectionsOf(w.pid)
     })),
     lastReload: of.lastReload === undefined ? undefined : toWire(of.lastReload),
     restarts: restarts.total

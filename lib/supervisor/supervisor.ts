@@ -1,8 +1,9 @@
 // The stable-PID supervisor: keeps a copy of every listening socket (from systemd or from the first
 // worker), runs the app as worker generations of `workers` processes each (every worker accepts on
 // the same inherited sockets), reloads by starting all of generation N+1 with the sockets and, once
-// every one is ready, telling all of N to drain; restarts a crashed worker in its slot with backoff,
-// and forwards shutdown. It never accepts a connection itself. Starting workers is lib/reload.ts.
+// every one is ready, telling all of N to drain; restarts a crashed worker in its slot with backoff
+// (another worker covers the slot meanwhile, empty-slots.ts), spreads keep-alive connections
+// (balance.ts), and forwards shutdown. It never accepts a connection itself. Starting workers is lib/reload.ts.
 // Who owns what: the workers, cohorts, generation number and instance count are Cohorts'
 // (cohorts.ts); the held sockets HeldSockets'; probations Probations'; the per-slot backoff
 // SlotRestarts'; the reload gate, the workers being started, the last reload, the first start and
@@ -15,7 +16,9 @@ import { runCohort } from '../reload'
 import { notServing, ReloadGate } from '../reload-result'
 import { send, type StartedSuccessor } from '../successor'
 import type { ReloadResult } from '../types'
+import { KeepAliveBalance } from './balance'
 import { Cohorts } from './cohorts'
+import { EmptySlots } from './empty-slots'
 import { HeldSockets } from './held-sockets'
 import { Probations } from './probation'
 import type { SupervisorOptions } from './options'
@@ -46,6 +49,10 @@ export class Supervisor extends EventEmitter {
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
   private readonly held: HeldSockets
+  /** Empty slots' sockets, accepted on by another worker meanwhile. */
+  private readonly empty: EmptySlots
+  /** Keep-alive connections spread evenly over the serving workers. */
+  private readonly balance: KeepAliveBalance
 
   constructor (private readonly options: SupervisorOptions) {
     super()
@@ -54,6 +61,8 @@ export class Supervisor extends EventEmitter {
     this.cohorts = new Cohorts(options.maxDraining, options.log)
     this.probations = new Probations(options.probation, (worker) => this.cohorts.workers.has(worker.pid), options.log)
     this.held = new HeldSockets(options.activated, this.slots.length, process.versions.node)
+    this.empty = new EmptySlots(this.slots, this.held, this.cohorts, options.log)
+    this.balance = new KeepAliveBalance(this.cohorts, this.slots.length)
     if (this.held.sharedBecause !== undefined) {
       options.log.warn({ supervisor: 'shared-socket', reason: this.held.sharedBecause },
         `supervisor: the ${this.slots.length} workers share one listening socket (${this.held.sharedBecause}); under keep-alive load one worker may take most connections`)
@@ -69,10 +78,16 @@ export class Supervisor extends EventEmitter {
   async start (): Promise<void> {
     this.firstStart = (async () => {
       // Nothing to inherit yet: one worker binds, and the supervisor keeps its sockets for the rest.
+      // Not sooner than it serves: it binds at the end of its boot (starting the rest at the bind
+      // saves only its readiness check), and an app's port 0 is known only once it bound.
       const first = this.held.all().length === 0 && this.slots.length > 1 ? [0] : this.slots
       const result = await this.launch('start', first)
       if (!result.ok) return this.scheduleRestart(0)
-      if (first.length < this.slots.length) await this.fill()
+      if (first.length < this.slots.length) {
+        await this.fill()
+        // READY=1 once every slot has had its start (a slot that failed restarts with backoff).
+        if (this.cohorts.current !== undefined) this.options.status.serving(this.cohorts.current.generation)
+      }
     })()
     try {
       await this.firstStart
@@ -84,7 +99,8 @@ export class Supervisor extends EventEmitter {
   status (): SupervisorStatus {
     return describeStatus({
       stopping: this.stopping !== undefined, reloading: this.gate.busy, cohorts: this.cohorts, restarts: this.restarts,
-      slots: this.slots.length, startedAt: this.startedAt, sockets: this.held.all(), lastReload: this.lastReload
+      slots: this.slots.length, startedAt: this.startedAt, sockets: this.held.all(), lastReload: this.lastReload,
+      connectionsOf: (pid) => this.balance.connectionsOf(pid)
     })
   }
 
@@ -118,6 +134,7 @@ export class Supervisor extends EventEmitter {
     }, batch)
     this.lastReload = result
     options.status.recordReload(result, process.pid)
+    this.changed()
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
   }
@@ -169,12 +186,14 @@ export class Supervisor extends EventEmitter {
     } else {
       const cohort: Cohort = { generation: next, workers: new Map() }
       for (const worker of started.values()) this.cohorts.join(cohort, worker)
-      this.serve(cohort, result)
+      // The first start's slot 0 alone is not the whole service yet: start() says READY after the rest.
+      this.serve(cohort, result, why !== 'start' || slots.length === this.slots.length)
     }
     if (why === 'reload') {
       this.lastReload = result
       options.status.recordReload(result, process.pid)
     }
+    this.changed()
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
   }
@@ -190,7 +209,7 @@ export class Supervisor extends EventEmitter {
   }
 
   /** A new generation is ready and committed: it serves, the previous one drains. */
-  private serve (cohort: Cohort, { durationMs, bootMs }: ReloadResult): void {
+  private serve (cohort: Cohort, { durationMs, bootMs }: ReloadResult, ready: boolean): void {
     const previous = this.cohorts.commit(cohort)
     const pids = [...cohort.workers.values()].map((w) => w.pid)
     this.options.log.info({ supervisor: 'generation-serving', generation: cohort.generation, workerPid: pids[0], workerPids: pids, durationMs, bootMs },
@@ -198,13 +217,19 @@ export class Supervisor extends EventEmitter {
     this.probations.endAll(this.cohorts.all())
     if (previous !== undefined && previous.workers.size > 0) this.probations.begin(cohort, previous)
     this.cohorts.limitDraining()
-    this.options.status.serving(cohort.generation)
+    if (ready) this.options.status.serving(cohort.generation)
+  }
+
+  /** Who serves changed: empty slots are covered, new serving workers join the balance. */
+  private changed (): void {
+    this.empty.update()
+    this.balance.update()
   }
 
   private track (child: ChildProcess, pid: number, generation: number, slot: number): Worker {
     const worker: Worker = { generation, slot, pid, child, state: 'starting', startedAt: Date.now() }
     this.cohorts.add(worker)
-    const host = { log: this.options.log, cohorts: this.cohorts, held: this.held, probations: this.probations, reload: () => this.reload() }
+    const host = { log: this.options.log, cohorts: this.cohorts, held: this.held, probations: this.probations, balance: this.balance, reload: () => this.reload() }
     child.on('message', (raw: unknown, handle: unknown) => onWorkerMessage(host, worker, unwrap(raw) as ChildMessage | undefined, handle))
     child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal))
     child.on('error', (err) => this.options.log.warn({ supervisor: 'worker-channel-error', err, workerPid: pid }, 'supervisor: worker channel error'))
@@ -224,6 +249,8 @@ export class Supervisor extends EventEmitter {
       if (cohort !== undefined && cohort === this.cohorts.current) this.replaceCrashed(cohort, worker, how)
     }
     // A worker still starting: the launch that started it reports the failure.
+    this.balance.forget(worker.pid)
+    if (this.stopping === undefined) this.changed()
     this.emit('worker-exit', worker.pid)
   }
 
@@ -243,6 +270,7 @@ export class Supervisor extends EventEmitter {
       this.options.log.error({ supervisor: 'serves-again', workerPid: worker.pid, resumedPid: [...predecessor.workers.values()][0]?.pid, generation: predecessor.generation, reason },
         `supervisor: ${reason}; generation ${predecessor.generation} (pid ${[...predecessor.workers.values()].map((w) => w.pid).join(', ')}) serves again`)
       this.options.status.resumed(predecessor.generation, reason)
+      this.changed()
       if (predecessor.workers.size < this.slots.length) void this.fill()
       return
     }

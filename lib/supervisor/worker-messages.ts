@@ -1,11 +1,13 @@
 // What a worker tells the supervisor over its IPC channel: how many instances listen, a socket it
-// bound (held for later generations), an idle connection to hand to a serving worker, that it stops
+// bound (held for later generations), an idle connection to hand to a serving worker, how many
+// connections it holds (the balance), that it stops
 // on purpose, a reload asked by the app. Each message goes to the module that owns what it changes;
 // this module keeps none of its own.
 import type { ChildMessage } from '../ipc'
 import { toWire } from '../reload-result'
 import { send } from '../successor'
 import type { ReloadResult } from '../types'
+import type { KeepAliveBalance } from './balance'
 import type { Cohorts } from './cohorts'
 import type { HeldSockets } from './held-sockets'
 import type { Probations } from './probation'
@@ -17,17 +19,21 @@ export interface MessageHost {
   cohorts: Cohorts
   held: HeldSockets
   probations: Probations
+  balance: KeepAliveBalance
   reload: () => Promise<ReloadResult>
 }
 
 export function onWorkerMessage (host: MessageHost, worker: Worker, message: ChildMessage | undefined, handle: unknown): void {
   if (message === undefined) return
   if (message.type === 'ready' || message.type === 'instances') {
+    if (message.type === 'ready') worker.covers = message.covers === true
     host.cohorts.learned(worker, message.type === 'ready' ? message.instances : message.count)
   } else if (message.type === 'listener') {
     holdListener(host, worker, message.address, handle)
   } else if (message.type === 'connection') {
-    host.cohorts.route(worker, message.listener, handle)
+    host.cohorts.route(worker, message.listener, handle, (from, targets) => host.balance.target(from, targets))
+  } else if (message.type === 'load') {
+    if (worker.state === 'serving') host.balance.report(worker, message.connections)
   } else if (message.type === 'stopping') {
     // Stopped on purpose (a signal sent to the worker itself): its exit is not a failed release.
     if (worker.cohort?.predecessor !== undefined) host.probations.end(worker.cohort)

@@ -15,6 +15,8 @@ export interface Worker {
   servingSince?: number
   /** How many Fastify instances it said listen (its 'ready', then 'instances'); 1 when not said. */
   instances?: number
+  /** It said it can accept on another slot's socket (its 'ready'). */
+  covers?: boolean
   /** Its generation's cohort, once committed. */
   cohort?: Cohort
 }

@@ -4,6 +4,7 @@
 // that reconnects after the stream ends and sends Last-Event-ID. Each records what it saw, with
 // times, and is stopped at the test's teardown.
 const http = require('node:http')
+const http2 = require('node:http2')
 const net = require('node:net')
 const crypto = require('node:crypto')
 const WebSocket = require('ws')
@@ -48,12 +49,33 @@ function webSocketClients (t, target, path, count) {
 /**
  * An EventSource as the spec describes it: GET with Accept: text/event-stream; events parsed from
  * `id:`, `data:` and `retry:` lines; when the stream ends, a new request after `retry` ms with
- * Last-Event-ID. A reset or an error is recorded (and reconnected after, as browsers do).
+ * Last-Event-ID. A reset or an error is recorded (and reconnected after, as browsers do). Over
+ * HTTP/1.1 (`agent`: keep-alive reuse as a browser does) or, with `http2`, over HTTP/2 without TLS:
+ * one session, a new one once the server has sent it away (GOAWAY).
  */
-function eventSource (t, target, path, { agent } = {}) {
-  const state = { events: [], requests: [], ends: 0, errors: [], lastId: undefined, retryMs: 1000 }
+function eventSource (t, target, path, { agent, http2: overHttp2 = false } = {}) {
+  const state = { events: [], requests: [], ends: 0, errors: [], lastId: undefined, retryMs: 1000, sessions: 0 }
   let stopped = false
   let current
+  let session
+  const request = (headers, onResponse, onError) => {
+    if (!overHttp2) {
+      current = http.get({ ...target, path, agent: agent || false, headers }, onResponse)
+      current.on('error', onError)
+      return
+    }
+    if (session === undefined || session.closed || session.destroyed) {
+      state.sessions++
+      session = http2.connect(`http://${target.host}:${target.port}`)
+      session.on('error', () => {})
+    }
+    const stream = session.request({ ':path': path, ...headers })
+    current = stream
+    // An HTTP/2 stream ends cleanly with END_STREAM; reset (RST_STREAM) or a session that dies is an error.
+    stream.on('response', () => onResponse(stream))
+    stream.on('error', onError)
+    stream.on('close', () => { if (stream.rstCode) onError(new Error(`rstCode ${stream.rstCode}`)) })
+  }
   const connect = () => {
     if (stopped) return
     const headers = { accept: 'text/event-stream' }
@@ -63,11 +85,12 @@ function eventSource (t, target, path, { agent } = {}) {
     const again = (why) => {
       if (finished) return
       finished = true
+      if (stopped) return
       if (why !== 'end') state.errors.push(why)
       else state.ends++
-      if (!stopped) setTimeout(connect, state.retryMs)
+      setTimeout(connect, state.retryMs)
     }
-    current = http.get({ ...target, path, agent: agent || false, headers }, (response) => {
+    request(headers, (response) => {
       let pending = ''
       let event = {}
       response.setEncoding('utf8')
@@ -93,13 +116,13 @@ function eventSource (t, target, path, { agent } = {}) {
       response.on('end', () => again('end'))
       response.on('aborted', () => again('aborted'))
       response.on('error', (err) => again(err.code || err.message))
-    })
-    current.on('error', (err) => again(err.code || err.message))
+    }, (err) => again(err.code || err.message))
   }
   connect()
   const stop = () => {
     stopped = true
     current?.destroy()
+    session?.destroy()
   }
   t.teardown(stop)
   return { state, stop }
