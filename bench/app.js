@@ -17,6 +17,8 @@ if (process.env.BENCH_PLUGIN === '1') {
     drainTimeout: 10000,
     // The plugin's defaults, unless the bench asks for the ordinary drain...
     connectionHandoff: process.env.BENCH_HANDOFF !== '0',
+    // bench/reload-tail.js reads each reload's result (durationMs, bootMs) from the reload record beside it.
+    ...(process.env.BENCH_PID_FILE ? { pidFile: process.env.BENCH_PID_FILE } : {}),
     // ...or for @fastify/under-pressure registered without thresholds (what the defaults did up to
     // 0.1.0), to tell what that costs.
     ...(process.env.BENCH_UNDER_PRESSURE === '{}' ? { underPressure: {} } : {})

@@ -10,7 +10,6 @@ const path = require('node:path')
 
 const REPO = path.resolve(__dirname, '..')
 const APP = path.join(__dirname, 'app.js')
-const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 const PM2 = path.join(REPO, 'node_modules/.bin/pm2')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -109,7 +108,8 @@ function appPids (dir) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8')
-      if (cmdline.includes(APP) && !cmdline.includes(BIN) && dirs.has(cwdOf(entry))) pids.push(Number(entry))
+      // Not a supervisor (this checkout's or another build's, bench/reload-tail.js --before).
+      if (cmdline.includes(APP) && !cmdline.includes('bin/fastify-hot-reload.js') && dirs.has(cwdOf(entry))) pids.push(Number(entry))
     } catch {}
   }
   return pids
@@ -210,7 +210,9 @@ function standalone ({ handoff = true } = {}) {
  * socket (the time includes the command's own Node start-up), or by SIGHUP to the supervisor
  * (measured like the standalone signal: from the signal to a new pid serving).
  */
-function supervisor ({ via = 'command', workers = 1 } = {}) {
+function supervisor ({ via = 'command', workers = 1, root = REPO, pidFile } = {}) {
+  // `root`: another build's checkout (its bin and dist); `pidFile`: the supervisor writes each reload's record beside it.
+  const bin = path.join(root, 'bin/fastify-hot-reload.js')
   let child
   let control
   let dir
@@ -222,14 +224,16 @@ function supervisor ({ via = 'command', workers = 1 } = {}) {
       dir = ctx.dir
       control = path.join(ctx.dir, 'ctl', 'app.sock')
       track(ctx, () => child && child.pid)
-      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [BIN, 'start', '--control', control, '--workers', String(workers), '--', process.execPath, APP])
+      const file = pidFile ?? ctx.pidFile
+      const record = file === undefined ? [] : ['--pid-file', file]
+      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [bin, 'start', '--control', control, '--workers', String(workers), ...record, '--', process.execPath, APP])
       await serving(ctx.port)
     },
     async reload (ctx) {
       const before = await serving(ctx.port)
       const started = performance.now()
       if (via === 'command') {
-        const out = JSON.parse(await run(process.execPath, [BIN, 'reload', '--control', control, '--json']))
+        const out = JSON.parse(await run(process.execPath, [bin, 'reload', '--control', control, '--json']))
         if (!out.ok) throw new Error(`supervisor reload failed: ${out.error && out.error.message}`)
       } else {
         process.kill(child.pid, 'SIGHUP')

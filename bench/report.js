@@ -37,9 +37,11 @@ ${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join
   generation lives at least 2 s after a reload, which shows in the app processes' RSS).
 - **reload median**: signal (or command) → the new generation answering. The supervisor is measured
   both ways: SIGHUP (like the standalone SIGUSR2) and the \`fastify-hot-reload reload\` command, whose
-  time includes starting the command itself (a Node process) and waiting for its answer. **Overhead over boot**
-  subtracts the app's own boot time, measured on an idle machine: the successor boots while the old
-  generation carries the full load on the same 2 cores, so part of it is CPU contention.
+  time includes starting the command itself (a Node process) and waiting for its answer. **Overhead over boot**,
+  for this project: what each reload added to its successor's own boot, both measured under the same
+  load (the result's \`durationMs - bootMs\`: signal → committed, minus the successor's spawn → \`listen()\`),
+  median; for the others, the reload median minus the app's boot measured on an idle machine, which is
+  mostly CPU contention (the successor boots while the old generation carries the load on the same cores).
 - **p99 ratio**: p99 latency inside the reload windows (signal until serving + 500 ms) over steady p99.
 - **daemon RSS**: the supervisor against the PM2 daemon (God process); **app processes**: all
   generations together (old and new overlap during a reload).

@@ -30,7 +30,19 @@ const { sleep } = contenders
 async function context () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-bench-'))
   fs.writeFileSync(path.join(dir, 'VERSION'), '1\n')
-  return { dir, port: await freePort() }
+  // This project's generations (or its supervisor) write each reload's result (durationMs, bootMs) beside this pid file.
+  const pidFile = path.join(dir, 'app.pid')
+  return { dir, port: await freePort(), pidFile, env: { BENCH_PID_FILE: pidFile } }
+}
+
+/** This reload's own result from the reload record, if it was written since `since` (ms since the epoch). */
+function reloadRecord (ctx, since) {
+  try {
+    const record = JSON.parse(fs.readFileSync(`${ctx.pidFile}.reload.json`, 'utf8'))
+    return record.finishedAt >= since ? record : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function percentile (sorted, p) {
@@ -73,8 +85,11 @@ async function scenario (makeContender, loadKind) {
     for (let i = 0; i < CONFIG.reloads; i++) {
       fs.writeFileSync(path.join(ctx.dir, 'VERSION'), `${i + 2}\n`)
       const at = performance.now() - t0
+      const signalledAt = Date.now()
       const timing = await contender.reload(ctx)
-      reloads.push({ at: round(at), servingMs: round(timing.servingMs), goneMs: round(timing.goneMs) })
+      // Read once the old generation is gone: by then the record of this reload is written.
+      const record = contender.project ? reloadRecord(ctx, signalledAt) : undefined
+      reloads.push({ at: round(at), servingMs: round(timing.servingMs), goneMs: round(timing.goneMs), durationMs: record?.durationMs, bootMs: record?.bootMs })
       windows.push([at, at + timing.servingMs + 500])
       await sleep(Math.max(0, CONFIG.intervalMs - timing.goneMs))
     }
@@ -102,6 +117,8 @@ async function scenario (makeContender, loadKind) {
       latency: { steady, reloading, p99Ratio: steady.p99 > 0 ? round(reloading.p99 / steady.p99) : null },
       reloads,
       reloadMedianMs: round(percentile(serving, 50)),
+      // What the reload added to the successor's own boot, both measured under this load (ours only).
+      addedMs: addedByReload(reloads),
       rss: {
         daemonSteadyMb: rss.daemon.length ? round(Math.max(...steadyDaemon)) : null,
         daemonPeakMb: rss.daemon.length ? round(Math.max(...rss.daemon)) : null,
@@ -113,6 +130,12 @@ async function scenario (makeContender, loadKind) {
     await contender.stop().catch((err) => console.error(`stopping ${contender.name}: ${err.message}`))
     fs.rmSync(ctx.dir, { recursive: true, force: true })
   }
+}
+
+/** Median of durationMs − bootMs over the reloads that reported both, or null. */
+function addedByReload (reloads) {
+  const added = reloads.filter((r) => typeof r.bootMs === 'number' && typeof r.durationMs === 'number').map((r) => r.durationMs - r.bootMs).sort((a, b) => a - b)
+  return added.length === 0 ? null : round(percentile(added, 50))
 }
 
 /** Requests/s, failures and p99 per 250 ms, for the chart. */
@@ -186,14 +209,16 @@ async function throughput () {
 
 function table (results, boot, speed, cost, longLived = []) {
   const lines = []
-  lines.push(`| contender | load | requests | failed | non-2xx | connections opened / clients | p99 steady → reload (ms) | p99 ratio | reload median (ms) | overhead over boot (ms) | daemon RSS steady / peak (MB) | app processes peak RSS (MB) |`)
+  lines.push(`| contender | load | requests | failed | non-2xx | connections opened / clients | p99 steady → reload (ms) | p99 ratio | reload median (ms) | overhead over boot (ms)¹ | daemon RSS steady / peak (MB) | app processes peak RSS (MB) |`)
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of results) {
-    const overhead = round(r.reloadMedianMs - boot)
-    lines.push(`| ${r.contender} | ${r.load} | ${r.sent} | ${r.failed}${r.project && r.failed > 0 ? ' ✗' : ''} | ${r.non2xx} | ${r.socketsOpened} / ${r.connections} | ${r.latency.steady.p99} → ${r.latency.reloading.p99} | ${r.latency.p99Ratio ?? '-'}${r.project && r.latency.p99Ratio > 2 ? ' ✗' : ''} | ${r.reloadMedianMs} | ${overhead}${r.project && overhead > 100 ? ' ✗' : ''} | ${r.rss.daemonSteadyMb ?? '-'} / ${r.rss.daemonPeakMb ?? '-'} | ${r.rss.appsPeakMb} |`)
+    // Ours: what the reload added to the successor's own boot under the same load; others: against the idle boot.
+    const overhead = r.addedMs ?? round(r.reloadMedianMs - boot)
+    const mark = r.project && r.addedMs !== null && r.addedMs !== undefined ? (r.addedMs >= 50 ? ' ✗' : '') : (r.project ? '' : '²')
+    lines.push(`| ${r.contender} | ${r.load} | ${r.sent} | ${r.failed}${r.project && r.failed > 0 ? ' ✗' : ''} | ${r.non2xx} | ${r.socketsOpened} / ${r.connections} | ${r.latency.steady.p99} → ${r.latency.reloading.p99} | ${r.latency.p99Ratio ?? '-'}${r.project && r.latency.p99Ratio > 1.5 ? ' ✗' : ''} | ${r.reloadMedianMs} | ${overhead}${mark} | ${r.rss.daemonSteadyMb ?? '-'} / ${r.rss.daemonPeakMb ?? '-'} | ${r.rss.appsPeakMb} |`)
   }
   lines.push('')
-  lines.push(`App boot time (spawn → first 200, median of 3): ${boot} ms`)
+  lines.push(`¹ This project: median of each reload's durationMs − bootMs (signal → successor committed, minus the successor's own spawn → listen(), both under the load; bench/reload-tail.js has the details). ² Others: reload median − the app's boot time measured on an idle machine (spawn → first 200, median of 3): ${boot} ms; that difference is mostly CPU contention.`)
   lines.push('')
   const rounds = speed[0]?.rounds ?? CONFIG.throughputRounds
   lines.push(`| steady throughput (autocannon, 50 connections, ${rounds > 1 ? `median of ${rounds} interleaved rounds` : 'one round'}) | requests/s | ratio to bare Fastify |`)
@@ -217,10 +242,11 @@ function targets (results, boot, speed, cost, longLived, http2) {
   const plugin = speed.find((s) => s.name === 'Fastify + plugin')
   return [
     ['0 failed requests for this project in every scenario', ours.every((r) => r.failed === 0 && r.non2xx === 0)],
-    // Split by how the reload is asked for: the `reload` command's time includes its own Node start-up.
-    ['reload overhead over the app\'s boot time < 100 ms, reload by signal', ours.filter((r) => !/reload command/.test(r.contender)).every((r) => r.reloadMedianMs - boot < 100)],
-    ['reload overhead over the app\'s boot time < 100 ms, reload by the `reload` command', ours.filter((r) => /reload command/.test(r.contender)).every((r) => r.reloadMedianMs - boot < 100)],
-    ['p99 in the reload window ≤ 2x steady', ours.every((r) => (r.latency.p99Ratio ?? 0) <= 2)],
+    // What the reload adds to the successor's own boot (durationMs − bootMs, measured inside, so the
+    // `reload` command's own Node start-up is not in it): by signal, and by the command.
+    ['reload overhead over the successor\'s own boot < 50 ms, reload by signal', ours.filter((r) => !/reload command/.test(r.contender)).every((r) => r.addedMs !== null && r.addedMs < 50)],
+    ['reload overhead over the successor\'s own boot < 50 ms, reload by the `reload` command', ours.filter((r) => /reload command/.test(r.contender)).every((r) => r.addedMs !== null && r.addedMs < 50)],
+    ['p99 in the reload window ≤ 1.5x steady', ours.every((r) => (r.latency.p99Ratio ?? 0) <= 1.5)],
     ['plugin throughput ≥ 0.98 of bare Fastify (requests/s, autocannon; noisy here)', plugin !== undefined && plugin.ratioToBare >= 0.98],
     costTarget(cost),
     [`supervisor RSS (${supervisorRss} MB) below the PM2 daemon's (${pm2Daemon} MB)`, supervisorRss > 0 && supervisorRss < pm2Daemon],

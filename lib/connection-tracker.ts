@@ -197,6 +197,14 @@ export class ConnectionTracker {
     for (const response of state.responses) if (!response.headersSent) response.setHeader('connection', 'close')
   }
 
+  /** Offers every idle connection to the handoff again (it has room for one more now). */
+  offerIdle (): void {
+    if (!this.draining || this.handoff === undefined) return
+    for (const [socket, state] of [...this.connections]) {
+      if (state.busy === 0 && !socket.destroyed) this.tryHandoff(socket, state)
+    }
+  }
+
   /**
    * From now on every response says `Connection: close`; idle connections are closed once idle for
    * `idleGrace` ms. Resolves when no connection is left (the caller stops accepting first).

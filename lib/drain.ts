@@ -11,6 +11,8 @@ import type { Http2Sessions } from './http2-sessions'
 import type { LongLivedConnections } from './long-lived'
 
 export type MoveConnection = (socket: Socket, server: HttpServer) => boolean
+/** False while a connection may not move yet: it is served here meanwhile and offered again later. */
+export type MayMove = (socket: Socket, server: HttpServer) => boolean
 /** Why a drain was cut (the `cause` field of the 'drain-cut' log line). */
 export type DrainCutCause = 'drain-timeout' | 'max-draining' | 'supervisor-max-draining'
 
@@ -45,8 +47,9 @@ export class Drain {
    * @param handoffsSettled resolves once every handoff on its way has landed or come back
    * @param atDeadline called when drainTimeout is reached
    * @param why what the closing long-lived connections are told
+   * @param mayMove whether a connection may move now (by default: once its parser is between requests)
    */
-  async run (move: MoveConnection | undefined, handoffsSettled: () => Promise<void>, atDeadline: () => void, why: 'reload' | 'shutdown'): Promise<void> {
+  async run (move: MoveConnection | undefined, handoffsSettled: () => Promise<void>, atDeadline: () => void, why: 'reload' | 'shutdown', mayMove: MayMove = readyToMove): Promise<void> {
     this.active = true
     void this.http2Sessions.goAway(this.timings.drainTimeout)
     this.longLived.drain(this.timings.drainTimeout, this.servers(), why)
@@ -54,7 +57,7 @@ export class Drain {
     try {
       // A connection whose handoff failed comes back to the tracker and drains here.
       do {
-        await this.tracker.drain(this.timings.idleGrace, move, move === undefined ? undefined : readyToMove)
+        await this.tracker.drain(this.timings.idleGrace, move, move === undefined ? undefined : mayMove)
         await handoffsSettled()
       } while (this.tracker.size > 0 && this.active)
     } finally {

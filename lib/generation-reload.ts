@@ -98,8 +98,8 @@ export class GenerationReloads {
       return result
     }
     this.host.status.serving(next, outcome.pid)
-    log.info({ hotReload: 'successor-ready', generation: next, successorPid: outcome.pid, durationMs: result.durationMs },
-      `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms; draining generation ${this.host.generation}`)
+    log.info({ hotReload: 'successor-ready', generation: next, successorPid: outcome.pid, durationMs: result.durationMs, bootMs: result.bootMs },
+      `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms${result.bootMs === undefined ? '' : ` (its own boot: ${result.bootMs} ms)`}; draining generation ${this.host.generation}`)
     this.host.lifecycle.emit('reloaded', result)
     this.host.handover.afterReload(outcome.channel, outcome.pid, outcome.listenerCopies)
     return result

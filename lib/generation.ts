@@ -6,6 +6,7 @@
 // Lifecycle. The steps are modules that return values: listeners, readiness, reload, drain,
 // connection handoff, service status, signals, takeover; the mode says what is standalone or supervised.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { appListenedAt } from './boot-clock'
 import { ConnectionBalance } from './connection-balance'
 import { Audience, type HotReloadFacade } from './facade'
 import { GenerationReloads } from './generation-reload'
@@ -230,7 +231,7 @@ export class Generation {
   private async reportReady (parent: ParentLink, instances: Instance[]): Promise<void> {
     const checks = await Promise.all(instances.map((instance) => instance.passReadinessCheck()))
     if (checks.includes(false)) return
-    const verdict = await parent.ready(this.pid, this.generation, this.everListened)
+    const verdict = await parent.ready(this.pid, this.generation, this.everListened, appListenedAt())
     if (verdict !== 'commit') return
     this.lifecycle.confirm()
     this.becameMain()

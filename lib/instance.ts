@@ -115,7 +115,9 @@ export class Instance {
       outlet === undefined ? undefined : (socket, server) => this.handoff.send(socket, server, outlet),
       () => this.handoff.settled(),
       atDeadline,
-      why
+      why,
+      // One move at a time (connection-handoff.ts): the others are served here until their turn.
+      (socket, server) => this.handoff.hasRoom && readyToMove(socket, server)
     )
   }
 

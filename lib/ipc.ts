@@ -6,10 +6,12 @@ const KEY = 'fastify-hot-reload'
 
 export type ChildMessage =
   /**
-   * `instances`: how many Fastify instances listen (said when more than one). `covers`: it accepts
-   * on another slot's socket when told to ('cover'); a release without it is never asked.
+   * `instances`: how many Fastify instances listen (said when more than one). `listenedAt`: when
+   * the app called listen(), on the machine's monotonic clock in ms (lib/boot-clock.ts); the parent
+   * takes its spawn time from it: the successor's own boot. Absent from older releases. `covers`: it
+   * accepts on another slot's socket when told to ('cover'); a release without it is never asked.
    */
-  | { type: 'ready', pid: number, generation: number, instances?: number, covers?: boolean }
+  | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number, covers?: boolean }
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
   | { type: 'failed', message: string }

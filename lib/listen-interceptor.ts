@@ -2,6 +2,7 @@
 // Fastify binds its extra servers (listen on 'localhost' → one server per address) internally, so
 // the prototype is the one place where a successor can make them adopt inherited sockets.
 import { Server } from 'node:net'
+import { markAppBooted } from './boot-clock'
 
 type ListenArgs = unknown[]
 type Listen = (this: Server, ...args: ListenArgs) => Server
@@ -13,6 +14,7 @@ const hooks = new Set<ListenHook>()
 let original: Listen | undefined
 
 function interceptedListen (this: Server, ...args: ListenArgs): Server {
+  markAppBooted()
   const listen = (replacement: ListenArgs): void => { (original as Listen).apply(this, replacement) }
   for (const hook of hooks) {
     if (hook(this, args, listen)) return this

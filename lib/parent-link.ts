@@ -108,8 +108,8 @@ export class ParentLink {
   }
 
   /** Reports ready and resolves with the parent's verdict. */
-  ready (pid: number, generation: number, instances = 1): Promise<Verdict> {
-    this.send(instances > 1 ? { type: 'ready', pid, generation, instances, covers: true } : { type: 'ready', pid, generation, covers: true })
+  ready (pid: number, generation: number, instances = 1, listenedAt?: number): Promise<Verdict> {
+    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
       else this.waiting.push(resolve)

@@ -17,8 +17,11 @@ export function elapsedSince (startedAt: number | undefined): number {
   return startedAt === undefined ? 0 : Math.round(performance.now() - startedAt)
 }
 
-export function succeeded (generation: number, pid: number, startedAt: number): ReloadResult {
-  return { ok: true, generation, pid, durationMs: elapsedSince(startedAt), successorPid: pid }
+/** `bootMs`: the successor's own boot, when it said (durationMs − bootMs is what the reload added). */
+export function succeeded (generation: number, pid: number, startedAt: number, bootMs?: number): ReloadResult {
+  const result: ReloadResult = { ok: true, generation, pid, durationMs: elapsedSince(startedAt), successorPid: pid }
+  if (bootMs !== undefined) result.bootMs = bootMs
+  return result
 }
 
 export function failed (serving: Serving, startedAt: number | undefined, successorPid: number | undefined, error: HotReloadError): ReloadResult {

@@ -85,7 +85,7 @@ export async function runReload (next: number, run: ReloadRun): Promise<ReloadOu
   }
   const channel = outcome.commit()
   return {
-    result: succeeded(next, outcome.pid, startedAt) as ReloadResult & { ok: true },
+    result: succeeded(next, outcome.pid, startedAt, outcome.bootMs) as ReloadResult & { ok: true },
     channel,
     pid: outcome.pid,
     child: outcome.child,
@@ -126,8 +126,11 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
     return successor
   })
   let first: { pid: number | undefined, error: HotReloadError } | undefined
+  // The boot of the worker ready last: the one the reload's duration waited for.
+  let lastBootMs: number | undefined
   const outcomes = await Promise.all(successors.map(async (successor) => {
     const outcome = await successor.outcome
+    if (outcome.ok) lastBootMs = outcome.bootMs
     if (!outcome.ok && first === undefined) {
       first = { pid: outcome.pid, error: outcome.error }
       for (const other of successors) if (other !== successor) other.cancel(`another worker of generation ${next} failed: ${outcome.error.message}`)
@@ -143,5 +146,5 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
       : failure(ready[0]?.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', cancelled ?? 'no worker to start'))
   }
   const members = ready.map((outcome, index) => ({ slot: slots[index], pid: outcome.pid, channel: outcome.commit() }))
-  return { result: succeeded(next, members[0].pid, startedAt) as ReloadResult & { ok: true }, members }
+  return { result: succeeded(next, members[0].pid, startedAt, lastBootMs) as ReloadResult & { ok: true }, members }
 }

@@ -3,6 +3,7 @@
 // it down again (abort over IPC, then SIGKILL). Once committed, its channel carries handed-over
 // connections one way and news of later drains the other.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { monotonicMs } from './boot-clock'
 import { hotReloadError } from './errors'
 import type { HotReloadError } from './types'
 import { unwrap, wrap, type ChildMessage, type ParentMessage } from './ipc'
@@ -23,7 +24,16 @@ export interface ListenerCopy {
 }
 
 export type SuccessorOutcome =
-  | { ok: true, pid: number, child: ChildProcess, listenerCopies: ListenerCopy[], commit: () => SuccessorChannel, abort: () => Promise<void> }
+  | {
+    ok: true
+    pid: number
+    child: ChildProcess
+    listenerCopies: ListenerCopy[]
+    /** The successor's own boot: from its spawn to its app's listen() (when it said when that was). */
+    bootMs: number | undefined
+    commit: () => SuccessorChannel
+    abort: () => Promise<void>
+  }
   | { ok: false, pid: number | undefined, error: HotReloadError }
 
 export interface StartedSuccessor {
@@ -52,6 +62,8 @@ function cleanEnv (env: Record<string, string | undefined>): Record<string, stri
 /** Spawns the successor and resolves once it is ready (committable) or gone. Never rejects. */
 export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): StartedSuccessor {
   let child: ChildProcess
+  // Its boot counts from here, fork and exec included: a plain start of the app pays them too.
+  const spawnedAt = monotonicMs()
   try {
     child = spawn(plan.execPath, plan.args, {
       cwd: plan.cwd,
@@ -64,7 +76,7 @@ export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): Sta
     return { pid: undefined, child: undefined, outcome: Promise.resolve(spawnFailed(plan, cause)), cancel: () => {} }
   }
   let cancel: (reason: string) => void = () => {}
-  const outcome = watch(child, plan, timings, (canceller) => { cancel = canceller })
+  const outcome = watch(child, plan, timings, spawnedAt, (canceller) => { cancel = canceller })
   return { pid: child.pid, child, outcome, cancel: (reason) => cancel(reason) }
 }
 
@@ -77,7 +89,7 @@ function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
   }
 }
 
-function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, expose: (cancel: (reason: string) => void) => void): Promise<SuccessorOutcome> {
+function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, spawnedAt: number, expose: (cancel: (reason: string) => void) => void): Promise<SuccessorOutcome> {
   return new Promise((resolve) => {
     let settled = false
     const listenerCopies: ListenerCopy[] = []
@@ -115,7 +127,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       } else if (message.type === 'ready') {
         cleanup()
         child.on('error', () => {})
-        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, commit: () => commit(child), abort: () => takeDown(child, exited, timings.abortGrace) })
+        const bootMs = typeof message.listenedAt === 'number' && message.listenedAt >= spawnedAt ? Math.round(message.listenedAt - spawnedAt) : undefined
+        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child), abort: () => takeDown(child, exited, timings.abortGrace) })
       } else if (message.type === 'failed') {
         fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
       }

@@ -88,7 +88,16 @@ export interface ReloadResult {
   ok: boolean
   generation: number
   pid: number
+  /** From the signal (or `reload()`) until the successor was ready and committed. */
   durationMs: number
+  /**
+   * The successor's own boot: from its spawn to its app's `listen()` (what a plain start of the app
+   * takes, under the same load). `durationMs - bootMs` is what the reload added: asking for it,
+   * the readiness check, adopting the sockets, reporting ready, the commit. Successful reloads
+   * only, from a successor that said when it listened (this release or later); with `--workers`,
+   * the boot of the worker that was ready last.
+   */
+  bootMs?: number
   /** The successor's pid, when one was spawned. */
   successorPid?: number
   /** Why the reload failed (`ok: false` only). */

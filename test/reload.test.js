@@ -27,6 +27,11 @@ async function chainedReloads (t, { keepAlive, connections }) {
   t.same(service.alive(), [pid], 'only the last generation is left')
   const onCloseVersions = service.filter((l) => l.event === 'onClose-ran').map((l) => l.version).sort()
   t.same(onCloseVersions, [1, 2, 3, 4, 5], 'the onClose hooks ran in every old generation')
+  // Each reload says how long the successor's own boot took, within the reload's duration.
+  const reloaded = service.filter((l) => l.hotReloadEvent === 'reloaded')
+  t.equal(reloaded.length, 5, 'each reload emitted reloaded')
+  t.ok(reloaded.every((l) => Number.isInteger(l.bootMs) && l.bootMs > 0 && l.bootMs <= l.durationMs),
+    `every reloaded result has bootMs within durationMs (${reloaded.map((l) => `${l.bootMs}/${l.durationMs}`).join(', ')})`)
   const drained = service.filter((l) => l.hotReloadEvent === 'drained')
   t.equal(drained.length, 5, 'each old generation logged its drain')
   t.ok(drained.every((l) => l.cutConnections === 0), 'no drain had to cut connections')

@@ -49,6 +49,7 @@ for (const workers of [1, 2]) {
       t.equal(reload.code, 0, `reload ${version - 1} exits 0`)
       const result = JSON.parse(reload.stdout)
       t.equal(result.ok, true)
+      t.ok(Number.isInteger(result.bootMs) && result.bootMs > 0 && result.bootMs <= result.durationMs, `the result has the new workers' own boot within its duration (${result.bootMs} of ${result.durationMs} ms)`)
       const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
       t.equal(status.pid, 1, 'the supervisor is PID 1 and stays so')
       t.equal(status.generation, version)

@@ -64,6 +64,7 @@ app.hotReload.reload().then((result) => {
   expectType<number>(result.generation)
   expectType<number>(result.pid)
   expectType<number>(result.durationMs)
+  expectType<number | undefined>(result.bootMs)
   expectType<number | undefined>(result.successorPid)
   expectType<string | undefined>(result.error?.code)
 })

@@ -187,7 +187,7 @@ export class Supervisor extends EventEmitter {
       const cohort: Cohort = { generation: next, workers: new Map() }
       for (const worker of started.values()) this.cohorts.join(cohort, worker)
       // The first start's slot 0 alone is not the whole service yet: start() says READY after the rest.
-      this.serve(cohort, result.durationMs, why !== 'start' || slots.length === this.slots.length)
+      this.serve(cohort, result, why !== 'start' || slots.length === this.slots.length)
     }
     if (why === 'reload') {
       this.lastReload = result
@@ -209,11 +209,11 @@ export class Supervisor extends EventEmitter {
   }
 
   /** A new generation is ready and committed: it serves, the previous one drains. */
-  private serve (cohort: Cohort, durationMs: number, ready: boolean): void {
+  private serve (cohort: Cohort, { durationMs, bootMs }: ReloadResult, ready: boolean): void {
     const previous = this.cohorts.commit(cohort)
     const pids = [...cohort.workers.values()].map((w) => w.pid)
-    this.options.log.info({ supervisor: 'generation-serving', generation: cohort.generation, workerPid: pids[0], workerPids: pids, durationMs },
-      `supervisor: generation ${cohort.generation} (pid ${pids.join(', ')}) is serving after ${durationMs} ms`)
+    this.options.log.info({ supervisor: 'generation-serving', generation: cohort.generation, workerPid: pids[0], workerPids: pids, durationMs, bootMs },
+      `supervisor: generation ${cohort.generation} (pid ${pids.join(', ')}) is serving after ${durationMs} ms${bootMs === undefined ? '' : ` (its own boot: ${bootMs} ms)`}`)
     this.probations.endAll(this.cohorts.all())
     if (previous !== undefined && previous.workers.size > 0) this.probations.begin(cohort, previous)
     this.cohorts.limitDraining()

@@ -347,3 +347,30 @@ test('a drain after a resume finds the connections again, the busy one included'
   await second
   t.equal(tracker.size, 0)
 })
+
+test('paced moves: while the handoff has no room an idle connection stays and is served here as usual; offerIdle() moves the next one', async (t) => {
+  const { tracker, server } = await setup(t)
+  const { port } = server.address()
+  const connections = await Promise.all([1, 2, 3].map(() => RawConnection.open({ host: '127.0.0.1', port })))
+  t.teardown(() => { for (const c of connections) c.close() })
+  for (const c of connections) t.equal((await c.get('/')).status, 200)
+  let inFlight = 0
+  const moved = []
+  // One move at a time, as ConnectionHandoff does: the next only once the previous has settled.
+  const drain = tracker.drain(60000, (socket) => { moved.push(socket); inFlight++; return true }, () => inFlight === 0)
+  t.equal(moved.length, 1, 'one idle connection moved at the drain\'s start, the others wait')
+  const waiting = connections.filter((c) => !moved.some((socket) => socket.remotePort === c.socket.localPort))
+  t.equal(waiting.length, 2)
+  const answer = await waiting[0].get('/')
+  t.equal(answer.status, 200, 'a waiting connection is served here meanwhile')
+  t.not(answer.headers.connection, 'close', 'and is still meant to move: no connection: close')
+  inFlight = 0
+  tracker.offerIdle()
+  t.equal(moved.length, 2, 'room again: the next idle connection moves at once')
+  inFlight = 0
+  tracker.offerIdle()
+  t.equal(moved.length, 3)
+  await drain
+  t.equal(tracker.movedConnections, 3)
+  t.equal(tracker.size, 0)
+})

@@ -23,6 +23,15 @@ test('ready, then the verdict: commit resolves, and a bare commit cuts the chann
   t.equal(supervised.disconnects, 0, 'a worker never cuts its supervisor')
 })
 
+test('ready says when the app listened when known, and how many instances when more than one', async (t) => {
+  const port = new FakePort()
+  void new ParentLink(port, { cutChannelOnBareCommit: false }).ready(port.pid, 3, 2, 12345.5)
+  t.match(port.sentOfType('ready')[0], { generation: 3, instances: 2, listenedAt: 12345.5 })
+  const plain = new FakePort()
+  void new ParentLink(plain, { cutChannelOnBareCommit: false }).ready(plain.pid, 3)
+  t.notOk('listenedAt' in plain.sentOfType('ready')[0] || 'instances' in plain.sentOfType('ready')[0], 'neither field when not known or one instance')
+})
+
 test('an abort before anyone subscribed ends the process; after, it is the generation\'s', async (t) => {
   const port = new FakePort()
   const link = new ParentLink(port, { cutChannelOnBareCommit: true })

@@ -1,0 +1,275 @@
+'use strict'
+// Calm reloads: p99 latency in the reload window against steady p99, and the reload's time split
+// into the successor's own boot and what the reload added, for one or more builds of the plugin
+// side by side in one run (interleaved rounds, fresh processes each time), so that the shared
+// machine's noise falls on all of them alike.
+//
+//   node bench/reload-tail.js [--before <built checkout> [--before-label <name>]] [--mode standalone|supervisor]
+//     [--workers N] [--rounds R] [--reloads K] [--variant 'name:VAR=value,VAR2=value'] [--write]
+//
+// Each run: the bench app (bench/app.js) under 30 keep-alive clients (tools/load-recorder.js,
+// every request's outcome), 2 s steady, then K reloads 2 s apart by signal (SIGUSR2 standalone,
+// SIGHUP to the supervisor). The reload window is the signal until a new pid answers (and at least
+// until the commit) + 500 ms, as in bench/run.js. Each reload's own result (durationMs, bootMs) is read from the reload record
+// the plugin or the supervisor writes beside its pid file. --variant runs this build with extra
+// environment variables (an experiment); --write puts the table into BENCHMARKS.md between its markers.
+const fs = require('node:fs')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const { Load } = require('../tools/load-recorder')
+const contenders = require('./contenders')
+
+const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
+// One section per mode (standalone, supervisor, supervisor with N workers), each between its markers.
+const modeKey = () => `${CONFIG.mode}${CONFIG.workers > 1 ? ` ${CONFIG.workers} workers` : ''}`
+const startMarker = () => `<!-- reload tail (${modeKey()}): written by bench/reload-tail.js -->`
+const endMarker = () => `<!-- end of reload tail (${modeKey()}) -->`
+const HEADING = '## Calm reloads (bench/reload-tail.js)'
+const KEPT = '<!-- Written by other measurements (see each section); npm run bench keeps everything below. -->'
+const { sleep } = contenders
+
+function argument (name) {
+  const i = process.argv.indexOf(name)
+  return i === -1 ? undefined : process.argv[i + 1]
+}
+function argumentsOf (name) {
+  return process.argv.flatMap((arg, i) => arg === name ? [process.argv[i + 1]] : [])
+}
+
+const CONFIG = {
+  mode: argument('--mode') ?? 'standalone',
+  workers: Number(argument('--workers') ?? 1),
+  rounds: Number(argument('--rounds') ?? 3),
+  reloads: Number(argument('--reloads') ?? 5),
+  intervalMs: 2000,
+  steadyMs: 2000,
+  clients: 30,
+  // Latency by time around the commit (the successor ready and committed), for finding where the tail is.
+  bucketMs: 50,
+  bucketsFrom: -300,
+  buckets: 18
+}
+
+function freePort () {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+const percentile = (sorted, p) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+const sorted = (values) => [...values].sort((a, b) => a - b)
+const median = (values) => percentile(sorted(values), 50)
+const round = (n) => Math.round(n * 100) / 100
+
+function variantsFromArgs () {
+  const list = [{ name: 'this build', root: path.resolve(__dirname, '..'), env: {} }]
+  const before = argument('--before')
+  if (before !== undefined) {
+    const root = path.resolve(before)
+    if (!fs.existsSync(path.join(root, 'dist', 'index.js'))) throw new Error(`--before ${root}: no dist/index.js there (build it first)`)
+    list.unshift({ name: argument('--before-label') ?? path.basename(root), root, env: {} })
+  }
+  for (const spec of argumentsOf('--variant')) {
+    const [name, assignments = ''] = spec.split(':')
+    const env = Object.fromEntries(assignments.split(',').filter(Boolean).map((pair) => pair.split('=')))
+    list.push({ name, root: path.resolve(__dirname, '..'), env })
+  }
+  return list
+}
+
+/** One variant, one run: steady load, then K reloads. */
+async function runOnce (variant) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-tail-'))
+  fs.writeFileSync(path.join(dir, 'VERSION'), '1\n')
+  const pidFile = path.join(dir, 'app.pid')
+  const ctx = { dir, port: await freePort(), env: { BENCH_PLUGIN_ROOT: variant.root, BENCH_PID_FILE: pidFile, ...variant.env } }
+  const contender = CONFIG.mode === 'supervisor'
+    ? contenders.supervisor({ via: 'signal', workers: CONFIG.workers, root: variant.root, pidFile })
+    : contenders.standalone()
+  const samples = []
+  const reloads = []
+  let t0
+  try {
+    await contender.start(ctx)
+    t0 = performance.now()
+    const load = new Load({ host: '127.0.0.1', port: ctx.port }, {
+      connections: CONFIG.clients,
+      keepAlive: true,
+      timeoutMs: 10000,
+      onResult: (r) => samples.push({ t: r.start - t0, ms: r.end - r.start, ok: r.ok, failed: r.failed })
+    }).start()
+    await sleep(CONFIG.steadyMs)
+    for (let i = 0; i < CONFIG.reloads; i++) {
+      fs.writeFileSync(path.join(dir, 'VERSION'), `${i + 2}\n`)
+      const at = performance.now() - t0
+      const timing = await contender.reload(ctx)
+      const record = readRecord(pidFile)
+      reloads.push({ at, servingMs: timing.servingMs, goneMs: timing.goneMs, durationMs: record?.durationMs, bootMs: record?.bootMs })
+      await sleep(Math.max(0, CONFIG.intervalMs - timing.goneMs))
+    }
+    await sleep(500)
+    const stats = await load.stop()
+    return { samples, reloads, failed: stats.failed, non2xx: stats.non2xx, sent: stats.sent, opened: stats.socketsOpened }
+  } finally {
+    await contender.stop().catch((err) => console.error(`stopping: ${err.message}`))
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+function readRecord (pidFile) {
+  try { return JSON.parse(fs.readFileSync(`${pidFile}.reload.json`, 'utf8')) } catch { return null }
+}
+
+/** One run's latencies: steady (outside every window), in the windows, and by time since the signal. */
+function analyse (run) {
+  // With --workers, another old worker answers from another pid at once: the window lasts at least until the commit.
+  const windowEnd = (r) => r.at + Math.max(r.servingMs, r.durationMs ?? 0) + 500
+  const windows = run.reloads.map((r) => [r.at, windowEnd(r)])
+  const ok = run.samples.filter((s) => s.ok)
+  const inWindow = (s) => windows.some(([from, to]) => s.t >= from && s.t <= to)
+  const steady = ok.filter((s) => !inWindow(s)).map((s) => s.ms)
+  const reloading = ok.filter(inWindow).map((s) => s.ms)
+  // A request counts by its end (when its latency was felt), relative to each reload's commit
+  // (signal + durationMs): while the successor boots, the first 300 ms after, the rest of the window.
+  const buckets = Array.from({ length: CONFIG.buckets }, () => [])
+  const phases = { booting: [], handoff: [], after: [] }
+  for (const s of ok) {
+    const end = s.t + s.ms
+    for (const r of run.reloads) {
+      if (typeof r.durationMs !== 'number') continue
+      const commit = r.at + r.durationMs
+      const since = end - commit
+      const index = Math.floor((since - CONFIG.bucketsFrom) / CONFIG.bucketMs)
+      if (index >= 0 && index < CONFIG.buckets) buckets[index].push(s.ms)
+      if (end >= r.at && end < commit) phases.booting.push(s.ms)
+      else if (since >= 0 && since < 300) phases.handoff.push(s.ms)
+      else if (since >= 300 && end <= windowEnd(r)) phases.after.push(s.ms)
+    }
+  }
+  return { steady, reloading, buckets, phases }
+}
+
+async function main () {
+  const variants = variantsFromArgs()
+  const results = variants.map((v) => ({ variant: v, runs: [], steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, buckets: Array.from({ length: CONFIG.buckets }, () => []), failed: 0, non2xx: 0, sent: 0, opened: 0 }))
+  const started = Date.now()
+  for (let r = 0; r < CONFIG.rounds; r++) {
+    // Alternate the order each round: neither build always runs first.
+    const order = r % 2 === 0 ? results : [...results].reverse()
+    for (const result of order) {
+      process.stderr.write(`reload-tail: round ${r + 1}/${CONFIG.rounds}, ${result.variant.name}...\n`)
+      let run
+      try {
+        run = await runOnce(result.variant)
+      } catch (err) {
+        // A run that broke (the shared machine starved a process past a timeout, say) is counted, not fatal.
+        process.stderr.write(`reload-tail: ${result.variant.name}: ${err.message}\n`)
+        result.broken = (result.broken ?? 0) + 1
+        continue
+      }
+      const a = analyse(run)
+      result.steady.push(...a.steady)
+      result.reloading.push(...a.reloading)
+      const steadyP99 = percentile(sorted(a.steady), 99)
+      result.ratios.push(steadyP99 > 0 ? percentile(sorted(a.reloading), 99) / steadyP99 : 0)
+      result.reloads.push(...run.reloads)
+      a.buckets.forEach((b, i) => result.buckets[i].push(...b))
+      for (const [phase, values] of Object.entries(a.phases)) result.phases[phase].push(...values)
+      result.failed += run.failed
+      result.non2xx += run.non2xx
+      result.sent += run.sent
+      result.opened += run.opened
+    }
+  }
+  const summary = results.map((res) => summarise(res))
+  const report = { when: new Date().toISOString(), config: CONFIG, node: process.version, cpus: os.cpus().length, durationS: Math.round((Date.now() - started) / 1000), summary }
+  const markdown = table(report)
+  console.log(markdown)
+  console.log('\n' + bucketTable(summary))
+  fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true })
+  fs.writeFileSync(path.join(__dirname, 'results', `reload-tail-${modeKey().replace(/ /g, '-')}.json`), JSON.stringify(report, null, 2) + '\n')
+  if (process.argv.includes('--write')) writeSection(`${markdown}\n\n${bucketTable(summary)}`)
+}
+
+function summarise (res) {
+  const steady = sorted(res.steady)
+  const reloading = sorted(res.reloading)
+  const ratios = sorted(res.ratios)
+  const withBoot = res.reloads.filter((r) => typeof r.bootMs === 'number')
+  return {
+    name: res.variant.name,
+    env: res.variant.env,
+    brokenRuns: res.broken ?? 0,
+    sent: res.sent,
+    failed: res.failed,
+    non2xx: res.non2xx,
+    opened: res.opened,
+    steadyP99: round(percentile(steady, 99)),
+    reloadP99: round(percentile(reloading, 99)),
+    ratio: round(percentile(reloading, 99) / percentile(steady, 99)),
+    roundRatios: ratios.map(round),
+    reloads: res.reloads.length,
+    servingMs: round(median(res.reloads.map((r) => r.servingMs))),
+    durationMs: round(median(res.reloads.filter((r) => typeof r.durationMs === 'number').map((r) => r.durationMs))),
+    bootMs: withBoot.length === 0 ? null : round(median(withBoot.map((r) => r.bootMs))),
+    overheadMs: withBoot.length === 0 ? null : round(median(withBoot.map((r) => r.durationMs - r.bootMs))),
+    overheadMaxMs: withBoot.length === 0 ? null : round(Math.max(...withBoot.map((r) => r.durationMs - r.bootMs))),
+    perReload: res.reloads.map((r) => ({ servingMs: round(r.servingMs), durationMs: r.durationMs, bootMs: r.bootMs })),
+    buckets: res.buckets.map((b) => round(percentile(sorted(b), 99))),
+    phases: Object.fromEntries(Object.entries(res.phases).map(([phase, values]) => [phase, round(percentile(sorted(values), 99))]))
+  }
+}
+
+function table (report) {
+  const c = report.config
+  const lines = []
+  lines.push(`| build (${c.mode}${c.workers > 1 ? `, ${c.workers} workers` : ''}, ${c.clients} keep-alive clients, ${c.reloads} reloads × ${c.rounds} interleaved rounds) | requests | failed | connections opened | p99 steady → reload window (ms) | p99 ratio (pooled) | p99 ratio per round | signal → new pid answers, median (ms) | signal → committed (durationMs), median | successor's own boot (bootMs), median | added by the reload (durationMs − bootMs), median / max |`)
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const s of report.summary) {
+    lines.push(`| ${s.name}${s.brokenRuns > 0 ? ` (${s.brokenRuns} run(s) broke, left out)` : ''} | ${s.sent} | ${s.failed + s.non2xx} | ${s.opened} | ${s.steadyP99} → ${s.reloadP99} | ${s.ratio} | ${s.roundRatios.join(', ')} | ${s.servingMs} | ${s.durationMs} | ${s.bootMs ?? '- (not reported)'} | ${s.overheadMs === null ? '-' : `${s.overheadMs} / ${s.overheadMaxMs}`} |`)
+  }
+  lines.push('')
+  lines.push(`Node ${report.node}, ${report.cpus} CPUs, ${report.when}, ${report.durationS} s.`)
+  return lines.join('\n')
+}
+
+function bucketTable (summary) {
+  const header = Array.from({ length: CONFIG.buckets }, (_, i) => `${CONFIG.bucketsFrom + i * CONFIG.bucketMs}`)
+  const lines = [
+    '| build | p99 steady | p99 while the successor boots (signal → commit) | p99 in the 300 ms after the commit | p99 in the rest of the window |',
+    '|---|---|---|---|---|',
+    ...summary.map((s) => `| ${s.name} | ${s.steadyP99} | ${s.phases.booting} | ${s.phases.handoff} | ${s.phases.after} |`),
+    '',
+    `p99 (ms) of the requests that ended in each ${CONFIG.bucketMs} ms around the commit (ms from the commit):`,
+    `| build | ${header.join(' | ')} |`,
+    `|---|${header.map(() => '---').join('|')}|`
+  ]
+  for (const s of summary) lines.push(`| ${s.name} | ${s.buckets.join(' | ')} |`)
+  return lines.join('\n')
+}
+
+/** Rewrites this mode's section of BENCHMARKS.md (below the marker a full bench run keeps), or adds it. */
+function writeSection (markdown) {
+  const text = fs.readFileSync(BENCHMARKS, 'utf8')
+  const [start, end] = [startMarker(), endMarker()]
+  const section = `${start}\n${markdown}\n${end}`
+  const from = text.indexOf(start)
+  const to = text.indexOf(end)
+  let next
+  if (from !== -1 && to !== -1) next = text.slice(0, from) + section + text.slice(to + end.length)
+  else if (text.includes(HEADING)) next = text.replace(HEADING, `${HEADING}\n\n${section}`)
+  else if (text.includes(KEPT)) next = text.replace(KEPT, `${KEPT}\n\n${HEADING}\n\n${section}`)
+  else next = `${text}\n${HEADING}\n\n${section}\n`
+  fs.writeFileSync(BENCHMARKS, next)
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}
