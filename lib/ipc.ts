@@ -28,15 +28,24 @@ export type ChildMessage =
   | { type: 'reload-request', id: number }
   /**
    * An idle keep-alive connection, sent with its handle: handed to the next generation (draining),
-   * or to the least loaded worker (a serving worker told to 'shed').
+   * or to the least loaded worker (a serving worker told to 'shed'). `id` (when the supervisor said
+   * `passAcks`): answer 'connection-passed' with it once the connection is passed on.
    */
-  | { type: 'connection', listener: string }
+  | { type: 'connection', listener: string, id?: number }
   /** Supervised, once asked ('balance'): how many connections the worker holds now. */
   | { type: 'load', connections: number }
 
 export type ParentMessage =
-  /** `keepChannel`: the predecessor will hand over connections on this channel, then cut it. */
-  | { type: 'commit', keepChannel?: boolean }
+  /**
+   * `keepChannel`: the predecessor will hand over connections on this channel, then cut it.
+   * `passAcks` (the supervisor): a 'connection' with an `id` is answered by 'connection-passed'.
+   */
+  | { type: 'commit', keepChannel?: boolean, passAcks?: boolean }
+  /**
+   * Supervised: the connection sent with `id` has been passed on to a serving worker (`ok`), or could
+   * not be (closed here; the sender still has its own copy and keeps it).
+   */
+  | { type: 'connection-passed', id: number, ok: boolean }
   /** An idle keep-alive connection from the draining generation, sent with its handle. */
   | { type: 'connection', listener: string }
   | { type: 'abort' }

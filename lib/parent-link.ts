@@ -11,6 +11,9 @@ import type { ReloadResult } from './types'
 
 export type Verdict = 'commit' | 'abort'
 
+/** How long a connection handed up waits for the supervisor's 'connection-passed' at most. */
+const PASS_ACK_LIMIT_MS = 5_000
+
 /** What the parent may ask of a generation once it runs; each has a safe default until subscribed. */
 export interface ParentOrders {
   abort: () => void
@@ -42,6 +45,10 @@ export class ParentLink {
   private readonly reloads = new Map<number, (result: ReloadResult) => void>()
   private nextReloadId = 1
   private keepChannel = false
+  /** The supervisor answers each connection we hand up once it has passed it on (see sendConnection). */
+  private passAcks = false
+  private nextConnectionId = 1
+  private readonly passing = new Map<number, (err?: Error) => void>()
   private orders: ParentOrders
 
   constructor (private readonly port: ProcessPort, private readonly options: ParentLinkOptions) {
@@ -66,6 +73,7 @@ export class ParentLink {
         resolve(notServing(port.pid, 'the supervisor is gone'))
         this.reloads.delete(id)
       }
+      for (const settle of this.passing.values()) settle(new Error('the supervisor is gone'))
     })
   }
 
@@ -96,6 +104,7 @@ export class ParentLink {
       case 'shed': this.orders.shed(message.count); return
       case 'commit':
         this.keepChannel = message.keepChannel === true
+        this.passAcks = message.passAcks === true
         this.settle('commit')
         return
       case 'abort': this.settle('abort'); return
@@ -103,6 +112,7 @@ export class ParentLink {
       case 'cut': this.orders.cut(); return
       case 'retire': this.orders.retire(); return
       case 'resume': this.orders.resume(message.successorPid, message.reason); return
+      case 'connection-passed': this.passing.get(message.id)?.(message.ok ? undefined : new Error('the supervisor could not pass the connection on')); return
       case 'reload-result': this.reloads.get(message.id)?.(fromWire(message.result))
     }
   }
@@ -148,9 +158,32 @@ export class ParentLink {
     return this.sendHandle({ type: 'listener', address }, listeningHandle(server))
   }
 
-  /** Hands an idle connection (its raw handle) up to the supervisor; resolves once it is sent. */
-  sendConnection (listener: string, handle: object): Promise<void> {
-    return this.sendHandle({ type: 'connection', listener }, handle)
+  /**
+   * Hands an idle connection (its raw handle) up to the supervisor. Resolves once the supervisor has
+   * passed it on to a serving worker (it says so, 'connection-passed'), or, from a supervisor that does
+   * not say, once it is sent. Waiting for the second hop is what paces the moves (connection-handoff.ts):
+   * the next connection leaves only when this one has arrived, so none waits in a queue unread.
+   */
+  async sendConnection (listener: string, handle: object): Promise<void> {
+    if (!this.passAcks) return await this.sendHandle({ type: 'connection', listener }, handle)
+    const id = this.nextConnectionId++
+    const passed = new Promise<void>((resolve, reject) => {
+      // A supervisor that never answers must not hold the drain: past this, the send counts.
+      const timer = setTimeout(() => settle(), PASS_ACK_LIMIT_MS)
+      const settle = (err?: Error): void => {
+        clearTimeout(timer)
+        this.passing.delete(id)
+        if (err === undefined) resolve()
+        else reject(err)
+      }
+      this.passing.set(id, settle)
+    })
+    try {
+      await this.sendHandle({ type: 'connection', listener, id }, handle)
+    } catch (err) {
+      this.passing.get(id)?.(err as Error)
+    }
+    return await passed
   }
 
   /** Asks the supervisor for a reload and resolves with its result. */

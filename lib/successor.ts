@@ -128,7 +128,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         cleanup()
         child.on('error', () => {})
         const bootMs = typeof message.listenedAt === 'number' && message.listenedAt >= spawnedAt ? Math.round(message.listenedAt - spawnedAt) : undefined
-        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child), abort: () => takeDown(child, exited, timings.abortGrace) })
+        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace) })
       } else if (message.type === 'failed') {
         fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
       }
@@ -171,10 +171,11 @@ export function send (child: ChildProcess, message: ParentMessage, then?: () => 
 /**
  * The successor is the serving generation now. The channel stays: the previous generation (or the
  * supervisor) cuts it when its drain is over. `keepChannel` tells a successor that runs an older
- * release of this plugin not to cut it itself.
+ * release of this plugin not to cut it itself; `passAcks` (the supervisor) that each connection it
+ * hands up is answered once passed on ('connection-passed').
  */
-function commit (child: ChildProcess): SuccessorChannel {
-  send(child, { type: 'commit', keepChannel: true })
+function commit (child: ChildProcess, supervisor: boolean): SuccessorChannel {
+  send(child, supervisor ? { type: 'commit', keepChannel: true, passAcks: true } : { type: 'commit', keepChannel: true })
   return new SuccessorChannel(child)
 }
 

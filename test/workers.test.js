@@ -20,10 +20,17 @@ async function status (control) {
   return JSON.parse(answer.stdout)
 }
 
+/** The same, or undefined while the supervisor has no control socket yet (socket activation starts it late). */
+async function statusOnceUp (control) {
+  const answer = await cli(['status', '--control', control, '--json'])
+  return answer.code === 0 ? JSON.parse(answer.stdout) : undefined
+}
+
 /** The serving generation's workers, once it has `count` serving. */
 async function servingWorkers (control, generation, count) {
   return waitFor(async () => {
-    const now = await status(control)
+    const now = await statusOnceUp(control)
+    if (now === undefined) return undefined
     const serving = now.workers.filter((w) => w.generation === generation && w.state === 'serving')
     return now.generation === generation && serving.length === count ? serving : undefined
   }, 30000, `generation ${generation} to serve with ${count} workers`)

@@ -126,12 +126,18 @@ export class Cohorts {
    * reload), or a serving one told to shed (the balance). `pick` chooses (the least loaded); round
    * robin when it does not know.
    */
-  route (from: Worker, listener: string, handle: unknown, pick?: (from: Worker, targets: Worker[]) => Worker | undefined): void {
+  route (from: Worker, listener: string, handle: unknown, pick?: (from: Worker, targets: Worker[]) => Worker | undefined, passed?: (ok: boolean) => void): void {
     const release = (): void => { (handle as { close?: () => void } | undefined)?.close?.() }
     const targets = this.servingWorkers().filter((w) => w !== from && w.child.connected)
-    if (targets.length === 0 || typeof handle !== 'object' || handle === null) return release()
+    if (targets.length === 0 || typeof handle !== 'object' || handle === null) {
+      release()
+      return passed?.(false)
+    }
     const target = pick?.(from, targets) ?? targets[this.nextTarget++ % targets.length]
-    target.child.send(wrap({ type: 'connection', listener }), handle as Socket, release)
+    target.child.send(wrap({ type: 'connection', listener }), handle as Socket, (err) => {
+      release()
+      passed?.(err === null || err === undefined)
+    })
   }
 
   /** Like HAProxy's mworker-max-reloads: the oldest draining generations beyond the limit end now. */

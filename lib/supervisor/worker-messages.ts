@@ -31,7 +31,9 @@ export function onWorkerMessage (host: MessageHost, worker: Worker, message: Chi
   } else if (message.type === 'listener') {
     holdListener(host, worker, message.address, handle)
   } else if (message.type === 'connection') {
-    host.cohorts.route(worker, message.listener, handle, (from, targets) => host.balance.target(from, targets))
+    const id = message.id
+    host.cohorts.route(worker, message.listener, handle, (from, targets) => host.balance.target(from, targets),
+      typeof id === 'number' ? (ok) => send(worker.child, { type: 'connection-passed', id, ok }) : undefined)
   } else if (message.type === 'load') {
     if (worker.state === 'serving') host.balance.report(worker, message.connections)
   } else if (message.type === 'stopping') {

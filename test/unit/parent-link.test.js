@@ -91,3 +91,41 @@ test('a reload asked of the supervisor resolves with its answer, or fails when i
   t.equal(gone.error.code, 'HOT_RELOAD_NOT_SERVING')
   await t.rejects(link.sendConnection('127.0.0.1:1', {}), /no channel/)
 })
+
+test('a connection handed up resolves once the supervisor says it passed it on (passAcks), rejects when it could not', async (t) => {
+  const sentAndPassed = async (port, link) => {
+    let settled = false
+    const sending = link.sendConnection('127.0.0.1:1', { fd: 9 }).then(() => { settled = true }, (err) => { settled = err })
+    await new Promise((resolve) => setImmediate(resolve))
+    return { sending, settled: () => settled }
+  }
+  // From a supervisor that does not say passAcks (an older one): sent is enough.
+  const old = new FakePort()
+  const oldLink = new ParentLink(old, { cutChannelOnBareCommit: false })
+  old.deliver({ type: 'commit', keepChannel: true })
+  const plain = await sentAndPassed(old, oldLink)
+  await plain.sending
+  t.equal(plain.settled(), true, 'without passAcks: resolved once sent')
+  t.notOk('id' in old.sentOfType('connection')[0], 'and sent without an id')
+
+  const port = new FakePort()
+  const link = new ParentLink(port, { cutChannelOnBareCommit: false })
+  port.deliver({ type: 'commit', keepChannel: true, passAcks: true })
+  const first = await sentAndPassed(port, link)
+  const [{ id }] = port.sentOfType('connection')
+  t.type(id, 'number', 'with passAcks: sent with an id')
+  t.equal(first.settled(), false, 'not settled once merely sent: the supervisor has not passed it on yet')
+  port.deliver({ type: 'connection-passed', id, ok: true })
+  await first.sending
+  t.equal(first.settled(), true, 'resolved by connection-passed')
+
+  const second = await sentAndPassed(port, link)
+  port.deliver({ type: 'connection-passed', id: port.sentOfType('connection')[1].id, ok: false })
+  await second.sending
+  t.type(second.settled(), Error, 'rejected when the supervisor could not pass it on (the connection stays here)')
+
+  const third = await sentAndPassed(port, link)
+  port.disconnect()
+  await third.sending
+  t.type(third.settled(), Error, 'rejected when the supervisor is gone')
+})
