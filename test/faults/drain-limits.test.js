@@ -70,7 +70,8 @@ test('supervised: with --max-draining 2, the oldest draining generation is cut a
   await waitUntilGone(workers[1])
   // The workers' last lines (and so the supervisor's earlier ones) may still be in the pipe.
   const cuts = await service.waitForLines((l) => l.hotReload === 'drain-cut' && l.cause === 'supervisor-max-draining' && l.cutConnections === 1, 2, 5000, 'both cut workers to log it')
-  const orders = service.filter((l) => l.supervisor === 'max-draining-cut' && l.maxDraining === 2)
+  // The supervisor's lines come through its own (asynchronous) logger: wait for them too.
+  const orders = await service.waitForLines((l) => l.supervisor === 'max-draining-cut' && l.maxDraining === 2, 2, 5000, 'the supervisor to log both orders')
   t.same(orders.map((l) => l.workerPid).sort(), [workers[0], workers[1]].sort(), 'the supervisor told the two oldest to end their drain')
   t.same(cuts.map((l) => l.pid).sort(), [workers[0], workers[1]].sort(), 'each cut its endless request and counted it')
   t.same(workers.slice(2).filter(isAlive), workers.slice(2), 'generations 3 and 4 still drain, 5 serves')
