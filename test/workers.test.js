@@ -224,7 +224,8 @@ test('--workers 2: while a killed worker\'s slot waits for its slow replacement,
     t.equal(covered?.workerPid, slot0.pid, 'the supervisor gave slot 1\'s socket to slot 0\'s worker')
     const uncovered = await service.waitForLine((l) => l.hotReload === 'slot-uncovered' && l.pid === slot0.pid, 5000, 'slot 0 to stop covering')
     t.ok(uncovered.connections > 100, `slot 0's worker accepted ${uncovered.connections} connections on slot 1's socket, then stopped`)
-    const served = service.find((l) => l.supervisor === 'slot-uncovered' && l.slot === 1)
+    // The supervisor's logger is asynchronous: its line may come after the worker's.
+    const served = await service.waitForLine((l) => l.supervisor === 'slot-uncovered' && l.slot === 1, 5000, 'the supervisor to log the uncover')
     t.ok(served !== undefined, 'once slot 1 served again')
   } else {
     t.ok(service.find((l) => l.supervisor === 'shared-socket'), `Node ${process.version}: one shared socket, which the other worker accepts on anyway`)
