@@ -15,6 +15,20 @@ const { freePort } = require('../tools/free-port')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 500 }
 const KEEP = { FASTIFY_HOT_RELOAD_KEEP_PID: '1' }
+
+/**
+ * A supervisor its runner ends without a clean stop (nodemon's restart, tsx's exit) cannot remove its
+ * control socket: at the end of the test, every socket a supervisor of this service logged is removed
+ * once that supervisor is gone, so that no file is left behind.
+ */
+function removeControlSocketsLeft (t, service) {
+  t.teardown(async () => {
+    for (const line of service.filter((l) => l.supervisor === 'started' && typeof l.controlPath === 'string')) {
+      await waitUntilGone(line.pid, 5000).catch(() => {})
+      fs.rmSync(line.controlPath, { force: true })
+    }
+  })
+}
 const canExecve = typeof process.execve === 'function'
 
 function commandLine (pid) {
@@ -184,6 +198,7 @@ if (canExecve) {
     fs.writeFileSync(path.join(dir, 'app.ts'), `const fixture: string = ${JSON.stringify(FIXTURE_APP)}\nrequire(fixture)\n`)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
     const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/tsx'), args: ['app.ts'], env: KEEP })
+    removeControlSocketsLeft(t, service)
     const url = await service.listening()
     await service.generationServing(1)
     const started = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under tsx')
@@ -210,6 +225,7 @@ if (canExecve) {
     // A fixed port, as a development server has: the restarted service listens on it again.
     const port = await freePort()
     const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/nodemon'), args: ['--signal', 'SIGTERM', '--watch', 'app.js', '--delay', '0', 'app.js'], env: { ...KEEP, PORT: String(port) } })
+    removeControlSocketsLeft(t, service)
     const url = await service.listening()
     await service.generationServing(1)
     const first = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under nodemon')
