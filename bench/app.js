@@ -14,7 +14,9 @@ if (process.env.BENCH_PLUGIN === '1') {
   // BENCH_PLUGIN_ROOT: another build of the plugin (bench/cost.js measures main's beside this one).
   app.register(require(process.env.BENCH_PLUGIN_ROOT || '..'), {
     idleGrace: 500,
-    drainTimeout: 10000,
+    // bench/run.js --smoke (a test of the bench's code) shortens the drain and the probation.
+    drainTimeout: Number(process.env.BENCH_DRAIN_TIMEOUT || 10000),
+    ...(process.env.BENCH_PROBATION ? { probation: Number(process.env.BENCH_PROBATION) } : {}),
     // The plugin's defaults, unless the bench asks for the ordinary drain...
     connectionHandoff: process.env.BENCH_HANDOFF !== '0',
     // bench/reload-tail.js reads each reload's result (durationMs, bootMs) from the reload record beside it.

@@ -226,7 +226,9 @@ function supervisor ({ via = 'command', workers = 1, root = REPO, pidFile } = {}
       track(ctx, () => child && child.pid)
       const file = pidFile ?? ctx.pidFile
       const record = file === undefined ? [] : ['--pid-file', file]
-      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [bin, 'start', '--control', control, '--workers', String(workers), ...record, '--', process.execPath, APP])
+      // bench/run.js --smoke: the supervisor's probation as short as the app's.
+      const probation = process.env.BENCH_PROBATION ? ['--probation', process.env.BENCH_PROBATION] : []
+      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [bin, 'start', '--control', control, '--workers', String(workers), ...record, ...probation, '--', process.execPath, APP])
       await serving(ctx.port)
     },
     async reload (ctx) {

@@ -23,9 +23,13 @@ const { h2Client } = require('../tools/h2-load')
 const { freePort } = require('../tools/free-port')
 
 const QUICK = process.argv.includes('--quick')
-const CONFIG = QUICK
-  ? { reloads: 2, intervalMs: 1000, steadyMs: 1000, clients: 2, loops: 10, curlLoops: 2, h2loadRuns: 1 }
-  : { reloads: 10, intervalMs: 2000, steadyMs: 3000, clients: 4, loops: 10, curlLoops: 4, h2loadRuns: 5 }
+const CONFIGS = {
+  full: { reloads: 10, intervalMs: 2000, steadyMs: 3000, clients: 4, loops: 10, curlLoops: 4, h2loadRuns: 5, h2loadSeconds: 3, h2loadReloadAfterMs: 1000 },
+  quick: { reloads: 2, intervalMs: 1000, steadyMs: 1000, clients: 2, loops: 10, curlLoops: 2, h2loadRuns: 1, h2loadSeconds: 3, h2loadReloadAfterMs: 1000 },
+  // bench/run.js --smoke: every client's code path once, as briefly as it runs (no result).
+  smoke: { reloads: 1, intervalMs: 200, steadyMs: 300, clients: 2, loops: 4, curlLoops: 1, h2loadRuns: 1, h2loadSeconds: 1, h2loadReloadAfterMs: 300 }
+}
+let CONFIG = QUICK ? CONFIGS.quick : CONFIGS.full
 const BUCKET_MS = 100
 const CURL_BATCH = 1
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
@@ -146,18 +150,18 @@ function h2load (url, seconds) {
   })
 }
 
-/** h2load across each reload (the reload 1 s into a 3 s run), and the same runs without one. */
+/** h2load across each reload (the reload 1 s into a 3 s run; --smoke: 0.3 s into 1 s), and the same runs without one. */
 async function h2loadRuns (contender, ctx, reload) {
   if (!installed('h2load')) return { client: 'h2load -c10 -m10', missing: 'h2load is not installed (nghttp2-client)' }
   const url = `http://127.0.0.1:${ctx.port}/`
-  const seconds = 3
+  const seconds = CONFIG.h2loadSeconds
   const sum = { with: { succeeded: 0, failed: 0, errored: 0, timeout: 0 }, without: { succeeded: 0 } }
   for (let i = 0; i < CONFIG.h2loadRuns; i++) {
     const quiet = await h2load(url, seconds)
     if (quiet.broken) throw new Error(`h2load: ${quiet.broken}`)
     sum.without.succeeded += quiet.succeeded
     const run = h2load(url, seconds)
-    await sleep(1000)
+    await sleep(CONFIG.h2loadReloadAfterMs)
     await reload()
     const loud = await run
     if (loud.broken) throw new Error(`h2load: ${loud.broken}`)
@@ -187,7 +191,9 @@ const MAKERS = [
   contenders.plainRestart
 ]
 
-async function http2Scenarios ({ quick = QUICK, log = () => {} } = {}) {
+async function http2Scenarios ({ quick = QUICK, smoke = false, log = () => {} } = {}) {
+  CONFIG = smoke ? CONFIGS.smoke : quick ? CONFIGS.quick : CONFIGS.full
+  quick = quick || smoke
   const rows = []
   for (const make of quick ? MAKERS.slice(0, 1) : MAKERS) {
     for (const client of [ownClient, curlLoops, h2loadRuns]) {

@@ -1,8 +1,9 @@
 'use strict'
-// `npm run bench` (20 reloads every 2 s) and `npm run bench:quick` (3 reloads, a smoke test):
-// every contender runs the same service under keep-alive and connection-per-request load while it
-// is reloaded; every request's outcome is recorded by our own client. Prints a table, writes JSON
-// and an SVG chart to bench/results/. Timings never fail the run; only a broken bench does.
+// `npm run bench` (20 reloads every 2 s), `npm run bench:quick` (3 reloads) and `npm run bench:smoke`
+// (CI: every scenario's code path once, as briefly as it runs, about a minute): every contender runs
+// the same service under keep-alive and connection-per-request load while it is reloaded; every
+// request's outcome is recorded by our own client. Prints a table, writes JSON and an SVG chart to
+// bench/results/. Timings never fail the run; only a broken bench does.
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -16,12 +17,22 @@ const { longLivedScenario, longLivedTable } = require('./long-lived')
 const { http2Scenarios, http2Table, writeHttp2Section } = require('./http2')
 const { freePort } = require('../tools/free-port')
 
-const QUICK = process.argv.includes('--quick')
+// --smoke: a test of the bench's code, not a measurement (its numbers mean nothing): one reload per
+// scenario, short windows, few clients, a short drainTimeout and probation for the project's app.
+const SMOKE = process.argv.includes('--smoke')
+const QUICK = SMOKE || process.argv.includes('--quick')
+if (SMOKE) {
+  // Read by bench/app.js in every app process the contenders start (they inherit this environment).
+  process.env.BENCH_DRAIN_TIMEOUT = '2000'
+  process.env.BENCH_PROBATION = '300'
+}
 // `--workers K`: the multi-process contenders' size (supervisor --workers, PM2 -i, cluster), 2 by default.
 const WORKERS = Number(process.argv[process.argv.indexOf('--workers') + 1]) > 0 && process.argv.includes('--workers') ? Number(process.argv[process.argv.indexOf('--workers') + 1]) : 2
-const CONFIG = QUICK
-  ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 1, throughputRounds: 1, connections: { keepAlive: 20, perRequest: 10 }, webSockets: 50 }
-  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, throughputRounds: 3, connections: { keepAlive: 30, perRequest: 10 }, webSockets: 100 }
+const CONFIG = SMOKE
+  ? { reloads: 1, intervalMs: 300, steadyMs: 400, throughputSeconds: 1, warmupSeconds: 0, throughputRounds: 1, connections: { keepAlive: 4, perRequest: 2 }, webSockets: 10, bootRounds: 1, tailMs: 100 }
+  : QUICK
+  ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 1, throughputRounds: 1, warmupSeconds: 1, connections: { keepAlive: 20, perRequest: 10 }, webSockets: 50, bootRounds: 3, tailMs: 500 }
+  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, throughputRounds: 3, warmupSeconds: 1, connections: { keepAlive: 30, perRequest: 10 }, webSockets: 100, bootRounds: 3, tailMs: 500 }
 // `--long-lived-only`: the WebSocket scenario alone (prints its table, writes nothing).
 const LONG_LIVED_ONLY = process.argv.includes('--long-lived-only')
 const RESULTS = path.join(__dirname, 'results')
@@ -93,7 +104,7 @@ async function scenario (makeContender, loadKind) {
       windows.push([at, at + timing.servingMs + 500])
       await sleep(Math.max(0, CONFIG.intervalMs - timing.goneMs))
     }
-    await sleep(500)
+    await sleep(CONFIG.tailMs)
     const stats = await load.stop()
     clearInterval(sampler)
     const inWindow = (s) => windows.some(([from, to]) => s.t >= from && s.t <= to)
@@ -160,7 +171,7 @@ function timeline (samples, windows) {
 /** The app's own boot time: spawn to first 200, fresh processes, no load. */
 async function bootTime () {
   const times = []
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < CONFIG.bootRounds; i++) {
     const ctx = await context()
     const started = performance.now()
     const child = contenders.spawnApp(ctx, {})
@@ -170,7 +181,7 @@ async function bootTime () {
     await contenders.waitGone(child.pid)
     fs.rmSync(ctx.dir, { recursive: true, force: true })
   }
-  return round(times.sort((a, b) => a - b)[1])
+  return round(times.sort((a, b) => a - b)[Math.floor(times.length / 2)])
 }
 
 /** Steady throughput with autocannon (fine here: no reloads), as a ratio to bare Fastify. */
@@ -191,7 +202,7 @@ async function throughput () {
       const ctx = await context()
       try {
         await contender.start(ctx)
-        await autocannon({ url: `http://127.0.0.1:${ctx.port}/`, connections: 50, duration: 1 }) // warm-up
+        if (CONFIG.warmupSeconds > 0) await autocannon({ url: `http://127.0.0.1:${ctx.port}/`, connections: 50, duration: CONFIG.warmupSeconds })
         const result = await autocannon({ url: `http://127.0.0.1:${ctx.port}/`, connections: 50, duration: CONFIG.throughputSeconds })
         samples.get(name).rps.push(result.requests.average)
         samples.get(name).errors += result.errors + result.non2xx
@@ -304,6 +315,8 @@ async function main () {
   ]
   const results = []
   for (const [index, make] of makers.entries()) {
+    // --smoke: PM2 with WORKERS instances runs the same bench code as PM2 with one, at twice the cost.
+    if (SMOKE && index === 6) continue
     // --quick: every contender once (keep-alive), and one of ours under both loads.
     for (const kind of QUICK && index !== 1 ? ['keep-alive'] : ['keep-alive', 'per-request']) {
       const name = make().name
@@ -312,15 +325,18 @@ async function main () {
     }
   }
   const longLived = await longLivedScenarios()
-  const http2 = await http2Scenarios({ quick: QUICK, log: (line) => process.stderr.write(line + '\n') })
+  const http2 = await http2Scenarios({ quick: QUICK, smoke: SMOKE, log: (line) => process.stderr.write(line + '\n') })
+  process.stderr.write(`bench: the app's own boot time, ${CONFIG.bootRounds} run${CONFIG.bootRounds > 1 ? 's' : ''}...\n`)
   const boot = await bootTime()
+  process.stderr.write(`bench: steady throughput (autocannon), ${CONFIG.throughputRounds} round${CONFIG.throughputRounds > 1 ? 's' : ''}...\n`)
   const speed = await throughput()
-  const cost = await cpuCost({ quick: QUICK, log: (line) => process.stderr.write(line + '\n') })
+  // --smoke: one round of short windows (the measurement's code, no result).
+  const cost = await cpuCost({ quick: QUICK, config: SMOKE ? { rounds: 1, idleMs: 200, warmupMs: 300, windowMs: 700 } : {}, log: (line) => process.stderr.write(line + '\n') })
   const checks = targets(results, boot, speed, cost, longLived, http2)
   const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` }
-  const report = { when: new Date().toISOString(), quick: QUICK, config: CONFIG, machine, bootMs: boot, throughput: speed, cost, targets: checks.map(([what, met]) => ({ what, met })), results, longLived, http2, durationS: Math.round((Date.now() - started) / 1000) }
+  const report = { when: new Date().toISOString(), quick: QUICK, smoke: SMOKE, config: CONFIG, machine, bootMs: boot, throughput: speed, cost, targets: checks.map(([what, met]) => ({ what, met })), results, longLived, http2, durationS: Math.round((Date.now() - started) / 1000) }
   fs.mkdirSync(RESULTS, { recursive: true })
-  const base = QUICK ? 'quick' : 'latest'
+  const base = SMOKE ? 'smoke' : QUICK ? 'quick' : 'latest'
   fs.writeFileSync(path.join(RESULTS, `${base}.json`), JSON.stringify(report, null, 2) + '\n')
   fs.writeFileSync(path.join(RESULTS, `${base}.svg`), await renderChart(report))
   const markdown = table(results, boot, speed, cost, longLived)
