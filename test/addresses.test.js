@@ -7,7 +7,9 @@ const { test } = require('tap')
 const { Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 
-const PLUGIN = { idleGrace: 300 }
+// A short probation: each reload below waits for the old generation to be gone, which it is only once
+// its successor's probation is over too (2 s by default); the probation is not what this file tests.
+const PLUGIN = { idleGrace: 300, probation: 300 }
 
 function canBindIPv6 () {
   return new Promise((resolve) => {

@@ -9,9 +9,13 @@ const { startLoad, RawConnection } = require('./helpers/load')
 
 const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 
+// A short probation: an old generation lives until its drain is over and its successor's probation
+// too, and these chains wait for each old generation to be gone (probation is not what they test).
+const PROBATION = 300
+
 async function standaloneReloads (t, { connectionHandoff, reloads }) {
   const dir = tempDir(t)
-  const plugin = { connectionHandoff, idleGrace: 300 }
+  const plugin = { connectionHandoff, idleGrace: 300, probation: PROBATION }
   writeRelease(dir, { version: 1, plugin })
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
@@ -50,7 +54,7 @@ test('the same without connectionHandoff: every client reconnects at every reloa
 
 test('pipelined requests, POST bodies included, lose and corrupt nothing across reloads', async (t) => {
   const dir = tempDir(t)
-  const plugin = { connectionHandoff: true, idleGrace: 300 }
+  const plugin = { connectionHandoff: true, idleGrace: 300, probation: PROBATION }
   writeRelease(dir, { version: 1, plugin })
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
@@ -170,7 +174,7 @@ test('with connectionHandoff, TLS connections drain the ordinary way (0 failed, 
   const key = path.join(dir, 'key.pem')
   const cert = path.join(dir, 'cert.pem')
   await new Promise((resolve, reject) => execFile('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { timeout: 30000 }, (err) => err ? reject(err) : resolve()))
-  const plugin = { connectionHandoff: true, idleGrace: 300 }
+  const plugin = { connectionHandoff: true, idleGrace: 300, probation: PROBATION }
   writeRelease(dir, { version: 1, plugin, https: { key, cert } })
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()

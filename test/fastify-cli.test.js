@@ -12,7 +12,9 @@ const { request } = require('./faults/common')
 const { freePort } = require('../tools/free-port')
 
 const FASTIFY_CLI = path.join(REPO, 'node_modules/.bin/fastify')
-const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
+// A short probation: the chain waits for each old generation to be gone, which it is only once its
+// successor's probation is over too (2 s by default); the probation is not what this file tests.
+const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 300 }
 
 /** A port nobody listens on right now (fastify-cli takes 0 to mean its default, 3000). */
 async function reloadsUnderFastifyCli (t, argsFor) {

@@ -161,7 +161,8 @@ if (canExecve) {
     const started = await pm2('start', FIXTURE_APP, '--name', 'kp', '--no-autorestart')
     t.equal(started.code, 0, `pm2 start ${started.stderr}`)
     const list = async () => JSON.parse((await pm2('jlist')).stdout).find((app) => app.name === 'kp')
-    const first = await waitFor(async () => { const app = await list(); return app?.pid > 0 && isSupervisor(app.pid) ? app : undefined }, 20000, 'the app under PM2 to become the supervisor')
+    // Asked every 200 ms: each `pm2 jlist` is a Node process, and the app boots meanwhile.
+    const first = await waitFor(async () => { const app = await list(); return app?.pid > 0 && isSupervisor(app.pid) ? app : undefined }, 20000, 'the app under PM2 to become the supervisor', 200)
     const pid = first.pid
     const logFile = path.join(pm2Home, 'logs', 'kp-out.log')
     const lines = () => fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((text) => { try { return JSON.parse(text) } catch { return {} } }) : []

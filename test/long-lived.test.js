@@ -4,10 +4,16 @@
 // cleanly and EventSource clients resume on the new generation with Last-Event-ID; another upgraded
 // protocol is handed to the app's 'upgradeDraining' listener with the time it has left.
 const http = require('node:http')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, tempDir, writeRelease, waitFor, waitUntilGone, sleep } = require('./helpers/processes')
 const { startLoad, RawConnection } = require('./helpers/load')
 const { webSocketClients, eventSource, burst } = require('./helpers/long-lived')
+
+// Two tests at a time: they wait mostly on closeSpread windows and drains (a few clients each, no
+// saturating load), so their waits overlap. Each has its own service, port and clients. The first
+// test, whose closes must be spread evenly (no 100 ms with a quarter of them), runs alone.
+tap.jobs = 2
 
 async function start (t, release) {
   const dir = tempDir(t)
@@ -22,7 +28,7 @@ function drainedLine (service, pid) {
   return service.waitForEvent('drained', (l) => l.pid === pid, 15000)
 }
 
-test('60 WebSocket clients over 3 chained reloads: every one gets 1001, spread over closeSpread, and reconnects to the new generation', async (t) => {
+test('60 WebSocket clients over 3 chained reloads: every one gets 1001, spread over closeSpread, and reconnects to the new generation', { buffered: false }, async (t) => {
   const clientCount = 60
   // Long enough that a stall of a few hundred ms on a busy machine (either side) cannot fake a burst.
   const closeSpread = 4000

@@ -12,7 +12,9 @@ function makeRelease (root, version) {
   fs.mkdirSync(dir, { recursive: true })
   // Each release has its own copy of the code: a reload must pick up the new file, not the old one.
   fs.copyFileSync(FIXTURE_APP, path.join(dir, 'app.js'))
-  writeRelease(dir, { version, plugin: { idleGrace: 300 } })
+  // A short probation: each reload waits for the old generation to be gone, which it is only once its
+  // successor's probation is over too (2 s by default); the probation is not what this file tests.
+  writeRelease(dir, { version, plugin: { idleGrace: 300, probation: 300 } })
   return dir
 }
 

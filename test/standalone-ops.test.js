@@ -19,7 +19,8 @@ const readPid = (file) => Number(fs.readFileSync(file, 'utf8').trim())
 test('pid file, and a reload command that answers for a standalone service', async (t) => {
   const dir = tempDir(t)
   const pidFile = path.join(dir, 'app.pid')
-  const plugin = { idleGrace: 300, readyTimeout: 20000, pidFile }
+  // A short probation: the old generation is gone only once its successor's probation is over (2 s by default).
+  const plugin = { idleGrace: 300, readyTimeout: 20000, pidFile, probation: 300 }
   writeRelease(dir, { version: 1, plugin })
   const service = Service.start(t, { cwd: dir })
   await service.listening()
@@ -57,7 +58,8 @@ test('a pid file in a directory that does not exist is a clear error', async (t)
 test('sd_notify in standalone mode: READY, RELOADING, MAINPID of the successor, STOPPING', async (t) => {
   const dir = tempDir(t)
   const { socketPath: notifySocket, messages } = await notifyReceiver(t, dir)
-  writeRelease(dir, { version: 1, plugin: { idleGrace: 300 } })
+  // A short probation: the old generation is gone only once its successor's probation is over (2 s by default).
+  writeRelease(dir, { version: 1, plugin: { idleGrace: 300, probation: 300 } })
   const service = Service.start(t, { cwd: dir, env: { NOTIFY_SOCKET: notifySocket } })
   await service.listening()
   await waitFor(() => messages().some((m) => m.includes('READY=1')), 5000, 'READY=1')
@@ -83,7 +85,8 @@ test('systemd socket activation in standalone mode: adopted, and reloads with 0 
   const port = await new Promise((resolve) => {
     const probe = require('node:net').createServer().listen(0, '127.0.0.1', () => { const p = probe.address().port; probe.close(() => resolve(p)) })
   })
-  writeRelease(dir, { version: 1, plugin: { idleGrace: 300 }, listen: { port, host: '127.0.0.1' } })
+  // A short probation: each reload waits for the old generation to be gone (after its successor's probation).
+  writeRelease(dir, { version: 1, plugin: { idleGrace: 300, probation: 300 }, listen: { port, host: '127.0.0.1' } })
   const service = Service.start(t, {
     cwd: dir,
     command: 'systemd-socket-activate',
@@ -103,7 +106,7 @@ test('systemd socket activation in standalone mode: adopted, and reloads with 0 
   }
   let pid = service.pid
   for (const version of [2, 3]) {
-    writeRelease(dir, { version, plugin: { idleGrace: 300 }, listen: { port, host: '127.0.0.1' } })
+    writeRelease(dir, { version, plugin: { idleGrace: 300, probation: 300 }, listen: { port, host: '127.0.0.1' } })
     process.kill(pid, 'SIGUSR2')
     const next = await service.generationServing(version)
     await waitUntilGone(pid)

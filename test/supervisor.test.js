@@ -73,7 +73,9 @@ for (const workers of [1, 2]) {
 }
 
 test('reload exits 0 on a good release and non-zero on broken ones; the old generation keeps serving', async (t) => {
-  const { dir, control, service } = startSupervised(t)
+  // The release that never becomes ready fails at --ready-timeout: 5 s instead of the helper's 10 s
+  // (still several boots of the good releases on a loaded machine).
+  const { dir, control, service } = startSupervised(t, { extra: ['--ready-timeout', '5000'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
   const load = startLoad(t, target, { connections: 10, keepAlive: false })
@@ -239,7 +241,8 @@ test('a reload signal while the first generation still boots is not lost: it run
   const { dir, control, service } = startSupervised(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN, bootDelay: 1500 })
   // The supervisor is up (its control socket answers) while generation 1 still boots.
-  await waitFor(async () => (await cli(['status', '--control', control, '--json'])).code === 0, 10000, 'the control socket')
+  // Asked every 100 ms: each status command is a Node process, and generation 1 boots meanwhile.
+  await waitFor(async () => (await cli(['status', '--control', control, '--json'])).code === 0, 10000, 'the control socket', 100)
   const before = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
   t.equal(before.generation, 0, 'no generation serves yet')
   writeRelease(dir, { version: 2, plugin: PLUGIN })

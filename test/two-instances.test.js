@@ -11,7 +11,9 @@ const { startLoad } = require('./helpers/load')
 const { freePort } = require('../tools/free-port')
 
 const SCRIPT = path.join(REPO, 'test/fixtures/two-apps.js')
-const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
+// A short probation: the chains below wait for each old generation to be gone, which it is only once
+// its successor's probation is over too (2 s by default); the probation is not what they test.
+const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 300 }
 
 /**
  * One request on a connection of its own, closed after it (no idle keep-alive connection of the
@@ -116,7 +118,7 @@ test('supervised: reloads under load on both ports; the supervisor hands every s
   const dir = tempDir(t)
   const ports = { port: await freePort(), adminPort: await freePort() }
   writeRelease(dir, { version: 1, plugin: PLUGIN, ...ports })
-  const { control, service } = startSupervised(t, { dir, script: SCRIPT })
+  const { control, service } = startSupervised(t, { dir, script: SCRIPT, extra: ['--probation', '300'] })
   const first = await bothServing(service, 1)
   t.ok(first !== undefined && first !== service.pid, 'a worker serves both instances')
   const loads = loadBoth(t, ports)

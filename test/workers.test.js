@@ -26,14 +26,21 @@ async function statusOnceUp (control) {
   return answer.code === 0 ? JSON.parse(answer.stdout) : undefined
 }
 
-/** The serving generation's workers, once it has `count` serving. */
-async function servingWorkers (control, generation, count) {
+// Between two status commands (each a Node process): polled back to back they keep a core busy.
+const STATUS_POLL_MS = 200
+
+/**
+ * The serving generation's workers, once it has `count` serving: the workers say so in the log
+ * first (read in-process), then the status command confirms it.
+ */
+async function servingWorkers (service, control, generation, count) {
+  await service.waitForLines((l) => l.hotReloadEvent === 'serving' && l.generation === generation, count, 30000, `${count} workers of generation ${generation} to log serving`)
   return waitFor(async () => {
     const now = await statusOnceUp(control)
     if (now === undefined) return undefined
     const serving = now.workers.filter((w) => w.generation === generation && w.state === 'serving')
     return now.generation === generation && serving.length === count ? serving : undefined
-  }, 30000, `generation ${generation} to serve with ${count} workers`)
+  }, 30000, `generation ${generation} to serve with ${count} workers`, STATUS_POLL_MS)
 }
 
 for (const workers of [2, 3]) {
@@ -41,7 +48,7 @@ for (const workers of [2, 3]) {
     const { dir, control, service } = startSupervised(t, { extra: ['--workers', String(workers), '--probation', '500'] })
     writeRelease(dir, { version: 1, plugin: PLUGIN })
     const target = await servingTarget(service)
-    const first = await servingWorkers(control, 1, workers)
+    const first = await servingWorkers(service, control, 1, workers)
     t.same(first.map((w) => w.slot).sort(), [...Array(workers).keys()], 'one worker in each slot')
     const keepAlive = startLoad(t, target, { connections: 10 * workers, keepAlive: true })
     const perRequest = startLoad(t, target, { connections: 10, keepAlive: false })
@@ -51,7 +58,7 @@ for (const workers of [2, 3]) {
       writeRelease(dir, { version, plugin: PLUGIN })
       const reload = await cli(['reload', '--control', control, '--json'])
       t.equal(reload.code, 0, `reload ${version - 1} exits 0 once all ${workers} new workers serve`)
-      generations.push(await servingWorkers(control, version, workers))
+      generations.push(await servingWorkers(service, control, version, workers))
       await sleep(700)
     }
     const stats = [await keepAlive.stop(), await perRequest.stop()]
@@ -85,7 +92,7 @@ test('--workers 3: one of the three new workers exits at boot: the reload fails,
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
-  const old = await servingWorkers(control, 1, 3)
+  const old = await servingWorkers(service, control, 1, 3)
   const load = startLoad(t, target, { connections: 30, keepAlive: true })
   await sleep(300)
   writeRelease(dir, { version: 2, plugin: PLUGIN, exitAtStartInSlot: 1 })
@@ -105,12 +112,14 @@ test('--workers 2: a release that throws at boot, then one that never becomes re
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const { socketPath: notifySocket, messages } = await notifyReceiver(t, dir)
-  const { control, service } = startSupervised(t, { dir, extra: ['--workers', '2'], env: { NOTIFY_SOCKET: notifySocket } })
+  // The release that never becomes ready fails at --ready-timeout: 5 s instead of the helper's 10 s
+  // (still several boots of the good release's workers on a loaded machine).
+  const { control, service } = startSupervised(t, { dir, extra: ['--workers', '2', '--ready-timeout', '5000'], env: { NOTIFY_SOCKET: notifySocket } })
   const target = await servingTarget(service)
   await waitFor(() => messages().some((m) => m.includes('READY=1')), 30000, 'READY=1')
   const atReady = await status(control)
   t.equal(atReady.workers.filter((w) => w.generation === 1 && w.state === 'serving').length, 2, `READY=1 came once both workers served (${JSON.stringify(atReady.workers)})`)
-  const old = await servingWorkers(control, 1, 2)
+  const old = await servingWorkers(service, control, 1, 2)
   const load = startLoad(t, target, { connections: 20, keepAlive: true })
   const perRequest = startLoad(t, target, { connections: 5, keepAlive: false })
   await sleep(300)
@@ -147,13 +156,13 @@ test('--workers 2 under systemd socket activation: both workers serve the activa
   await service.waitForLine((l) => /Listening on/.test(l.raw || ''), 10000, 'systemd-socket-activate to listen')
   // The first connection starts the service; it waits in the activated socket's queue meanwhile.
   const load = startLoad(t, target, { connections: 20, keepAlive: true })
-  const first = await servingWorkers(control, 1, 2)
+  const first = await servingWorkers(service, control, 1, 2)
   t.ok(service.find((l) => l.supervisor === 'shared-socket'), 'the supervisor warned that the workers share the activated socket')
   for (const version of [2, 3]) {
     writeRelease(dir, { version, plugin: PLUGIN })
     t.equal((await cli(['reload', '--control', control])).code, 0, `reload to ${version} exits 0`)
   }
-  const last = await servingWorkers(control, 3, 2)
+  const last = await servingWorkers(service, control, 3, 2)
   await sleep(500)
   const stats = await load.stop()
   t.equal(stats.failed, 0, 'no request failed')
@@ -167,14 +176,14 @@ test('--workers 2: a worker killed after the probation is restarted alone in its
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2', '--probation', '300', '--restart-delay', '200'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
-  const [slot0, slot1] = (await servingWorkers(control, 1, 2)).sort((a, b) => a.slot - b.slot)
+  const [slot0, slot1] = (await servingWorkers(service, control, 1, 2)).sort((a, b) => a.slot - b.slot)
   const load = startLoad(t, target, { connections: 20, keepAlive: false })
   await sleep(500)
   process.kill(slot1.pid, 'SIGKILL')
   const replaced = await waitFor(async () => {
     const now = await status(control)
     return now.workers.find((w) => w.slot === 1 && w.state === 'serving' && w.pid !== slot1.pid)
-  }, 20000, 'slot 1 to get a new worker')
+  }, 20000, 'slot 1 to get a new worker', STATUS_POLL_MS)
   const now = await status(control)
   t.equal(now.generation, 1, 'still generation 1: the slot was refilled, not the generation replaced')
   t.ok(now.workers.some((w) => w.pid === slot0.pid && w.state === 'serving'), 'slot 0 served on, untouched')
@@ -193,7 +202,7 @@ test('--workers 2: while a killed worker\'s slot waits for its slow replacement,
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2', '--probation', '300', '--restart-delay', '1000'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
-  const [slot0, slot1] = (await servingWorkers(control, 1, 2)).sort((a, b) => a.slot - b.slot)
+  const [slot0, slot1] = (await servingWorkers(service, control, 1, 2)).sort((a, b) => a.slot - b.slot)
   const results = []
   const load = startLoad(t, target, { connections: 20, keepAlive: false, onResult: (r) => results.push(r) })
   await sleep(700)
@@ -237,7 +246,7 @@ test('--workers 2: keep-alive connections are spread evenly (20 connections, 2 r
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
-  const workers = await servingWorkers(control, 1, 2)
+  const workers = await servingWorkers(service, control, 1, 2)
   const pids = workers.map((w) => w.pid)
   for (let round = 1; round <= 2; round++) {
     // Clients that pause 10 ms between requests, each free connection used in turn (fifo): requests
@@ -249,7 +258,7 @@ test('--workers 2: keep-alive connections are spread evenly (20 connections, 2 r
     const held = await waitFor(async () => {
       const now = (await status(control)).workers.filter((w) => pids.includes(w.pid)).map((w) => w.connections)
       return now.every((c) => c >= 9 && c <= 11) && now[0] + now[1] === 20 ? now : undefined
-    }, 10000, 'both workers to hold 10 ± 1 connections')
+    }, 10000, 'both workers to hold 10 ± 1 connections', STATUS_POLL_MS)
     const before = { ...load.stats.perPid }
     await sleep(3000)
     const stats = await load.stop()
@@ -259,7 +268,7 @@ test('--workers 2: keep-alive connections are spread evenly (20 connections, 2 r
     t.ok(shares.every((share) => share >= 0.75 && share <= 1.25), `round ${round}: connections ${held.join(' / ')}; every worker's share of requests within ±25% of 1/2 (${shares.join(', ')} of ${total})`)
     t.equal(stats.failed, 0, `round ${round}: no request failed`)
     t.equal(stats.socketsOpened, 20, `round ${round}: the clients kept their 20 connections (moved ones too)`)
-    await waitFor(async () => (await status(control)).workers.every((w) => w.connections === 0), 5000, 'the connections to close')
+    await waitFor(async () => (await status(control)).workers.every((w) => w.connections === 0), 5000, 'the connections to close', STATUS_POLL_MS)
   }
   process.kill(service.pid, 'SIGTERM')
   t.same(await service.exit, { code: 0, signal: null }, 'SIGTERM: the supervisor exits 0')
@@ -269,16 +278,16 @@ test('--workers 2: a new worker that dies within the probation: the whole old ge
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2', '--probation', '5000'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
-  const old = await servingWorkers(control, 1, 2)
+  const old = await servingWorkers(service, control, 1, 2)
   const load = startLoad(t, target, { connections: 20, keepAlive: true })
   await sleep(300)
   writeRelease(dir, { version: 2, plugin: PLUGIN, exitAfterServingMs: 300, exitInSlot: 0 })
   const reload = await cli(['reload', '--control', control, '--json'])
   t.equal(reload.code, 0, 'the reload itself succeeded (both new workers were ready)')
   await service.waitForLine((l) => l.supervisor === 'serves-again', 15000, 'the old generation to serve again')
-  const back = await servingWorkers(control, 1, 2)
+  const back = await servingWorkers(service, control, 1, 2)
   t.same(back.map((w) => w.pid).sort(), old.map((w) => w.pid).sort(), 'both old workers serve again')
-  await waitFor(async () => (await status(control)).workers.every((w) => w.generation === 1), 15000, 'the rest of generation 2 to drain away')
+  await waitFor(async () => (await status(control)).workers.every((w) => w.generation === 1), 15000, 'the rest of generation 2 to drain away', STATUS_POLL_MS)
   await sleep(300)
   const stats = await load.stop()
   t.comment(JSON.stringify({ ...stats, perPid: undefined }))
@@ -291,14 +300,14 @@ test('--workers 3 --reload-batch 1: a rolling reload boots one new worker at a t
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3', '--reload-batch', '1', '--probation', '500'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
-  const first = await servingWorkers(control, 1, 3)
+  const first = await servingWorkers(service, control, 1, 3)
   const keepAlive = startLoad(t, target, { connections: 30, keepAlive: true })
   const perRequest = startLoad(t, target, { connections: 10, keepAlive: false })
   await sleep(500)
   writeRelease(dir, { version: 2, plugin: PLUGIN })
   const reload = await cli(['reload', '--control', control, '--json'])
   t.equal(reload.code, 0, 'the rolling reload exits 0 once all three slots run the new release')
-  const second = await servingWorkers(control, 2, 3)
+  const second = await servingWorkers(service, control, 2, 3)
   // One new worker boots at a time: each batch starts once the previous batch's worker is up (it
   // adopted the sockets, then passed readiness and was committed before the next one started).
   const starts = service.filter((l) => l.supervisor === 'generation-starting' && l.generation === 2).sort((a, b) => a.time - b.time)
@@ -312,9 +321,9 @@ test('--workers 3 --reload-batch 1: a rolling reload boots one new worker at a t
   writeRelease(dir, { version: 3, plugin: PLUGIN, exitAtStartInSlot: 1 })
   const broken = await cli(['reload', '--control', control, '--json'])
   t.equal(broken.code, 1, 'a failure in the second batch fails the reload')
-  const back = await servingWorkers(control, 2, 3)
+  const back = await servingWorkers(service, control, 2, 3)
   t.same(back.map((w) => w.pid).sort(), second.map((w) => w.pid).sort(), 'the three workers of generation 2 serve again, slot 0\'s included')
-  await waitFor(async () => (await status(control)).workers.every((w) => w.generation === 2), 15000, 'generation 3\'s slot 0 worker to drain away')
+  await waitFor(async () => (await status(control)).workers.every((w) => w.generation === 2), 15000, 'generation 3\'s slot 0 worker to drain away', STATUS_POLL_MS)
   await sleep(500)
   const stats = [await keepAlive.stop(), await perRequest.stop()]
   t.comment(JSON.stringify(stats.map(({ perPid, ...rest }) => rest)))

@@ -32,13 +32,18 @@ function isOurs (pid) {
   }
 }
 
-async function waitFor (check, timeoutMs, what) {
+/**
+ * Resolves with the first truthy value of `check()`, asked every `intervalMs` (give a check that
+ * starts a process, such as the status command, a longer interval: asked every 25 ms it keeps a
+ * core busy with Node start-ups).
+ */
+async function waitFor (check, timeoutMs, what, intervalMs = 25) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await check()
     if (value) return value
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(25)
+    await sleep(intervalMs)
   }
 }
 
@@ -125,14 +130,28 @@ class Service {
     return this.lines.filter(predicate)
   }
 
+  /**
+   * Resolves with the first line matching `predicate`. Lines are only ever appended, so each poll
+   * reads only the lines that came since the last one: a service under load logs every request, and
+   * scanning all of them every 25 ms kept the test process busy on a 2-core machine.
+   */
   waitForLine (predicate, timeoutMs = 20000, what = 'a log line') {
-    return waitFor(() => this.lines.find(predicate), timeoutMs, `${what}; log so far:\n${this.tail()}`)
+    let read = 0
+    return waitFor(() => {
+      for (; read < this.lines.length; read++) if (predicate(this.lines[read])) return this.lines[read]
+      return undefined
+    }, timeoutMs, `${what}; log so far:\n${this.tail()}`)
   }
 
-  /** Resolves with every line matching `predicate` once there are at least `count` of them. */
+  /** Resolves with every line matching `predicate` once there are at least `count` of them (read as they come, as above). */
   async waitForLines (predicate, count, timeoutMs = 20000, what = `${count} log lines`) {
-    await waitFor(() => this.lines.filter(predicate).length >= count, timeoutMs, `${what}; log so far:\n${this.tail()}`)
-    return this.lines.filter(predicate)
+    let read = 0
+    const matching = []
+    await waitFor(() => {
+      for (; read < this.lines.length; read++) if (predicate(this.lines[read])) matching.push(this.lines[read])
+      return matching.length >= count
+    }, timeoutMs, `${what}; log so far:\n${this.tail()}`)
+    return matching
   }
 
   tail (n = 15) {
