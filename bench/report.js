@@ -66,7 +66,8 @@ ${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join
 \`\`\`sh
 npm ci
 npm run bench          # about 18 minutes; rewrites bench/results/latest.{json,svg} and this file
-npm run bench:quick    # 3 reloads, every contender once, about 2 minutes (run by .ci/run as a smoke test)
+npm run bench:quick    # 3 reloads, every contender once, about 3 minutes
+npm run bench:smoke    # one reload per scenario, short windows: a test of the bench's code, no result (run by .ci/run)
 \`\`\`
 
 \`npm run bench:cost\` reruns only the per-request CPU table (about 3 minutes). PM2 (7.0.4, a devDependency) runs with a private \`PM2_HOME\` in a temporary directory, and its daemon
