@@ -3,12 +3,18 @@
 // generation accepts on the same sockets; a reload starts all N new ones and drains the old ones
 // once every new one is ready; one failing new worker fails the whole reload; a worker that crashes
 // after the probation is restarted alone in its slot; within it, the whole old generation serves again.
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const path = require('node:path')
 const { Service, BIN, FIXTURE_APP, cli, startSupervised, servingTarget, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf, notifyReceiver } = require('./helpers/processes')
 const { freePort } = require('../tools/free-port')
 const { startLoad } = require('./helpers/load')
 const { reusePortSupported } = require('../dist/lib/supervisor/held-sockets')
+
+// Two tests at a time: this file sorts last, and tap's other job has little left to run once it
+// starts. Each test has its own supervisor, port and load. The two that time requests (the gap a
+// killed worker leaves, the keep-alive balance) run alone.
+tap.jobs = 2
 
 // Node 22.12+: a socket per slot (SO_REUSEPORT), spread evenly; before, one shared socket.
 const perSlot = reusePortSupported(process.versions.node)
@@ -198,7 +204,7 @@ test('--workers 2: a worker killed after the probation is restarted alone in its
   t.ok((stats.perPid[replaced.pid] || 0) > 0, 'the new worker serves')
 })
 
-test('--workers 2: while a killed worker\'s slot waits for its slow replacement, the other worker accepts on its socket: no request waits for the gap', async (t) => {
+test('--workers 2: while a killed worker\'s slot waits for its slow replacement, the other worker accepts on its socket: no request waits for the gap', { buffered: false }, async (t) => {
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2', '--probation', '300', '--restart-delay', '1000'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
@@ -242,7 +248,7 @@ test('--workers 2: while a killed worker\'s slot waits for its slow replacement,
   t.ok((stats.perPid[replaced.pid] || 0) > 0, 'the new worker serves')
 })
 
-test('--workers 2: keep-alive connections are spread evenly (20 connections, 2 rounds): each worker holds 10 ± 1 and serves its share of requests within ±25%, no client reconnects', async (t) => {
+test('--workers 2: keep-alive connections are spread evenly (20 connections, 2 rounds): each worker holds 10 ± 1 and serves its share of requests within ±25%, no client reconnects', { buffered: false }, async (t) => {
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
