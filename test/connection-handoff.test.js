@@ -11,11 +11,15 @@ const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 
 // A short probation: an old generation lives until its drain is over and its successor's probation
 // too, and these chains wait for each old generation to be gone (probation is not what they test).
+// Not without connectionHandoff: there each reload makes every client reconnect, and with 300 ms the
+// next reload came while they did and reset 1 to 3 requests in 2 of 4 runs at load 20-29 (none in 2
+// with the default probation); likely the keep-alive race the README describes, a fresh connection
+// whose first request a stalled client has not sent yet being idle to the drain.
 const PROBATION = 300
 
 async function standaloneReloads (t, { connectionHandoff, reloads }) {
   const dir = tempDir(t)
-  const plugin = { connectionHandoff, idleGrace: 300, probation: PROBATION }
+  const plugin = { connectionHandoff, idleGrace: 300, ...(connectionHandoff ? { probation: PROBATION } : {}) }
   writeRelease(dir, { version: 1, plugin })
   const service = Service.start(t, { cwd: dir })
   const url = await service.listening()
