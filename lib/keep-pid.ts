@@ -90,8 +90,10 @@ type Execve = (file: string, args: string[], env: Record<string, string>) => nev
  * At registration: decides, says why not when it matters, and if the pid is kept, replaces the
  * process at the first listen() of this app (an app that never listens, as in tests with inject(),
  * is never replaced). Returns the function that takes the hook off (the app closed first).
+ * `deferredReload` says whether a reload signal came during the boot: the supervisor's first
+ * generation starts after it, from the code on disk then, so it needs no reload of its own.
  */
-export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: ResolvedOptions): () => void {
+export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: ResolvedOptions, deferredReload: () => boolean): () => void {
   const execve = (process as { execve?: Execve }).execve
   const decision = decideKeepPid({
     option: options.keepPid,
@@ -115,8 +117,10 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     if (server !== app.server) return false
     remove()
     const argv = supervisorArgv(booted.launch, options, BIN)
-    app.log.info({ hotReload: 'becoming-supervisor', keepPid: true, pid: process.pid },
-      `hot-reload: pid ${process.pid} becomes the supervisor and starts the app as its first generation`)
+    const deferred = deferredReload()
+    app.log.info({ hotReload: 'becoming-supervisor', keepPid: true, pid: process.pid, deferredReload: deferred },
+      `hot-reload: pid ${process.pid} becomes the supervisor and starts the app as its first generation` +
+      (deferred ? ' (it loads the code on disk now: that answers the reload signal received during the boot)' : ''))
     // pino writes asynchronously: what is still on its way would be lost with the process image.
     flushLog(app, () => {
       try {
