@@ -11,6 +11,7 @@ import { hotReloadError } from './errors'
 import { addListenHook } from './listen-interceptor'
 import { nameFromCommand } from './supervisor/control'
 import { startedEnvironment, type Launch } from './launch'
+import { runnerPreloads, supervisorEnvironment } from './supervisor-image'
 import type { ResolvedOptions } from './options'
 import { SUPERVISOR_SIGNALS } from './validate'
 
@@ -81,7 +82,8 @@ export function supervisorArgv (launch: Launch, options: ResolvedOptions, bin: s
   if (options.reloadSignals.length === 0) flags.push('--reload-signal', 'none')
   for (const signal of options.reloadSignals) flags.push('--reload-signal', signal)
   if (options.pidFile !== undefined) flags.push('--pid-file', resolve(options.pidFile))
-  return [launch.execPath, bin, 'start', ...flags, '--', launch.execPath, ...launch.execArgv, ...launch.args]
+  // The supervisor runs without the app's preloads (a loader, an APM agent), except what its runner needs (tsx).
+  return [launch.execPath, ...runnerPreloads(launch.execArgv), bin, 'start', ...flags, '--', launch.execPath, ...launch.execArgv, ...launch.args]
 }
 
 type Execve = (file: string, args: string[], env: Record<string, string>) => never
@@ -124,7 +126,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     // pino writes asynchronously: what is still on its way would be lost with the process image.
     flushLog(app, () => {
       try {
-        (execve as Execve)(argv[0], argv, startedEnvironment())
+        (execve as Execve)(argv[0], argv, supervisorEnvironment(startedEnvironment()))
       } catch (err) {
         app.log.error({ hotReload: 'supervisor-failed', err, keepPid: false }, 'hot-reload: could not become the supervisor; reloads stay standalone')
         listen(args)
