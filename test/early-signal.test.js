@@ -6,7 +6,7 @@
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { test } = require('tap')
-const { Service, tempDir, writeRelease, waitUntilGone, sleep, isAlive } = require('./helpers/processes')
+const { Service, startSupervised, tempDir, writeRelease, waitUntilGone, sleep, isAlive } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
@@ -110,6 +110,32 @@ test('SIGUSR2 to a successor while it boots: it is not killed; once it serves it
   t.same(service.filter((l) => l.hotReload === 'reload-deferred').map((l) => [l.pid, l.generation]), [[second, 2]], 'generation 2 deferred the reload')
   t.same(service.events('reloading').map((l) => l.generation), [2, 3], 'one reload each: generation 1 to 2, then 2 to 3')
   t.notOk(service.find((l) => l.hotReload === 'reload-failed'), 'no reload failed')
+})
+
+test('supervised: SIGUSR2 to a worker while it boots: it is not killed; once it serves the supervisor reloads once', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN, slowBootMs: SLOW_BOOT_MS })
+  const { service } = startSupervised(t, { dir })
+  const booting = await service.waitForLine((l) => l.event === 'slow-boot' && l.pid !== service.pid, 20000, 'the first worker to begin its slow boot')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  await signal(booting.pid, 3)
+  const url = await service.listening()
+  const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10 })
+  const first = await service.waitForLine((l) => l.supervisor === 'generation-serving' && l.generation === 1, 30000, 'generation 1 to serve')
+  t.equal(first.workerPid, booting.pid, 'the signalled worker survived and serves')
+  const second = await service.waitForLine((l) => l.supervisor === 'generation-serving' && l.generation === 2, 30000, 'generation 2 to serve')
+  await waitUntilGone(booting.pid)
+  await sleep(1000)
+  const stats = await load.stop()
+  t.comment(JSON.stringify(stats))
+  t.equal(stats.failed, 0, 'no request failed')
+  t.equal(stats.non2xx, 0, 'no non-2xx response')
+  t.ok(stats.versions[2] > 0, 'version 2 served')
+  t.same(service.filter((l) => l.hotReload === 'reload-deferred').map((l) => l.pid), [booting.pid], 'the worker deferred the reload')
+  t.equal(service.filter((l) => l.hotReload === 'reload-delegated' && l.pid === booting.pid).length, 1, 'and asked the supervisor once it served')
+  t.equal(service.filter((l) => l.supervisor === 'generation-starting' && l.trigger === 'reload').length, 1, 'one reload')
+  t.notOk(service.find((l) => l.supervisor === 'worker-crashed'), 'no worker crashed')
+  t.same(service.alive().sort(), [service.pid, second.workerPid].sort(), 'the supervisor and the new worker are left')
 })
 
 /** Runs the inject-only fixture; resolves with its exit and its JSON lines. */
