@@ -3,6 +3,7 @@
 // after the hot-reload plugin registered) must not end the process: the plugin takes its signals at
 // registration, remembers the request, and reloads once (however many signals came) as soon as the
 // generation serves.
+const fs = require('node:fs')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { test } = require('tap')
@@ -136,6 +137,33 @@ test('supervised: SIGUSR2 to a worker while it boots: it is not killed; once it 
   t.equal(service.filter((l) => l.supervisor === 'generation-starting' && l.trigger === 'reload').length, 1, 'one reload')
   t.notOk(service.find((l) => l.supervisor === 'worker-crashed'), 'no worker crashed')
   t.same(service.alive().sort(), [service.pid, second.workerPid].sort(), 'the supervisor and the new worker are left')
+})
+
+test('keepPid: a reload signal during the boot, before the process becomes the supervisor, does not end it; the first generation runs the code on disk then', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN, slowBootMs: SLOW_BOOT_MS })
+  const service = Service.start(t, { cwd: dir, env: { FASTIFY_HOT_RELOAD_KEEP_PID: '1' } })
+  await service.waitForLine((l) => l.event === 'slow-boot' && l.pid === service.pid, 20000, 'the app to begin its slow boot')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  await signal(service.pid, 2)
+  const url = await service.listening()
+  if (typeof process.execve === 'function') {
+    const serving = await service.waitForLine((l) => l.supervisor === 'generation-serving' && l.generation === 1, 30000, 'the supervisor\'s first generation to serve')
+    t.equal(serving.pid, service.pid, 'the pid that was signalled is the supervisor')
+    t.match(service.find((l) => l.hotReload === 'becoming-supervisor'), { pid: service.pid, deferredReload: true }, 'it says the signal is answered by the fresh start')
+    const answer = await fetch(`http://${url.host}/`).then((res) => res.json())
+    t.equal(answer.version, 2, 'the first generation runs the release on disk after the signal')
+    await sleep(SLOW_BOOT_MS + 500)
+    t.notOk(service.find((l) => l.supervisor === 'generation-starting' && l.trigger === 'reload'), 'no reload on top of it')
+    const started = service.find((l) => l.supervisor === 'started')
+    process.kill(service.pid, 'SIGTERM')
+    t.equal((await service.exit).code, 0, 'SIGTERM stops it')
+    t.notOk(fs.existsSync(started.controlPath), 'its control socket is gone')
+  } else {
+    // Node without process.execve: standalone, and the deferred reload runs once the app serves.
+    await service.generationServing(2, 30000)
+    t.equal(service.filter((l) => l.hotReload === 'reload-deferred').length, 1, 'the reload was deferred, then ran')
+  }
 })
 
 /** Runs the inject-only fixture; resolves with its exit and its JSON lines. */
