@@ -11,7 +11,8 @@ const { Service, startSupervised, tempDir, writeRelease, waitUntilGone, sleep, i
 const { startLoad } = require('./helpers/load')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
-const SLOW_BOOT_MS = 1000
+// Long enough that the signals the test sends once the slow boot began land in it, on a loaded machine too.
+const SLOW_BOOT_MS = 1500
 const REPO = path.resolve(__dirname, '..')
 
 /** Starts a service whose generation 1 boots slowly; resolves once its slow boot has begun (the plugin registered). */
