@@ -17,7 +17,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { promisify } = require('node:util')
 const { PacedLoad, drive } = require('./paced-load')
-const { variants, startServer, median } = require('./cost')
+const { startServer, median } = require('./cost')
 
 const run = promisify(execFile)
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
@@ -33,8 +33,25 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 // after that: bare Fastify 57,286-57,958 per request (±0.6%). One connection: with several, the
 // requests one turn of the event loop serves together share its fixed cost, and how many come
 // together depends on how fast the load generator runs beside it (±3% between windows at load 16).
-const FULL = { rounds: 2, settleMs: 3000, idleMs: 4000, warmupRequests: 20000, windows: 6, maxWindows: 16, windowRequests: 1000, connections: 1 }
+const FULL = { rounds: 3, settleMs: 3000, idleMs: 4000, warmupRequests: 20000, windows: 6, maxWindows: 10, windowRequests: 1500, connections: 1 }
 const QUICK = { rounds: 1, settleMs: 1000, idleMs: 2000, warmupRequests: 2000, windows: 2, maxWindows: 2, windowRequests: 500, connections: 1 }
+
+/**
+ * What is measured. `timersOnly`: only the instructions per second with no request (under-pressure's
+ * sampling is a cost per second: per request it depends on the request rate, and under callgrind's
+ * slowdown it would be charged to ~50x fewer requests than in production).
+ */
+function variants (before) {
+  return [
+    { key: 'bare', name: 'bare Fastify', env: {} },
+    { key: 'bare2', name: 'bare Fastify, a second process (ratio: the first over this one, the noise)', env: {} },
+    { key: 'defaults', name: 'Fastify + plugin, defaults', env: { BENCH_PLUGIN: '1' }, headline: true },
+    ...(before === undefined
+      ? []
+      : [{ key: 'before', name: `Fastify + plugin, ${before.label}, underPressure: false (its per-request work alone)`, env: { BENCH_PLUGIN: '1', BENCH_PLUGIN_ROOT: before.root, BENCH_UNDER_PRESSURE: 'false' } }]),
+    { key: 'underPressure', name: 'Fastify + plugin, underPressure: {} (registered without thresholds: the defaults before 0.1.0)', env: { BENCH_PLUGIN: '1', BENCH_UNDER_PRESSURE: '{}' }, timersOnly: true }
+  ]
+}
 
 function valgrindAvailable () {
   const probe = spawnSync('valgrind', ['--version'], { encoding: 'utf8' })
@@ -81,6 +98,7 @@ async function measureProcess (server, config, log) {
   const idle = await counted(server, () => sleep(config.idleMs))
   await control(server, '--instr=off')
   const idlePerSecond = idle.instructions / idle.seconds
+  if (server.variant.timersOnly === true) return { key: server.variant.key, idlePerSecond }
   const load = new PacedLoad({ port: server.port, rate: 0, connections: config.connections })
   await load.open()
   const driver = drive([load])
@@ -154,11 +172,13 @@ async function instructionCost ({ quick = false, before, log = () => {}, config:
     const reference = (bare + bare2) / 2
     rounds.push(Object.fromEntries(result.map((r) => [r.key, {
       ...r,
-      ratio: r.key === 'bare' ? bare / reference : r.key === 'bare2' ? bare / bare2 : reference / r.perRequest
+      ratio: r.perRequest === undefined ? undefined : r.key === 'bare' ? bare / reference : r.key === 'bare2' ? bare / bare2 : reference / r.perRequest
     }])))
   }
   const rows = list.map((variant) => {
     const per = rounds.map((r) => r[variant.key])
+    const idlePerSecond = Math.round(median(per.map((r) => r.idlePerSecond)))
+    if (variant.timersOnly === true) return { key: variant.key, name: variant.name, headline: false, timersOnly: true, idlePerSecond }
     const ratios = per.map((r) => r.ratio)
     return {
       key: variant.key,
@@ -172,7 +192,7 @@ async function instructionCost ({ quick = false, before, log = () => {}, config:
       ratios: ratios.map(round3),
       windowSpread: round3(Math.max(...per.map((r) => r.windowSpread))),
       windowsRun: Math.max(...per.map((r) => r.windowsRun)),
-      idlePerSecond: Math.round(median(per.map((r) => r.idlePerSecond)))
+      idlePerSecond
     }
   })
   return { config, quick, valgrind, rows }
@@ -191,7 +211,8 @@ function instructionTable (cost) {
   ]
   for (const row of cost.rows) {
     const name = row.headline ? `**${row.name}**` : row.name
-    lines.push(`| ${name} | ${row.perRequest} | ${row.ratio} | ${row.ratioMin} – ${row.ratioMax} | ${(row.windowSpread * 100).toFixed(1)}% | ${row.gross} | ${row.idlePerSecond} |`)
+    if (row.timersOnly) lines.push(`| ${name} | - (a cost per second) | - | - | - | - | ${row.idlePerSecond} |`)
+    else lines.push(`| ${name} | ${row.perRequest} | ${row.ratio} | ${row.ratioMin} – ${row.ratioMax} | ${(row.windowSpread * 100).toFixed(1)}% | ${row.gross} | ${row.idlePerSecond} |`)
   }
   return lines.join('\n')
 }
@@ -242,7 +263,7 @@ async function main () {
     const [what, met] = instructionTarget(cost)
     console.log(`\n${met ? '✓' : '✗ missed:'} ${what}`)
   }
-  console.log(`per-round ratios: ${cost.rows.map((r) => `${r.key} ${r.ratios.join(' ')}`).join('; ')}`)
+  console.log(`per-round ratios: ${cost.rows.filter((r) => !r.timersOnly).map((r) => `${r.key} ${r.ratios.join(' ')}`).join('; ')}`)
   console.log(`Node ${process.version}, ${Math.round((Date.now() - started) / 1000)} s`)
   if (process.argv.includes('--write')) writeInstructionSection(cost)
 }
