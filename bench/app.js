@@ -23,7 +23,10 @@ if (process.env.BENCH_PLUGIN === '1') {
     ...(process.env.BENCH_PID_FILE ? { pidFile: process.env.BENCH_PID_FILE } : {}),
     // ...or for @fastify/under-pressure registered without thresholds (what the defaults did up to
     // 0.1.0), to tell what that costs.
-    ...(process.env.BENCH_UNDER_PRESSURE === '{}' ? { underPressure: {} } : {})
+    ...(process.env.BENCH_UNDER_PRESSURE === '{}' ? { underPressure: {} } : {}),
+    // ...or with under-pressure off, so that an older build whose defaults had it measures its
+    // per-request work alone (bench/instructions.js).
+    ...(process.env.BENCH_UNDER_PRESSURE === 'false' ? { underPressure: false } : {})
   })
 }
 // bench/cost.js asks for the CPU time this process has used (all threads, GC included), over IPC.

@@ -60,12 +60,16 @@ async function answering (port, child, timeoutMs) {
   throw new Error(`a bench app did not answer within ${timeoutMs} ms`)
 }
 
-/** A fresh app process of this variant, answering, with its CPU time on request. */
-async function startServer (variant) {
+/**
+ * A fresh app process of this variant, answering, with its CPU time on request. `wrap(dir)` gives
+ * a command to run Node under (bench/instructions.js: valgrind), in the process's own directory.
+ */
+async function startServer (variant, { wrap = () => [], nodeArgs = [], bootTimeoutMs = 30000 } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-cost-'))
   fs.writeFileSync(path.join(dir, 'VERSION'), '1\n')
   const port = await freePort()
-  const child = spawn(process.execPath, [APP], {
+  const [command, ...args] = [...wrap(dir), process.execPath, ...nodeArgs, APP]
+  const child = spawn(command, args, {
     cwd: dir,
     // One process measured: keepPid would make it the supervisor of a worker (Node 22.15+).
     env: { ...process.env, PORT: String(port), BENCH_CPU: '1', FASTIFY_HOT_RELOAD_KEEP_PID: '0', ...variant.env },
@@ -75,6 +79,7 @@ async function startServer (variant) {
     variant,
     port,
     child,
+    dir,
     cpuMicros () {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`${variant.name}: no CPU reading within 5 s`)), 5000)
@@ -92,7 +97,7 @@ async function startServer (variant) {
     }
   }
   try {
-    await answering(port, child, 30000)
+    await answering(port, child, bootTimeoutMs)
   } catch (error) {
     await server.stop()
     throw error
@@ -244,7 +249,7 @@ function writeCostSection (cost, file = BENCHMARKS) {
   fs.writeFileSync(file, text.slice(0, from) + costSection(cost) + text.slice(to + END.length))
 }
 
-module.exports = { cpuCost, costTable, costTarget, costSection, writeCostSection }
+module.exports = { cpuCost, costTable, costTarget, costSection, writeCostSection, variants, startServer, median }
 
 function argument (name) {
   const i = process.argv.indexOf(name)

@@ -59,7 +59,8 @@ ${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join
   than that noise, so requests/s cannot show it either way.
 - **per-request CPU cost**: CPU time of the server process per request answered, measured on all
   variants at once (see under its table). Requests/s cannot show a cost of 1%; this can, within the
-  spread its table shows.
+  spread its table shows (~4% between two identical processes). To within 1%: the instructions per
+  request, counted under valgrind (section "Per-request cost in instructions" below, \`npm run bench:instructions\`).
 
 ## Rerun
 

@@ -42,10 +42,10 @@ export class DrainSweep {
       if (!this.staysHere(state)) this.tryHandoff(socket, state)
       else if (now - state.idleSince >= this.idleGrace) expired.push(socket)
     }
-    // Timers run before the event loop reads I/O: after this process was stalled (a loaded machine,
-    // GC, a long synchronous task), a request the client sent in time can still wait unread in the
-    // kernel, and closing its connection now would reset it. Close only after this turn's I/O is read.
-    if (expired.length > 0) setImmediate(() => this.closeExpired(expired))
+    // After this process was stalled (a loaded machine, GC, a long synchronous task), a request the
+    // client sent in time can still wait unread in the kernel, and closing its connection now would
+    // reset it: close only once the event loop has read I/O since this decision.
+    if (expired.length > 0) afterNextPoll(() => this.closeExpired(expired))
   }
 
   private closeExpired (sockets: Socket[]): void {
@@ -68,4 +68,15 @@ function inUse (socket: Socket, state: ConnectionState, now: number): boolean {
     return true
   }
   return false
+}
+
+/**
+ * Runs `then` in a check phase that comes after at least one poll for I/O from now. One
+ * setImmediate is not enough: from the timers phase the next poll comes before it, but a sweep run
+ * from an I/O callback (drain() starts when the successor's IPC message is read) would get this
+ * iteration's check phase, before any new poll. An immediate queued from an immediate waits for the
+ * next iteration, so two always straddle a poll.
+ */
+function afterNextPoll (then: () => void): void {
+  setImmediate(() => setImmediate(then))
 }

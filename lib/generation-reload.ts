@@ -29,17 +29,51 @@ export class GenerationReloads {
   private readonly gate = new ReloadGate()
   /** A successor being started, until it is committed or gone. */
   private starting: StartedSuccessor | undefined
+  /** A reload signal came before this generation served: one reload runs once it serves, however many came. */
+  private deferred = false
 
   constructor (private readonly host: ReloadHost) {}
+
+  /** A reload signal was received. Before this generation serves it is remembered, as the supervisor does with its first generation. */
+  signal (): void {
+    const { log } = this.host.context
+    if (!this.host.lifecycle.beforeServing) {
+      void this.reload()
+      return
+    }
+    if (this.deferred) {
+      log.info({ hotReload: 'reload-coalesced', deferred: true }, 'hot-reload: a reload already waits for this generation to serve; this signal joins it')
+      return
+    }
+    this.deferred = true
+    log.info({ hotReload: 'reload-deferred', generation: this.host.generation },
+      `hot-reload: generation ${this.host.generation} does not serve yet; the reload runs once it serves`)
+  }
+
+  /** True while a signal's reload waits for this generation to serve. */
+  get waiting (): boolean {
+    return this.deferred
+  }
+
+  /** This generation serves now (it took over, or its predecessor committed it): a deferred reload runs. */
+  served (): void {
+    if (!this.deferred) return
+    this.deferred = false
+    // After the rest of the takeover (the 'serving' line, the ready report): the reload follows it.
+    setImmediate(() => { void this.reload() })
+  }
 
   /** The reload running, if any. */
   get current (): Promise<ReloadResult> | undefined {
     return this.gate.current
   }
 
-  /** Gives up the successor being started, if any (shutting down, or the app closes). */
+  /** Gives up the successor being started and a deferred reload, if any (shutting down, or the app closes). */
   cancel (reason: string): void {
     this.starting?.cancel(reason)
+    if (!this.deferred) return
+    this.deferred = false
+    this.host.context.log.warn({ hotReload: 'reload-ignored', reason, deferred: true }, `hot-reload: the deferred reload is dropped: ${reason}`)
   }
 
   /** One reload for the whole process, whichever instance asked: requests meanwhile join it. */

@@ -21,7 +21,7 @@ import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
 import type { ProcessPort } from './process-port'
 import type { ServiceStatus } from './service-status'
-import { installSignals } from './signals'
+import { installShutdown, ReloadSignals } from './signals'
 import { InheritedPool } from './socket-adoption'
 import { takeoverStep, unclaimedMessage } from './takeover'
 import type { DrainResult, HotReloadState, ReloadResult } from './types'
@@ -66,7 +66,9 @@ export class Generation {
   private readonly late = new WeakSet<Instance>()
   /** Every inherited socket is claimed (or the rest was found unclaimed): instances listening later join. */
   private takenOver = false
-  private removeSignals: (() => void) | undefined
+  /** The reload signals, taken when the first instance registers (lib/signals.ts), until the last one closes. */
+  private readonly signals: ReloadSignals
+  private removeShutdown: (() => void) | undefined
   /** Several workers: our part in the supervisor's keep-alive balance. */
   private readonly balance: ConnectionBalance
 
@@ -88,6 +90,8 @@ export class Generation {
       context, generation: this.generation, pid: this.pid, lifecycle: this.lifecycle, status: this.status, handover: this.handover,
       instances: () => [...this.instances]
     })
+    // Taken now, not at takeover: a reload signal during a slow boot waits for us to serve instead of ending the process.
+    this.signals = new ReloadSignals(port, log, options.reloadSignals, () => { this.reloads.signal() })
     this.balance = new ConnectionBalance({
       instances: () => [...this.instances],
       outlet: () => this.lifecycle.state === 'serving' ? mode.outlet(undefined, parent) : undefined,
@@ -119,6 +123,11 @@ export class Generation {
 
   get state (): HotReloadState {
     return this.lifecycle.state
+  }
+
+  /** A reload signal came before this generation served, and its reload waits for it to serve. */
+  get reloadDeferred (): boolean {
+    return this.reloads.waiting
   }
 
   /** True while some instance is open. */
@@ -162,7 +171,7 @@ export class Generation {
     this.listened.add(instance)
     this.everListened++
     if (this.takenOver) return await this.join(instance)
-    const { parent, port, options, log } = this.context
+    const { parent, options, log } = this.context
     const step = takeoverStep(this.context.expectedInstances, this.listened.size, this.pool.pending.length)
     if (step === 'wait') {
       log.info({ hotReload: 'waiting-for-instances', listening: this.listened.size, expected: this.context.expectedInstances },
@@ -180,11 +189,9 @@ export class Generation {
       return
     }
     this.lifecycle.to('serving')
-    this.removeSignals = installSignals(port, log, {
-      reloadSignals: options.reloadSignals,
-      reload: () => { void this.reload() },
-      shutdown: options.gracefulShutdown ? { forceAfterMs: options.drainTimeout + 5_000, run: () => this.shutdown() } : undefined
-    })
+    // fastify-cli installs close-with-grace (on SIGUSR2 too) after the app registered: set it aside now.
+    this.signals.setAsideOthers()
+    if (options.gracefulShutdown) this.removeShutdown = installShutdown(log, { forceAfterMs: options.drainTimeout + 5_000, run: () => this.shutdown() })
     if (this.lifecycle.confirmed) this.becameMain()
     const ready = [...this.listened]
     for (const each of ready) this.logAdopted(each)
@@ -225,6 +232,7 @@ export class Generation {
     this.status.servingPid(this.pid)
     // The first generation tells systemd it is up; a successor's predecessor sent MAINPID + READY.
     if (this.context.parent === undefined) this.status.serving(this.generation)
+    this.reloads.served()
   }
 
   /** Once every instance that took over passed its own readiness check: ready, and serve if committed. */
@@ -292,8 +300,9 @@ export class Generation {
       if (!draining) this.audience.delete(instance.facade)
       return
     }
-    this.removeSignals?.()
-    this.removeSignals = undefined
+    this.signals.release()
+    this.removeShutdown?.()
+    this.removeShutdown = undefined
     this.balance.stop()
     this.reloads.cancel('reload cancelled: the app is closing')
     if (!draining) this.lifecycle.to('closed')

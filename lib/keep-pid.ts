@@ -11,6 +11,7 @@ import { hotReloadError } from './errors'
 import { addListenHook } from './listen-interceptor'
 import { nameFromCommand } from './supervisor/control'
 import { startedEnvironment, type Launch } from './launch'
+import { runnerPreloads, supervisorEnvironment } from './supervisor-image'
 import type { ResolvedOptions } from './options'
 import { SUPERVISOR_SIGNALS } from './validate'
 
@@ -81,7 +82,8 @@ export function supervisorArgv (launch: Launch, options: ResolvedOptions, bin: s
   if (options.reloadSignals.length === 0) flags.push('--reload-signal', 'none')
   for (const signal of options.reloadSignals) flags.push('--reload-signal', signal)
   if (options.pidFile !== undefined) flags.push('--pid-file', resolve(options.pidFile))
-  return [launch.execPath, bin, 'start', ...flags, '--', launch.execPath, ...launch.execArgv, ...launch.args]
+  // The supervisor runs without the app's preloads (a loader, an APM agent), except what its runner needs (tsx).
+  return [launch.execPath, ...runnerPreloads(launch.execArgv), bin, 'start', ...flags, '--', launch.execPath, ...launch.execArgv, ...launch.args]
 }
 
 type Execve = (file: string, args: string[], env: Record<string, string>) => never
@@ -90,8 +92,10 @@ type Execve = (file: string, args: string[], env: Record<string, string>) => nev
  * At registration: decides, says why not when it matters, and if the pid is kept, replaces the
  * process at the first listen() of this app (an app that never listens, as in tests with inject(),
  * is never replaced). Returns the function that takes the hook off (the app closed first).
+ * `deferredReload` says whether a reload signal came during the boot: the supervisor's first
+ * generation starts after it, from the code on disk then, so it needs no reload of its own.
  */
-export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: ResolvedOptions): () => void {
+export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: ResolvedOptions, deferredReload: () => boolean): () => void {
   const execve = (process as { execve?: Execve }).execve
   const decision = decideKeepPid({
     option: options.keepPid,
@@ -115,12 +119,14 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     if (server !== app.server) return false
     remove()
     const argv = supervisorArgv(booted.launch, options, BIN)
-    app.log.info({ hotReload: 'becoming-supervisor', keepPid: true, pid: process.pid },
-      `hot-reload: pid ${process.pid} becomes the supervisor and starts the app as its first generation`)
+    const deferred = deferredReload()
+    app.log.info({ hotReload: 'becoming-supervisor', keepPid: true, pid: process.pid, deferredReload: deferred },
+      `hot-reload: pid ${process.pid} becomes the supervisor and starts the app as its first generation` +
+      (deferred ? ' (it loads the code on disk now: that answers the reload signal received during the boot)' : ''))
     // pino writes asynchronously: what is still on its way would be lost with the process image.
     flushLog(app, () => {
       try {
-        (execve as Execve)(argv[0], argv, startedEnvironment())
+        (execve as Execve)(argv[0], argv, supervisorEnvironment(startedEnvironment()))
       } catch (err) {
         app.log.error({ hotReload: 'supervisor-failed', err, keepPid: false }, 'hot-reload: could not become the supervisor; reloads stay standalone')
         listen(args)

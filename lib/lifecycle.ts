@@ -81,6 +81,12 @@ export class Lifecycle {
   /** An instance's readiness check starts (true) or ends (false). */
   checking (running: boolean): void { this.checks = Math.max(0, this.checks + (running ? 1 : -1)) }
 
+  /** Not yet serving: starting, or a successor that took over but is not yet committed (and not stopping). */
+  get beforeServing (): boolean {
+    if (this.stoppingFlag) return false
+    return this.current === 'starting' || (this.current === 'serving' && !this.confirmedFlag)
+  }
+
   /** Why this generation may not start a reload now, or null when it may. */
   reloadRefusal (): string | null {
     if (!this.confirmedFlag) return 'this generation is not yet confirmed by its predecessor'

@@ -35,7 +35,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
   }
   // The process's first registration decides whether the process becomes its own supervisor.
-  const stopKeepingPid = active === undefined ? keepPidAtListen(app, booted, options) : () => {}
+  const stopKeepingPid = active === undefined ? keepPidAtListen(app, booted, options, () => active?.reloadDeferred === true) : () => {}
   const generation: Generation = active ?? new Generation({
     options,
     log: app.log,

@@ -1,5 +1,7 @@
 // The signals a generation answers: its reload signals, and SIGTERM/SIGINT for a graceful shutdown
 // (through close-with-grace, which gives one path to the exit and a forced exit past its delay).
+// The reload signals are taken at registration, not at takeover: until a process handles a signal,
+// Node's default action for SIGUSR2 or SIGHUP ends it, and a slow boot makes that window long.
 // A reload signal must not also shut the service down: fastify-cli (`fastify start`) installs
 // close-with-grace on SIGUSR2 and SIGHUP too, and nodemon restarts on SIGUSR2. Listeners that were
 // already on a reload signal are set aside, with a warning, and given back when the app closes.
@@ -11,44 +13,59 @@ import type { PortListener, ProcessPort } from './process-port'
 const NOT_OURS: closeWithGrace.AllEvents[] = ['SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2',
   'uncaughtException', 'unhandledRejection', 'beforeExit']
 
-export interface SignalPlan {
-  reloadSignals: NodeJS.Signals[]
-  /** Drain and exit on SIGTERM/SIGINT; undefined leaves them alone. */
-  shutdown: { forceAfterMs: number, run: () => Promise<unknown> } | undefined
-  reload: () => void
-}
+/** The reload signals, held from registration until the app closes. */
+export class ReloadSignals {
+  private readonly installed: Array<[NodeJS.Signals, () => void]> = []
+  private readonly setAside: Array<[NodeJS.Signals, PortListener]> = []
 
-/** Installs the handlers; returns the function that removes them all. */
-export function installSignals (port: ProcessPort, log: FastifyBaseLogger, plan: SignalPlan): () => void {
-  const installed: Array<[NodeJS.Signals, () => void]> = []
-  const setAside: Array<[NodeJS.Signals, PortListener]> = []
-  for (const signal of plan.reloadSignals) {
-    const others = port.listeners(signal)
-    if (others.length > 0) {
+  /** Takes `signals` now; `reload` runs on each. Node's signal handles do not keep the process alive. */
+  constructor (private readonly port: ProcessPort, private readonly log: FastifyBaseLogger, signals: NodeJS.Signals[], reload: () => void) {
+    for (const signal of signals) {
+      const handler = (): void => {
+        log.info({ hotReload: 'signal-received', signal }, `hot-reload: ${signal} received`)
+        reload()
+      }
+      this.installed.push([signal, handler])
+    }
+    this.setAsideOthers()
+    for (const [signal, handler] of this.installed) port.on(signal, handler)
+  }
+
+  /**
+   * Sets aside every other listener of our signals. Run at registration and again at takeover:
+   * fastify-cli installs its close-with-grace after the app's plugins registered.
+   */
+  setAsideOthers (): void {
+    const { port, log } = this
+    for (const [signal, ours] of this.installed) {
+      const others = port.listeners(signal).filter((listener) => listener !== ours)
+      if (others.length === 0) continue
       log.warn({ hotReload: 'signal-listeners-set-aside', signal, listeners: others.length },
         `hot-reload: ${signal} had ${others.length} other listener(s) (fastify-cli's close-with-grace shuts the app down on it); they are set aside while ${signal} reloads`)
       for (const other of others) {
         port.off(signal, other)
-        setAside.push([signal, other])
+        this.setAside.push([signal, other])
       }
     }
-    const handler = (): void => {
-      log.info({ hotReload: 'signal-received', signal }, `hot-reload: ${signal} received`)
-      plan.reload()
-    }
-    installed.push([signal, handler])
-    port.on(signal, handler)
   }
-  const shutdown = plan.shutdown
-  const graceful = shutdown === undefined
-    ? undefined
-    : closeWithGrace({ delay: shutdown.forceAfterMs, logger: log, skip: NOT_OURS }, async ({ signal }) => {
-      log.info({ hotReload: 'shutting-down', signal }, `hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
-      await shutdown.run()
-    })
-  return () => {
-    for (const [signal, handler] of installed.splice(0)) port.off(signal, handler)
-    for (const [signal, other] of setAside.splice(0)) port.on(signal, other)
-    graceful?.uninstall()
+
+  /** Gives the signals back: ours off, the listeners set aside on again. */
+  release (): void {
+    for (const [signal, handler] of this.installed.splice(0)) this.port.off(signal, handler)
+    for (const [signal, other] of this.setAside.splice(0)) this.port.on(signal, other)
   }
+}
+
+export interface Shutdown {
+  forceAfterMs: number
+  run: () => Promise<unknown>
+}
+
+/** SIGTERM/SIGINT drain and exit (installed once the generation serves); returns the function that removes them. */
+export function installShutdown (log: FastifyBaseLogger, shutdown: Shutdown): () => void {
+  const graceful = closeWithGrace({ delay: shutdown.forceAfterMs, logger: log, skip: NOT_OURS }, async ({ signal }) => {
+    log.info({ hotReload: 'shutting-down', signal }, `hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
+    await shutdown.run()
+  })
+  return () => { graceful.uninstall() }
 }

@@ -17,17 +17,24 @@ const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, proba
 const KEEP = { FASTIFY_HOT_RELOAD_KEEP_PID: '1' }
 
 /**
- * A supervisor its runner ends without a clean stop (nodemon's restart, tsx's exit) cannot remove its
- * control socket: at the end of the test, every socket a supervisor of this service logged is removed
- * once that supervisor is gone, so that no file is left behind.
+ * Once the service has ended: every supervisor it ran stopped cleanly (its `stopped` line) and
+ * removed its control socket, whatever its runner did to end it.
  */
-function removeControlSocketsLeft (t, service) {
+async function assertControlSocketsGone (t, service) {
+  // Should an assertion below fail, what was left is removed all the same.
   t.teardown(async () => {
     for (const line of service.filter((l) => l.supervisor === 'started' && typeof l.controlPath === 'string')) {
       await waitUntilGone(line.pid, 5000).catch(() => {})
       fs.rmSync(line.controlPath, { force: true })
     }
   })
+  const started = service.filter((l) => l.supervisor === 'started' && typeof l.controlPath === 'string')
+  t.ok(started.length > 0, 'a supervisor started')
+  for (const line of started) {
+    await waitUntilGone(line.pid, 15000)
+    t.ok(service.find((l) => l.supervisor === 'stopped' && l.pid === line.pid), `supervisor ${line.pid} stopped cleanly`)
+    t.notOk(fs.existsSync(line.controlPath), `supervisor ${line.pid} removed its control socket`)
+  }
 }
 const canExecve = typeof process.execve === 'function'
 
@@ -199,7 +206,6 @@ if (canExecve) {
     fs.writeFileSync(path.join(dir, 'app.ts'), `const fixture: string = ${JSON.stringify(FIXTURE_APP)}\nrequire(fixture)\n`)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
     const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/tsx'), args: ['app.ts'], env: KEEP })
-    removeControlSocketsLeft(t, service)
     const url = await service.listening()
     await service.generationServing(1)
     const started = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under tsx')
@@ -212,11 +218,17 @@ if (canExecve) {
     t.ok(stats.versions[3] > 0, 'the newest release (TypeScript, through tsx\'s loader) serves')
     t.ok(isAlive(service.pid), 'tsx is still running')
     const everything = [service.pid, ...descendantsOf(service.pid)]
+    // A connection that keeps the last generation's drain busy: tsx must wait for the supervisor's stop.
+    const slow = fetch(`http://${url.host}/slow?ms=500`).then((res) => res.json())
+    await service.waitForLine((l) => l.req?.url === '/slow?ms=500', 10000, 'the slow request to arrive')
     process.kill(service.pid, 'SIGTERM') // tsx passes SIGTERM on to its child
-    await service.exit
+    // tsx kills a child that does not acknowledge the signal (through its preflight) within 30 ms.
+    t.equal((await service.exit).code, 0, 'tsx exits 0: its child, the supervisor, stopped by itself')
+    t.equal((await slow).slow, true, 'the request in flight was answered')
     for (const pid of everything) await waitUntilGone(pid, 10000)
     t.ok(service.find((l) => l.hotReloadEvent === 'drained' && l.reason === 'shutdown'), 'the last generation drained')
     t.pass('tsx, the supervisor and every worker are gone')
+    await assertControlSocketsGone(t, service)
   })
 
   test('nodemon --signal SIGTERM: a file change restarts the service cleanly, SIGUSR2 to the app reloads with 0 failed', async (t) => {
@@ -226,11 +238,12 @@ if (canExecve) {
     // A fixed port, as a development server has: the restarted service listens on it again.
     const port = await freePort()
     const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/nodemon'), args: ['--signal', 'SIGTERM', '--watch', 'app.js', '--delay', '0', 'app.js'], env: { ...KEEP, PORT: String(port) } })
-    removeControlSocketsLeft(t, service)
     const url = await service.listening()
     await service.generationServing(1)
     const first = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under nodemon')
     const firstTree = [first, ...descendantsOf(first)]
+    // nodemon forks the app with an IPC channel, whose fd does not survive execve: the supervisor's image must not claim it.
+    t.notMatch(fs.readFileSync(`/proc/${first}/environ`, 'utf8'), /(^|\0)NODE_CHANNEL_FD=/, 'the supervisor was not started with NODE_CHANNEL_FD')
     // A development loop: a change of the file nodemon watches restarts the service (a plain restart).
     writeRelease(dir, { version: 2, plugin: PLUGIN })
     fs.appendFileSync(path.join(dir, 'app.js'), '\n// changed\n')
@@ -248,6 +261,12 @@ if (canExecve) {
     t.equal(stats.failed, 0, 'a reload under nodemon fails no request')
     t.ok(stats.versions[3] > 0, 'the new release serves')
     t.ok(isAlive(second) && isAlive(service.pid), 'nodemon and the service it runs are still up')
+    const secondTree = [second, ...descendantsOf(second)]
+    process.kill(service.pid, 'SIGTERM')
+    await service.exit
+    for (const pid of secondTree) await waitUntilGone(pid, 20000)
+    t.notOk(service.find((l) => l.supervisor === 'worker-crashed'), 'no worker crashed')
+    await assertControlSocketsGone(t, service)
   })
 } else {
   test(`Node ${process.version} has no process.execve: a warning says the pid is not kept, reloads stay standalone`, async (t) => {

@@ -208,3 +208,69 @@ test('two instances, one generation: events reach both facades, one reload for b
   t.equal(gen.open, false)
   t.equal(facade.state, 'closed', 'the last instance closes the generation')
 })
+
+test('a reload signal before the generation serves is deferred: one reload once it serves, however many came', async (t) => {
+  const port = new FakePort({ connected: false })
+  const { app, facade } = generation(t, { port })
+  t.equal(port.listeners('SIGUSR2').length, 1, 'the signal is taken at registration, before listen()')
+  const events = []
+  for (const name of ['serving', 'reloading', 'reloadFailed']) facade.on(name, () => events.push(name))
+  port.emit('SIGUSR2')
+  port.emit('SIGUSR2')
+  port.emit('SIGUSR2')
+  await tick()
+  t.same(events, [], 'nothing runs before it serves')
+  const early = await facade.reload()
+  t.match(early, { ok: false, generation: 1 }, 'reload() before serving answers at once: not now')
+  t.match(early.error.message, /starting/)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await tick(50)
+  // The successor cannot be spawned (LAUNCH names no binary): the reload runs, and fails, once.
+  t.same(events, ['serving', 'reloading', 'reloadFailed'], 'one deferred reload, after serving')
+  t.equal(facade.state, 'serving')
+})
+
+test('a successor: a reload signal before its commit waits for it; standalone it reloads itself, supervised it asks the supervisor', async (t) => {
+  for (const supervised of [false, true]) {
+    const parentPort = new FakePort()
+    const { app, facade } = generation(t, { parentPort, supervised })
+    const events = []
+    for (const name of ['serving', 'reloading', 'reloadFailed']) facade.on(name, () => events.push(name))
+    parentPort.emit('SIGUSR2')
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    await tick()
+    parentPort.emit('SIGUSR2')
+    await tick()
+    t.same(events, [], `${supervised ? 'supervised' : 'standalone'}: nothing before the commit`)
+    t.same(parentPort.sentOfType('reload-request'), [], 'no reload asked of anyone')
+    parentPort.deliver({ type: 'commit', keepChannel: true })
+    await tick(50)
+    if (supervised) {
+      t.same(events, ['serving'])
+      t.equal(parentPort.sentOfType('reload-request').length, 1, 'supervised: one reload asked of the supervisor once it serves')
+    } else {
+      t.same(events, ['serving', 'reloading', 'reloadFailed'], 'standalone: one reload of its own once it serves')
+    }
+    await app.close()
+  }
+})
+
+test('a deferred reload is dropped when the app closes before serving; the signal is given back', async (t) => {
+  const port = new FakePort({ connected: false })
+  const { app, facade } = generation(t, { port })
+  const events = []
+  facade.on('reloading', () => events.push('reloading'))
+  port.emit('SIGUSR2')
+  await app.ready()
+  await app.close()
+  await tick(50)
+  t.same(events, [], 'no reload ran')
+  t.equal(port.listeners('SIGUSR2').length, 0, 'the handler is gone')
+})
+
+test('two instances take the reload signal once', async (t) => {
+  const port = new FakePort({ connected: false })
+  const { gen } = generation(t, { port })
+  instance(t, gen, resolveOptions({ gracefulShutdown: false, underPressure: false }))
+  t.equal(port.listeners('SIGUSR2').length, 1)
+})

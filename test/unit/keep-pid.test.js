@@ -77,3 +77,16 @@ test('FASTIFY_HOT_RELOAD_KEEP_PID other than 1 or 0: a clear error naming it', a
     t.throws(() => decideKeepPid(facts({ env: { [KEEP_PID_ENV]: value } })), { code: 'HOT_RELOAD_INVALID_OPTION', message: new RegExp(`${KEEP_PID_ENV} must be 1 .* or 0 .*, got ${JSON.stringify(JSON.stringify(value)).slice(1, -1)}`) }, JSON.stringify(value))
   }
 })
+
+test('the supervisor\'s image: tsx\'s preflight kept (its signal acknowledgement), no other preload, no IPC channel variables', async (t) => {
+  const { runnerPreloads, supervisorEnvironment } = require('../../dist/lib/supervisor-image')
+  const preflight = '/app/node_modules/tsx/dist/preflight.cjs'
+  t.same(runnerPreloads(['--require', preflight, '--import', 'file:///app/node_modules/tsx/dist/loader.mjs']), ['--require', preflight])
+  t.same(runnerPreloads([`--require=${preflight}`, '-r', 'newrelic', '--inspect']), ['--require', preflight])
+  t.same(runnerPreloads(['-r', 'dotenv/config', '--env-file=.env']), [], 'nothing else')
+  const launch = { execPath: '/usr/bin/node', execArgv: ['--require', preflight, '--import', 'file:///l.mjs'], args: ['/srv/app.ts'], cwd: '/srv', env: {} }
+  const argv = supervisorArgv(launch, resolveOptions({}), '/pkg/bin/fastify-hot-reload.js')
+  t.same(argv.slice(0, 5), ['/usr/bin/node', '--require', preflight, '/pkg/bin/fastify-hot-reload.js', 'start'], 'the supervisor runs the preflight')
+  t.same(argv.slice(argv.indexOf('--') + 1), ['/usr/bin/node', '--require', preflight, '--import', 'file:///l.mjs', '/srv/app.ts'], 'the app as started')
+  t.same(supervisorEnvironment({ PATH: '/bin', NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json', X: '1' }), { PATH: '/bin', X: '1' })
+})

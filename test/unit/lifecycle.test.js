@@ -74,3 +74,21 @@ test('events and the exit go through it', async (t) => {
   t.same(got, [{ generation: 3, pid: 9 }])
   t.same(exits, [1])
 })
+
+test('before serving: starting, or a successor not yet committed; not once stopping', async (t) => {
+  const first = lifecycle().life
+  t.ok(first.beforeServing, 'a first generation starting')
+  first.to('serving')
+  t.notOk(first.beforeServing, 'serves at once when it takes over')
+  const successor = lifecycle(false).life
+  successor.to('serving')
+  t.ok(successor.beforeServing, 'a successor that took over waits for its commit')
+  successor.confirm()
+  t.notOk(successor.beforeServing)
+  const stopping = lifecycle().life
+  stopping.stop()
+  t.notOk(stopping.beforeServing, 'stopping is not waiting to serve')
+  const draining = lifecycle(false).life
+  draining.to('draining')
+  t.notOk(draining.beforeServing, 'an aborted successor is on its way out')
+})
