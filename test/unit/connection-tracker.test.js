@@ -10,6 +10,16 @@ const { idleForMs } = require('../../dist/lib/node-internals')
 const { RawConnection } = require('../helpers/load')
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+// Two setImmediate hops and one more: past the point where a close the drain decided when it began
+// is carried out (lib/drain-sweep.ts closes only after a poll for I/O), whatever the time it takes.
+const pastDrainStart = () => new Promise((resolve) => setImmediate(() => setImmediate(() => setImmediate(resolve))))
+// When a connection went idle, as the drain reads it (Node's keep-alive timer, lib/node-internals.ts)
+// and in Date.now() terms; taken just before drain(), so never later than what the drain takes. The
+// client's clock after its response is no reference: on a loaded machine the response may sit unread
+// for a long while after the server finished it.
+const idleSinceForDrain = (socket) => Date.now() - idleForMs(socket)
+// Date.now() and the timers' clock tick apart: two readings a moment apart may round 1 ms differently.
+const ROUNDING = 1
 
 async function setup (t, handler = (req, res) => res.end('ok')) {
   const server = http.createServer(handler)
@@ -53,15 +63,18 @@ test('drain() with no connection resolves at once', async (t) => {
 
 test('drain() with a watched server but no connection resolves at once', async (t) => {
   const { tracker } = await setup(t)
-  const started = Date.now()
-  await tracker.drain(5000)
-  t.ok(Date.now() - started < 1000, 'did not wait for idleGrace')
+  let resolved = false
+  const drained = tracker.drain(5000).then(() => { resolved = true })
+  // Before any timer or I/O could run: a drain that waited for anything would still be pending.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.ok(resolved, 'did not wait for idleGrace')
+  await drained
 })
 
 test('an idle keep-alive connection is closed by drain() once idle for idleGrace', async (t) => {
   const { tracker, accepted, get } = await setup(t)
+  const idleGrace = 1000
   const response = await get()
-  const idleAt = Date.now()
   t.equal(response.status, 200)
   t.equal(response.headers.connection, 'keep-alive', 'keep-alive before the drain')
   t.equal(tracker.size, 1, 'one tracked connection')
@@ -73,15 +86,16 @@ test('an idle keep-alive connection is closed by drain() once idle for idleGrace
   const clientClosed = new Promise((resolve) => clientSide.once('close', () => resolve(Date.now())))
 
   let drainedAt
-  const drained = tracker.drain(200).then(() => { drainedAt = Date.now() })
-  await delay(50)
-  t.notOk(serverSide.destroyed, 'not closed right away: it may be about to carry a request')
-  t.equal(drainedAt, undefined, 'drain pending while the connection is open')
+  const idleAt = idleSinceForDrain(serverSide)
+  const drained = tracker.drain(idleGrace).then(() => { drainedAt = Date.now() })
+  await pastDrainStart()
+  t.notOk(serverSide.destroyed && Date.now() - idleAt < idleGrace - ROUNDING, 'not closed right away: it may be about to carry a request')
+  t.ok(drainedAt === undefined || serverSide.destroyed, 'drain pending while the connection is open')
 
   const closedAt = await serverClosed
   await drained
   await clientClosed
-  t.ok(closedAt - idleAt >= 150, `closed ${closedAt - idleAt} ms after it went idle (idleGrace 200)`)
+  t.ok(closedAt - idleAt >= idleGrace - ROUNDING, `closed ${closedAt - idleAt} ms after it went idle (idleGrace ${idleGrace})`)
   t.ok(drainedAt >= closedAt, 'drain resolves once it is closed')
   t.equal(tracker.size, 0)
   t.ok(clientSide.destroyed, 'the client saw it close')
@@ -252,25 +266,26 @@ test('outside a drain a request costs the tracker nothing: no request listener, 
 })
 
 test('a connection idle since long before the drain is closed at once (once the I/O waiting then is read); one that just went idle waits for idleGrace', async (t) => {
+  const idleGrace = 1000
   const { server, tracker, accepted, get } = await setup(t)
-  await get() // connection A, idle from now on
-  await delay(400)
+  await get() // connection A, idle from now on (from before this line: the server finished first)
+  await delay(idleGrace + 100)
   const agent2 = new http.Agent({ keepAlive: true, maxSockets: 1 })
   t.teardown(() => agent2.destroy())
   await new Promise((resolve, reject) => {
     http.get({ host: '127.0.0.1', port: server.address().port, agent: agent2 }, (res) => { res.resume(); res.on('end', resolve) }).on('error', reject)
   })
-  const justIdleSince = Date.now()
   t.equal(accepted.length, 2)
   const [longIdle, justIdle] = accepted
+  const justIdleSince = idleSinceForDrain(justIdle)
   const closedAt = accepted.map((socket) => new Promise((resolve) => socket.once('close', () => resolve(Date.now() - justIdleSince))))
-  const drained = tracker.drain(300)
+  const drained = tracker.drain(idleGrace)
   t.notOk(longIdle.destroyed, 'not in the middle of the turn: a request may wait unread in the kernel')
   await closedAt[0]
-  t.ok(longIdle.destroyed, 'idle for 400 ms (> idleGrace 300) when the drain started: closed once the I/O waiting then was read')
-  t.notOk(justIdle.destroyed, 'before the one idle for a moment only: it may be about to carry a request')
+  t.ok(longIdle.destroyed, `idle for over ${idleGrace + 100} ms (> idleGrace ${idleGrace}) when the drain started: closed once the I/O waiting then was read`)
+  t.notOk(justIdle.destroyed && Date.now() - justIdleSince < idleGrace - ROUNDING, 'before the one idle for a moment only: it may be about to carry a request')
   const later = await closedAt[1]
-  t.ok(later >= 250, `the other one closed ${later} ms after it went idle`)
+  t.ok(later >= idleGrace - ROUNDING, `the other one closed ${later} ms after it went idle`)
   await drained
   t.equal(tracker.size, 0)
 })
@@ -299,7 +314,13 @@ test('a connection the handoff refuses drains here: closed once idle for idleGra
   let arrived
   const inFlight = new Promise((resolve) => { arrived = resolve })
   let answer
-  const { tracker, accepted, get } = await setup(t, (req, res) => { arrived(); answer = () => res.end('late') })
+  let finishedAt
+  const { tracker, accepted, get } = await setup(t, (req, res) => {
+    // The server's end of the response: the tracker counts the connection idle no earlier than this.
+    res.once('finish', () => { finishedAt = Date.now() })
+    arrived()
+    answer = () => res.end('late')
+  })
   const pending = get('/slow')
   await inFlight
   let asked = 0
@@ -309,11 +330,11 @@ test('a connection the handoff refuses drains here: closed once idle for idleGra
   const closed = new Promise((resolve) => accepted[0].once('close', () => resolve(Date.now())))
   answer()
   const response = await pending
-  const idleAt = Date.now()
   t.equal(response.body, 'late')
   t.equal(asked, 1, 'asked once its response was done')
   t.equal(response.headers.connection, 'keep-alive', 'it was meant to move: no connection: close')
-  t.ok(await closed - idleAt >= 150, 'closed after idleGrace, not at once')
+  const closedAfter = await closed - finishedAt
+  t.ok(closedAfter >= 200, `closed after idleGrace, not at once (${closedAfter} ms after its response finished, idleGrace 200)`)
   await drain
   t.equal(asked, 1, 'never asked again')
   t.equal(tracker.size, 0)
