@@ -201,7 +201,7 @@ async function instructionCost ({ quick = false, before, log = () => {}, config:
 function instructionTable (cost) {
   const { rounds, warmupRequests, windows, maxWindows, windowRequests, connections } = cost.config
   const how = `instructions the server process executes per request, every thread, counted by ${cost.valgrind} (callgrind) ` +
-    `over windows of ${windowRequests} keep-alive requests (${connections} connections, as fast as answered) after ${warmupRequests} ` +
+    `over windows of ${windowRequests} keep-alive requests (${connections === 1 ? 'one connection' : `${connections} connections`}, as fast as answered) after ${warmupRequests} ` +
     `to warm up, the median of the last ${windows} (windows run until those agree within 1%, at most ${maxWindows}), less what the process ` +
     `runs on timers alone in the same time; a fresh process of each variant per round, ${rounds} round${rounds === 1 ? '' : 's'}` +
     (cost.quick ? ' (quick run: a smoke test of the measurement, not a result)' : '')
