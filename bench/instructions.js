@@ -17,7 +17,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { promisify } = require('node:util')
 const { PacedLoad, drive } = require('./paced-load')
-const { startServer, median } = require('./cost')
+const { variants: costVariants, startServer, median } = require('./cost')
 
 const run = promisify(execFile)
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
@@ -42,15 +42,13 @@ const QUICK = { rounds: 1, settleMs: 1000, idleMs: 2000, warmupRequests: 2000, w
  * slowdown it would be charged to ~50x fewer requests than in production).
  */
 function variants (before) {
-  return [
-    { key: 'bare', name: 'bare Fastify', env: {} },
-    { key: 'bare2', name: 'bare Fastify, a second process (ratio: the first over this one, the noise)', env: {} },
-    { key: 'defaults', name: 'Fastify + plugin, defaults', env: { BENCH_PLUGIN: '1' }, headline: true },
-    ...(before === undefined
-      ? []
-      : [{ key: 'before', name: `Fastify + plugin, ${before.label}, underPressure: false (its per-request work alone)`, env: { BENCH_PLUGIN: '1', BENCH_PLUGIN_ROOT: before.root, BENCH_UNDER_PRESSURE: 'false' } }]),
-    { key: 'underPressure', name: 'Fastify + plugin, underPressure: {} (registered without thresholds: the defaults before 0.1.0)', env: { BENCH_PLUGIN: '1', BENCH_UNDER_PRESSURE: '{}' }, timersOnly: true }
-  ]
+  return costVariants(before).map((variant) => {
+    if (variant.key === 'before') {
+      return { ...variant, name: `Fastify + plugin, ${before.label}, underPressure: false (its per-request work alone)`, env: { ...variant.env, BENCH_UNDER_PRESSURE: 'false' } }
+    }
+    if (variant.key === 'underPressure') return { ...variant, name: `${variant.name}: the defaults before 0.1.0`, timersOnly: true }
+    return variant
+  })
 }
 
 function valgrindAvailable () {
