@@ -143,6 +143,23 @@ async function round (list, config) {
   }
 }
 
+/**
+ * One round's results by variant, each with its ratio: bare Fastify's cost over the variant's. The
+ * reference is the mean of the two bare processes (half the noise of one); the second one's own
+ * ratio is taken to the first, to show that noise. A variant without a cost (`cost(r)` undefined)
+ * gets no ratio.
+ */
+function withRatios (result, cost) {
+  const bare = cost(result.find((r) => r.key === 'bare'))
+  const bare2 = cost(result.find((r) => r.key === 'bare2'))
+  const reference = (bare + bare2) / 2
+  return Object.fromEntries(result.map((r) => {
+    const own = cost(r)
+    const ratio = own === undefined ? undefined : r.key === 'bare' ? bare / reference : r.key === 'bare2' ? bare / bare2 : reference / own
+    return [r.key, { ...r, ratio }]
+  }))
+}
+
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b)
   const middle = Math.floor(sorted.length / 2)
@@ -165,15 +182,7 @@ async function cpuCost ({ quick = false, before, log = () => {}, config: overrid
     const order = list.map((_, j) => list[(i + j) % list.length])
     log(`bench: per-request CPU, round ${i + 1} of ${config.rounds}...`)
     const result = await round(order, config)
-    // The reference is the mean of the two bare processes (half the noise of one); the second
-    // one's own ratio is taken to the first, to show that noise.
-    const bare = result.find((r) => r.key === 'bare').microsPerRequest
-    const bare2 = result.find((r) => r.key === 'bare2').microsPerRequest
-    const reference = (bare + bare2) / 2
-    rounds.push(Object.fromEntries(result.map((r) => [r.key, {
-      ...r,
-      ratio: r.key === 'bare' ? bare / reference : r.key === 'bare2' ? bare / bare2 : reference / r.microsPerRequest
-    }])))
+    rounds.push(withRatios(result, (r) => r.microsPerRequest))
   }
   const rows = list.map((variant) => {
     const per = rounds.map((r) => r[variant.key])
@@ -249,7 +258,7 @@ function writeCostSection (cost, file = BENCHMARKS) {
   fs.writeFileSync(file, text.slice(0, from) + costSection(cost) + text.slice(to + END.length))
 }
 
-module.exports = { cpuCost, costTable, costTarget, costSection, writeCostSection, variants, startServer, median }
+module.exports = { cpuCost, costTable, costTarget, costSection, writeCostSection, variants, startServer, withRatios, median }
 
 function argument (name) {
   const i = process.argv.indexOf(name)

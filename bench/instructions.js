@@ -17,7 +17,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { promisify } = require('node:util')
 const { PacedLoad, drive } = require('./paced-load')
-const { variants: costVariants, startServer, median } = require('./cost')
+const { variants: costVariants, startServer, withRatios, median } = require('./cost')
 
 const run = promisify(execFile)
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
@@ -165,13 +165,7 @@ async function instructionCost ({ quick = false, before, log = () => {}, config:
   for (let i = 0; i < config.rounds; i++) {
     log(`bench: instructions per request (callgrind), round ${i + 1} of ${config.rounds}...`)
     const result = await round(list, config, log)
-    const bare = result.find((r) => r.key === 'bare').perRequest
-    const bare2 = result.find((r) => r.key === 'bare2').perRequest
-    const reference = (bare + bare2) / 2
-    rounds.push(Object.fromEntries(result.map((r) => [r.key, {
-      ...r,
-      ratio: r.perRequest === undefined ? undefined : r.key === 'bare' ? bare / reference : r.key === 'bare2' ? bare / bare2 : reference / r.perRequest
-    }])))
+    rounds.push(withRatios(result, (r) => r.perRequest))
   }
   const rows = list.map((variant) => {
     const per = rounds.map((r) => r[variant.key])
