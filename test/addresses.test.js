@@ -3,9 +3,14 @@
 const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+
+// Two tests at a time: each waits mostly on reloads and drains (15 clients of load), so their waits
+// overlap. Each has its own service, addresses and load.
+tap.jobs = 2
 
 // A short probation: each reload below waits for the old generation to be gone, which it is only once
 // its successor's probation is over too (2 s by default); the probation is not what this file tests.

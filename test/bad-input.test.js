@@ -4,8 +4,13 @@
 const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, tempDir, writeRelease } = require('./helpers/processes')
+
+// Two tests at a time: each waits for apps that fail at boot, so their waits overlap. Each has
+// its own directory and sockets.
+tap.jobs = 2
 
 function output (service) {
   return service.lines.map((l) => l.raw || [l.msg, l.err].filter(Boolean).join(' ')).join('\n')

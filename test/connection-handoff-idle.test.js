@@ -4,9 +4,15 @@
 // sent anything yet) is as idle as one between two requests: the drain moves it on, it is not cut
 // at drainTimeout.
 const http = require('node:http')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, tempDir, writeRelease, waitUntilGone, waitFor, sleep } = require('./helpers/processes')
 const { RawConnection } = require('./helpers/load')
+
+// Two tests at a time: each waits mostly on reloads of a service with a few idle connections, so
+// their waits overlap. Each has its own service and port. The one that times a moved-in
+// connection against headersTimeout runs alone.
+tap.jobs = 2
 
 // A drainTimeout no drain of an idle connection comes near: a cut, or a wait for it, is unmistakable.
 const DRAIN_TIMEOUT = 20000
@@ -118,7 +124,7 @@ test('a connection whose client has sent nothing yet is moved, not cut at drainT
   t.notOk(connection.closed, 'the connection was never closed')
 })
 
-test('a connection moved in that stays idle is closed quietly before Node would answer 408 at headersTimeout; one that is used goes on', async (t) => {
+test('a connection moved in that stays idle is closed quietly before Node would answer 408 at headersTimeout; one that is used goes on', { buffered: false }, async (t) => {
   // Node counts a moved-in connection as waiting for its first request: left alone, its
   // headersTimeout (checked every 50 ms here) would answer 408 Request Timeout to a client that was
   // only keeping the connection alive.

@@ -3,9 +3,15 @@
 // TCP connection across reloads (counted on the client side), and lose or corrupt nothing.
 const path = require('node:path')
 const { execFile } = require('node:child_process')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitUntilGone, waitFor, sleep } = require('./helpers/processes')
 const { startLoad, RawConnection } = require('./helpers/load')
+
+// Two tests at a time: most wait on reloads and drains with a few clients, so their waits overlap.
+// Each has its own service, port and clients. The three under 20-30 clients of keep-alive load
+// over 5-10 reloads run alone.
+tap.jobs = 2
 
 const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 
@@ -40,7 +46,7 @@ async function standaloneReloads (t, { connectionHandoff, reloads }) {
   return { stats, service, reloads }
 }
 
-test('10 reloads under keep-alive load with connectionHandoff: no new connection, 0 failed', async (t) => {
+test('10 reloads under keep-alive load with connectionHandoff: no new connection, 0 failed', { buffered: false }, async (t) => {
   const { stats, service } = await standaloneReloads(t, { connectionHandoff: true, reloads: 10 })
   t.equal(stats.failed, 0, 'no request failed')
   t.equal(stats.non2xx, 0, 'no non-2xx')
@@ -50,7 +56,7 @@ test('10 reloads under keep-alive load with connectionHandoff: no new connection
   t.ok(moved.every((n) => n > 0), `every drain moved connections (${moved.join(', ')})`)
 })
 
-test('the same without connectionHandoff: every client reconnects at every reload', async (t) => {
+test('the same without connectionHandoff: every client reconnects at every reload', { buffered: false }, async (t) => {
   const { stats } = await standaloneReloads(t, { connectionHandoff: false, reloads: 3 })
   t.equal(stats.failed, 0, 'no request failed')
   t.ok(stats.socketsOpened >= 30 * 4, `clients reconnected (${stats.socketsOpened} connections for 30 clients)`)
@@ -122,7 +128,7 @@ test('a pipelined request half arrived when the previous response ends: it is no
   await waitUntilGone(service.pid)
 })
 
-test('under the supervisor: 5 reloads with connectionHandoff, no new connection, 0 failed', async (t) => {
+test('under the supervisor: 5 reloads with connectionHandoff, no new connection, 0 failed', { buffered: false }, async (t) => {
   const dir = tempDir(t)
   const plugin = { connectionHandoff: true, idleGrace: 300 }
   writeRelease(dir, { version: 1, plugin })

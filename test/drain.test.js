@@ -1,9 +1,14 @@
 'use strict'
 // What a draining generation does with the connections it still has.
 const http = require('node:http')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
 const { RawConnection } = require('../tools/load-recorder')
+
+// Two tests at a time: each waits mostly on a slow request and a drain, so their waits overlap. Each
+// has its own service and port. The one that times a forced exit runs alone.
+tap.jobs = 2
 
 function get (target, path) {
   return new Promise((resolve, reject) => {
@@ -117,7 +122,7 @@ test('a drain that cannot finish is cut at drainTimeout and the cut is logged', 
   t.ok(outcome instanceof Error, 'the stuck request was cut')
 })
 
-test('a second SIGTERM during the drain forces the exit', async (t) => {
+test('a second SIGTERM during the drain forces the exit', { buffered: false }, async (t) => {
   const { service, target } = await startService(t, { idleGrace: 300 })
   const slow = get(target, '/slow?ms=5000').catch((err) => err)
   await sleep(200)

@@ -6,9 +6,14 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, startSupervised, tempDir, writeRelease, waitUntilGone, sleep, isAlive } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+
+// Three tests at a time: each waits mostly on a slow boot, a readyTimeout-free reload and a drain
+// (10 clients of load at most), so their waits overlap. Each has its own service, port and load.
+tap.jobs = 3
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000 }
 // Long enough that the signals the test sends once the slow boot began land in it, on a loaded machine too.

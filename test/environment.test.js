@@ -4,9 +4,14 @@
 // wrote into process.env since, so a changed .env file is read afresh. Standalone and supervised agree.
 const fs = require('node:fs')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { BIN, FIXTURE_APP, Service, servingTarget, startSupervised, tempDir, writeRelease } = require('./helpers/processes')
 const { request } = require('./faults/common')
+
+// Two tests at a time: each waits mostly on a boot and a reload, so their waits overlap. Each has its
+// own service, directory and port.
+tap.jobs = 2
 
 const PLUGIN = { idleGrace: 200, drainTimeout: 5000, readyTimeout: 20000 }
 

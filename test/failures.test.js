@@ -2,9 +2,14 @@
 // A bad release never takes the service down: the successor is killed, the old generation keeps
 // serving, and reload() says why.
 const http = require('node:http')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, tempDir, writeRelease, isAlive, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+
+// Three tests at a time: each waits mostly on a successor that fails (readyTimeout, a boot that
+// throws) and a drain, so their waits overlap. Each has its own service, port and load.
+tap.jobs = 3
 
 const PLUGIN = { idleGrace: 300, readyTimeout: 2500, drainTimeout: 3000 }
 // Good releases get a generous readyTimeout: on a loaded machine a successor can take seconds.

@@ -3,9 +3,14 @@
 // directory and so runs the new release's code.
 const fs = require('node:fs')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, tempDir, writeRelease, waitUntilGone, FIXTURE_APP } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+
+// Two tests at a time: each waits mostly on boots and reloads (10 clients of load), so their waits
+// overlap. Each has its own releases, service and port.
+tap.jobs = 2
 
 function makeRelease (root, version) {
   const dir = path.join(root, 'releases', `v${version}`)

@@ -3,8 +3,13 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { execFile } = require('node:child_process')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, REPO, tempDir, writeRelease, waitFor, waitUntilGone, notifyReceiver } = require('./helpers/processes')
+
+// Two tests at a time: each waits mostly on boots and reloads, so their waits overlap. Each has its
+// own service, directory and port.
+tap.jobs = 2
 
 const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 

@@ -3,7 +3,8 @@
 const fs = require('node:fs')
 const http = require('node:http')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const {
   Service, BIN, FIXTURE_APP, cli, startSupervised, servingTarget, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, notifyReceiver
 } = require('./helpers/processes')
@@ -11,6 +12,11 @@ const { childrenOf: children } = require('./helpers/processes')
 const childrenOf = (pid) => children(pid).map((c) => c.pid)
 const zombieChildren = (pid) => children(pid).filter((c) => c.state === 'Z').map((c) => c.pid)
 const { startLoad } = require('./helpers/load')
+
+// Two tests at a time: most wait on boots, readyTimeout, restarts and back-offs, so their waits
+// overlap. Each has its own supervisor, port and load. The two under 30 clients of keep-alive load
+// (as PID 1) run alone.
+tap.jobs = 2
 
 const PLUGIN = { idleGrace: 300 }
 
@@ -28,7 +34,7 @@ function get (target, route = '/') {
 // With one worker, and with --workers 2 (PID 1 reaps every worker of every generation).
 for (const workers of [1, 2]) {
   const last = workers === 1 ? 6 : 4
-  test(`as PID 1 in a PID namespace${workers > 1 ? `, --workers ${workers}` : ''}: ${last - 1} reloads under keep-alive load, 0 failed, same PID, no zombie, graceful SIGTERM`, async (t) => {
+  test(`as PID 1 in a PID namespace${workers > 1 ? `, --workers ${workers}` : ''}: ${last - 1} reloads under keep-alive load, 0 failed, same PID, no zombie, graceful SIGTERM`, { buffered: false }, async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
     const control = path.join(dir, 'ctl', 'app.sock')

@@ -5,10 +5,16 @@
 // both; an instance the app closes itself is no longer handed on.
 const http = require('node:http')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { REPO, Service, cli, startSupervised, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 const { freePort } = require('../tools/free-port')
+
+// Two tests at a time: the broken releases, SIGTERM and closed-admin tests wait mostly on boots and
+// drains, so their waits overlap. Each has its own service and ports. The two with load on both
+// ports over chained reloads run alone.
+tap.jobs = 2
 
 const SCRIPT = path.join(REPO, 'test/fixtures/two-apps.js')
 // A short probation: the chains below wait for each old generation to be gone, which it is only once
@@ -78,7 +84,7 @@ async function bothAnswer (t, ports, version, pid) {
   }
 }
 
-test('standalone: chained reloads under load on both ports, by signal and by either instance\'s reload(): 0 failed, both ports move', async (t) => {
+test('standalone: chained reloads under load on both ports, by signal and by either instance\'s reload(): 0 failed, both ports move', { buffered: false }, async (t) => {
   const { dir, ports, release } = await setup(t)
   const service = Service.start(t, { cwd: dir, script: SCRIPT })
   let pid = await bothServing(service, 1)
@@ -114,7 +120,7 @@ test('standalone: chained reloads under load on both ports, by signal and by eit
   t.equal(new Set(reloaded.map((l) => l.generation)).size, 3)
 })
 
-test('supervised: reloads under load on both ports; the supervisor hands every socket to the next worker', async (t) => {
+test('supervised: reloads under load on both ports; the supervisor hands every socket to the next worker', { buffered: false }, async (t) => {
   const dir = tempDir(t)
   const ports = { port: await freePort(), adminPort: await freePort() }
   writeRelease(dir, { version: 1, plugin: PLUGIN, ...ports })

@@ -11,8 +11,13 @@ const fs = require('node:fs')
 const http = require('node:http')
 const net = require('node:net')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { BIN, FIXTURE_APP, Service, cli, tempDir, writeRelease } = require('../helpers/processes')
+
+// Two tests at a time: each waits for a process that refuses to start, or for one boot, so their
+// waits overlap. Each has its own directory, sockets and ports.
+tap.jobs = 2
 
 const OTHER_UID = 65534
 // systemd sets LISTEN_PID to the pid it execs; a shell that execs node keeps its pid.

@@ -2,11 +2,17 @@
 // Drains that cannot finish, reloads that pile up, and a supervisor stopped in the middle of a
 // reload: the service keeps answering and the number of old generations stays bounded.
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { Service, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf, startSupervised: start, servingTarget } = require('../helpers/processes')
 const { startLoad } = require('../helpers/load')
 const { request, serviceUnderLoad } = require('./common')
 const { deafWebSocket } = require('../helpers/long-lived')
+
+// Two tests at a time: each waits mostly on drains and drainTimeout (a few clients each), so their
+// waits overlap. Each has its own service, port and clients. The 20 signals in one second, with
+// the most load, run alone.
+tap.jobs = 2
 
 /** A request that never ends by itself (the fixture answers /slow after `ms`). */
 function endless (target) {
@@ -80,7 +86,7 @@ test('supervised: with --max-draining 2, the oldest draining generation is cut a
   t.equal(stats.non2xx, 0)
 })
 
-test('20 reload signals in one second, sent to the serving pid as an operator would: 0 failed, one generation left', async (t) => {
+test('20 reload signals in one second, sent to the serving pid as an operator would: 0 failed, one generation left', { buffered: false }, async (t) => {
   const dir = tempDir(t)
   const pidFile = path.join(dir, 'app.pid')
   const plugin = { idleGrace: 300, readyTimeout: 20000, probation: 300, pidFile }

@@ -1,10 +1,15 @@
 'use strict'
 // Faults of the new generation: it dies right after it took over, or is killed while it boots.
 // The service keeps answering, and the operator is told.
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { writeRelease, waitUntilGone, isAlive, sleep } = require('../helpers/processes')
 const { startLoad } = require('../helpers/load')
 const { request, serviceUnderLoad } = require('./common')
+
+// Two tests at a time: each waits mostly on boots, probations and drains (10 clients of load at
+// most), so their waits overlap. Each has its own service, port and load.
+tap.jobs = 2
 
 const GOOD = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 5000 }
 // Keep-alive clients and clients that open a connection per request, side by side.

@@ -7,11 +7,16 @@ const fs = require('node:fs')
 const path = require('node:path')
 const net = require('node:net')
 const { execFile, execFileSync, spawn } = require('node:child_process')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const {
   REPO, BIN, Service, cli, startSupervised, servingTarget, tempDir, writeRelease, waitFor, waitUntilGone
 } = require('../helpers/processes')
 const common = require('./common')
+
+// Two tests at a time: each waits mostly on boots, reloads and drains, so their waits overlap. Each
+// has its own service, directory and port.
+tap.jobs = 2
 
 const APP = path.join(REPO, 'test/fixtures/minimal-app.js')
 const PROBE = path.join(REPO, 'test/fixtures/fd-probe.js')
