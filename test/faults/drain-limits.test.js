@@ -127,7 +127,9 @@ test('a reload while the previous drain still runs (long request): both finish, 
   const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin })
   // Much longer than a successor's boot on a loaded machine: generation 1 must still be draining it
   // when the next reload begins.
-  const long = request(target, { path: '/slow?ms=9000' })
+  // The client waits well past the 9 s the app takes: a request that reached generation 1 late on a
+  // loaded machine is still answered, by generation 1, and that is what is checked.
+  const long = request(target, { path: '/slow?ms=9000', timeoutMs: 30000 })
   await service.waitForLine((l) => l.req?.url === '/slow?ms=9000', 10000, 'the long request to arrive')
   writeRelease(dir, { version: 2, plugin })
   process.kill(service.pid, 'SIGUSR2')

@@ -89,7 +89,10 @@ test('a successor killed with SIGKILL while it boots: the reload fails, nothing 
 test('the old generation killed with SIGKILL in the middle of its drain: the new one serves on', async (t) => {
   const plugin = { ...GOOD, drainTimeout: 20000 }
   const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin, load: MIXED_LOAD })
-  const slow = request(target, { path: '/slow?ms=5000' }).then((answer) => answer, (err) => ({ error: err.code || err.message }))
+  // Longer than the successor's boot on a loaded machine (5 s was not, 2 tests at a time at load 7:
+  // it was answered before the kill), shorter than drainTimeout, and the client waits for it past
+  // that: an error is the kill's.
+  const slow = request(target, { path: '/slow?ms=15000', timeoutMs: 30000 }).then((answer) => answer, (err) => ({ error: err.code || err.message }))
   writeRelease(dir, { version: 2, plugin })
   process.kill(service.pid, 'SIGUSR2')
   const successor = await service.generationServing(2)
