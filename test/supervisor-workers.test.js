@@ -11,9 +11,11 @@ const { freePort } = require('../tools/free-port')
 const { startLoad } = require('./helpers/load')
 const { reusePortSupported } = require('../dist/lib/supervisor/held-sockets')
 
-// Two tests at a time: this file sorts last, and tap's other job has little left to run once it
-// starts. Each test has its own supervisor, port and load. The two that time requests (the gap a
-// killed worker leaves, the keep-alive balance) run alone.
+// Two tests at a time: most wait on boots, readyTimeout and probations. Each test has its own
+// supervisor, port and load. The two that time requests (the gap a killed worker leaves, the
+// keep-alive balance) run alone. (Named supervisor-workers, not workers: tap runs the files in name
+// order, two at a time, and as the last file this one ran alone for its last ~100 s while tap's
+// other job had nothing left.)
 tap.jobs = 2
 
 // Node 22.12+: a socket per slot (SO_REUSEPORT), spread evenly; before, one shared socket.
