@@ -245,7 +245,9 @@ test('a crash loop backs off exponentially, capped at --restart-max-delay', asyn
 
 test('a reload signal while the first generation still boots is not lost: it runs once that generation serves', async (t) => {
   const { dir, control, service } = startSupervised(t)
-  writeRelease(dir, { version: 1, plugin: PLUGIN, bootDelay: 1500 })
+  // Long enough for the two status commands below (each a Node process) to come first: 1.5 s was
+  // not, once, with another test of this file alongside at load 9.
+  writeRelease(dir, { version: 1, plugin: PLUGIN, bootDelay: 6000 })
   // The supervisor is up (its control socket answers) while generation 1 still boots.
   await waitFor(async () => (await cli(['status', '--control', control, '--json'])).code === 0, 10000, 'the control socket')
   const before = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
