@@ -189,8 +189,6 @@ export class Generation {
       return
     }
     this.lifecycle.to('serving')
-    // fastify-cli installs close-with-grace (on SIGUSR2 too) after the app registered: set it aside now.
-    this.signals.setAsideOthers()
     if (options.gracefulShutdown) this.removeShutdown = installShutdown(log, { forceAfterMs: options.drainTimeout + 5_000, run: () => this.shutdown() })
     if (this.lifecycle.confirmed) this.becameMain()
     const ready = [...this.listened]

@@ -155,7 +155,7 @@ export class Instance {
     this.handoff.failAll(reason)
   }
 
-  /** True when one of our servers listens on `listener` (a listener key). */
+  /** True when one of our servers listens on `listener` (a listener key), or did until our drain. */
   servesOn (listener: string): boolean {
     return this.listeners.serverFor(listener) !== undefined
   }

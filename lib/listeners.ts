@@ -84,12 +84,19 @@ export class Listeners {
       .map((server) => ({ address: fromServerAddress(server.address()), fd: listeningFd(server) }))
   }
 
-  /** The listening server for a listener key (formatted address), for a connection handed over. */
+  /**
+   * Our server for a listener key (formatted address), for a connection handed over: the one
+   * listening there, or the one our drain closed there. A drain on probation can be told to serve
+   * again and be handed a connection in the same read of its channel, before it listens again
+   * (a reset, seen under load); served by the closed server, the connection is simply one more of
+   * the drain's, and stays once it resumes.
+   */
   serverFor (key: string): Server | undefined {
-    return [...this.servers].find((candidate) => {
+    const listening = [...this.servers].find((candidate) => {
       const address = fromServerAddress(candidate.address())
       return candidate.listening && address !== null && formatAddress(address) === key
     })
+    return listening ?? [...this.servers].find((candidate) => !candidate.listening && this.keys.get(candidate) === key)
   }
 
   /** The listener key of a server: its address now, or (closed by a drain) when its drain began. */

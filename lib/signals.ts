@@ -4,7 +4,9 @@
 // Node's default action for SIGUSR2 or SIGHUP ends it, and a slow boot makes that window long.
 // A reload signal must not also shut the service down: fastify-cli (`fastify start`) installs
 // close-with-grace on SIGUSR2 and SIGHUP too, and nodemon restarts on SIGUSR2. Listeners that were
-// already on a reload signal are set aside, with a warning, and given back when the app closes.
+// already on a reload signal, or are added while we hold it (fastify-cli installs close-with-grace
+// after the app's plugins registered, before it listens), are set aside, with a warning, and given
+// back when the app closes.
 import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PortListener, ProcessPort } from './process-port'
@@ -29,13 +31,17 @@ export class ReloadSignals {
     }
     this.setAsideOthers()
     for (const [signal, handler] of this.installed) port.on(signal, handler)
+    port.on('newListener', this.onNewListener)
   }
 
-  /**
-   * Sets aside every other listener of our signals. Run at registration and again at takeover:
-   * fastify-cli installs its close-with-grace after the app's plugins registered.
-   */
-  setAsideOthers (): void {
+  /** Another listener on one of our signals: Node adds it once this returns, so it is set aside just after. */
+  private readonly onNewListener = (event: string | symbol, listener: unknown): void => {
+    if (!this.installed.some(([signal, ours]) => signal === event && ours !== listener)) return
+    process.nextTick(() => { if (this.installed.length > 0) this.setAsideOthers() })
+  }
+
+  /** Sets aside every other listener of our signals (at registration, and whenever one is added). */
+  private setAsideOthers (): void {
     const { port, log } = this
     for (const [signal, ours] of this.installed) {
       const others = port.listeners(signal).filter((listener) => listener !== ours)
@@ -51,6 +57,7 @@ export class ReloadSignals {
 
   /** Gives the signals back: ours off, the listeners set aside on again. */
   release (): void {
+    this.port.off('newListener', this.onNewListener)
     for (const [signal, handler] of this.installed.splice(0)) this.port.off(signal, handler)
     for (const [signal, other] of this.setAside.splice(0)) this.port.on(signal, other)
   }

@@ -21,9 +21,9 @@ const SLOW_BOOT_MS = 1500
 const REPO = path.resolve(__dirname, '..')
 
 /** Starts a service whose generation 1 boots slowly; resolves once its slow boot has begun (the plugin registered). */
-async function slowBootingService (t) {
+async function slowBootingService (t, release = {}) {
   const dir = tempDir(t)
-  writeRelease(dir, { version: 1, plugin: PLUGIN, slowBootMs: SLOW_BOOT_MS })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, slowBootMs: SLOW_BOOT_MS, ...release })
   const service = Service.start(t, { cwd: dir })
   await service.waitForLine((l) => l.event === 'slow-boot' && l.pid === service.pid, 20000, 'generation 1 to begin its slow boot')
   return { dir, service }
@@ -85,6 +85,20 @@ test('several SIGUSR2 before generation 1 serves: exactly one reload', async (t)
   t.equal(service.filter((l) => l.hotReload === 'reload-coalesced' && l.deferred === true).length, received - 1, 'every other signal joined it, and was logged')
   t.equal(service.events('reloading').length, 1, 'exactly one successor was spawned')
   t.notOk(service.find((l) => l.hotReloadEvent === 'serving' && l.generation === 3), 'no second reload')
+})
+
+test('close-with-grace installed after the plugin registered, before listen (as fastify-cli does): SIGUSR2 in the boot neither closes the app nor is lost', async (t) => {
+  const { dir, service } = await slowBootingService(t, { closeWithGraceInBoot: true })
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  await signal(service.pid, 1)
+  const first = await service.generationServing(1)
+  t.equal(first, service.pid, 'generation 1 survived the signal and serves')
+  t.notOk(service.find((l) => l.hotReloadEvent === 'drained' && l.generation === 1 && l.reason === 'shutdown'), 'it was not shut down')
+  const setAside = service.filter((l) => l.hotReload === 'signal-listeners-set-aside' && l.signal === 'SIGUSR2' && l.pid === service.pid)
+  t.ok(setAside.length >= 1, "close-with-grace's SIGUSR2 listener was set aside")
+  await reloadsOnceUnderLoad(t, service, 2, service.pid)
+  t.equal((await service.exit).code, 0, 'generation 1 exited 0 after its drain')
+  t.equal(service.events('reloading').length, 1, 'exactly one successor was spawned')
 })
 
 test('SIGUSR2 to a successor while it boots: it is not killed; once it serves it reloads once', async (t) => {

@@ -11,7 +11,8 @@ class Load {
    * @param {object} options { connections, keepAlive, path, timeoutMs, pauseMs, onResult, scheduling }
    *   scheduling: the agent's choice of a free keep-alive socket, 'lifo' (Node's default) or 'fifo'
    *   (with pauseMs, 'fifo' uses every connection alike; 'lifo' keeps reusing the last freed ones).
-   *   onResult({ start, end, ok, failed, status }) is called for every request (times from performance.now()).
+   *   onResult({ start, end, ok, failed, status, pid }) is called for every request (times from performance.now(); pid: the
+   *   answering process, when the body says it).
    */
   constructor (target, { connections = 30, keepAlive = true, path = '/', timeoutMs = 10000, pauseMs = 0, onResult, scheduling = 'lifo' } = {}) {
     this.target = target
@@ -21,7 +22,7 @@ class Load {
     this.timeoutMs = timeoutMs
     this.pauseMs = pauseMs
     this.onResult = onResult
-    this.stats = { sent: 0, ok: 0, non2xx: 0, failed: 0, errors: {}, statuses: {}, versions: {}, pids: new Set(), perPid: {}, socketsOpened: 0 }
+    this.stats = { sent: 0, ok: 0, non2xx: 0, failed: 0, errors: {}, failures: [], statuses: {}, versions: {}, pids: new Set(), perPid: {}, socketsOpened: 0 }
     this.running = false
     this.loops = []
     this.agent = new http.Agent({ keepAlive, maxSockets: connections, maxFreeSockets: connections, scheduling })
@@ -55,23 +56,25 @@ class Load {
       const finish = (error, status, body) => {
         if (done) return
         done = true
-        this.onResult?.({ start, end: performance.now(), ok: !error && status >= 200 && status < 300, failed: Boolean(error), status })
+        const end = performance.now()
+        let parsed
+        if (!error) try { parsed = JSON.parse(body) } catch {}
+        this.onResult?.({ start, end, ok: !error && status >= 200 && status < 300, failed: Boolean(error), status, pid: parsed?.pid })
         if (error) {
           stats.failed++
           const code = error.code || error.message
           stats.errors[code] = (stats.errors[code] || 0) + 1
+          // The first few, for finding them in the service's logs: when, and whether on a reused keep-alive connection.
+          if (stats.failures.length < 20) stats.failures.push({ at: Date.now(), tookMs: Math.round(end - start), code, reused: request.reusedSocket })
         } else {
           stats.statuses[status] = (stats.statuses[status] || 0) + 1
           if (status >= 200 && status < 300) stats.ok++
           else stats.non2xx++
-          try {
-            const parsed = JSON.parse(body)
-            if (parsed.version !== undefined) stats.versions[parsed.version] = (stats.versions[parsed.version] || 0) + 1
-            if (parsed.pid !== undefined) {
-              stats.pids.add(parsed.pid)
-              stats.perPid[parsed.pid] = (stats.perPid[parsed.pid] || 0) + 1
-            }
-          } catch {}
+          if (parsed?.version !== undefined) stats.versions[parsed.version] = (stats.versions[parsed.version] || 0) + 1
+          if (parsed?.pid !== undefined) {
+            stats.pids.add(parsed.pid)
+            stats.perPid[parsed.pid] = (stats.perPid[parsed.pid] || 0) + 1
+          }
         }
         resolve()
       }

@@ -1,0 +1,85 @@
+'use strict'
+// The receiving side of a connection handoff, on real sockets: a connection handed to a generation
+// is served by its server for that address, even while that server does not accept (a drain on
+// probation that is told to serve again can be handed a connection in the same read of its
+// channel, before it listens again: it was closed, and the client's request reset).
+const http = require('node:http')
+const { test } = require('tap')
+const Fastify = require('fastify')
+const { Listeners } = require('../../dist/lib/listeners')
+const { InheritedPool } = require('../../dist/lib/socket-adoption')
+const { ConnectionTracker } = require('../../dist/lib/connection-tracker')
+const { ConnectionHandoff } = require('../../dist/lib/connection-handoff')
+const { formatAddress, fromServerAddress } = require('../../dist/lib/listener-address')
+const { detachConnection } = require('../../dist/lib/node-internals')
+const { RawConnection } = require('../helpers/load')
+
+const silent = { info () {}, warn () {}, error () {}, debug () {}, child () { return silent } }
+
+/** A Fastify app listening on loopback with our Listeners, and a handoff receiving into it. */
+async function receivingApp (t) {
+  const app = Fastify()
+  app.get('/', async () => ({ served: 'here' }))
+  const listeners = new Listeners(app, new InheritedPool([]), () => {}, async () => true)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  listeners.stopIntercepting()
+  t.teardown(() => app.close())
+  const key = formatAddress(fromServerAddress(app.server.address()))
+  const handoff = new ConnectionHandoff(new ConnectionTracker(), listeners, silent)
+  return { app, listeners, key, handoff }
+}
+
+/**
+ * A connection accepted by another HTTP server and detached from its parser at once (nothing
+ * read): its handle, as one arrives over IPC, with the client's request waiting in the kernel. (In
+ * one process the handle is the same, not a copy: the other server's socket is left alone.)
+ */
+async function handleOfNewConnection (t) {
+  let detached
+  const other = http.createServer(() => t.fail('the other server read the request'))
+  other.on('connection', (socket) => { detached = detachConnection(socket) })
+  await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => other.close())
+  const client = await RawConnection.open({ host: '127.0.0.1', port: other.address().port })
+  t.teardown(() => client.close())
+  while (detached === undefined) await new Promise((resolve) => setImmediate(resolve))
+  t.ok(detached, 'the accepted connection was detached')
+  client.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  return { client, handle: detached }
+}
+
+test('a connection handed over while the server accepts is served by it', async (t) => {
+  const { key, handoff } = await receivingApp(t)
+  const { client, handle } = await handleOfNewConnection(t)
+  handoff.receive(key, handle)
+  const response = await client.readResponse()
+  t.equal(response.status, 200)
+  t.match(response.body, /"served":"here"/)
+})
+
+test('a connection handed over while the server does not accept (a drain that may resume) is served, not closed', async (t) => {
+  const { app, listeners, key, handoff } = await receivingApp(t)
+  listeners.stopAccepting(false)
+  t.equal(app.server.listening, false, 'the server no longer accepts')
+  t.equal(listeners.serverFor(key), app.server, 'the closed server is still ours for its address')
+  const { client, handle } = await handleOfNewConnection(t)
+  handoff.receive(key, handle)
+  const response = await client.readResponse()
+  t.equal(response.status, 200, 'the request on the handed-over connection is answered')
+  t.match(response.body, /"served":"here"/)
+})
+
+test('a connection for an address this generation never listened on is closed', async (t) => {
+  const { handoff } = await receivingApp(t)
+  const { client, handle } = await handleOfNewConnection(t)
+  const closed = new Promise((resolve) => client.socket.once('close', resolve))
+  handoff.receive('127.0.0.1:1', handle)
+  await closed
+  t.pass('the client saw its connection close')
+})
+
+test('a closed server is not taken for an address it never had', async (t) => {
+  const { listeners } = await receivingApp(t)
+  listeners.stopAccepting(false)
+  t.equal(listeners.serverFor('127.0.0.1:1'), undefined)
+})
