@@ -26,6 +26,14 @@ export interface ConnectionOutlet {
  */
 const MOVES_AT_ONCE = 1
 
+/**
+ * A drain's moves are spread over this long (a slow start, as HAProxy's `slowstart` or Envoy's for
+ * a new server): the new generation's first requests run on code V8 has not compiled yet, at 2-3x
+ * the CPU, and taking every connection at once it answers all of them slowly together. Spread out,
+ * it warms up on a few while the old generation serves the rest; the drain takes this much longer.
+ */
+export const MOVE_RAMP_MS = 400
+
 export class ConnectionHandoff {
   /**
    * Connections whose handle is still on its way (Node sends one at a time): each one's settle
@@ -33,6 +41,10 @@ export class ConnectionHandoff {
    * channel dies, so the successor's exit settles the ones left (failAll).
    */
   private readonly inFlight = new Map<(err?: Error | null) => void, Promise<void>>()
+  /** The drain's ramp: the time between two moves' starts, and when the next may start. */
+  private spacingMs = 0
+  private nextMoveAt = 0
+  private rampTimer: NodeJS.Timeout | undefined
 
   constructor (
     private readonly tracker: ConnectionTracker,
@@ -42,7 +54,29 @@ export class ConnectionHandoff {
 
   /** True while another connection may start moving (see MOVES_AT_ONCE). */
   get hasRoom (): boolean {
-    return this.inFlight.size < MOVES_AT_ONCE
+    if (this.inFlight.size >= MOVES_AT_ONCE) return false
+    const wait = this.nextMoveAt - performance.now()
+    if (wait <= 0) return true
+    // Offered again when the next may start (a connection idle meanwhile would wait for the sweep).
+    this.rampTimer ??= setTimeout(() => {
+      this.rampTimer = undefined
+      this.tracker.offerIdle()
+    }, wait).unref()
+    return false
+  }
+
+  /** A drain begins with `connections` open: its moves are spread over MOVE_RAMP_MS. */
+  beginRamp (connections: number): void {
+    this.spacingMs = connections > 1 ? MOVE_RAMP_MS / connections : 0
+    this.nextMoveAt = 0
+  }
+
+  /** The drain stopped (the generation serves again): moves, for the balance, go at once. */
+  endRamp (): void {
+    this.spacingMs = 0
+    this.nextMoveAt = 0
+    if (this.rampTimer !== undefined) clearTimeout(this.rampTimer)
+    this.rampTimer = undefined
   }
 
   /**
@@ -75,6 +109,7 @@ export class ConnectionHandoff {
       this.tracker.offerIdle()
     }
     this.inFlight.set(settle, sending)
+    this.nextMoveAt = performance.now() + this.spacingMs
     outlet.send(listener, handle).then(() => settle(), settle)
     return true
   }

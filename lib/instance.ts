@@ -111,6 +111,7 @@ export class Instance {
 
   /** Resolves once no connection is left here (or the drain was stopped). */
   drain (outlet: ConnectionOutlet | undefined, atDeadline: () => void, why: 'reload' | 'shutdown'): Promise<void> {
+    if (outlet !== undefined) this.handoff.beginRamp(this.tracker.openCount)
     return this.drainer.run(
       outlet === undefined ? undefined : (socket, server) => this.handoff.send(socket, server, outlet),
       () => this.handoff.settled(),
@@ -127,6 +128,7 @@ export class Instance {
 
   /** The generation serves again: this drain stops where it is. */
   stopDrain (): void {
+    this.handoff.endRamp()
     this.drainer.stop()
   }
 

@@ -9,7 +9,7 @@ const Fastify = require('fastify')
 const { Listeners } = require('../../dist/lib/listeners')
 const { InheritedPool } = require('../../dist/lib/socket-adoption')
 const { ConnectionTracker } = require('../../dist/lib/connection-tracker')
-const { ConnectionHandoff } = require('../../dist/lib/connection-handoff')
+const { ConnectionHandoff, MOVE_RAMP_MS } = require('../../dist/lib/connection-handoff')
 const { formatAddress, fromServerAddress } = require('../../dist/lib/listener-address')
 const { detachConnection } = require('../../dist/lib/node-internals')
 const { RawConnection } = require('../helpers/load')
@@ -82,4 +82,29 @@ test('a closed server is not taken for an address it never had', async (t) => {
   const { listeners } = await receivingApp(t)
   listeners.stopAccepting(false)
   t.equal(listeners.serverFor('127.0.0.1:1'), undefined)
+})
+
+test('a drain spreads its moves over MOVE_RAMP_MS: after a move the next waits its share; once the drain stops, moves go at once', async (t) => {
+  const { app, handoff } = await receivingApp(t)
+  const accepted = []
+  app.server.on('connection', (socket) => accepted.push(socket))
+  const { port } = app.server.address()
+  const clients = [await RawConnection.open({ host: '127.0.0.1', port }), await RawConnection.open({ host: '127.0.0.1', port })]
+  t.teardown(() => { for (const client of clients) client.close() })
+  for (const client of clients) t.equal((await client.get('/')).status, 200)
+  const outlet = { open: true, send: async () => {} }
+  handoff.beginRamp(2)
+  const spacing = MOVE_RAMP_MS / 2
+  const sentAt = performance.now()
+  t.ok(handoff.hasRoom, 'the first move goes at once')
+  t.ok(handoff.send(accepted[0], app.server, outlet), 'the first connection moves')
+  await handoff.settled()
+  // Right after a move, the next waits (checked only while the process was not stalled past the spacing).
+  if (performance.now() - sentAt < spacing / 2) t.notOk(handoff.hasRoom, 'the next move waits its share of the ramp')
+  await new Promise((resolve) => setTimeout(resolve, spacing + 20))
+  t.ok(handoff.hasRoom, 'its turn came')
+  t.ok(handoff.send(accepted[1], app.server, outlet), 'the second connection moves')
+  await handoff.settled()
+  handoff.endRamp()
+  t.ok(handoff.hasRoom, 'with the drain stopped, moves (the balance) go at once')
 })
