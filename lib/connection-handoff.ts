@@ -54,15 +54,7 @@ export class ConnectionHandoff {
 
   /** True while another connection may start moving (see MOVES_AT_ONCE). */
   get hasRoom (): boolean {
-    if (this.inFlight.size >= MOVES_AT_ONCE) return false
-    const wait = this.nextMoveAt - performance.now()
-    if (wait <= 0) return true
-    // Offered again when the next may start (a connection idle meanwhile would wait for the sweep).
-    this.rampTimer ??= setTimeout(() => {
-      this.rampTimer = undefined
-      this.tracker.offerIdle()
-    }, wait).unref()
-    return false
+    return this.inFlight.size < MOVES_AT_ONCE && performance.now() >= this.nextMoveAt
   }
 
   /** A drain begins with `connections` open: its moves are spread over MOVE_RAMP_MS. */
@@ -105,13 +97,25 @@ export class ConnectionHandoff {
         socket.destroy()
       }
       done()
-      // Room for the next one: an idle connection need not wait for the drain's sweep.
-      this.tracker.offerIdle()
+      // Room for the next one (at its turn in the ramp): an idle connection need not wait for the drain's sweep.
+      this.offerIdleAtNextTurn()
     }
     this.inFlight.set(settle, sending)
     this.nextMoveAt = performance.now() + this.spacingMs
     outlet.send(listener, handle).then(() => settle(), settle)
     return true
+  }
+
+  private offerIdleAtNextTurn (): void {
+    const wait = this.nextMoveAt - performance.now()
+    if (wait <= 0) {
+      this.tracker.offerIdle()
+      return
+    }
+    this.rampTimer ??= setTimeout(() => {
+      this.rampTimer = undefined
+      this.tracker.offerIdle()
+    }, wait).unref()
   }
 
   /** Resolves once no handoff is on its way. */
