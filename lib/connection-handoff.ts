@@ -22,7 +22,8 @@ export interface ConnectionOutlet {
  * tick only queues them: a detached connection waits, its client's next request unread, behind
  * every handle ahead of it (measured: p99 rose linearly to ~6x steady over the ~400 ms the queue
  * took to empty, bench/reload-tail.js). One at a time, the others are served here until their
- * turn, and the moves as a whole take no longer.
+ * turn, and the moves as a whole take no longer than Node's queue would (MOVE_RAMP_MS spreads them
+ * further, on purpose).
  */
 const MOVES_AT_ONCE = 1
 
