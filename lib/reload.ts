@@ -1,6 +1,7 @@
 // One reload, the same for a standalone generation and the supervisor: build the spawn plan, start
 // the successor with the listening sockets, wait for its verdict, and commit it, or report why not.
 // Callers say what is theirs: who serves meanwhile, how to log, what to tell systemd.
+import { withCompileCache } from './compile-cache'
 import { hotReloadError } from './errors'
 import { ENV, handoffEnv } from './handoff-env'
 import type { Launch } from './launch'
@@ -36,12 +37,13 @@ export interface PlannedSpawn extends SpawnPlan {
 
 /**
  * The successor's command with the handoff of our sockets added (fds 3.., LISTEN_FDS and our
- * markers); `instances`: how many Fastify instances the sockets come from.
+ * markers) and V8's compile cache (compile-cache.ts); `instances`: how many Fastify instances the
+ * sockets come from.
  */
 export function spawnPlan (command: Command, sockets: ListeningSockets, generation: number, parentPid: number, supervised = false, instances = 1): PlannedSpawn {
   return {
     ...command,
-    env: { ...command.env, ...handoffEnv(sockets.addresses, generation, parentPid, supervised, instances) },
+    env: { ...withCompileCache(command.env), ...handoffEnv(sockets.addresses, generation, parentPid, supervised, instances) },
     fds: sockets.fds,
     addresses: sockets.addresses.map(formatAddress)
   }

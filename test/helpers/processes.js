@@ -11,6 +11,11 @@ const REPO = path.resolve(__dirname, '../..')
 const FIXTURE_APP = path.join(REPO, 'test/fixtures/app.js')
 const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 
+// Node 22.1+: the generations the plugin starts get V8's compile cache in os.tmpdir() unless
+// NODE_COMPILE_CACHE is set (lib/compile-cache.ts). Every process the tests start keeps it in the
+// suite's own (ignored) directory instead; test/compile-cache.test.js unsets it to see the default.
+process.env.NODE_COMPILE_CACHE ??= path.join(REPO, '.tap', 'compile-cache')
+
 /** True while pid runs (a zombie does not count). */
 function isAlive (pid) {
   try {
