@@ -8,9 +8,11 @@
 //     [--workers N] [--rounds R] [--reloads K] [--variant 'name:VAR=value,VAR2=value'] [--write]
 //
 // Each run: the bench app (bench/app.js) under 30 keep-alive clients (tools/load-recorder.js,
-// every request's outcome), 2 s steady, then K reloads 2 s apart by signal (SIGUSR2 standalone,
-// SIGHUP to the supervisor). The reload window is the signal until a new pid answers (and at least
-// until the commit) + 500 ms, as in bench/run.js. Each reload's own result (durationMs, bootMs) is read from the reload record
+// every request's outcome), 3 s steady (the first second is the app's own warm-up, not counted),
+// then K reloads 4 s apart by signal (SIGUSR2 standalone,
+// SIGHUP to the supervisor). The reload window is the signal until a new pid answers, at least until
+// the commit and until the old generation answered its last request (its connections all moved),
+// + 500 ms. Each reload's own result (durationMs, bootMs) is read from the reload record
 // the plugin or the supervisor writes beside its pid file. --variant runs this build with extra
 // environment variables (an experiment); --write puts the table into BENCHMARKS.md between its markers.
 const fs = require('node:fs')
@@ -42,8 +44,12 @@ const CONFIG = {
   workers: Number(argument('--workers') ?? 1),
   rounds: Number(argument('--rounds') ?? 3),
   reloads: Number(argument('--reloads') ?? 5),
-  intervalMs: 2000,
-  steadyMs: 2000,
+  // Reloads far enough apart that each one's window (up to ~2.5 s with the moves' ramp) ends before
+  // the next, so that steady latency is measured between reloads too, not only before the first.
+  intervalMs: 4000,
+  steadyMs: 3000,
+  // The first generation's own warm-up (its first requests run on cold code) is not steady.
+  warmUpMs: 1000,
   clients: 30,
   // Latency by time around the commit (the successor ready and committed), for finding where the tail is.
   bucketMs: 50,
@@ -100,7 +106,7 @@ async function runOnce (variant) {
       connections: CONFIG.clients,
       keepAlive: true,
       timeoutMs: 10000,
-      onResult: (r) => samples.push({ t: r.start - t0, ms: r.end - r.start, ok: r.ok, failed: r.failed })
+      onResult: (r) => samples.push({ t: r.start - t0, ms: r.end - r.start, ok: r.ok, failed: r.failed, pid: r.pid })
     }).start()
     await sleep(CONFIG.steadyMs)
     for (let i = 0; i < CONFIG.reloads; i++) {
@@ -124,14 +130,24 @@ function readRecord (pidFile) {
   try { return JSON.parse(fs.readFileSync(`${pidFile}.reload.json`, 'utf8')) } catch { return null }
 }
 
+/** When the generations that answered before reload `r` answered their last request before `nextAt`. */
+function lastOldAnswer (samples, r, nextAt) {
+  const old = new Set(samples.filter((s) => s.t + s.ms < r.at).map((s) => s.pid))
+  let last = r.at
+  for (const s of samples) if (old.has(s.pid) && s.t < nextAt && s.t + s.ms > last) last = s.t + s.ms
+  return last
+}
+
 /** One run's latencies: steady (outside every window), in the windows, and by time since the signal. */
 function analyse (run) {
-  // With --workers, another old worker answers from another pid at once: the window lasts at least until the commit.
-  const windowEnd = (r) => r.at + Math.max(r.servingMs, r.durationMs ?? 0) + 500
+  // With --workers, another old worker answers from another pid at once: the window lasts at least
+  // until the commit, and until the old generation's last answer (its connections move over a ramp).
+  for (const [i, r] of run.reloads.entries()) r.handoffMs = lastOldAnswer(run.samples, r, run.reloads[i + 1]?.at ?? Infinity) - r.at
+  const windowEnd = (r) => r.at + Math.max(r.servingMs, r.durationMs ?? 0, r.handoffMs) + 500
   const windows = run.reloads.map((r) => [r.at, windowEnd(r)])
   const ok = run.samples.filter((s) => s.ok)
   const inWindow = (s) => windows.some(([from, to]) => s.t >= from && s.t <= to)
-  const steady = ok.filter((s) => !inWindow(s)).map((s) => s.ms)
+  const steady = ok.filter((s) => s.t >= CONFIG.warmUpMs && !inWindow(s)).map((s) => s.ms)
   const reloading = ok.filter(inWindow).map((s) => s.ms)
   // A request counts by its end (when its latency was felt), relative to each reload's commit
   // (signal + durationMs): while the successor boots, the first 300 ms after, the rest of the window.
@@ -185,13 +201,15 @@ async function measure () {
         continue
       }
       const a = analyse(run)
-      result.steady.push(...a.steady)
-      result.reloading.push(...a.reloading)
+      // A loop, not push(...values): a run has more samples than a call takes arguments.
+      const append = (into, values) => { for (const value of values) into.push(value) }
+      append(result.steady, a.steady)
+      append(result.reloading, a.reloading)
       const steadyP99 = percentile(sorted(a.steady), 99)
       result.ratios.push(steadyP99 > 0 ? percentile(sorted(a.reloading), 99) / steadyP99 : 0)
       result.reloads.push(...run.reloads)
-      a.buckets.forEach((b, i) => result.buckets[i].push(...b))
-      for (const [phase, values] of Object.entries(a.phases)) result.phases[phase].push(...values)
+      a.buckets.forEach((b, i) => append(result.buckets[i], b))
+      for (const [phase, values] of Object.entries(a.phases)) append(result.phases[phase], values)
       result.failed += run.failed
       result.non2xx += run.non2xx
       result.sent += run.sent

@@ -13,8 +13,8 @@ type Env = Record<string, string | undefined>
 
 export const COMPILE_CACHE_ENV = 'NODE_COMPILE_CACHE'
 export const DISABLE_COMPILE_CACHE_ENV = 'NODE_DISABLE_COMPILE_CACHE'
-/** After a generation serves: past the reload's own work (the moves' ramp, MOVE_RAMP_MS, is 400 ms). */
-export const FLUSH_AFTER_SERVING_MS = 1_000
+/** After a generation serves: once the connections moved to it (over at most 1.5 s, MOVE_RAMP_MAX_MS). */
+export const FLUSH_AFTER_SERVING_MS = 2_000
 
 /** NODE_COMPILE_CACHE came with Node 22.1. */
 export function compileCacheSupported (nodeVersion: string): boolean {

@@ -22,18 +22,32 @@ export interface ConnectionOutlet {
  * tick only queues them: a detached connection waits, its client's next request unread, behind
  * every handle ahead of it (measured: p99 rose linearly to ~6x steady over the ~400 ms the queue
  * took to empty, bench/reload-tail.js). One at a time, the others are served here until their
- * turn, and the moves as a whole take no longer than Node's queue would (MOVE_RAMP_MS spreads them
+ * turn, and the moves as a whole take no longer than Node's queue would (moveRampMs spreads them
  * further, on purpose).
  */
 const MOVES_AT_ONCE = 1
 
 /**
- * A drain's moves are spread over this long (a slow start, as HAProxy's `slowstart` or Envoy's for
- * a new server): the new generation's first requests run on code V8 has not compiled yet, at 2-3x
- * the CPU, and taking every connection at once it answers all of them slowly together. Spread out,
- * it warms up on a few while the old generation serves the rest; the drain takes this much longer.
+ * A drain's moves are spread out (a slow start, as HAProxy's `slowstart` or Envoy's for a new
+ * server): the new generation's first requests run on code V8 has not compiled yet, at 2-3x the
+ * CPU, and taking every connection at once it answers all of them slowly together. Spread out, it
+ * warms up on a few while the old generation serves the rest. Over the probation, less a margin so
+ * that the moves end before it (the old generation lives through the probation anyway, holding its
+ * socket copies), within these bounds: on Node 26 the new generation was still cold 400 ms after
+ * the commit (bench/reload-tail.js, BENCHMARKS.md).
  */
-export const MOVE_RAMP_MS = 400
+export const MOVE_RAMP_MIN_MS = 400
+export const MOVE_RAMP_MAX_MS = 1_500
+const MOVE_RAMP_MARGIN_MS = 500
+
+/**
+ * How long a drain spreads its moves over, for a probation of `probationMs` (0: none); never more
+ * than half the drain's deadline, so that no connection still waits for its turn when it comes.
+ */
+export function moveRampMs (probationMs: number, drainTimeoutMs: number): number {
+  const overProbation = Math.min(MOVE_RAMP_MAX_MS, Math.max(MOVE_RAMP_MIN_MS, probationMs - MOVE_RAMP_MARGIN_MS))
+  return Math.min(overProbation, drainTimeoutMs / 2)
+}
 
 export class ConnectionHandoff {
   /**
@@ -58,9 +72,9 @@ export class ConnectionHandoff {
     return this.inFlight.size < MOVES_AT_ONCE && performance.now() >= this.nextMoveAt
   }
 
-  /** A drain begins with `connections` open: its moves are spread over MOVE_RAMP_MS. */
-  beginRamp (connections: number): void {
-    this.spacingMs = connections > 1 ? MOVE_RAMP_MS / connections : 0
+  /** A drain begins with `connections` open: its moves are spread over `rampMs` (moveRampMs). */
+  beginRamp (connections: number, rampMs: number): void {
+    this.spacingMs = connections > 1 ? rampMs / connections : 0
     this.nextMoveAt = 0
   }
 

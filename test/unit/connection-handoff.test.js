@@ -9,7 +9,7 @@ const Fastify = require('fastify')
 const { Listeners } = require('../../dist/lib/listeners')
 const { InheritedPool } = require('../../dist/lib/socket-adoption')
 const { ConnectionTracker } = require('../../dist/lib/connection-tracker')
-const { ConnectionHandoff, MOVE_RAMP_MS } = require('../../dist/lib/connection-handoff')
+const { ConnectionHandoff, MOVE_RAMP_MIN_MS, MOVE_RAMP_MAX_MS, moveRampMs } = require('../../dist/lib/connection-handoff')
 const { formatAddress, fromServerAddress } = require('../../dist/lib/listener-address')
 const { detachConnection } = require('../../dist/lib/node-internals')
 const { RawConnection } = require('../helpers/load')
@@ -84,7 +84,19 @@ test('a closed server is not taken for an address it never had', async (t) => {
   t.equal(listeners.serverFor('127.0.0.1:1'), undefined)
 })
 
-test('a drain spreads its moves over MOVE_RAMP_MS: after a move the next waits its share; once the drain stops, moves go at once', async (t) => {
+test('moveRampMs: over the probation less a margin, within MOVE_RAMP_MIN_MS and MOVE_RAMP_MAX_MS, and at most half the drain deadline', async (t) => {
+  const drainTimeout = 10000
+  t.equal(moveRampMs(0, drainTimeout), MOVE_RAMP_MIN_MS, 'no probation: the shortest ramp')
+  t.equal(moveRampMs(300, drainTimeout), MOVE_RAMP_MIN_MS, 'a short probation: the shortest ramp')
+  t.equal(moveRampMs(1200, drainTimeout), 700, 'in between: the probation less 500 ms')
+  t.equal(moveRampMs(2000, drainTimeout), MOVE_RAMP_MAX_MS, 'the default probation (2 s): the longest ramp, 500 ms before its end')
+  t.equal(moveRampMs(60000, drainTimeout), MOVE_RAMP_MAX_MS, 'a long probation: the longest ramp')
+  t.equal(moveRampMs(2000, 1000), 500, 'a drain deadline of 1 s: every move starts in its first half')
+  t.equal(moveRampMs(300, 400), 200, 'even below the shortest ramp')
+  t.ok(MOVE_RAMP_MIN_MS < MOVE_RAMP_MAX_MS)
+})
+
+test('a drain spreads its moves over its ramp: after a move the next waits its share; once the drain stops, moves go at once', async (t) => {
   const { app, handoff } = await receivingApp(t)
   const accepted = []
   app.server.on('connection', (socket) => accepted.push(socket))
@@ -93,8 +105,8 @@ test('a drain spreads its moves over MOVE_RAMP_MS: after a move the next waits i
   t.teardown(() => { for (const client of clients) client.close() })
   for (const client of clients) t.equal((await client.get('/')).status, 200)
   const outlet = { open: true, send: async () => {} }
-  handoff.beginRamp(2)
-  const spacing = MOVE_RAMP_MS / 2
+  handoff.beginRamp(2, MOVE_RAMP_MIN_MS)
+  const spacing = MOVE_RAMP_MIN_MS / 2
   const sentAt = performance.now()
   t.ok(handoff.hasRoom, 'the first move goes at once')
   t.ok(handoff.send(accepted[0], app.server, outlet), 'the first connection moves')
