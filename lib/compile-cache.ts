@@ -1,7 +1,7 @@
 // V8's compile cache for the generations we start (Node 22.1+ reads NODE_COMPILE_CACHE at startup).
 // A successor loads the same node_modules as the generation before it, and compiling them is much
-// of its boot: with the cache, a Fastify app boots ~30% faster here, so a reload's successor takes
-// less CPU from the generation that serves meanwhile. Node keys each entry by the file's contents,
+// of its boot: with the cache the bench app's successor booted 11-26% faster on Node 26
+// (BENCHMARKS.md), so a reload's successor takes less CPU from the generation that serves meanwhile. Node keys each entry by the file's contents,
 // so code that changed is compiled afresh. The directory is the one Node itself picks for
 // `module.enableCompileCache()`; a NODE_COMPILE_CACHE already set is kept, and Node's own escape
 // hatch, NODE_DISABLE_COMPILE_CACHE, turns it off.

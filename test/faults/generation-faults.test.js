@@ -6,6 +6,8 @@ const { test } = tap
 const { writeRelease, waitUntilGone, isAlive, sleep } = require('../helpers/processes')
 const { startLoad } = require('../helpers/load')
 const { request, serviceUnderLoad } = require('./common')
+const { moveRampMs } = require('../../dist/lib/connection-handoff')
+const { DEFAULTS } = require('../../dist/lib/options')
 
 // Two tests at a time: each waits mostly on boots, probations and drains (10 clients of load at
 // most), so their waits overlap. Each has its own service, port and load.
@@ -96,8 +98,9 @@ test('the old generation killed with SIGKILL in the middle of its drain: the new
   writeRelease(dir, { version: 2, plugin })
   process.kill(service.pid, 'SIGUSR2')
   const successor = await service.generationServing(2)
-  // Idle keep-alive connections leave the old generation after idleGrace; the slow request stays.
-  await sleep(800)
+  // Idle keep-alive connections move to the new generation over the ramp (the default probation's);
+  // the slow request stays. Killed before a connection's turn came, the old one would take it along.
+  await sleep(moveRampMs(DEFAULTS.probation, plugin.drainTimeout) + 800)
   process.kill(service.pid, 'SIGKILL')
   await waitUntilGone(service.pid)
   await sleep(500)
