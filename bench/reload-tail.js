@@ -9,8 +9,8 @@
 //
 // Each run: the bench app (bench/app.js) under 30 keep-alive clients (tools/load-recorder.js,
 // every request's outcome), 3 s steady (the first second is the app's own warm-up, not counted),
-// then K reloads 4 s apart by signal (SIGUSR2 standalone,
-// SIGHUP to the supervisor). The reload window is the signal until a new pid answers, at least until
+// then K reloads 4 s apart by signal (SIGUSR2 standalone, SIGHUP to the supervisor). The reload
+// window is the signal until a new pid answers, at least until
 // the commit and until the old generation answered its last request (its connections all moved),
 // + 500 ms. Each reload's own result (durationMs, bootMs) is read from the reload record
 // the plugin or the supervisor writes beside its pid file. --variant runs this build with extra
@@ -70,6 +70,8 @@ const percentile = (sorted, p) => sorted.length === 0 ? 0 : sorted[Math.min(sort
 const sorted = (values) => [...values].sort((a, b) => a - b)
 const median = (values) => percentile(sorted(values), 50)
 const round = (n) => Math.round(n * 100) / 100
+// A loop, not push(...values): a run has more samples than a call takes arguments.
+const append = (into, values) => { for (const value of values) into.push(value) }
 
 function variantsFromArgs () {
   const list = [{ name: 'this build', root: path.resolve(__dirname, '..'), env: {} }]
@@ -201,8 +203,6 @@ async function measure () {
         continue
       }
       const a = analyse(run)
-      // A loop, not push(...values): a run has more samples than a call takes arguments.
-      const append = (into, values) => { for (const value of values) into.push(value) }
       append(result.steady, a.steady)
       append(result.reloading, a.reloading)
       const steadyP99 = percentile(sorted(a.steady), 99)
