@@ -22,7 +22,9 @@ async function compileCache (target) {
 }
 
 function filesUnder (dir) {
-  return fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true }).filter((name) => fs.statSync(path.join(dir, name)).isFile()) : []
+  // The listing's own file types, no stat() after it: Node writes each entry to a temporary file
+  // and renames it, so a name just listed may be gone a moment later.
+  return fs.existsSync(dir) ? fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()) : []
 }
 
 /** A standalone service started without NODE_COMPILE_CACHE (os.tmpdir() is `dir`), then reloaded once. */
