@@ -8,7 +8,7 @@ import type { Launch } from './launch'
 import type { ListeningSockets } from './listeners'
 import { formatAddress } from './listener-address'
 import { failed, succeeded, type Serving } from './reload-result'
-import { startSuccessor, type ListenerCopy, type SpawnPlan, type StartedSuccessor, type SuccessorChannel, type SuccessorTimings } from './successor'
+import { startSuccessor, type ListenerCopy, type SpawnPlan, type StartedSuccessor, type SuccessorChannel, type SuccessorOutcome, type SuccessorTimings } from './successor'
 import type { HotReloadError, ReloadResult, SuccessorOptions } from './types'
 
 /** The command a generation runs: the same binary, flags, script and arguments as ours, by default. */
@@ -100,6 +100,8 @@ export interface CohortRun extends Omit<ReloadRun, 'started' | 'plan'> {
   plan: (slot: number) => PlannedSpawn
   /** A worker was spawned (or could not be) for `slot`. */
   started: (successor: StartedSuccessor, plan: PlannedSpawn, slot: number) => void
+  /** How many workers boot at once (the next ones once those are ready); default all. */
+  concurrency?: number
 }
 
 export type CohortOutcome =
@@ -107,9 +109,10 @@ export type CohortOutcome =
   | { result: ReloadResult & { ok: false }, members?: undefined }
 
 /**
- * Several workers of generation `next` at once (the supervisor's --workers), all or nothing: each
- * gets the sockets and its slot, all are committed once every one is ready, and the first that
- * fails takes the others down (no waiting for the slowest to time out). Never rejects.
+ * Several workers of generation `next` (the supervisor's --workers), all or nothing: each gets the
+ * sockets and its slot; they boot `concurrency` at a time (a wave starts once the one before is
+ * ready), and all are committed once every one is ready; the first that fails takes the others
+ * down (no waiting for the slowest to time out, no later wave started). Never rejects.
  */
 export async function runCohort (next: number, slots: number[], run: CohortRun): Promise<CohortOutcome> {
   const startedAt = performance.now()
@@ -121,32 +124,41 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
   } catch (error) {
     return failure(undefined, error as HotReloadError)
   }
-  const successors = slots.map((slot, index) => {
-    const slotPlan = { ...plans[index], env: { ...plans[index].env, [ENV.slot]: String(slot) } }
-    const successor = startSuccessor(slotPlan, run.timings)
-    run.started(successor, slotPlan, slot)
-    return successor
-  })
+  const concurrency = Math.max(1, Math.min(run.concurrency ?? slots.length, slots.length))
+  // Each slot's outcome, by its index in `slots`, once its worker is ready.
+  const readyBySlot = new Map<number, SuccessorOutcome & { ok: true }>()
   let first: { pid: number | undefined, error: HotReloadError } | undefined
-  // The boot of the worker ready last: the one the reload's duration waited for.
-  let lastBootMs: number | undefined
-  const outcomes = await Promise.all(successors.map(async (successor) => {
-    const outcome = await successor.outcome
-    if (outcome.ok) lastBootMs = outcome.bootMs
-    if (!outcome.ok && first === undefined) {
-      first = { pid: outcome.pid, error: outcome.error }
-      for (const other of successors) if (other !== successor) other.cancel(`another worker of generation ${next} failed: ${outcome.error.message}`)
-    }
-    return outcome
-  }))
-  const ready = outcomes.flatMap((outcome) => outcome.ok ? [outcome] : [])
+  // The workers' own boot, as the reload waited for it: each wave's slowest, added up.
+  let bootMs: number | undefined
+  for (let from = 0; from < slots.length && first === undefined; from += concurrency) {
+    const wave = slots.slice(from, from + concurrency).map((slot, index) => {
+      const plan = plans[from + index]
+      const slotPlan = { ...plan, env: { ...plan.env, [ENV.slot]: String(slot) } }
+      const successor = startSuccessor(slotPlan, run.timings)
+      run.started(successor, slotPlan, slot)
+      return successor
+    })
+    let slowest: number | undefined
+    await Promise.all(wave.map(async (successor, index) => {
+      const outcome = await successor.outcome
+      if (outcome.ok) {
+        readyBySlot.set(from + index, outcome)
+        if (outcome.bootMs !== undefined) slowest = Math.max(slowest ?? 0, outcome.bootMs)
+      } else if (first === undefined) {
+        first = { pid: outcome.pid, error: outcome.error }
+        for (const other of wave) if (other !== successor) other.cancel(`another worker of generation ${next} failed: ${outcome.error.message}`)
+      }
+    }))
+    if (slowest !== undefined) bootMs = (bootMs ?? 0) + slowest
+  }
+  const ready = [...readyBySlot.entries()].sort(([a], [b]) => a - b)
   const cancelled = first === undefined ? run.cancelled() : undefined
   if (first !== undefined || cancelled !== undefined || ready.length === 0) {
-    await Promise.all(ready.map((outcome) => outcome.abort()))
+    await Promise.all(ready.map(([, outcome]) => outcome.abort()))
     return first !== undefined
       ? failure(first.pid, first.error)
-      : failure(ready[0]?.pid, hotReloadError('HOT_RELOAD_NOT_SERVING', cancelled ?? 'no worker to start'))
+      : failure(ready[0]?.[1].pid, hotReloadError('HOT_RELOAD_NOT_SERVING', cancelled ?? 'no worker to start'))
   }
-  const members = ready.map((outcome, index) => ({ slot: slots[index], pid: outcome.pid, channel: outcome.commit() }))
-  return { result: succeeded(next, members[0].pid, startedAt, lastBootMs) as ReloadResult & { ok: true }, members }
+  const members = ready.map(([index, outcome]) => ({ slot: slots[index], pid: outcome.pid, channel: outcome.commit() }))
+  return { result: succeeded(next, members[0].pid, startedAt, bootMs) as ReloadResult & { ok: true }, members }
 }

@@ -304,6 +304,34 @@ test('--workers 2: a new worker that dies within the probation: the whole old ge
   t.ok(stats.ok > 0 && stats.failed <= 20, `at most the requests in flight on the dead worker failed (${stats.failed})`)
 })
 
+test('--workers 3 --boot-concurrency 2: a reload boots the new workers two, then one, all committed together; 0 failed; all at once with 3', async (t) => {
+  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3', '--boot-concurrency', '2', '--probation', '500'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  const first = await servingWorkers(service, control, 1, 3)
+  const keepAlive = startLoad(t, target, { connections: 30, keepAlive: true })
+  const perRequest = startLoad(t, target, { connections: 10, keepAlive: false })
+  await sleep(500)
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const reload = await cli(['reload', '--control', control, '--json'])
+  t.equal(reload.code, 0, 'the reload exits 0 once all three new workers serve')
+  const second = await servingWorkers(service, control, 2, 3)
+  const starts = service.filter((l) => l.supervisor === 'generation-starting' && l.generation === 2).sort((a, b) => a.slot - b.slot)
+  t.same(starts.map((l) => [l.trigger, l.slot]), [['reload', 0], ['reload', 1], ['reload', 2]], 'one reload of three slots')
+  const upAt = (start) => service.find((l) => l.hotReload === 'adopted-socket' && l.pid === start.workerPid)?.time
+  t.ok(starts[1].time < upAt(starts[0]), 'slots 0 and 1 boot together')
+  t.ok(upAt(starts[0]) <= starts[2].time && upAt(starts[1]) <= starts[2].time, 'slot 2 starts once both were up')
+  const served = service.filter((l) => l.hotReloadEvent === 'serving' && l.generation === 2).map((l) => l.time)
+  t.equal(served.length, 3, 'the three log serving')
+  t.ok(Math.min(...served) >= upAt(starts[2]), 'none serves before the last one was up: committed together')
+  t.same(second.map((w) => w.slot).sort(), [0, 1, 2])
+  for (const old of first) await waitUntilGone(old.pid, 15000)
+  const stats = [await keepAlive.stop(), await perRequest.stop()]
+  t.comment(JSON.stringify(stats.map(({ perPid, ...rest }) => rest)))
+  t.same(stats.map((s) => s.failed), [0, 0], 'no request failed (keep-alive, per request)')
+  t.ok(stats[0].versions[2] > 0 && stats[1].versions[2] > 0, 'release 2 served')
+})
+
 test('--workers 3 --reload-batch 1: a rolling reload boots one new worker at a time, 0 failed; a failure in a later batch takes it all back', async (t) => {
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3', '--reload-batch', '1', '--probation', '500'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })

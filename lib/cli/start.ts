@@ -14,6 +14,7 @@ import { RANGES, SUPERVISOR_SIGNALS } from '../validate'
 import { pidFileProblem, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
 import { defaultControlPath, listenControl, nameFromCommand, type ControlRequest } from '../supervisor/control'
+import { defaultBootConcurrency } from '../supervisor/options'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
 import { help, numberFlag, parse, UsageError } from './usage'
 
@@ -43,6 +44,7 @@ export async function start (argv: string[]): Promise<number> {
   const { values, positionals } = parse(own, {
     workers: { type: 'string' },
     'reload-batch': { type: 'string' },
+    'boot-concurrency': { type: 'string' },
     'ready-timeout': { type: 'string' },
     'drain-timeout': { type: 'string' },
     'restart-delay': { type: 'string' },
@@ -75,6 +77,7 @@ export async function start (argv: string[]): Promise<number> {
   const workers = workersFlag === 'max' ? availableParallelism() : numberFlag('workers', workersFlag, 1, RANGES.workers)
   const reloadBatch = numberFlag('reload-batch', flag('reload-batch'), workers, RANGES.workers)
   if (reloadBatch > workers) throw new UsageError(`--reload-batch must be at most --workers (${workers}), got ${reloadBatch}`)
+  const bootConcurrency = numberFlag('boot-concurrency', flag('boot-concurrency'), defaultBootConcurrency(workers, availableParallelism()), RANGES.workers)
   const maxDraining = numberFlag('max-draining', flag('max-draining'), DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   // The plugin passes the command line the app was really started with: no script to look for.
@@ -94,7 +97,7 @@ export async function start (argv: string[]): Promise<number> {
   // With a pid file, each reload's outcome is recorded beside it (for `reload --pid-file`).
   const status = new ServiceStatus(createNotifier(process.env, log), pidFile, log)
   const supervisor = new Supervisor({
-    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status, workers, reloadBatch
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status, workers, reloadBatch, bootConcurrency
   })
   // Signals first: a reload signal that came before its handler would end the process.
   const finished = new Promise<number>((resolveExit) => {

@@ -31,7 +31,18 @@ export interface SupervisorOptions {
   workers?: number
   /** A reload replaces this many slots at a time (rolling); default all at once. */
   reloadBatch?: number
+  /** A reload's new workers boot this many at a time (the next once those are ready); default all at once. */
+  bootConcurrency?: number
   log: SupervisorLogger
   /** systemd and the like. */
   status: ServiceStatus
+}
+
+/**
+ * --boot-concurrency's default: half the CPUs (at least one, at most every worker). New workers boot
+ * beside the generation that serves; booting all at once on every core starved it (p99 7-8x
+ * steady with 2 workers on 2 cores, BENCHMARKS.md), so half the cores keep serving meanwhile.
+ */
+export function defaultBootConcurrency (workers: number, cpus: number): number {
+  return Math.min(workers, Math.max(1, Math.floor(cpus / 2)))
 }

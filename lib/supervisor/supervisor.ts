@@ -159,6 +159,8 @@ export class Supervisor extends EventEmitter {
       serving: () => ({ generation: this.cohorts.current?.generation ?? 0, pid: this.servingPid ?? 0 }),
       plan: (slot) => this.held.planFor(slot, command, next, this.cohorts.instances),
       timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, supervised: true },
+      // Only a reload's workers boot in waves: they boot beside a generation that serves.
+      concurrency: why === 'reload' ? options.bootConcurrency : undefined,
       cancelled: () => this.stopping !== undefined ? 'cancelled: the supervisor is stopping' : undefined,
       started: (successor, plan, slot) => {
         this.starting.push(successor)
