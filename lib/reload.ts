@@ -131,6 +131,8 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
   // The workers' own boot, as the reload waited for it: each wave's slowest, added up.
   let bootMs: number | undefined
   for (let from = 0; from < slots.length && first === undefined; from += concurrency) {
+    // Stopping meanwhile: no further wave boots (what is ready is taken down below).
+    if (from > 0 && run.cancelled() !== undefined) break
     const wave = slots.slice(from, from + concurrency).map((slot, index) => {
       const plan = plans[from + index]
       const slotPlan = { ...plan, env: { ...plan.env, [ENV.slot]: String(slot) } }
