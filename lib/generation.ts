@@ -195,6 +195,7 @@ export class Generation {
     const ready = [...this.listened]
     for (const each of ready) this.logAdopted(each)
     if (parent === undefined) return
+    parent.listening()
     for (const each of ready) await this.context.mode.shareListeners(each.listeners, parent, each.app.log)
     await this.reportReady(parent, ready)
   }

@@ -14,6 +14,12 @@ export type ChildMessage =
   | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number, covers?: boolean }
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
+  /**
+   * The app listened (its boot is done); its readiness check comes next. A supervisor booting a
+   * generation's workers in waves starts the next wave then. Absent from older releases: the next
+   * wave waits for their 'ready'.
+   */
+  | { type: 'listening' }
   | { type: 'failed', message: string }
   /**
    * A listening socket, sent with its handle: one the worker bound itself (supervised mode), or a

@@ -117,6 +117,11 @@ export class ParentLink {
     }
   }
 
+  /** The app listened; the readiness check comes next. */
+  listening (): void {
+    this.send({ type: 'listening' })
+  }
+
   /** Reports ready and resolves with the parent's verdict. */
   ready (pid: number, generation: number, instances = 1, listenedAt?: number): Promise<Verdict> {
     this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true })

@@ -100,7 +100,7 @@ export interface CohortRun extends Omit<ReloadRun, 'started' | 'plan'> {
   plan: (slot: number) => PlannedSpawn
   /** A worker was spawned (or could not be) for `slot`. */
   started: (successor: StartedSuccessor, plan: PlannedSpawn, slot: number) => void
-  /** How many workers boot at once (the next ones once those are ready); default all. */
+  /** How many workers boot at once (the next ones once those have listened); default all. */
   concurrency?: number
 }
 
@@ -110,8 +110,8 @@ export type CohortOutcome =
 
 /**
  * Several workers of generation `next` (the supervisor's --workers), all or nothing: each gets the
- * sockets and its slot; they boot `concurrency` at a time (a wave starts once the one before is
- * ready), and all are committed once every one is ready; the first that fails takes the others
+ * sockets and its slot; they boot `concurrency` at a time (a wave starts once the one before has
+ * listened), and all are committed once every one is ready; the first that fails takes the others
  * down (no waiting for the slowest to time out, no later wave started). Never rejects.
  */
 export async function runCohort (next: number, slots: number[], run: CohortRun): Promise<CohortOutcome> {
@@ -127,32 +127,36 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
   const concurrency = Math.max(1, Math.min(run.concurrency ?? slots.length, slots.length))
   // Each slot's outcome, by its index in `slots`, once its worker is ready.
   const readyBySlot = new Map<number, SuccessorOutcome & { ok: true }>()
+  const started: StartedSuccessor[] = []
+  const settling: Array<Promise<void>> = []
   let first: { pid: number | undefined, error: HotReloadError } | undefined
   // The workers' own boot, as the reload waited for it: each wave's slowest, added up.
-  let bootMs: number | undefined
-  for (let from = 0; from < slots.length && first === undefined; from += concurrency) {
-    // Stopping meanwhile: no further wave boots (what is ready is taken down below).
-    if (from > 0 && run.cancelled() !== undefined) break
-    const wave = slots.slice(from, from + concurrency).map((slot, index) => {
+  const slowestOfWave: number[] = []
+  for (let from = 0, wave = 0; from < slots.length; from += concurrency, wave++) {
+    // A worker failed, or we are stopping: no further wave boots (what is ready is taken down below).
+    if (first !== undefined || (from > 0 && run.cancelled() !== undefined)) break
+    const booting = slots.slice(from, from + concurrency).map((slot, index) => {
       const plan = plans[from + index]
       const slotPlan = { ...plan, env: { ...plan.env, [ENV.slot]: String(slot) } }
       const successor = startSuccessor(slotPlan, run.timings)
       run.started(successor, slotPlan, slot)
+      started.push(successor)
+      settling.push(successor.outcome.then((outcome) => {
+        if (outcome.ok) {
+          readyBySlot.set(from + index, outcome)
+          if (outcome.bootMs !== undefined) slowestOfWave[wave] = Math.max(slowestOfWave[wave] ?? 0, outcome.bootMs)
+        } else if (first === undefined) {
+          first = { pid: outcome.pid, error: outcome.error }
+          for (const other of started) if (other !== successor) other.cancel(`another worker of generation ${next} failed: ${outcome.error.message}`)
+        }
+      }))
       return successor
     })
-    let slowest: number | undefined
-    await Promise.all(wave.map(async (successor, index) => {
-      const outcome = await successor.outcome
-      if (outcome.ok) {
-        readyBySlot.set(from + index, outcome)
-        if (outcome.bootMs !== undefined) slowest = Math.max(slowest ?? 0, outcome.bootMs)
-      } else if (first === undefined) {
-        first = { pid: outcome.pid, error: outcome.error }
-        for (const other of wave) if (other !== successor) other.cancel(`another worker of generation ${next} failed: ${outcome.error.message}`)
-      }
-    }))
-    if (slowest !== undefined) bootMs = (bootMs ?? 0) + slowest
+    // The next wave boots once this one has listened: its readiness checks overlap that boot.
+    await Promise.all(booting.map((successor) => successor.listened))
   }
+  await Promise.all(settling)
+  const bootMs = slowestOfWave.length === 0 ? undefined : slowestOfWave.reduce((sum, ms) => sum + (ms ?? 0), 0)
   const ready = [...readyBySlot.entries()].sort(([a], [b]) => a - b)
   const cancelled = first === undefined ? run.cancelled() : undefined
   if (first !== undefined || cancelled !== undefined || ready.length === 0) {

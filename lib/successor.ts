@@ -41,6 +41,11 @@ export interface StartedSuccessor {
   /** The process, when it could be spawned. */
   child: ChildProcess | undefined
   outcome: Promise<SuccessorOutcome>
+  /**
+   * Resolves once it says it has listened (the app's boot is done, its readiness check comes next),
+   * or once the outcome is known, whichever is first.
+   */
+  listened: Promise<void>
   /** Gives up on a successor that is not committed yet: it is taken down and the outcome fails. */
   cancel: (reason: string) => void
 }
@@ -73,11 +78,14 @@ export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): Sta
       detached: timings.supervised === true
     })
   } catch (cause) {
-    return { pid: undefined, child: undefined, outcome: Promise.resolve(spawnFailed(plan, cause)), cancel: () => {} }
+    return { pid: undefined, child: undefined, outcome: Promise.resolve(spawnFailed(plan, cause)), listened: Promise.resolve(), cancel: () => {} }
   }
   let cancel: (reason: string) => void = () => {}
-  const outcome = watch(child, plan, timings, spawnedAt, (canceller) => { cancel = canceller })
-  return { pid: child.pid, child, outcome, cancel: (reason) => cancel(reason) }
+  let markListened: () => void = () => {}
+  const listened = new Promise<void>((resolve) => { markListened = resolve })
+  const outcome = watch(child, plan, timings, spawnedAt, (canceller) => { cancel = canceller }, markListened)
+  void outcome.then(markListened)
+  return { pid: child.pid, child, outcome, listened, cancel: (reason) => cancel(reason) }
 }
 
 function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
@@ -89,7 +97,7 @@ function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
   }
 }
 
-function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, spawnedAt: number, expose: (cancel: (reason: string) => void) => void): Promise<SuccessorOutcome> {
+function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, spawnedAt: number, expose: (cancel: (reason: string) => void) => void, listened: () => void): Promise<SuccessorOutcome> {
   return new Promise((resolve) => {
     let settled = false
     const listenerCopies: ListenerCopy[] = []
@@ -121,7 +129,9 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     function onMessage (raw: unknown, handle: unknown): void {
       const message = unwrap(raw) as ChildMessage | undefined
       if (message === undefined) return
-      if (message.type === 'listener') {
+      if (message.type === 'listening') {
+        listened()
+      } else if (message.type === 'listener') {
         // Supervised workers' listener messages are the supervisor's (it tracks them itself).
         if (timings.supervised !== true && isHandle(handle)) listenerCopies.push({ address: message.address, handle })
       } else if (message.type === 'ready') {

@@ -25,7 +25,7 @@ Options:
   --reload-batch <k>        with --workers: a reload replaces k workers at a time (rolling), for
                             hosts where twice the workers do not fit; still all or nothing
   --boot-concurrency <k>    with --workers: a reload's new workers boot k at a time, the next ones
-                            once those are ready, so the serving workers keep CPUs meanwhile
+                            once those have listened, so the serving workers keep CPUs meanwhile
                             (default half the CPUs, at least 1)
   --ready-timeout <ms>      how long a new generation may take to be ready (default 30000)
   --drain-timeout <ms>      how long an old generation may take to drain (default 30000)

@@ -31,7 +31,7 @@ export interface SupervisorOptions {
   workers?: number
   /** A reload replaces this many slots at a time (rolling); default all at once. */
   reloadBatch?: number
-  /** A reload's new workers boot this many at a time (the next once those are ready); default all at once. */
+  /** A reload's new workers boot this many at a time (the next once those have listened); default all at once. */
   bootConcurrency?: number
   log: SupervisorLogger
   /** systemd and the like. */
