@@ -304,21 +304,31 @@ test('--workers 2: a new worker that dies within the probation: the whole old ge
   t.ok(stats.ok > 0 && stats.failed <= 20, `at most the requests in flight on the dead worker failed (${stats.failed})`)
 })
 
-test('--workers 3 --boot-concurrency 2: a reload boots the new workers two, then one, all committed together; 0 failed; all at once with 3', async (t) => {
-  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3', '--boot-concurrency', '2', '--probation', '500'] })
+/**
+ * Three workers (with `extra` flags) under keep-alive and per-request load, reloaded once into
+ * release 2: the generations' workers, the loads, the reload's answer, and generation 2's starts.
+ */
+async function threeWorkersReloaded (t, extra) {
+  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3', ...extra, '--probation', '500'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
   const first = await servingWorkers(service, control, 1, 3)
-  const keepAlive = startLoad(t, target, { connections: 30, keepAlive: true })
-  const perRequest = startLoad(t, target, { connections: 10, keepAlive: false })
+  const loads = [startLoad(t, target, { connections: 30, keepAlive: true }), startLoad(t, target, { connections: 10, keepAlive: false })]
   await sleep(500)
   writeRelease(dir, { version: 2, plugin: PLUGIN })
   const reload = await cli(['reload', '--control', control, '--json'])
-  t.equal(reload.code, 0, 'the reload exits 0 once all three new workers serve')
   const second = await servingWorkers(service, control, 2, 3)
-  const starts = service.filter((l) => l.supervisor === 'generation-starting' && l.generation === 2).sort((a, b) => a.slot - b.slot)
-  t.same(starts.map((l) => [l.trigger, l.slot]), [['reload', 0], ['reload', 1], ['reload', 2]], 'one reload of three slots')
+  const starts = service.filter((l) => l.supervisor === 'generation-starting' && l.generation === 2).sort((a, b) => a.time - b.time)
+  // When a started worker was up: it adopted the sockets (its boot is over).
   const upAt = (start) => service.find((l) => l.hotReload === 'adopted-socket' && l.pid === start.workerPid)?.time
+  return { dir, control, service, first, second, loads, reload, starts, upAt }
+}
+
+test('--workers 3 --boot-concurrency 2: a reload boots the new workers two, then one, all committed together; 0 failed', async (t) => {
+  const { service, first, second, loads: [keepAlive, perRequest], reload, starts: byTime, upAt } = await threeWorkersReloaded(t, ['--boot-concurrency', '2'])
+  t.equal(reload.code, 0, 'the reload exits 0 once all three new workers serve')
+  const starts = [...byTime].sort((a, b) => a.slot - b.slot)
+  t.same(starts.map((l) => [l.trigger, l.slot]), [['reload', 0], ['reload', 1], ['reload', 2]], 'one reload of three slots')
   t.ok(starts[1].time < upAt(starts[0]), 'slots 0 and 1 boot together')
   t.ok(upAt(starts[0]) <= starts[2].time && upAt(starts[1]) <= starts[2].time, 'slot 2 starts once both were up')
   const served = service.filter((l) => l.hotReloadEvent === 'serving' && l.generation === 2).map((l) => l.time)
@@ -333,24 +343,14 @@ test('--workers 3 --boot-concurrency 2: a reload boots the new workers two, then
 })
 
 test('--workers 3 --reload-batch 1: a rolling reload boots one new worker at a time, 0 failed; a failure in a later batch takes it all back', async (t) => {
-  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3', '--reload-batch', '1', '--probation', '500'] })
-  writeRelease(dir, { version: 1, plugin: PLUGIN })
-  const target = await servingTarget(service)
-  const first = await servingWorkers(service, control, 1, 3)
-  const keepAlive = startLoad(t, target, { connections: 30, keepAlive: true })
-  const perRequest = startLoad(t, target, { connections: 10, keepAlive: false })
-  await sleep(500)
-  writeRelease(dir, { version: 2, plugin: PLUGIN })
-  const reload = await cli(['reload', '--control', control, '--json'])
+  const { dir, control, service, first, second, loads: [keepAlive, perRequest], reload, starts, upAt } = await threeWorkersReloaded(t, ['--reload-batch', '1'])
   t.equal(reload.code, 0, 'the rolling reload exits 0 once all three slots run the new release')
-  const second = await servingWorkers(service, control, 2, 3)
   // One new worker boots at a time: each batch starts once the previous batch's worker is up (it
   // adopted the sockets, then passed readiness and was committed before the next one started).
-  const starts = service.filter((l) => l.supervisor === 'generation-starting' && l.generation === 2).sort((a, b) => a.time - b.time)
   t.same(starts.map((l) => [l.trigger, l.slot]), [['batch', 0], ['batch', 1], ['batch', 2]], 'three batches of one slot each, in order')
   for (let i = 1; i < starts.length; i++) {
-    const up = service.find((l) => l.hotReload === 'adopted-socket' && l.pid === starts[i - 1].workerPid)
-    t.ok(up && up.time <= starts[i].time, `slot ${i - 1}'s new worker was up before slot ${i}'s started`)
+    const up = upAt(starts[i - 1])
+    t.ok(up !== undefined && up <= starts[i].time, `slot ${i - 1}'s new worker was up before slot ${i}'s started`)
   }
   for (const old of first) await waitUntilGone(old.pid, 15000)
   // Slot 0 is replaced, then slot 1's new worker exits at boot: all of it goes back.
