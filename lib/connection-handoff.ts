@@ -49,6 +49,14 @@ export function moveRampMs (probationMs: number, drainTimeoutMs: number): number
   return Math.min(overProbation, drainTimeoutMs / 2)
 }
 
+/**
+ * A drain's ramp: the one asked for (a supervisor's, from its own probation) or else our options',
+ * never more than half our own drain's deadline.
+ */
+export function drainRampMs (askedMs: number | undefined, options: { probation: number, drainTimeout: number }): number {
+  return askedMs === undefined ? moveRampMs(options.probation, options.drainTimeout) : Math.max(0, Math.min(askedMs, options.drainTimeout / 2))
+}
+
 export class ConnectionHandoff {
   /**
    * Connections whose handle is still on its way (Node sends one at a time): each one's settle

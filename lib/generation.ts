@@ -109,7 +109,7 @@ export class Generation {
       cover: (slot, listener, handle) => this.cover(slot, listener, handle),
       uncover: (slot) => { for (const instance of this.instances) instance.uncover(slot) },
       cut: () => this.handover.cutNow('the supervisor has too many generations draining', 'supervisor-max-draining'),
-      drain: (probation) => this.handover.onSupervisorDrain(probation),
+      drain: (probation, rampMs) => this.handover.onSupervisorDrain(probation, rampMs),
       listener: (address, handle) => this.handover.keepCopy(address, handle),
       retire: () => this.handover.endProbation(),
       resume: (successorPid, reason) => this.handover.successorLost(successorPid, reason)

@@ -39,6 +39,8 @@ export class Handover {
   /** Watches the successor until its probation is over. */
   private retirement: Retirement | undefined
   private draining: Promise<DrainResult | undefined> | undefined
+  /** Supervised: the ramp of the moves the supervisor asked for (its probation), over our own options'. */
+  private rampMs: number | undefined
 
   constructor (private readonly parts: HandoverParts) {}
 
@@ -61,10 +63,11 @@ export class Handover {
   }
 
   /** Supervised: a successor serves; with a probation, wait for the supervisor's verdict after the drain. */
-  onSupervisorDrain (probation: boolean): void {
+  onSupervisorDrain (probation: boolean, rampMs: number | undefined): void {
     this.parts.log.info({ hotReload: 'supervisor-successor', generation: this.parts.generation },
       `hot-reload: the supervisor started a successor; draining generation ${this.parts.generation}`)
     if (probation) this.retirement = new Retirement(undefined)
+    this.rampMs = rampMs
     this.drainThenExit()
   }
 
@@ -130,7 +133,7 @@ export class Handover {
     const instances = this.parts.instances()
     for (const instance of instances) instance.stopAccepting(reason === 'shutdown')
     const outlet = reason === 'reload' && options.connectionHandoff ? mode.outlet(this.successor, parent) : undefined
-    const drained = Promise.all(instances.map((instance) => instance.drain(outlet, () => this.cutAtDeadline(instance), publicReason)))
+    const drained = Promise.all(instances.map((instance) => instance.drain(outlet, () => this.cutAtDeadline(instance), publicReason, this.rampMs)))
     const retirement = reason === 'reload' ? this.retirement : undefined
     if (retirement !== undefined) {
       // The successor's probation: should it die before it is over, we serve again.

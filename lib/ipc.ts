@@ -58,8 +58,10 @@ export type ParentMessage =
   /**
    * Supervised mode: a successor serves now; drain and exit. With `probation`, wait after the drain
    * for 'retire' (exit) or 'resume' (serve again, on the 'listener' copies sent just before).
+   * `rampMs`: spread the connections' moves over this long (the supervisor's probation decides it;
+   * absent from older releases: the worker's own options do).
    */
-  | { type: 'drain', probation?: boolean }
+  | { type: 'drain', probation?: boolean, rampMs?: number }
   /** Supervised mode: a copy of a listening socket, sent with its handle, for a resume. */
   | { type: 'listener', address: string }
   /** Supervised mode: the successor proved itself; finish and exit. */

@@ -18,7 +18,7 @@ const PASS_ACK_LIMIT_MS = 5_000
 export interface ParentOrders {
   abort: () => void
   /** Supervised: a successor serves now; drain (and, with `probation`, wait for retire or resume). */
-  drain: (probation: boolean) => void
+  drain: (probation: boolean, rampMs: number | undefined) => void
   cut: () => void
   /** A copy of a listening socket for a resume (supervised probation). */
   listener: (address: string, handle: object) => void
@@ -108,7 +108,7 @@ export class ParentLink {
         this.settle('commit')
         return
       case 'abort': this.settle('abort'); return
-      case 'drain': this.orders.drain(message.probation === true); return
+      case 'drain': this.orders.drain(message.probation === true, typeof message.rampMs === 'number' ? message.rampMs : undefined); return
       case 'cut': this.orders.cut(); return
       case 'retire': this.orders.retire(); return
       case 'resume': this.orders.resume(message.successorPid, message.reason); return

@@ -3,7 +3,8 @@
 // retires. A worker of it dead within the probation: every worker of the predecessor gets copies of
 // the sockets and serves again, and the rest of the failed generation drains away.
 import type { Socket } from 'node:net'
-import { wrap } from '../ipc'
+import { moveRampMs } from '../connection-handoff'
+import { wrap, type ParentMessage } from '../ipc'
 import { formatAddress, type ListenerAddress } from '../listener-address'
 import { handleOfHeldFd } from '../node-internals'
 import { Probation } from '../probation'
@@ -19,18 +20,29 @@ export interface HeldSocket {
 }
 
 export class Probations {
+  /** How long a draining worker spreads its connections' moves over: our probation decides, not the worker's own option. */
+  private readonly rampMs: number
+
   constructor (
     private readonly ms: number,
+    drainTimeout: number,
     private readonly isTracked: (worker: Worker) => boolean,
     private readonly log: SupervisorLogger
-  ) {}
+  ) {
+    this.rampMs = moveRampMs(ms, drainTimeout)
+  }
+
+  /** What tells a worker to drain (and, with `probation`, to wait for the verdict). */
+  drainOrder (probation: boolean): ParentMessage {
+    return { type: 'drain', probation, rampMs: this.rampMs }
+  }
 
   /** `serving` took over from `previous`: it drains, and with a probation waits for the verdict. */
   begin (serving: Cohort, previous: Cohort): void {
     const probation = this.ms > 0
     for (const worker of previous.workers.values()) {
       worker.state = 'draining'
-      send(worker.child, { type: 'drain', probation })
+      send(worker.child, this.drainOrder(probation))
     }
     if (!probation) return
     serving.predecessor = previous

@@ -47,7 +47,7 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
       const old = previous.workers.get(slot)
       if (old === undefined) continue
       old.state = 'draining'
-      send(old.child, { type: 'drain', probation: true })
+      send(old.child, probations.drainOrder(true))
       replaced.push(old)
     }
   }
@@ -56,7 +56,7 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
     const reason = `generation ${next} failed in a rolling reload: ${failure.error?.message}`
     for (const worker of cohort.workers.values()) {
       worker.state = 'draining'
-      send(worker.child, { type: 'drain', probation: false })
+      send(worker.child, probations.drainOrder(false))
     }
     const back = replaced.filter((w) => cohorts.workers.has(w.pid) && w.child.connected)
     probations.serveAgain(back, (w) => host.held.forSlot(w.slot), failure.successorPid ?? 0, reason)

@@ -59,7 +59,7 @@ export class Supervisor extends EventEmitter {
     this.slots = Array.from({ length: options.workers ?? 1 }, (_, slot) => slot)
     this.restarts = new SlotRestarts(this.slots, options)
     this.cohorts = new Cohorts(options.maxDraining, options.log)
-    this.probations = new Probations(options.probation, (worker) => this.cohorts.workers.has(worker.pid), options.log)
+    this.probations = new Probations(options.probation, options.drainTimeout, (worker) => this.cohorts.workers.has(worker.pid), options.log)
     this.held = new HeldSockets(options.activated, this.slots.length, process.versions.node)
     this.empty = new EmptySlots(this.slots, this.held, this.cohorts, options.log)
     this.balance = new KeepAliveBalance(this.cohorts, this.slots.length)
@@ -266,7 +266,7 @@ export class Supervisor extends EventEmitter {
       const { predecessor, reason } = resumed
       for (const w of cohort.workers.values()) {
         w.state = 'draining'
-        send(w.child, { type: 'drain', probation: false })
+        send(w.child, this.probations.drainOrder(false))
       }
       this.cohorts.servesAgain(predecessor, cohort)
       this.options.log.error({ supervisor: 'serves-again', workerPid: worker.pid, resumedPid: [...predecessor.workers.values()][0]?.pid, generation: predecessor.generation, reason },

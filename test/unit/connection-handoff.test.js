@@ -9,7 +9,8 @@ const Fastify = require('fastify')
 const { Listeners } = require('../../dist/lib/listeners')
 const { InheritedPool } = require('../../dist/lib/socket-adoption')
 const { ConnectionTracker } = require('../../dist/lib/connection-tracker')
-const { ConnectionHandoff, MOVE_RAMP_MIN_MS, MOVE_RAMP_MAX_MS, moveRampMs } = require('../../dist/lib/connection-handoff')
+const { ConnectionHandoff, MOVE_RAMP_MIN_MS, MOVE_RAMP_MAX_MS, moveRampMs, drainRampMs } = require('../../dist/lib/connection-handoff')
+const { Probations } = require('../../dist/lib/supervisor/probation')
 const { formatAddress, fromServerAddress } = require('../../dist/lib/listener-address')
 const { detachConnection } = require('../../dist/lib/node-internals')
 const { RawConnection } = require('../helpers/load')
@@ -94,6 +95,22 @@ test('moveRampMs: over the probation less a margin, within MOVE_RAMP_MIN_MS and 
   t.equal(moveRampMs(2000, 1000), 500, 'a drain deadline of 1 s: every move starts in its first half')
   t.equal(moveRampMs(300, 400), 200, 'even below the shortest ramp')
   t.ok(MOVE_RAMP_MIN_MS < MOVE_RAMP_MAX_MS)
+})
+
+test("drainRampMs: a ramp asked for (the supervisor's) wins over our own options, within half our drain deadline", async (t) => {
+  const own = { probation: 60000, drainTimeout: 10000 }
+  t.equal(drainRampMs(undefined, own), MOVE_RAMP_MAX_MS, 'nothing asked: from our own probation')
+  t.equal(drainRampMs(MOVE_RAMP_MIN_MS, own), MOVE_RAMP_MIN_MS, 'asked for a shorter one than ours')
+  t.equal(drainRampMs(1200, { probation: 0, drainTimeout: 10000 }), 1200, 'asked for a longer one than ours')
+  t.equal(drainRampMs(1500, { probation: 2000, drainTimeout: 1000 }), 500, 'never past half our own drain deadline')
+  t.equal(drainRampMs(-5, own), 0, 'nonsense from the channel: no ramp')
+})
+
+test("the supervisor's drain order carries the ramp of its own probation, whatever the worker's options say", async (t) => {
+  const tracked = () => true
+  t.same(new Probations(0, 10000, tracked, silent).drainOrder(false), { type: 'drain', probation: false, rampMs: MOVE_RAMP_MIN_MS }, '--probation 0')
+  t.same(new Probations(1200, 10000, tracked, silent).drainOrder(true), { type: 'drain', probation: true, rampMs: 700 })
+  t.same(new Probations(5000, 2000, tracked, silent).drainOrder(true), { type: 'drain', probation: true, rampMs: 1000 }, 'half its --drain-timeout')
 })
 
 test('a drain spreads its moves over its ramp: after a move the next waits its share; once the drain stops, moves go at once', async (t) => {

@@ -58,7 +58,7 @@ test('orders reach their handlers; handles that come before a subscriber are clo
   t.equal(closed, 2)
   const got = []
   link.subscribe({
-    drain: (probation) => got.push(['drain', probation]),
+    drain: (probation, rampMs) => got.push(['drain', probation, rampMs]),
     cut: () => got.push(['cut']),
     retire: () => got.push(['retire']),
     resume: (pid, reason) => got.push(['resume', pid, reason]),
@@ -66,6 +66,7 @@ test('orders reach their handlers; handles that come before a subscriber are clo
     connection: (listener) => got.push(['connection', listener])
   })
   port.deliver({ type: 'drain', probation: true })
+  port.deliver({ type: 'drain', probation: false, rampMs: 400 })
   port.deliver({ type: 'cut' })
   port.deliver({ type: 'listener', address: '127.0.0.1:1' }, { close () {} })
   port.deliver({ type: 'listener', address: '127.0.0.1:1' }) // no handle: ignored
@@ -73,7 +74,7 @@ test('orders reach their handlers; handles that come before a subscriber are clo
   port.deliver({ type: 'retire' })
   port.deliver({ type: 'connection', listener: '127.0.0.1:1' }, { close () {} })
   port.emit('message', { type: 'drain' }) // not ours: the app's own IPC
-  t.same(got, [['drain', true], ['cut'], ['listener', '127.0.0.1:1'], ['resume', 9, 'it died'], ['retire'], ['connection', '127.0.0.1:1']])
+  t.same(got, [['drain', true, undefined], ['drain', false, 400], ['cut'], ['listener', '127.0.0.1:1'], ['resume', 9, 'it died'], ['retire'], ['connection', '127.0.0.1:1']])
 })
 
 test('a reload asked of the supervisor resolves with its answer, or fails when it is gone', async (t) => {
