@@ -111,7 +111,7 @@ export class GenerationReloads {
         const { sockets, instances } = socketsForSuccessor(this.host.instances().map((instance) => instance.listeners.forSuccessor()))
         return spawnPlan(command, sockets, next, this.host.pid, false, instances)
       },
-      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000 },
+      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, bootNice: options.bootNice },
       cancelled: () => this.host.lifecycle.stopping ? 'reload cancelled: shutting down' : undefined,
       started: (successor, plan) => {
         this.starting = successor

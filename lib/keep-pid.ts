@@ -76,6 +76,7 @@ export function supervisorArgv (launch: Launch, options: ResolvedOptions, bin: s
     '--ready-timeout', String(options.readyTimeout),
     '--drain-timeout', String(options.drainTimeout),
     '--probation', String(options.probation),
+    '--boot-nice', String(options.bootNice),
     '--max-draining', String(options.maxDrainingGenerations)
   ]
   // No signal at all is said as "none": the supervisor's own default would add SIGHUP.

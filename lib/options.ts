@@ -19,6 +19,7 @@ export interface ResolvedOptions {
   pidFile: string | undefined
   connectionHandoff: boolean
   probation: number
+  bootNice: number
   maxDrainingGenerations: number
   closeSpread: number
   /** undefined: the default (see decideKeepPid). */
@@ -35,6 +36,7 @@ export const DEFAULTS = {
   gracefulShutdown: true,
   connectionHandoff: true,
   probation: 2_000,
+  bootNice: 10,
   maxDrainingGenerations: 5
 }
 
@@ -44,7 +46,7 @@ const SHUTDOWN_SIGNALS = new Set(['SIGTERM', 'SIGINT'])
 const KNOWN_OPTIONS = new Set([
   'reloadSignals', 'readyTimeout', 'drainTimeout', 'idleGrace', 'healthPath', 'livenessPath',
   'underPressure', 'gracefulShutdown', 'successor', 'pidFile', 'connectionHandoff', 'probation',
-  'maxDrainingGenerations', 'closeSpread', 'keepPid'
+  'bootNice', 'maxDrainingGenerations', 'closeSpread', 'keepPid'
 ])
 const SUCCESSOR_KEYS = new Set(['execPath', 'execArgv', 'args', 'env', 'cwd'])
 
@@ -170,6 +172,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     pidFile: pidFile(opts.pidFile),
     connectionHandoff: (opts.connectionHandoff as boolean | undefined) ?? DEFAULTS.connectionHandoff,
     probation: wholeNumber('probation', opts.probation, DEFAULTS.probation, RANGES.probation),
+    bootNice: wholeNumber('bootNice', opts.bootNice, DEFAULTS.bootNice, RANGES.niceness),
     maxDrainingGenerations: wholeNumber('maxDrainingGenerations', opts.maxDrainingGenerations, DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations),
     closeSpread: closeSpread(opts.closeSpread, drainTimeout),
     keepPid: opts.keepPid as boolean | undefined

@@ -4,6 +4,7 @@
 // connections one way and news of later drains the other.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { monotonicMs } from './boot-clock'
+import { lowerWhileBooting } from './boot-priority'
 import { hotReloadError } from './errors'
 import type { HotReloadError } from './types'
 import { unwrap, wrap, type ChildMessage, type ParentMessage } from './ipc'
@@ -56,7 +57,16 @@ export interface SuccessorTimings {
   abortGrace: number
   /** Supervised workers: their own process group (the supervisor forwards signals), and their listener messages are the supervisor's. */
   supervised?: boolean
+  /** How many niceness steps below us it boots, until it has listened (boot-priority.ts); 0 or absent: ours. */
+  bootNice?: number
 }
+
+/**
+ * The longest a successor boots at a lower priority. Most of a boot's CPU (loading and compiling
+ * modules) comes early, and where every core is busy serving a lowered boot hardly advances: after
+ * this it boots at ours, so that such a reload takes about this much longer at most.
+ */
+const LOWERED_AT_MOST_MS = 1_000
 
 function cleanEnv (env: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {}
@@ -105,12 +115,14 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       if (child.exitCode !== null || child.signalCode !== null) resolveExit()
       else child.once('exit', () => resolveExit())
     })
+    const priority = lowerWhileBooting(child.pid, timings.bootNice ?? 0, Math.min(LOWERED_AT_MOST_MS, timings.readyTimeout / 3))
     const timer = setTimeout(() => {
       fail(hotReloadError('HOT_RELOAD_READY_TIMEOUT', `the successor (pid ${child.pid}) did not report ready within readyTimeout (${timings.readyTimeout} ms)`))
     }, timings.readyTimeout)
 
     function cleanup (): void {
       settled = true
+      priority.restore()
       clearTimeout(timer)
       child.removeListener('message', onMessage)
       child.removeListener('exit', onExit)
@@ -130,6 +142,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       const message = unwrap(raw) as ChildMessage | undefined
       if (message === undefined) return
       if (message.type === 'listening') {
+        priority.restore()
         listened()
       } else if (message.type === 'listener') {
         // Supervised workers' listener messages are the supervisor's (it tracks them itself).

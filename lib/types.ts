@@ -68,6 +68,15 @@ export interface HotReloadOptions {
    */
   probation?: number
   /**
+   * A reload's successor boots this many niceness steps below the generation that serves meanwhile,
+   * and gets its priority back once its app has listened (after 1 s at the latest), so that its
+   * boot takes less CPU from the requests being answered.
+   * Linux only, and only where it can be set back: a supervised worker through its scheduler
+   * autogroup, any successor's threads when the process may raise a priority (root with
+   * CAP_SYS_NICE, or RLIMIT_NICE). 0 to 19; default 10; 0 turns it off.
+   */
+  bootNice?: number
+  /**
    * How many old generations may be draining at once. When a reload would make one more, the oldest
    * ends its drain now: what it still has open is cut (and counted in its log). Default 5.
    */

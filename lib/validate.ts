@@ -16,6 +16,8 @@ export const RANGES = {
   /** The probation, where 0 turns it off. */
   probation: { min: 0, max: MAX_TIMER_MS, unit: 'milliseconds' },
   drainingGenerations: { min: 1, max: 1000, unit: 'generations' },
+  /** How far below the serving generation a successor boots (bootNice, --boot-nice); 0 turns it off. */
+  niceness: { min: 0, max: 19, unit: 'niceness steps' },
   /** Worker processes per generation (the supervisor's --workers). */
   workers: { min: 1, max: 1024, unit: 'workers' }
 } satisfies Record<string, Range>

@@ -45,6 +45,7 @@ export async function start (argv: string[]): Promise<number> {
     workers: { type: 'string' },
     'reload-batch': { type: 'string' },
     'boot-concurrency': { type: 'string' },
+    'boot-nice': { type: 'string' },
     'ready-timeout': { type: 'string' },
     'drain-timeout': { type: 'string' },
     'restart-delay': { type: 'string' },
@@ -78,6 +79,7 @@ export async function start (argv: string[]): Promise<number> {
   const reloadBatch = numberFlag('reload-batch', flag('reload-batch'), workers, RANGES.workers)
   if (reloadBatch > workers) throw new UsageError(`--reload-batch must be at most --workers (${workers}), got ${reloadBatch}`)
   const bootConcurrency = numberFlag('boot-concurrency', flag('boot-concurrency'), defaultBootConcurrency(workers, availableParallelism()), RANGES.workers)
+  const bootNice = numberFlag('boot-nice', flag('boot-nice'), DEFAULTS.bootNice, RANGES.niceness)
   const maxDraining = numberFlag('max-draining', flag('max-draining'), DEFAULTS.maxDrainingGenerations, RANGES.drainingGenerations)
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   // The plugin passes the command line the app was really started with: no script to look for.
@@ -97,7 +99,7 @@ export async function start (argv: string[]): Promise<number> {
   // With a pid file, each reload's outcome is recorded beside it (for `reload --pid-file`).
   const status = new ServiceStatus(createNotifier(process.env, log), pidFile, log)
   const supervisor = new Supervisor({
-    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status, workers, reloadBatch, bootConcurrency
+    command, cwd: launch.cwd, env, readyTimeout, drainTimeout, restartDelay, restartMaxDelay, maxDraining, probation, activated, log, status, workers, reloadBatch, bootConcurrency, bootNice
   })
   // Signals first: a reload signal that came before its handler would end the process.
   const finished = new Promise<number>((resolveExit) => {

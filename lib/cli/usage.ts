@@ -27,6 +27,8 @@ Options:
   --boot-concurrency <k>    with --workers: a reload's new workers boot k at a time, the next ones
                             once those have listened, so the serving workers keep CPUs meanwhile
                             (default half the CPUs, at least 1)
+  --boot-nice <n>           a reload's new workers boot n niceness steps below the serving ones,
+                            until they have listened (Linux; 0 to 19, default 10; 0: off)
   --ready-timeout <ms>      how long a new generation may take to be ready (default 30000)
   --drain-timeout <ms>      how long an old generation may take to drain (default 30000)
   --restart-delay <ms>      first delay before restarting a crashed worker (default 100)

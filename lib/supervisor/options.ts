@@ -33,6 +33,8 @@ export interface SupervisorOptions {
   reloadBatch?: number
   /** A reload's new workers boot this many at a time (the next once those have listened); default all at once. */
   bootConcurrency?: number
+  /** A reload's new workers boot this many niceness steps below the serving ones, until they have listened; 0: no change. */
+  bootNice?: number
   log: SupervisorLogger
   /** systemd and the like. */
   status: ServiceStatus

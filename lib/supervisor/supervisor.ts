@@ -158,8 +158,8 @@ export class Supervisor extends EventEmitter {
     const outcome = await runCohort(next, slots, {
       serving: () => ({ generation: this.cohorts.current?.generation ?? 0, pid: this.servingPid ?? 0 }),
       plan: (slot) => this.held.planFor(slot, command, next, this.cohorts.instances),
-      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, supervised: true },
-      // Only a reload's workers boot in waves: they boot beside a generation that serves.
+      // Only a reload's workers boot at a lower priority and in waves: they boot beside a generation that serves.
+      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, supervised: true, bootNice: why === 'reload' ? options.bootNice : 0 },
       concurrency: why === 'reload' ? options.bootConcurrency : undefined,
       cancelled: () => this.stopping !== undefined ? 'cancelled: the supervisor is stopping' : undefined,
       started: (successor, plan, slot) => {

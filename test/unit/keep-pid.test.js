@@ -54,10 +54,10 @@ test('decideKeepPid: not kept, with a warning, where it was meant to be and cann
 
 test('supervisorArgv: the plugin\'s timings and signals as flags, then the app exactly as started', async (t) => {
   const launch = { execPath: '/usr/bin/node', execArgv: ['--env-file=.env'], args: ['/srv/app.js', '--port', '3000'], cwd: '/srv', env: {} }
-  const options = resolveOptions({ readyTimeout: 5000, drainTimeout: 7000, probation: 0, maxDrainingGenerations: 2, reloadSignals: ['SIGUSR2', 'SIGHUP'] })
+  const options = resolveOptions({ readyTimeout: 5000, drainTimeout: 7000, probation: 0, bootNice: 7, maxDrainingGenerations: 2, reloadSignals: ['SIGUSR2', 'SIGHUP'] })
   t.same(supervisorArgv(launch, options, '/pkg/bin/fastify-hot-reload.js'), [
     '/usr/bin/node', '/pkg/bin/fastify-hot-reload.js', 'start', '--from-plugin', '--name', 'app',
-    '--ready-timeout', '5000', '--drain-timeout', '7000', '--probation', '0', '--max-draining', '2',
+    '--ready-timeout', '5000', '--drain-timeout', '7000', '--probation', '0', '--boot-nice', '7', '--max-draining', '2',
     '--reload-signal', 'SIGUSR2', '--reload-signal', 'SIGHUP',
     '--', '/usr/bin/node', '--env-file=.env', '/srv/app.js', '--port', '3000'
   ])
