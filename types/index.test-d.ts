@@ -27,6 +27,7 @@ app.register(hotReload, {
   pidFile: '/run/app.pid',
   connectionHandoff: true,
   probation: 0,
+  bootNice: 5,
   maxDrainingGenerations: 3,
   closeSpread: 10_000,
   keepPid: false
@@ -90,6 +91,7 @@ app.hotReload.on('resumed', (info) => {
 })
 expectError(app.register(hotReload, { probation: '2s' }))
 expectError(app.register(hotReload, { closeSpread: '10s' }))
+expectError(app.register(hotReload, { bootNice: 'low' }))
 expectAssignable<HotReloadOptions>({ closeSpread: 0 })
 expectNotAssignable<HotReloadOptions>({ closeSpread: true })
 expectAssignable<HotReloadOptions>({ keepPid: true })

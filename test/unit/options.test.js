@@ -21,6 +21,7 @@ test('defaults', async (t) => {
     t.equal(options.pidFile, undefined, 'pidFile')
     t.equal(options.connectionHandoff, true, 'connectionHandoff')
     t.equal(options.probation, 2000, 'probation')
+    t.equal(options.bootNice, 10, 'bootNice')
     t.equal(options.maxDrainingGenerations, 5, 'maxDrainingGenerations')
     t.equal(options.closeSpread, 15000, 'closeSpread: half of drainTimeout')
   }
@@ -160,6 +161,10 @@ const invalid = [
   [{ maxDrainingGenerations: 0 }, 'maxDrainingGenerations', /a whole number of generations from 1 to 1000, got number 0/],
   [{ maxDrainingGenerations: 1001 }, 'maxDrainingGenerations', /from 1 to 1000/],
   [{ maxDrainingGenerations: '3' }, 'maxDrainingGenerations', /got string "3"/],
+  // bootNice
+  [{ bootNice: 20 }, 'bootNice', /a whole number of niceness steps from 0 to 19, got number 20/],
+  [{ bootNice: -5 }, 'bootNice', /from 0 to 19, got number -5/],
+  [{ bootNice: '10' }, 'bootNice', /got string "10"/],
   // closeSpread
   [{ closeSpread: -1 }, 'closeSpread', /a whole number of milliseconds from 0 to 29999 \(less than drainTimeout, 30000\), got number -1/],
   [{ closeSpread: 30000 }, 'closeSpread', /less than drainTimeout, 30000\), got number 30000/],
