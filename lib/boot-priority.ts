@@ -20,6 +20,16 @@ const LOWEST = 19
 /** Without CAP_SYS_ADMIN the kernel takes one autogroup change per 100 ms, machine-wide (EAGAIN). */
 const AUTOGROUP_RETRY_MS = 110
 const AUTOGROUP_ATTEMPTS = 20
+/**
+ * A lowered boot that waits for a CPU most of the time makes hardly any progress: every core is
+ * busy at our priority. It gets our priority back then, instead of holding the reload up. Checked
+ * every WATCH_MS from the time its main thread ran and waited to run (/proc/<pid>/schedstat):
+ * starved, STARVED_WINDOWS windows in a row.
+ */
+const WATCH_MS = 100
+const STARVED_WINDOWS = 3
+const STARVED_WAIT_PER_RUN = 2
+const STARVED_MIN_WAIT_NS = 30e6
 
 /** Whether this process may set a thread back to niceness `nice` after lowering it (Linux's rules). */
 export function mayRaiseTo (nice: number, { status, limits } = ownProcFiles()): boolean {
@@ -103,6 +113,29 @@ class AutogroupWriter {
   }
 }
 
+/** Its main thread's time on a CPU and waiting for one, in ns; undefined where the kernel does not say. */
+export function schedStat (text: string | undefined): { runNs: number, waitNs: number } | undefined {
+  const fields = text?.trim().split(/\s+/).map(Number)
+  if (fields === undefined || fields.length < 2 || !fields.every(Number.isFinite)) return undefined
+  return { runNs: fields[0], waitNs: fields[1] }
+}
+
+/** Calls `starved` once the child, window after window, waited for a CPU far longer than it ran. */
+function watchStarvation (pid: number, starved: () => void): NodeJS.Timeout | undefined {
+  let last = schedStat(readProc(`/proc/${pid}/schedstat`))
+  if (last === undefined) return undefined
+  let inARow = 0
+  return setInterval(() => {
+    const now = schedStat(readProc(`/proc/${pid}/schedstat`))
+    if (now === undefined || last === undefined) return
+    const ran = now.runNs - last.runNs
+    const waited = now.waitNs - last.waitNs
+    last = now
+    inARow = waited >= STARVED_MIN_WAIT_NS && waited > STARVED_WAIT_PER_RUN * ran ? inARow + 1 : 0
+    if (inARow >= STARVED_WINDOWS) starved()
+  }, WATCH_MS).unref()
+}
+
 export interface BootPriority {
   /** The child gets our priority back (once; later calls do nothing). */
   restore: () => void
@@ -112,8 +145,8 @@ const UNCHANGED: BootPriority = { restore: () => {} }
 
 /**
  * Lowers the child by `by` niceness steps while it boots, by whichever knobs we can turn back
- * afterwards; `maxMs`: it gets its priority back then at the latest, so that where every core is
- * busy serving its boot is not held back for long.
+ * afterwards. It gets our priority back once starved (every core busy serving: a lowered boot would
+ * hardly advance), or after `maxMs` at the latest.
  */
 export function lowerWhileBooting (pid: number | undefined, by: number, maxMs: number): BootPriority {
   if (pid === undefined || by <= 0 || process.platform !== 'linux') return UNCHANGED
@@ -135,9 +168,11 @@ export function lowerWhileBooting (pid: number | undefined, by: number, maxMs: n
     restored = true
     clearTimeout(again)
     clearTimeout(deadline)
+    clearInterval(watch)
     if (autogroup !== undefined) autogroup.set(group as number)
     if (threads) setThreads(pid, ours)
   }
   const deadline = setTimeout(restore, maxMs).unref()
+  const watch = watchStarvation(pid, restore)
   return { restore }
 }

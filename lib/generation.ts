@@ -145,7 +145,8 @@ export class Generation {
       pool: this.pool,
       lifecycle: this.lifecycle,
       checkReadiness: this.context.parent !== undefined,
-      notReadyReason: () => this.notReadyReason(instance)
+      notReadyReason: () => this.notReadyReason(instance),
+      listenCalled: () => this.context.parent?.listening()
     })
     this.instances.add(instance)
     this.audience.add(facade)

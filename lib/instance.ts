@@ -29,6 +29,8 @@ export interface InstanceParts {
   checkReadiness: boolean
   /** Why this instance's /health must say 503, or null (the generation's state and this instance's pressure). */
   notReadyReason: () => string | null
+  /** A successor's app called listen(): its readiness check starts now. */
+  listenCalled: () => void
 }
 
 export class Instance {
@@ -72,6 +74,9 @@ export class Instance {
   passReadinessCheck (): Promise<boolean> {
     if (!this.parts.checkReadiness) return Promise.resolve(true)
     const { lifecycle, app, options } = this.parts
+    // The parent hears of it before the check: it gives back the CPU priority the boot ran at
+    // (boot-priority.ts), and a supervisor boots the next wave of workers meanwhile.
+    if (this.readinessCheck === undefined) this.parts.listenCalled()
     this.readinessCheck ??= (async () => {
       lifecycle.checking(true)
       try {

@@ -15,9 +15,10 @@ export type ChildMessage =
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
   /**
-   * The app listened (its boot is done); its readiness check comes next. A supervisor booting a
-   * generation's workers in waves starts the next wave then. Absent from older releases: the next
-   * wave waits for their 'ready'.
+   * The app called listen() (its boot is done); its readiness check comes next. The parent gives
+   * back the CPU priority the boot ran at, and a supervisor booting a generation's workers in waves
+   * starts the next wave. Releases before bootNice said it after the check; older ones not at all
+   * (the next wave waits for their 'ready').
    */
   | { type: 'listening' }
   | { type: 'failed', message: string }

@@ -48,6 +48,7 @@ export class ParentLink {
   /** The supervisor answers each connection we hand up once it has passed it on (see sendConnection). */
   private passAcks = false
   private nextConnectionId = 1
+  private saidListening = false
   private readonly passing = new Map<number, (err?: Error) => void>()
   private orders: ParentOrders
 
@@ -117,8 +118,10 @@ export class ParentLink {
     }
   }
 
-  /** The app listened; the readiness check comes next. */
+  /** The app called listen(): its boot is done, its readiness check comes next. Said once. */
   listening (): void {
+    if (this.saidListening) return
+    this.saidListening = true
     this.send({ type: 'listening' })
   }
 

@@ -62,9 +62,9 @@ export interface SuccessorTimings {
 }
 
 /**
- * The longest a successor boots at a lower priority. Most of a boot's CPU (loading and compiling
- * modules) comes early, and where every core is busy serving a lowered boot hardly advances: after
- * this it boots at ours, so that such a reload takes about this much longer at most.
+ * The longest a successor boots at a lower priority (a starved one gets ours back sooner,
+ * boot-priority.ts): most of a boot's CPU (loading and compiling modules) comes early, and a
+ * reload should not be held up for long.
  */
 const LOWERED_AT_MOST_MS = 1_000
 

@@ -69,8 +69,9 @@ export interface HotReloadOptions {
   probation?: number
   /**
    * A reload's successor boots this many niceness steps below the generation that serves meanwhile,
-   * and gets its priority back once its app has listened (after 1 s at the latest), so that its
-   * boot takes less CPU from the requests being answered.
+   * and gets its priority back once its app has listened, once it waits for a CPU most of the time
+   * (every core is busy), or after 1 s at the latest, so that its boot takes less CPU from the
+   * requests being answered without holding the reload up.
    * Linux only, and only where it can be set back: a supervised worker through its scheduler
    * autogroup, any successor's threads when the process may raise a priority (root with
    * CAP_SYS_NICE, or RLIMIT_NICE). 0 to 19; default 10; 0 turns it off.

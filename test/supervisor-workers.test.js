@@ -116,13 +116,13 @@ test('--workers 3: one of the three new workers exits at boot: the reload fails,
   t.same(Object.keys(stats.versions), ['1'], 'only the old release served')
 })
 
-test('--workers 2: a release that throws at boot, then one that never becomes ready: each reload exits 1, both old workers serve on, 0 failed; sd_notify READY=1 once both serve', async (t) => {
+test('--workers 2: a release that throws at boot, then one that never becomes ready (booted one worker after the other: the second once the first has listened, while the first fails its readiness check): each reload exits 1, both old workers serve on, 0 failed; sd_notify READY=1 once both serve', async (t) => {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const { socketPath: notifySocket, messages } = await notifyReceiver(t, dir)
   // The release that never becomes ready fails at --ready-timeout: 5 s instead of the helper's 10 s
   // (still several boots of the good release's workers on a loaded machine).
-  const { control, service } = startSupervised(t, { dir, extra: ['--workers', '2', '--ready-timeout', '5000'], env: { NOTIFY_SOCKET: notifySocket } })
+  const { control, service } = startSupervised(t, { dir, extra: ['--workers', '2', '--ready-timeout', '5000', '--boot-concurrency', '1'], env: { NOTIFY_SOCKET: notifySocket } })
   const target = await servingTarget(service)
   await waitFor(() => messages().some((m) => m.includes('READY=1')), 30000, 'READY=1')
   const atReady = await status(control)
@@ -139,6 +139,11 @@ test('--workers 2: a release that throws at boot, then one that never becomes re
   const hanging = await cli(['reload', '--control', control, '--json'])
   t.equal(hanging.code, 1, 'a release that never becomes ready: exit 1')
   t.match(JSON.parse(hanging.stdout).error.message, /readyTimeout|ready/i, 'with the cause')
+  // The release that throws started slot 0 only (no wave after a failure); this one started both.
+  const lastStarts = service.filter((l) => l.supervisor === 'generation-starting' && l.trigger === 'reload').slice(-2)
+  const generation = lastStarts[1].generation
+  t.same(lastStarts.map((l) => [l.generation, l.slot]), [[generation, 0], [generation, 1]],
+    'both workers of the release that never becomes ready were started: the second once the first had listened, not once it was ready')
   await sleep(500)
   const after = await status(control)
   t.same(after.workers.map((w) => w.pid).sort(), old.map((w) => w.pid).sort(), 'only the two old workers are left, serving')
@@ -306,16 +311,17 @@ test('--workers 2: a new worker that dies within the probation: the whole old ge
 
 /**
  * Three workers (with `extra` flags) under keep-alive and per-request load, reloaded once into
- * release 2: the generations' workers, the loads, the reload's answer, and generation 2's starts.
+ * release 2 (with `release2` over it): the generations' workers, the loads, the reload's answer, and
+ * generation 2's starts.
  */
-async function threeWorkersReloaded (t, extra) {
+async function threeWorkersReloaded (t, extra, release2 = {}) {
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '3', ...extra, '--probation', '500'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
   const first = await servingWorkers(service, control, 1, 3)
   const loads = [startLoad(t, target, { connections: 30, keepAlive: true }), startLoad(t, target, { connections: 10, keepAlive: false })]
   await sleep(500)
-  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  writeRelease(dir, { version: 2, plugin: PLUGIN, ...release2 })
   const reload = await cli(['reload', '--control', control, '--json'])
   const second = await servingWorkers(service, control, 2, 3)
   const starts = service.filter((l) => l.supervisor === 'generation-starting' && l.generation === 2).sort((a, b) => a.time - b.time)
@@ -324,13 +330,16 @@ async function threeWorkersReloaded (t, extra) {
   return { dir, control, service, first, second, loads, reload, starts, upAt }
 }
 
-test('--workers 3 --boot-concurrency 2: a reload boots the new workers two, then one, all committed together; 0 failed', async (t) => {
-  const { service, first, second, loads: [keepAlive, perRequest], reload, starts: byTime, upAt } = await threeWorkersReloaded(t, ['--boot-concurrency', '2'])
+test('--workers 3 --boot-concurrency 2: a reload boots the new workers two, then one once those have booted, all committed together; 0 failed', async (t) => {
+  const slowBootMs = 400
+  const { service, first, second, loads: [keepAlive, perRequest], reload, starts: byTime, upAt } = await threeWorkersReloaded(t, ['--boot-concurrency', '2'], { slowBootMs })
+  // A worker's boot is over once its app calls listen(), at least slowBootMs after its slow part began.
+  const bootedAt = (start) => service.find((l) => l.event === 'slow-boot' && l.pid === start.workerPid)?.time + slowBootMs
   t.equal(reload.code, 0, 'the reload exits 0 once all three new workers serve')
   const starts = [...byTime].sort((a, b) => a.slot - b.slot)
   t.same(starts.map((l) => [l.trigger, l.slot]), [['reload', 0], ['reload', 1], ['reload', 2]], 'one reload of three slots')
   t.ok(starts[1].time < upAt(starts[0]), 'slots 0 and 1 boot together')
-  t.ok(upAt(starts[0]) <= starts[2].time && upAt(starts[1]) <= starts[2].time, 'slot 2 starts once both were up')
+  t.ok(bootedAt(starts[0]) <= starts[2].time && bootedAt(starts[1]) <= starts[2].time, 'slot 2 starts once both had booted (their listen()), not with them')
   const served = service.filter((l) => l.hotReloadEvent === 'serving' && l.generation === 2).map((l) => l.time)
   t.equal(served.length, 3, 'the three log serving')
   t.ok(Math.min(...served) >= upAt(starts[2]), 'none serves before the last one was up: committed together')

@@ -2,10 +2,12 @@
 // lib/boot-priority.ts: whether a priority can be raised again (Linux's rules, read from
 // /proc/<pid>/status and /proc/<pid>/limits), whether a child has an autogroup of its own, and a
 // real child lowered and given its priority back at the deadline.
-const { spawn } = require('node:child_process')
+const { execFileSync, spawn } = require('node:child_process')
 const { test } = require('tap')
-const { mayRaiseTo, ownAutogroupNice, lowerWhileBooting } = require('../../dist/lib/boot-priority')
+const { mayRaiseTo, ownAutogroupNice, lowerWhileBooting, schedStat } = require('../../dist/lib/boot-priority')
 const { priorityOf } = require('../helpers/priority')
+
+const same = (a, b) => a.threads.join() === b.threads.join() && a.autogroup === b.autogroup
 
 const status = (capEff) => `Name:\tnode\nCapInh:\t0000000000000000\nCapPrm:\t${capEff}\nCapEff:\t${capEff}\nCapBnd:\t${capEff}\n`
 const limits = (nice) => 'Limit                     Soft Limit           Hard Limit           Units     \n' +
@@ -59,4 +61,40 @@ test('lowerWhileBooting: a child in a session of its own is lowered at once and 
   t.same(lowered.threads, threads ? [ours.threads[0] + 10] : ours.threads, 'its threads, 10 steps down where they can be raised again')
   await new Promise((resolve) => setTimeout(resolve, 900))
   t.same(priorityOf(child.pid), ours, 'back at ours after maxMs')
+})
+
+test('schedStat: its main thread\'s time on a CPU and waiting for one', async (t) => {
+  t.same(schedStat('1025666995 1528570974 2262\n'), { runNs: 1025666995, waitNs: 1528570974 })
+  t.equal(schedStat(undefined), undefined, 'no such file')
+  t.equal(schedStat('garbage'), undefined)
+})
+
+const TASKSET = (() => {
+  try {
+    return execFileSync('sh', ['-c', 'command -v taskset'], { encoding: 'utf8' }).trim() || undefined
+  } catch {
+    return undefined
+  }
+})()
+
+/** A busy process on CPU 0 only, in a session of its own. */
+function busyOnCpu0 (t) {
+  const child = spawn(TASKSET, ['-c', '0', process.execPath, '-e', 'for (;;) {}'], { detached: true, stdio: 'ignore' })
+  t.teardown(() => child.kill('SIGKILL'))
+  return new Promise((resolve) => child.once('spawn', () => resolve(child)))
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+test(`lowerWhileBooting: a lowered child that waits for a CPU most of the time gets ours back long before maxMs${TASKSET ? '' : ' (no taskset here to share one CPU: not run)'}`, async (t) => {
+  if (TASKSET === undefined) return t.pass('no taskset')
+  const ours = priorityOf('self')
+  // Beside a busy process of ours on the same CPU, 10 steps down, it gets ~10% of that CPU.
+  await busyOnCpu0(t)
+  const starved = await busyOnCpu0(t)
+  lowerWhileBooting(starved.pid, 10, 5000)
+  if (same(priorityOf(starved.pid), ours)) return t.pass('nothing here can be lowered and set back (no autogroup, no CAP_SYS_NICE)')
+  const deadline = Date.now() + 2000
+  while (Date.now() < deadline && !same(priorityOf(starved.pid), ours)) await sleep(50)
+  t.same(priorityOf(starved.pid), ours, 'back at ours within 2 s (maxMs 5 s): it was starved')
 })

@@ -32,6 +32,14 @@ test('ready says when the app listened when known, and how many instances when m
   t.notOk('listenedAt' in plain.sentOfType('ready')[0] || 'instances' in plain.sentOfType('ready')[0], 'neither field when not known or one instance')
 })
 
+test('listening is said once, however many instances call listen()', async (t) => {
+  const port = new FakePort()
+  const link = new ParentLink(port, { cutChannelOnBareCommit: false })
+  link.listening()
+  link.listening()
+  t.equal(port.sentOfType('listening').length, 1)
+})
+
 test('an abort before anyone subscribed ends the process; after, it is the generation\'s', async (t) => {
   const port = new FakePort()
   const link = new ParentLink(port, { cutChannelOnBareCommit: true })
