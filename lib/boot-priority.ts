@@ -154,14 +154,14 @@ export function lowerWhileBooting (pid: number | undefined, by: number, maxMs: n
   const group = ownAutogroupNice(readProc(`/proc/${pid}/autogroup`), readProc('/proc/self/autogroup'))
   // A negative niceness cannot be set back without the right to raise one.
   const autogroup = group !== undefined && (group >= 0 || mayRaiseTo(group)) ? new AutogroupWriter(pid) : undefined
-  const threads = mayRaiseTo(ours)
-  if (autogroup === undefined && !threads) return UNCHANGED
+  const lowerThreads = mayRaiseTo(ours)
+  if (autogroup === undefined && !lowerThreads) return UNCHANGED
   autogroup?.set(Math.min(LOWEST, (group as number) + by))
   const lowered = Math.min(LOWEST, ours + by)
-  if (threads) setThreads(pid, lowered)
+  if (lowerThreads) setThreads(pid, lowered)
   // Node starts its helper threads (V8's platform workers, libuv's pool) during its own startup,
   // some perhaps before the line above; threads started later inherit from their starter.
-  const again = threads ? setTimeout(() => setThreads(pid, lowered), 50).unref() : undefined
+  const again = lowerThreads ? setTimeout(() => setThreads(pid, lowered), 50).unref() : undefined
   let restored = false
   const restore = (): void => {
     if (restored) return
@@ -170,7 +170,7 @@ export function lowerWhileBooting (pid: number | undefined, by: number, maxMs: n
     clearTimeout(deadline)
     clearInterval(watch)
     if (autogroup !== undefined) autogroup.set(group as number)
-    if (threads) setThreads(pid, ours)
+    if (lowerThreads) setThreads(pid, ours)
   }
   const deadline = setTimeout(restore, maxMs).unref()
   const watch = watchStarvation(pid, restore)
