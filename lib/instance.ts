@@ -74,9 +74,10 @@ export class Instance {
   passReadinessCheck (): Promise<boolean> {
     if (!this.parts.checkReadiness) return Promise.resolve(true)
     const { lifecycle, app, options } = this.parts
-    // The parent hears of it before the check: it gives back the CPU priority the boot ran at
-    // (boot-priority.ts), and a supervisor boots the next wave of workers meanwhile.
-    if (this.readinessCheck === undefined) this.parts.listenCalled()
+    // The parent hears of it before the check (the parent link says it once per process): it gives
+    // back the CPU priority the boot ran at (boot-priority.ts), and a supervisor boots the next
+    // wave of workers meanwhile.
+    this.parts.listenCalled()
     this.readinessCheck ??= (async () => {
       lifecycle.checking(true)
       try {
