@@ -9,7 +9,7 @@ const { execFileSync } = require('node:child_process')
 const tap = require('tap')
 const { test } = tap
 const { BIN, FIXTURE_APP, Service, servingTarget, startSupervised, tempDir, waitFor, writeRelease, cli, sleep } = require('./helpers/processes')
-const { priorityOf } = require('./helpers/priority')
+const { priorityOf, newSessionPriority } = require('./helpers/priority')
 const { mayRaiseTo } = require('../dist/lib/boot-priority')
 
 tap.jobs = 2
@@ -18,7 +18,10 @@ const PLUGIN = { idleGrace: 200, drainTimeout: 5000, probation: 300 }
 // A boot that lasts well past the first samples.
 const RELEASE = { plugin: PLUGIN, slowBootMs: 600 }
 const OURS = priorityOf('self')
-const AUTOGROUPS = OURS.autogroup !== null
+// A supervised worker is a session of its own: its autogroup is a new one, not ours (a test run in
+// the root autogroup, as under a CI's PID 1, has none of its own).
+const WORKER = newSessionPriority()
+const AUTOGROUPS = WORKER.autogroup !== null
 // This test process's rights are the ones the service gets.
 const MAY_RAISE = mayRaiseTo(OURS.threads[0])
 const LOWERED_THREADS = MAY_RAISE ? [OURS.threads[0] + 10] : OURS.threads
@@ -76,13 +79,13 @@ test(`supervised, --boot-nice 10: a reload's worker boots ${AUTOGROUPS ? 'in an 
   writeRelease(dir, { version: 1, ...RELEASE })
   const { control, service } = startSupervised(t, { dir, extra: ['--probation', '300', '--boot-nice', '10'] })
   const first = await service.waitForLine((l) => l.supervisor === 'generation-starting', 20000, 'the first worker')
-  t.same(await whileBooting(first.workerPid), [OURS], 'the first worker (nobody serves beside it) boots at our priority')
+  t.same(await whileBooting(first.workerPid), [WORKER], 'the first worker (nobody serves beside it) boots at our priority')
   await servingTarget(service)
   writeRelease(dir, { version: 2, ...RELEASE })
   const [{ pid, samples }] = await supervisedReload(t, service, control)
-  const lowered = { threads: LOWERED_THREADS, autogroup: AUTOGROUPS ? OURS.autogroup + 10 : null }
+  const lowered = { threads: LOWERED_THREADS, autogroup: AUTOGROUPS ? WORKER.autogroup + 10 : null }
   t.ok(samples.some((sample) => same(sample, lowered)), `while it booted: ${JSON.stringify(lowered)} (seen: ${JSON.stringify(samples)})`)
-  t.same(await settlesTo(pid, OURS), OURS, 'serving: every thread and its autogroup are back at ours')
+  t.same(await settlesTo(pid, WORKER), WORKER, 'serving: every thread and its autogroup are back where they started')
 })
 
 test('supervised, --boot-nice 0: a reload\'s worker boots at our priority', async (t) => {
@@ -92,7 +95,7 @@ test('supervised, --boot-nice 0: a reload\'s worker boots at our priority', asyn
   await servingTarget(service)
   writeRelease(dir, { version: 2, ...RELEASE })
   const [{ samples }] = await supervisedReload(t, service, control)
-  t.same(samples, [OURS], 'never lowered')
+  t.same(samples, [WORKER], 'never lowered')
 })
 
 // Standalone successors share our session (and autogroup): only their threads can be lowered.
@@ -125,7 +128,7 @@ for (const run of standaloneRuns) {
 // Without CAP_SYS_ADMIN the kernel takes one autogroup change per 100 ms, machine-wide: two workers
 // that boot at once are lowered (and set back) one after the other. Without CAP_SYS_NICE either,
 // their threads are left alone, and the autogroups are still set back (to 0, which needs no right).
-if (SETPRIV !== undefined && AUTOGROUPS && OURS.autogroup === 0) {
+if (SETPRIV !== undefined && WORKER.autogroup === 0) {
   test('supervised without CAP_SYS_NICE and CAP_SYS_ADMIN, 2 workers booting at once: both autogroups boot 10 steps down and are set back; the threads are left alone', async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, ...RELEASE })
@@ -139,10 +142,10 @@ if (SETPRIV !== undefined && AUTOGROUPS && OURS.autogroup === 0) {
     await servingTarget(service)
     writeRelease(dir, { version: 2, ...RELEASE })
     const workers = await supervisedReload(t, service, control, 2)
-    const lowered = { threads: OURS.threads, autogroup: 10 }
+    const lowered = { threads: WORKER.threads, autogroup: 10 }
     for (const { pid, samples } of workers) {
       t.ok(samples.some((sample) => same(sample, lowered)), `pid ${pid} booted in an autogroup 10 steps down, its threads at ours (seen: ${JSON.stringify(samples)})`)
-      t.same(await settlesTo(pid, OURS), OURS, `pid ${pid} serves at ours`)
+      t.same(await settlesTo(pid, WORKER), WORKER, `pid ${pid} serves where it started`)
     }
   })
 }

@@ -5,7 +5,7 @@
 const { execFileSync, spawn } = require('node:child_process')
 const { test } = require('tap')
 const { mayRaiseTo, ownAutogroupNice, lowerWhileBooting, schedStat } = require('../../dist/lib/boot-priority')
-const { priorityOf } = require('../helpers/priority')
+const { priorityOf, newSessionPriority } = require('../helpers/priority')
 
 const same = (a, b) => a.threads.join() === b.threads.join() && a.autogroup === b.autogroup
 
@@ -37,6 +37,9 @@ test('ownAutogroupNice: the niceness of an autogroup that is not ours', async (t
   t.equal(ownAutogroupNice('/autogroup-12 nice -5\n', '/autogroup-7 nice 0\n'), -5)
   t.equal(ownAutogroupNice('/autogroup-7 nice 0\n', '/autogroup-7 nice 0\n'), undefined, 'ours (a standalone successor shares our session)')
   t.equal(ownAutogroupNice(undefined, '/autogroup-7 nice 0\n'), undefined, 'a kernel without autogroups')
+  // PID 1's children that never started a session (a CI's commands, say) are in the root autogroup, whose file is empty.
+  t.equal(ownAutogroupNice('/autogroup-12 nice 0\n', ''), 0, 'we are in the root autogroup; a worker in a new session is not')
+  t.equal(ownAutogroupNice('', ''), undefined, 'both in the root autogroup')
   t.equal(ownAutogroupNice('garbage', '/autogroup-7 nice 0\n'), undefined)
 })
 
@@ -48,19 +51,19 @@ test('lowerWhileBooting: nothing to do without a pid or with 0 steps', async (t)
 test('lowerWhileBooting: a child in a session of its own is lowered at once and gets our priority back at maxMs', async (t) => {
   const ours = priorityOf('self')
   // A session of its own, as the supervisor's workers have: an autogroup of its own where the kernel has them.
+  const start = newSessionPriority()
   const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10000)'], { detached: true, stdio: 'ignore' })
   t.teardown(() => child.kill('SIGKILL'))
   await new Promise((resolve) => child.once('spawn', resolve))
-  const autogroups = ours.autogroup !== null
   const threads = mayRaiseTo(ours.threads[0])
   lowerWhileBooting(child.pid, 10, 600)
   // After its second pass (50 ms), which catches threads Node started while the first one ran.
   await new Promise((resolve) => setTimeout(resolve, 150))
   const lowered = priorityOf(child.pid)
-  t.equal(lowered.autogroup, autogroups ? ours.autogroup + 10 : null, 'its autogroup, 10 steps down (where there are autogroups)')
+  t.equal(lowered.autogroup, start.autogroup === null ? null : start.autogroup + 10, 'its autogroup, 10 steps down (where there are autogroups)')
   t.same(lowered.threads, threads ? [ours.threads[0] + 10] : ours.threads, 'its threads, 10 steps down where they can be raised again')
   await new Promise((resolve) => setTimeout(resolve, 900))
-  t.same(priorityOf(child.pid), ours, 'back at ours after maxMs')
+  t.same(priorityOf(child.pid), start, 'back where it started after maxMs')
 })
 
 test('schedStat: its main thread\'s time on a CPU and waiting for one', async (t) => {
@@ -88,13 +91,13 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 test(`lowerWhileBooting: a lowered child that waits for a CPU most of the time gets ours back long before maxMs${TASKSET ? '' : ' (no taskset here to share one CPU: not run)'}`, async (t) => {
   if (TASKSET === undefined) return t.pass('no taskset')
-  const ours = priorityOf('self')
+  const start = newSessionPriority()
   // Beside a busy process of ours on the same CPU, 10 steps down, it gets ~10% of that CPU.
   await busyOnCpu0(t)
   const starved = await busyOnCpu0(t)
   lowerWhileBooting(starved.pid, 10, 5000)
-  if (same(priorityOf(starved.pid), ours)) return t.pass('nothing here can be lowered and set back (no autogroup, no CAP_SYS_NICE)')
+  if (same(priorityOf(starved.pid), start)) return t.pass('nothing here can be lowered and set back (no autogroup, no CAP_SYS_NICE)')
   const deadline = Date.now() + 2000
-  while (Date.now() < deadline && !same(priorityOf(starved.pid), ours)) await sleep(50)
-  t.same(priorityOf(starved.pid), ours, 'back at ours within 2 s (maxMs 5 s): it was starved')
+  while (Date.now() < deadline && !same(priorityOf(starved.pid), start)) await sleep(50)
+  t.same(priorityOf(starved.pid), start, 'back where it started within 2 s (maxMs 5 s): it was starved')
 })
