@@ -6,6 +6,7 @@ const { execFile, spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { untrackChildren } = require('./untracked-children')
 
 const REPO = path.resolve(__dirname, '../..')
 const FIXTURE_APP = path.join(REPO, 'test/fixtures/app.js')
@@ -15,6 +16,7 @@ const BIN = path.join(REPO, 'bin/fastify-hot-reload.js')
 // NODE_COMPILE_CACHE is set (lib/compile-cache.ts). Every process the tests start keeps it in the
 // suite's own (ignored) directory instead; test/compile-cache.test.js unsets it to see the default.
 process.env.NODE_COMPILE_CACHE ??= path.join(REPO, '.tap', 'compile-cache')
+untrackChildren()
 
 /** True while pid runs (a zombie does not count). */
 function isAlive (pid) {
