@@ -5,7 +5,12 @@
 // so code that changed is compiled afresh. The directory is the one Node itself picks for
 // `module.enableCompileCache()`; a NODE_COMPILE_CACHE already set is kept, and Node's own escape
 // hatch, NODE_DISABLE_COMPILE_CACHE, turns it off.
-import * as nodeModule from 'node:module'
+//
+// Node writes the cache when a generation exits, once it has drained: nothing waits on it then. Not
+// earlier (module.flushCompileCache()): writing is synchronous, and with nothing cached yet (a new
+// container) it blocked a serving worker's event loop for 130-355 ms on Node 26 (BENCHMARKS.md,
+// "The first seconds"). So the first reload after a start (standalone: the first two) boots
+// without the cache.
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -13,8 +18,6 @@ type Env = Record<string, string | undefined>
 
 export const COMPILE_CACHE_ENV = 'NODE_COMPILE_CACHE'
 export const DISABLE_COMPILE_CACHE_ENV = 'NODE_DISABLE_COMPILE_CACHE'
-/** After a generation serves: once the connections moved to it (over at most 1.5 s, MOVE_RAMP_MAX_MS). */
-export const FLUSH_AFTER_SERVING_MS = 2_000
 
 /** NODE_COMPILE_CACHE came with Node 22.1. */
 export function compileCacheSupported (nodeVersion: string): boolean {
@@ -30,19 +33,3 @@ export function withCompileCache (env: Env, nodeVersion = process.versions.node,
 }
 
 const nonEmpty = (value: string | undefined): boolean => value !== undefined && value !== ''
-
-interface CompileCacheModule {
-  getCompileCacheDir?: () => string | undefined
-  flushCompileCache?: () => void
-}
-
-/**
- * Node writes the cache when the process exits; a generation that serves writes it a moment after it
- * starts serving, so that the very next reload's successor boots from it too (Node 22.10+).
- */
-export function flushCompileCacheSoon (): void {
-  // Typed here: @types/node for Node 20, the oldest we support, does not have them.
-  const moduleApi = nodeModule as unknown as CompileCacheModule
-  if (typeof moduleApi.flushCompileCache !== 'function' || moduleApi.getCompileCacheDir?.() === undefined) return
-  setTimeout(() => moduleApi.flushCompileCache?.(), FLUSH_AFTER_SERVING_MS).unref()
-}

@@ -7,7 +7,6 @@
 // connection handoff, service status, signals, takeover; the mode says what is standalone or supervised.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { appListenedAt } from './boot-clock'
-import { flushCompileCacheSoon } from './compile-cache'
 import { ConnectionBalance } from './connection-balance'
 import { Audience, type HotReloadFacade } from './facade'
 import { GenerationReloads } from './generation-reload'
@@ -234,7 +233,6 @@ export class Generation {
     // The first generation tells systemd it is up; a successor's predecessor sent MAINPID + READY.
     if (this.context.parent === undefined) this.status.serving(this.generation)
     this.reloads.served()
-    flushCompileCacheSoon()
   }
 
   /** Once every instance that took over passed its own readiness check: ready, and serve if committed. */
