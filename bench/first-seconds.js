@@ -1,7 +1,7 @@
 'use strict'
 // The first seconds of a service under load, as after a container starts: the supervisor's first
 // worker (bench/app.js, the plugin's defaults) with nothing in V8's compile cache yet (a fresh
-// os.tmpdir()), 30 keep-alive clients from its first answer on (tools/load-recorder.js). Latency
+// os.tmpdir()), 30 keep-alive clients from its first answer (200) on (tools/load-recorder.js). Latency
 // per 250 ms over the first 4 s, p99 and max, for one or more builds side by side (interleaved
 // rounds, fresh processes and directories each time). Written for the compile cache's write, which
 // blocks the event loop for as long as it takes (BENCHMARKS.md, "The first seconds").
@@ -9,19 +9,17 @@
 //   node bench/first-seconds.js [--before <built checkout> [--before-label <name>]] [--rounds R]
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
-const http = require('node:http')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { Load } = require('../tools/load-recorder')
+const { APP, serving, sleep } = require('./contenders')
 
-const APP = path.join(__dirname, 'app.js')
 const BIN_MS = 250
 const LOAD_MS = 4000
 const CLIENTS = 30
 
 const argument = (name) => { const i = process.argv.indexOf(name); return i === -1 ? undefined : process.argv[i + 1] }
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const p99 = (values) => values.length === 0 ? NaN : [...values].sort((a, b) => a - b)[Math.floor(values.length * 0.99)]
 const round = (n) => Math.round(n * 10) / 10
 
@@ -29,13 +27,6 @@ function freePort () {
   return new Promise((resolve, reject) => {
     const server = net.createServer().listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)) })
     server.on('error', reject)
-  })
-}
-
-function answers (port) {
-  return new Promise((resolve) => {
-    const request = http.get({ host: '127.0.0.1', port, path: '/health' }, (res) => { res.resume(); resolve(true) })
-    request.on('error', () => resolve(false))
   })
 }
 
@@ -49,10 +40,7 @@ async function runOnce (build) {
   const bin = path.join(build.root, 'bin', 'fastify-hot-reload.js')
   const child = spawn(process.execPath, [bin, 'start', '--control', path.join(dir, 'ctl.sock'), '--', process.execPath, APP], { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] })
   try {
-    for (const end = Date.now() + 20000; !(await answers(port));) {
-      if (Date.now() > end || child.exitCode !== null) throw new Error(`${build.name}: the service did not answer`)
-      await sleep(10)
-    }
+    await serving(port, { timeoutMs: 20000 })
     const samples = []
     const t0 = performance.now()
     const load = new Load({ host: '127.0.0.1', port }, { connections: CLIENTS, keepAlive: true, onResult: (r) => { if (r.ok) samples.push([r.end - t0, r.end - r.start]) } }).start()
