@@ -45,6 +45,7 @@ const fs = require('node:fs')
 const http = require('node:http')
 const net = require('node:net')
 const os = require('node:os')
+const { freePort } = require('../tools/free-port')
 
 const argv = process.argv.slice(2)
 function arg (name, fallback) {
@@ -284,15 +285,6 @@ function once (child, predicate, what, ms = 10_000) {
 }
 const self = (role, ...rest) => [__filename, '--role', role, ...rest]
 
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().listen(0, HOST, () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    }).on('error', reject)
-  })
-}
-
 /** Binds `count` sockets in a binder child; returns the raw handles (held here, never accepted on). */
 async function bind (mode, count) {
   const binder = track(spawn(process.execPath, self('binder', '--mode', mode, '--count', String(count)), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
@@ -330,7 +322,7 @@ setTimeout(() => process.exit(3), ${CHILD_DEADLINE_MS}).unref()
 async function startSupervisor (n, balance) {
   const dir = fs.mkdtempSync(require('node:path').join(os.tmpdir(), 'ab-sup-'))
   fs.writeFileSync(require('node:path').join(dir, 'app.js'), SUPERVISED_APP)
-  const port = await freePort()
+  const port = await freePort(HOST)
   const control = require('node:path').join(dir, 'ctl.sock')
   const supervisor = track(spawn(process.execPath, [require('node:path').join(REPO, 'bin/fastify-hot-reload.js'), 'start', '--workers', String(n), '--control', control, '--', process.execPath, 'app.js'],
     { cwd: dir, env: { ...process.env, AB_PORT: String(port), AB_REPO: REPO, AB_BALANCE: balance ? 'on' : 'off' }, stdio: ['ignore', 'ignore', 'inherit'] }))
@@ -365,7 +357,7 @@ async function startSupervisor (n, balance) {
 async function startStrategy (strategy, n) {
   if (strategy.startsWith('supervisor')) return startSupervisor(n, strategy === 'supervisor')
   if (strategy.startsWith('cluster')) {
-    const port = await freePort()
+    const port = await freePort(HOST)
     const primary = track(spawn(process.execPath, self('cluster', '--workers', String(n), '--port', String(port), '--sched', strategy === 'cluster-none' ? 'none' : 'rr'),
       { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }))
     const { m } = await once(primary, (m) => m.ready, 'cluster ready')

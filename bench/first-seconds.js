@@ -9,11 +9,11 @@
 //   node bench/first-seconds.js [--before <built checkout> [--before-label <name>]] [--rounds R]
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
-const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { Load } = require('../tools/load-recorder')
 const { APP, serving, sleep } = require('./contenders')
+const { freePort } = require('../tools/free-port')
 
 const BIN_MS = 250
 const LOAD_MS = 4000
@@ -22,13 +22,6 @@ const CLIENTS = 30
 const argument = (name) => { const i = process.argv.indexOf(name); return i === -1 ? undefined : process.argv[i + 1] }
 const p99 = (values) => values.length === 0 ? NaN : [...values].sort((a, b) => a - b)[Math.floor(values.length * 0.99)]
 const round = (n) => Math.round(n * 10) / 10
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)) })
-    server.on('error', reject)
-  })
-}
 
 /** One build, one run: a fresh supervisor and first worker, loaded from its first answer for LOAD_MS. */
 async function runOnce (build) {

@@ -16,11 +16,11 @@
 // the plugin or the supervisor writes beside its pid file. --variant runs this build with extra
 // environment variables (an experiment); --write puts the table into BENCHMARKS.md between its markers.
 const fs = require('node:fs')
-const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { Load } = require('../tools/load-recorder')
 const contenders = require('./contenders')
+const { freePort } = require('../tools/free-port')
 
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
 // One section per mode (standalone, supervisor, supervisor with N workers), each between its markers.
@@ -55,15 +55,6 @@ const CONFIG = {
   bucketMs: 50,
   bucketsFrom: -300,
   buckets: 18
-}
-
-function freePort () {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
 }
 
 const percentile = (sorted, p) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
