@@ -13,7 +13,8 @@
 // window is the signal until a new pid answers, at least until
 // the commit and until the old generation answered its last request (its connections all moved),
 // + 500 ms. Each reload's own result (durationMs, bootMs) is read from the reload record
-// the plugin or the supervisor writes beside its pid file. --variant runs this build with extra
+// the plugin or the supervisor writes beside its pid file. A first run, of the first build, warms the
+// load generator (this process) and is not counted. --variant runs this build with extra
 // environment variables (an experiment); --write puts the table into BENCHMARKS.md between its markers.
 const fs = require('node:fs')
 const os = require('node:os')
@@ -74,7 +75,7 @@ function variantsFromArgs () {
   }
   for (const spec of argumentsOf('--variant')) {
     const [name, assignments = ''] = spec.split(':')
-    const env = Object.fromEntries(assignments.split(',').filter(Boolean).map((pair) => pair.split('=')))
+    const env = Object.fromEntries(assignments.split(',').filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2)))
     list.push({ name, root: path.resolve(__dirname, '..'), env })
   }
   return list
@@ -179,6 +180,11 @@ async function measure () {
   const variants = variantsFromArgs()
   const results = variants.map((v) => ({ variant: v, runs: [], steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, buckets: Array.from({ length: CONFIG.buckets }, () => []), failed: 0, non2xx: 0, sent: 0, opened: 0 }))
   const started = Date.now()
+  // One run before the rounds, not counted: it warms this process, the load generator, whose own
+  // event loop is part of every latency it records (its p99 delay was 12 ms in its first run, 9 in
+  // later ones), so that the first round counted is not an outlier.
+  process.stderr.write(`reload-tail: warm-up run, ${results[0].variant.name} (not counted)...\n`)
+  await runOnce(results[0].variant).catch((err) => process.stderr.write(`reload-tail: warm-up run: ${err.message}\n`))
   for (let r = 0; r < CONFIG.rounds; r++) {
     // Alternate the order each round: neither build always runs first.
     const order = r % 2 === 0 ? results : [...results].reverse()
@@ -220,7 +226,6 @@ async function measure () {
 function summarise (res) {
   const steady = sorted(res.steady)
   const reloading = sorted(res.reloading)
-  const ratios = sorted(res.ratios)
   const withBoot = res.reloads.filter((r) => typeof r.bootMs === 'number')
   return {
     name: res.variant.name,
@@ -233,7 +238,7 @@ function summarise (res) {
     steadyP99: round(percentile(steady, 99)),
     reloadP99: round(percentile(reloading, 99)),
     ratio: round(percentile(reloading, 99) / percentile(steady, 99)),
-    roundRatios: ratios.map(round),
+    roundRatios: res.ratios.map(round),
     reloads: res.reloads.length,
     servingMs: round(median(res.reloads.map((r) => r.servingMs))),
     durationMs: round(median(res.reloads.filter((r) => typeof r.durationMs === 'number').map((r) => r.durationMs))),
@@ -249,7 +254,7 @@ function summarise (res) {
 function table (report) {
   const c = report.config
   const lines = []
-  lines.push(`| build (${c.mode}${c.workers > 1 ? `, ${c.workers} workers` : ''}, ${c.clients} keep-alive clients, ${c.reloads} reloads × ${c.rounds} interleaved rounds) | requests | failed | connections opened | p99 steady → reload window (ms) | p99 ratio (pooled) | p99 ratio per round | signal → new pid answers, median (ms) | signal → committed (durationMs), median | successor's own boot (bootMs), median | added by the reload (durationMs − bootMs), median / max |`)
+  lines.push(`| build (${c.mode}${c.workers > 1 ? `, ${c.workers} workers` : ''}, ${c.clients} keep-alive clients, ${c.reloads} reloads × ${c.rounds} interleaved rounds) | requests | failed | connections opened | p99 steady → reload window (ms) | p99 ratio (pooled) | p99 ratio per round, in order | signal → new pid answers, median (ms) | signal → committed (durationMs), median | successor's own boot (bootMs), median | added by the reload (durationMs − bootMs), median / max |`)
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const s of report.summary) {
     lines.push(`| ${s.name}${s.brokenRuns > 0 ? ` (${s.brokenRuns} run(s) broke, left out)` : ''} | ${s.sent} | ${s.failed + s.non2xx} | ${s.opened} | ${s.steadyP99} → ${s.reloadP99} | ${s.ratio} | ${s.roundRatios.join(', ')} | ${s.servingMs} | ${s.durationMs} | ${s.bootMs ?? '- (not reported)'} | ${s.overheadMs === null ? '-' : `${s.overheadMs} / ${s.overheadMaxMs}`} |`)
