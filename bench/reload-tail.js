@@ -14,7 +14,8 @@
 // the commit and until the old generation answered its last request (its connections all moved),
 // + 500 ms. Each reload's own result (durationMs, bootMs) is read from the reload record
 // the plugin or the supervisor writes beside its pid file. A first run, of the first build, warms the
-// load generator (this process) and is not counted. --variant runs this build with extra
+// load generator (this process) and is not counted. The p99 in the 3.5 s from each signal is given too: a
+// stretch of the same length for every build, whatever its window. --variant runs this build with extra
 // environment variables (an experiment); --write puts the table into BENCHMARKS.md between its markers.
 const fs = require('node:fs')
 const os = require('node:os')
@@ -55,7 +56,10 @@ const CONFIG = {
   // Latency by time around the commit (the successor ready and committed), for finding where the tail is.
   bucketMs: 50,
   bucketsFrom: -300,
-  buckets: 18
+  buckets: 18,
+  // The same stretch after every signal, whatever each build's reload window: builds whose moves
+  // take longer are compared without their windows' extra steady requests diluting the tail.
+  fixedWindowMs: 3500
 }
 
 const percentile = (sorted, p) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
@@ -147,8 +151,10 @@ function analyse (run) {
   // (signal + durationMs): while the successor boots, the first 300 ms after, the rest of the window.
   const buckets = Array.from({ length: CONFIG.buckets }, () => [])
   const phases = { booting: [], handoff: [], after: [] }
+  const fixed = []
   for (const s of ok) {
     const end = s.t + s.ms
+    if (run.reloads.some((r) => end >= r.at && end < r.at + CONFIG.fixedWindowMs)) fixed.push(s.ms)
     for (const r of run.reloads) {
       if (typeof r.durationMs !== 'number') continue
       const commit = r.at + r.durationMs
@@ -160,7 +166,7 @@ function analyse (run) {
       else if (since >= 300 && end <= windowEnd(r)) phases.after.push(s.ms)
     }
   }
-  return { steady, reloading, buckets, phases }
+  return { steady, reloading, buckets, phases, fixed }
 }
 
 async function main () {
@@ -178,7 +184,7 @@ async function main () {
 
 async function measure () {
   const variants = variantsFromArgs()
-  const results = variants.map((v) => ({ variant: v, runs: [], steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, buckets: Array.from({ length: CONFIG.buckets }, () => []), failed: 0, non2xx: 0, sent: 0, opened: 0 }))
+  const results = variants.map((v) => ({ variant: v, runs: [], steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, fixed: [], buckets: Array.from({ length: CONFIG.buckets }, () => []), failed: 0, non2xx: 0, sent: 0, opened: 0 }))
   const started = Date.now()
   // One run before the rounds, not counted: it warms this process, the load generator, whose own
   // event loop is part of every latency it records (its p99 delay was 12 ms in its first run, 9 in
@@ -207,6 +213,7 @@ async function measure () {
       result.reloads.push(...run.reloads)
       a.buckets.forEach((b, i) => append(result.buckets[i], b))
       for (const [phase, values] of Object.entries(a.phases)) append(result.phases[phase], values)
+      append(result.fixed, a.fixed)
       result.failed += run.failed
       result.non2xx += run.non2xx
       result.sent += run.sent
@@ -247,6 +254,8 @@ function summarise (res) {
     overheadMaxMs: withBoot.length === 0 ? null : round(Math.max(...withBoot.map((r) => r.durationMs - r.bootMs))),
     perReload: res.reloads.map((r) => ({ servingMs: round(r.servingMs), durationMs: r.durationMs, bootMs: r.bootMs })),
     buckets: res.buckets.map((b) => round(percentile(sorted(b), 99))),
+    fixedP99: round(percentile(sorted(res.fixed), 99)),
+    fixedRatio: round(percentile(sorted(res.fixed), 99) / percentile(steady, 99)),
     phases: Object.fromEntries(Object.entries(res.phases).map(([phase, values]) => [phase, round(percentile(sorted(values), 99))]))
   }
 }
@@ -267,9 +276,9 @@ function table (report) {
 function bucketTable (summary) {
   const header = Array.from({ length: CONFIG.buckets }, (_, i) => `${CONFIG.bucketsFrom + i * CONFIG.bucketMs}`)
   const lines = [
-    '| build | p99 steady | p99 while the successor boots (signal → commit) | p99 in the 300 ms after the commit | p99 in the rest of the window |',
-    '|---|---|---|---|---|',
-    ...summary.map((s) => `| ${s.name} | ${s.steadyP99} | ${s.phases.booting} | ${s.phases.handoff} | ${s.phases.after} |`),
+    `| build | p99 steady | p99 while the successor boots (signal → commit) | p99 in the 300 ms after the commit | p99 in the rest of the window | p99 in the ${CONFIG.fixedWindowMs / 1000} s from each signal (ratio to steady) |`,
+    '|---|---|---|---|---|---|',
+    ...summary.map((s) => `| ${s.name} | ${s.steadyP99} | ${s.phases.booting} | ${s.phases.handoff} | ${s.phases.after} | ${s.fixedP99} (${s.fixedRatio}) |`),
     '',
     `p99 (ms) of the requests that ended in each ${CONFIG.bucketMs} ms around the commit (ms from the commit):`,
     `| build | ${header.join(' | ')} |`,
