@@ -233,6 +233,7 @@ async function measure () {
 function summarise (res) {
   const steady = sorted(res.steady)
   const reloading = sorted(res.reloading)
+  const fixed = sorted(res.fixed)
   const withBoot = res.reloads.filter((r) => typeof r.bootMs === 'number')
   return {
     name: res.variant.name,
@@ -254,8 +255,8 @@ function summarise (res) {
     overheadMaxMs: withBoot.length === 0 ? null : round(Math.max(...withBoot.map((r) => r.durationMs - r.bootMs))),
     perReload: res.reloads.map((r) => ({ servingMs: round(r.servingMs), durationMs: r.durationMs, bootMs: r.bootMs })),
     buckets: res.buckets.map((b) => round(percentile(sorted(b), 99))),
-    fixedP99: round(percentile(sorted(res.fixed), 99)),
-    fixedRatio: round(percentile(sorted(res.fixed), 99) / percentile(steady, 99)),
+    fixedP99: round(percentile(fixed, 99)),
+    fixedRatio: round(percentile(fixed, 99) / percentile(steady, 99)),
     phases: Object.fromEntries(Object.entries(res.phases).map(([phase, values]) => [phase, round(percentile(sorted(values), 99))]))
   }
 }
