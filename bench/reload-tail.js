@@ -184,7 +184,7 @@ async function main () {
 
 async function measure () {
   const variants = variantsFromArgs()
-  const results = variants.map((v) => ({ variant: v, runs: [], steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, fixed: [], buckets: Array.from({ length: CONFIG.buckets }, () => []), failed: 0, non2xx: 0, sent: 0, opened: 0 }))
+  const results = variants.map((v) => ({ variant: v, steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, fixed: [], buckets: Array.from({ length: CONFIG.buckets }, () => []), failed: 0, non2xx: 0, sent: 0, opened: 0 }))
   const started = Date.now()
   // One run before the rounds, not counted: it warms this process, the load generator, whose own
   // event loop is part of every latency it records (its p99 delay was 12 ms in its first run, 9 in
