@@ -16,6 +16,7 @@ if (process.env.BENCH_PLUGIN === '1') {
     idleGrace: 500,
     // bench/run.js --smoke (a test of the bench's code) shortens the drain and the probation.
     drainTimeout: Number(process.env.BENCH_DRAIN_TIMEOUT || 10000),
+    ...(process.env.BENCH_BOOT_NICE ? { bootNice: Number(process.env.BENCH_BOOT_NICE) } : {}),
     ...(process.env.BENCH_PROBATION ? { probation: Number(process.env.BENCH_PROBATION) } : {}),
     // The plugin's defaults, unless the bench asks for the ordinary drain...
     connectionHandoff: process.env.BENCH_HANDOFF !== '0',

@@ -157,7 +157,11 @@ function run (command, args, options) {
   })
 }
 
-function spawnApp (ctx, env, command = process.execPath, args = [APP]) {
+// ctx.node: the Node binary the app (and the supervisor) runs on, when not this process's
+// (bench/reload-tail.js --node runs several side by side; the load generator stays on this one).
+const nodeOf = (ctx) => ctx.node ?? process.execPath
+
+function spawnApp (ctx, env, command = nodeOf(ctx), args = [APP]) {
   if (!ours.has(fs.realpathSync(ctx.dir))) track(ctx)
   const child = spawn(command, args, {
     cwd: ctx.dir,
@@ -228,14 +232,14 @@ function supervisor ({ via = 'command', workers = 1, root = REPO, pidFile } = {}
       const record = file === undefined ? [] : ['--pid-file', file]
       // bench/run.js --smoke: the supervisor's probation as short as the app's.
       const probation = process.env.BENCH_PROBATION ? ['--probation', process.env.BENCH_PROBATION] : []
-      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, process.execPath, [bin, 'start', '--control', control, '--workers', String(workers), ...record, ...probation, '--', process.execPath, APP])
+      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, nodeOf(ctx), [bin, 'start', '--control', control, '--workers', String(workers), ...record, ...probation, '--', nodeOf(ctx), APP])
       await serving(ctx.port)
     },
     async reload (ctx) {
       const before = await serving(ctx.port)
       const started = performance.now()
       if (via === 'command') {
-        const out = JSON.parse(await run(process.execPath, [bin, 'reload', '--control', control, '--json']))
+        const out = JSON.parse(await run(nodeOf(ctx), [bin, 'reload', '--control', control, '--json']))
         if (!out.ok) throw new Error(`supervisor reload failed: ${out.error && out.error.message}`)
       } else {
         process.kill(child.pid, 'SIGHUP')

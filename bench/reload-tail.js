@@ -5,10 +5,12 @@
 // machine's noise falls on all of them alike.
 //
 //   node bench/reload-tail.js [--before <built checkout> [--before-label <name>]] [--mode standalone|supervisor]
-//     [--workers N] [--rounds R] [--reloads K] [--variant 'name:VAR=value,VAR2=value'] [--write]
+//     [--workers N] [--rounds R] [--reloads K] [--pause-ms P] [--variant 'name:VAR=value,VAR2=value'] [--node 22 ...] [--write]
 //
 // Each run: the bench app (bench/app.js) under 30 keep-alive clients (tools/load-recorder.js,
-// every request's outcome), 3 s steady (the first second is the app's own warm-up, not counted),
+// every request's outcome; each client sends its next request as soon as it has the answer, which
+// keeps both cores busy, or --pause-ms P after it: a load that leaves the machine room), 3 s
+// steady (the first second is the app's own warm-up, not counted),
 // then K reloads 4 s apart by signal (SIGUSR2 standalone, SIGHUP to the supervisor). The reload
 // window is the signal until a new pid answers, at least until
 // the commit and until the old generation answered its last request (its connections all moved),
@@ -16,7 +18,10 @@
 // the plugin or the supervisor writes beside its pid file. A first run, of the first build, warms the
 // load generator (this process) and is not counted. The p99 in the 3.5 s from each signal is given too: a
 // stretch of the same length for every build, whatever its window. --variant runs this build with extra
-// environment variables (an experiment); --write puts the table into BENCHMARKS.md between its markers.
+// environment variables (an experiment); --node <major or version> runs this build's app on that Node
+// as well (installed by .ci/node.sh; repeatable), interleaved with the others, so that Node versions
+// are compared under the same machine conditions; --write puts the table into BENCHMARKS.md between its markers.
+const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -26,7 +31,7 @@ const { freePort } = require('../tools/free-port')
 
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
 // One section per mode (standalone, supervisor, supervisor with N workers), each between its markers.
-const modeKey = () => `${CONFIG.mode}${CONFIG.workers > 1 ? ` ${CONFIG.workers} workers` : ''}`
+const modeKey = () => `${CONFIG.mode}${CONFIG.workers > 1 ? ` ${CONFIG.workers} workers` : ''}${CONFIG.pauseMs > 0 ? ` pause ${CONFIG.pauseMs} ms` : ''}`
 const startMarker = () => `<!-- reload tail (${modeKey()}): written by bench/reload-tail.js -->`
 const endMarker = () => `<!-- end of reload tail (${modeKey()}) -->`
 const HEADING = '## Calm reloads (bench/reload-tail.js)'
@@ -53,6 +58,8 @@ const CONFIG = {
   // The first generation's own warm-up (its first requests run on cold code) is not steady.
   warmUpMs: 1000,
   clients: 30,
+  // A client's pause between an answer and its next request (0: none, the machine saturated).
+  pauseMs: Number(argument('--pause-ms') ?? 0),
   // Latency by time around the commit (the successor ready and committed), for finding where the tail is.
   bucketMs: 50,
   bucketsFrom: -300,
@@ -70,12 +77,18 @@ const round = (n) => Math.round(n * 100) / 100
 const append = (into, values) => { for (const value of values) into.push(value) }
 
 function variantsFromArgs () {
-  const list = [{ name: 'this build', root: path.resolve(__dirname, '..'), env: {} }]
+  const nodes = argumentsOf('--node')
+  const list = [{ name: nodes.length > 0 ? `this build on Node ${process.versions.node}` : 'this build', root: path.resolve(__dirname, '..'), env: {} }]
   const before = argument('--before')
   if (before !== undefined) {
     const root = path.resolve(before)
     if (!fs.existsSync(path.join(root, 'dist', 'index.js'))) throw new Error(`--before ${root}: no dist/index.js there (build it first)`)
     list.unshift({ name: argument('--before-label') ?? path.basename(root), root, env: {} })
+  }
+  for (const version of nodes) {
+    const node = execFileSync('bash', [path.join(__dirname, '..', '.ci', 'node.sh'), version], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
+    const name = `on Node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim().slice(1)}`
+    list.push({ name, root: path.resolve(__dirname, '..'), env: {}, node })
   }
   for (const spec of argumentsOf('--variant')) {
     const [name, assignments = ''] = spec.split(':')
@@ -90,7 +103,7 @@ async function runOnce (variant) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-tail-'))
   fs.writeFileSync(path.join(dir, 'VERSION'), '1\n')
   const pidFile = path.join(dir, 'app.pid')
-  const ctx = { dir, port: await freePort(), env: { BENCH_PLUGIN_ROOT: variant.root, BENCH_PID_FILE: pidFile, ...variant.env } }
+  const ctx = { dir, port: await freePort(), node: variant.node, env: { BENCH_PLUGIN_ROOT: variant.root, BENCH_PID_FILE: pidFile, ...variant.env } }
   const contender = CONFIG.mode === 'supervisor'
     ? contenders.supervisor({ via: 'signal', workers: CONFIG.workers, root: variant.root, pidFile })
     : contenders.standalone()
@@ -102,6 +115,7 @@ async function runOnce (variant) {
     t0 = performance.now()
     const load = new Load({ host: '127.0.0.1', port: ctx.port }, {
       connections: CONFIG.clients,
+      pauseMs: CONFIG.pauseMs,
       keepAlive: true,
       timeoutMs: 10000,
       onResult: (r) => samples.push({ t: r.start - t0, ms: r.end - r.start, ok: r.ok, failed: r.failed, pid: r.pid })
@@ -264,7 +278,7 @@ function summarise (res) {
 function table (report) {
   const c = report.config
   const lines = []
-  lines.push(`| build (${c.mode}${c.workers > 1 ? `, ${c.workers} workers` : ''}, ${c.clients} keep-alive clients, ${c.reloads} reloads × ${c.rounds} interleaved rounds) | requests | failed | connections opened | p99 steady → reload window (ms) | p99 ratio (pooled) | p99 ratio per round, in order | signal → new pid answers, median (ms) | signal → committed (durationMs), median | successor's own boot (bootMs), median | added by the reload (durationMs − bootMs), median / max |`)
+  lines.push(`| build (${c.mode}${c.workers > 1 ? `, ${c.workers} workers` : ''}, ${c.clients} keep-alive clients${c.pauseMs > 0 ? ` pausing ${c.pauseMs} ms between requests` : ''}, ${c.reloads} reloads × ${c.rounds} interleaved rounds) | requests | failed | connections opened | p99 steady → reload window (ms) | p99 ratio (pooled) | p99 ratio per round, in order | signal → new pid answers, median (ms) | signal → committed (durationMs), median | successor's own boot (bootMs), median | added by the reload (durationMs − bootMs), median / max |`)
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const s of report.summary) {
     lines.push(`| ${s.name}${s.brokenRuns > 0 ? ` (${s.brokenRuns} run(s) broke, left out)` : ''} | ${s.sent} | ${s.failed + s.non2xx} | ${s.opened} | ${s.steadyP99} → ${s.reloadP99} | ${s.ratio} | ${s.roundRatios.join(', ')} | ${s.servingMs} | ${s.durationMs} | ${s.bootMs ?? '- (not reported)'} | ${s.overheadMs === null ? '-' : `${s.overheadMs} / ${s.overheadMaxMs}`} |`)
