@@ -197,6 +197,7 @@ async function main () {
 }
 
 async function measure () {
+  if (!Number.isFinite(CONFIG.pauseMs) || CONFIG.pauseMs < 0) throw new Error(`--pause-ms must be a number of milliseconds, 0 or more; got ${argument('--pause-ms')}`)
   const variants = variantsFromArgs()
   const results = variants.map((v) => ({ variant: v, steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, fixed: [], buckets: Array.from({ length: CONFIG.buckets }, () => []), failed: 0, non2xx: 0, sent: 0, opened: 0 }))
   const started = Date.now()
