@@ -68,6 +68,8 @@ export class ConnectionHandoff {
   private spacingMs = 0
   private nextMoveAt = 0
   private rampTimer: NodeJS.Timeout | undefined
+  /** The drain is being cut: whatever can move goes now, without waiting for its turn. */
+  private rushing = false
 
   constructor (
     private readonly tracker: ConnectionTracker,
@@ -77,7 +79,7 @@ export class ConnectionHandoff {
 
   /** True while another connection may start moving (see MOVES_AT_ONCE). */
   get hasRoom (): boolean {
-    return this.inFlight.size < MOVES_AT_ONCE && performance.now() >= this.nextMoveAt
+    return this.rushing || (this.inFlight.size < MOVES_AT_ONCE && performance.now() >= this.nextMoveAt)
   }
 
   /** A drain begins with `connections` open: its moves are spread over `rampMs` (moveRampMs). */
@@ -86,8 +88,20 @@ export class ConnectionHandoff {
     this.nextMoveAt = 0
   }
 
+  /**
+   * The drain is cut (its deadline, or too many generations draining): the idle connections still
+   * waiting for their turn would lose nothing by moving, and everything left is about to be closed,
+   * so they all go now, queued on the channel together. Only what cannot move is cut.
+   */
+  rush (): void {
+    this.rushing = true
+    if (this.rampTimer !== undefined) clearTimeout(this.rampTimer)
+    this.rampTimer = undefined
+  }
+
   /** The drain stopped (the generation serves again): moves, for the balance, go at once. */
   endRamp (): void {
+    this.rushing = false
     this.spacingMs = 0
     this.nextMoveAt = 0
     if (this.rampTimer !== undefined) clearTimeout(this.rampTimer)

@@ -21,10 +21,19 @@ export interface DrainTimings {
   idleGrace: number
 }
 
+/**
+ * When too many generations drain, the oldest is cut, but its requests in flight get this long to
+ * end first (their connections then move, or close): what the cut is for is a request that never
+ * ends, not the ordinary ones of connections still waiting for their turn to move. At the drain's
+ * deadline there is no such grace: the time is up.
+ */
+export const CUT_GRACE_MS = 500
+
 export class Drain {
   private cut = 0
   private active = false
   private deadline: NodeJS.Timeout | undefined
+  private graceTimer: NodeJS.Timeout | undefined
 
   constructor (
     private readonly tracker: ConnectionTracker,
@@ -65,8 +74,19 @@ export class Drain {
     }
   }
 
-  /** Ends the drain now: the connections still open are cut and counted. */
+  /** Ends the drain: the connections still open are cut and counted (after CUT_GRACE_MS, but at the deadline). */
   cutNow (why: string, cause: DrainCutCause): void {
+    if (cause !== 'drain-timeout' && this.active && this.tracker.size > 0) {
+      this.graceTimer ??= setTimeout(() => this.cutOpen(why, cause), CUT_GRACE_MS)
+      return
+    }
+    this.cutOpen(why, cause)
+  }
+
+  private cutOpen (why: string, cause: DrainCutCause): void {
+    // The deadline may come during a grace: one cut, not two.
+    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer)
+    this.graceTimer = undefined
     const cut = this.tracker.cutAll()
     this.cut += cut
     this.log.warn({ hotReload: 'drain-cut', cause, cutConnections: cut, drainTimeout: this.timings.drainTimeout }, `hot-reload: ${why}; closed ${cut} connection(s) still open`)
@@ -74,7 +94,9 @@ export class Drain {
 
   stopDeadline (): void {
     if (this.deadline !== undefined) clearTimeout(this.deadline)
+    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer)
     this.deadline = undefined
+    this.graceTimer = undefined
   }
 
   /** The generation serves again: the drain stops where it is, nothing more is closed. */

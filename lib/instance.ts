@@ -128,7 +128,10 @@ export class Instance {
     )
   }
 
+  /** Ends the drain now: idle connections still waiting to move go at once, the rest is cut. */
   cutNow (why: string, cause: DrainCutCause): void {
+    this.handoff.rush()
+    this.tracker.offerIdle()
     this.drainer.cutNow(why, cause)
   }
 

@@ -53,6 +53,33 @@ test('standalone: with maxDrainingGenerations 2, the oldest draining generation 
   t.equal(stats[0].non2xx, 0)
 })
 
+test('a generation cut in the middle of its moves moves what is idle, lets what is in flight end, and cuts only the request that never ends', async (t) => {
+  // The default probation's ramp (1.5 s) and a reload right after the last: the oldest generation is
+  // one too many ~0.5 s into its ramp, with most of the 30 connections still waiting their turn, and
+  // most of those in the middle of a request (each takes 100 ms, as if it asked a database).
+  const plugin = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 60000, maxDrainingGenerations: 1 }
+  const { dir, service, target, stopLoads } = await serviceUnderLoad(t, { plugin, load: { connections: 30, keepAlive: true, path: '/slow?ms=100' } })
+  const first = service.pid
+  const stuck = endless(target)
+  await service.waitForLine((l) => l.pid === first && l.req?.url === '/slow?ms=600000', 10000, 'the endless request to arrive')
+  writeRelease(dir, { version: 2, plugin })
+  process.kill(first, 'SIGUSR2')
+  const second = await service.generationServing(2)
+  writeRelease(dir, { version: 3, plugin })
+  process.kill(second, 'SIGUSR2')
+  await service.generationServing(3)
+  const cut = await service.waitForLine((l) => l.pid === first && l.hotReload === 'drain-cut', 10000, 'the first generation to be cut')
+  t.equal(cut.cause, 'max-draining', 'cut as one generation too many')
+  t.equal(cut.cutConnections, 1, 'only the endless request was cut')
+  const drained = await service.waitForLine((l) => l.pid === first && l.hotReloadEvent === 'drained', 10000, 'the first generation to end its drain')
+  t.ok(drained.movedConnections >= 25, `its keep-alive connections moved (${drained.movedConnections})`)
+  t.ok((await stuck).error !== undefined, 'the endless request ended, cut')
+  const [stats] = await stopLoads()
+  t.equal(stats.failed, 0, `the load lost nothing (${JSON.stringify(stats.errors)})`)
+  t.equal(stats.non2xx, 0)
+  t.equal(stats.socketsOpened, 30, 'no client had to open another connection')
+})
+
 // Long drains: only the limit or the deadline under test may end them.
 const startSupervised = (t, dir, extra = []) => start(t, { dir, extra: ['--ready-timeout', '20000', '--drain-timeout', '60000', ...extra] })
 

@@ -137,3 +137,33 @@ test('a drain spreads its moves over its ramp: after a move the next waits its s
   handoff.endRamp()
   t.ok(handoff.hasRoom, 'with the drain stopped, moves (the balance) go at once')
 })
+
+test('a cut drain rushes its moves: with one move on its way and the ramp far from its next turn, the others go at once', async (t) => {
+  const { app, handoff } = await receivingApp(t)
+  const accepted = []
+  app.server.on('connection', (socket) => accepted.push(socket))
+  const { port } = app.server.address()
+  const clients = []
+  for (let i = 0; i < 4; i++) clients.push(await RawConnection.open({ host: '127.0.0.1', port }))
+  t.teardown(() => { for (const client of clients) client.close() })
+  for (const client of clients) t.equal((await client.get('/')).status, 200)
+  // An outlet whose sends stay on their way until released: the move in flight holds the room.
+  const pending = []
+  const outlet = { open: true, send: () => new Promise((resolve) => pending.push(resolve)) }
+  handoff.beginRamp(3, 60000)
+  t.ok(handoff.send(accepted[0], app.server, outlet), 'the first connection moves')
+  t.notOk(handoff.hasRoom, 'the next waits: one move on its way, and its turn 20 s away')
+  handoff.rush()
+  t.ok(handoff.hasRoom, 'rushed: room at once')
+  t.ok(handoff.send(accepted[1], app.server, outlet), 'the second moves beside the first')
+  t.ok(handoff.send(accepted[2], app.server, outlet), 'and the third')
+  t.equal(pending.length, 3, 'all three are on their way together')
+  for (const resolve of pending) resolve()
+  await handoff.settled()
+  handoff.endRamp()
+  handoff.beginRamp(2, 60000)
+  t.ok(handoff.send(accepted[3], app.server, outlet), 'a later drain moves its first connection')
+  t.notOk(handoff.hasRoom, 'and, not rushed, its next waits its turn')
+  for (const resolve of pending.splice(0)) resolve()
+  await handoff.settled()
+})
