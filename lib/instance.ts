@@ -128,7 +128,7 @@ export class Instance {
     )
   }
 
-  /** Ends the drain now: idle connections still waiting to move go at once, the rest is cut. */
+  /** Ends the drain: idle connections still waiting to move go at once, the rest is cut (see Drain.cutNow). */
   cutNow (why: string, cause: DrainCutCause): void {
     this.handoff.rush()
     this.tracker.offerIdle()
