@@ -42,14 +42,14 @@ function isOurs (pid) {
 /**
  * Resolves with the first truthy value of `check()`, asked every `intervalMs` (give a check that
  * starts a process, such as the status command, a longer interval: asked every 25 ms it keeps a
- * core busy with Node start-ups).
+ * core busy with Node start-ups). `what` may be a function, asked at the timeout (a log's tail then).
  */
 async function waitFor (check, timeoutMs, what, intervalMs = 25) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await check()
     if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`)
     await sleep(intervalMs)
   }
 }
@@ -147,7 +147,7 @@ class Service {
     return waitFor(() => {
       for (; read < this.lines.length; read++) if (predicate(this.lines[read])) return this.lines[read]
       return undefined
-    }, timeoutMs, `${what}; log so far:\n${this.tail()}`)
+    }, timeoutMs, () => `${what}; log so far:\n${this.tail()}`)
   }
 
   /** Resolves with every line matching `predicate` once there are at least `count` of them (read as they come, as above). */
@@ -157,7 +157,7 @@ class Service {
     await waitFor(() => {
       for (; read < this.lines.length; read++) if (predicate(this.lines[read])) matching.push(this.lines[read])
       return matching.length >= count
-    }, timeoutMs, `${what}; log so far:\n${this.tail()}`)
+    }, timeoutMs, () => `${what}; log so far:\n${this.tail()}`)
     return matching
   }
 
