@@ -113,6 +113,33 @@ test('supervised: with --max-draining 2, the oldest draining generation is cut a
   t.equal(stats.non2xx, 0)
 })
 
+test('supervised: a worker cut in the middle of its moves moves what is idle, lets what is in flight end, and cuts only the request that never ends', async (t) => {
+  // As the standalone test above: the supervisor's default probation gives a 1.5 s ramp.
+  const dir = tempDir(t)
+  const plugin = { idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const { service } = startSupervised(t, dir, ['--max-draining', '1'])
+  const target = await servingTarget(service)
+  const first = await service.generationServing(1)
+  const load = startLoad(t, target, { connections: 30, keepAlive: true, path: '/slow?ms=100' })
+  await sleep(300)
+  const stuck = endless(target)
+  await service.waitForLine((l) => l.pid === first && l.req?.url === '/slow?ms=600000', 10000, 'the endless request to arrive')
+  for (const version of [2, 3]) {
+    writeRelease(dir, { version, plugin })
+    process.kill(service.pid, 'SIGHUP')
+    await service.generationServing(version)
+  }
+  const cut = await service.waitForLine((l) => l.pid === first && l.hotReload === 'drain-cut', 10000, 'the first worker to be cut')
+  t.equal(cut.cause, 'supervisor-max-draining', 'cut on the supervisor\'s order')
+  t.equal(cut.cutConnections, 1, 'only the endless request was cut')
+  t.ok((await stuck).error !== undefined, 'the endless request ended, cut')
+  const stats = await load.stop()
+  t.equal(stats.failed, 0, `the load lost nothing (${JSON.stringify(stats.errors)})`)
+  t.equal(stats.non2xx, 0)
+  t.equal(stats.socketsOpened, 30, 'no client had to open another connection')
+})
+
 test('20 reload signals in one second, sent to the serving pid as an operator would: 0 failed, one generation left', { buffered: false }, async (t) => {
   const dir = tempDir(t)
   const pidFile = path.join(dir, 'app.pid')
