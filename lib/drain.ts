@@ -27,7 +27,7 @@ export interface DrainTimings {
  * ends, not the ordinary ones of connections still waiting for their turn to move. At the drain's
  * deadline there is no such grace: the time is up.
  */
-export const CUT_GRACE_MS = 500
+const CUT_GRACE_MS = 500
 
 export class Drain {
   private cut = 0
