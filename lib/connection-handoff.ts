@@ -95,6 +95,9 @@ export class ConnectionHandoff {
    */
   rush (): void {
     this.rushing = true
+    // No more turns: a settled move offers the idle ones again at once, not after a ramp's spacing.
+    this.spacingMs = 0
+    this.nextMoveAt = 0
     if (this.rampTimer !== undefined) clearTimeout(this.rampTimer)
     this.rampTimer = undefined
   }
