@@ -34,8 +34,13 @@ export type Handoff = (socket: Socket, server: HttpServer) => boolean
 /** False while a connection that looks idle may not move yet (its next request has begun arriving). */
 export type ReadyToMove = (socket: Socket, server: HttpServer) => boolean
 
-const kConnection = Symbol('fastify-hot-reload.connection')
-type TrackedResponse = ServerResponse & { [kConnection]?: ConnectionState | undefined }
+/**
+ * The connection each followed response belongs to (undefined once it closed). Kept beside the
+ * responses, not on them: a property added to a ServerResponse when a drain starts gives every
+ * response from then on another hidden class, and V8 then throws away its optimized code for the
+ * request path (Node's and Fastify's) in the middle of the drain.
+ */
+const followed = new WeakMap<ServerResponse, ConnectionState | undefined>()
 type RequestListener = (request: IncomingMessage, response: ServerResponse) => void
 
 export class ConnectionTracker {
@@ -136,18 +141,18 @@ export class ConnectionTracker {
     const idleFor = idleForMs(socket, clock)
     if (idleFor !== null) state.idleSince = now - idleFor
     const response = currentResponse(socket)
-    if (response !== null) this.follow(response as TrackedResponse, state)
+    if (response !== null) this.follow(response as ServerResponse, state)
     return state
   }
 
   private onRequest (request: IncomingMessage, response: ServerResponse, server: HttpServer): void {
-    this.follow(response as TrackedResponse, this.stateOf(request.socket, server))
+    this.follow(response, this.stateOf(request.socket, server))
   }
 
   /** Counts a response as in flight on its connection until it closes; marks it if it must close. */
-  private follow (response: TrackedResponse, state: ConnectionState): void {
-    const listening = kConnection in response
-    response[kConnection] = state
+  private follow (response: ServerResponse, state: ConnectionState): void {
+    const listening = followed.has(response)
+    followed.set(response, state)
     state.busy++
     if (this.staysHere(state)) {
       if (!response.headersSent) response.setHeader('connection', 'close')
@@ -163,8 +168,8 @@ export class ConnectionTracker {
   }
 
   /** @internal called by onResponseClose */
-  responseClosed (response: TrackedResponse, state: ConnectionState): void {
-    response[kConnection] = undefined
+  responseClosed (response: ServerResponse, state: ConnectionState): void {
+    followed.set(response, undefined)
     // A state of a drain that has ended (resumed), or of a connection gone or moved: nothing to do.
     if (this.connections.get(state.socket) !== state) return
     const socket = state.socket
@@ -175,8 +180,8 @@ export class ConnectionTracker {
     // A pipelined response queued before the drain started is the connection's current one now.
     // (Only real sockets: an HTTP/2 request's socket proxy throws once its stream is gone.)
     if (this.open.has(socket) && !socket.destroyed) {
-      const next = currentResponse(socket) as TrackedResponse | null
-      if (next !== null && next !== response && next[kConnection] !== state) this.follow(next, state)
+      const next = currentResponse(socket) as ServerResponse | null
+      if (next !== null && next !== response && followed.get(next) !== state) this.follow(next, state)
     }
     // Busy connections move as soon as their last response has finished, in the same tick.
     if (this.draining && state.busy === 0 && !socket.destroyed) this.tryHandoff(socket, state)
@@ -304,7 +309,7 @@ export class ConnectionTracker {
   }
 }
 
-function onResponseClose (this: TrackedResponse): void {
-  const state = this[kConnection]
+function onResponseClose (this: ServerResponse): void {
+  const state = followed.get(this)
   if (state !== undefined) state.tracker.responseClosed(this, state)
 }

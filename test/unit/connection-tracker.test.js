@@ -142,6 +142,21 @@ test('a connection the drain finds idle past idleGrace from an I/O callback: a r
   t.equal(tracker.size, 0, 'then the connection closed and the drain ended')
 })
 
+test('during a drain the responses it follows get no property of its own (V8 keeps its optimized code for the request path)', async (t) => {
+  const keys = []
+  const { tracker, get } = await setup(t, (req, res) => {
+    keys.push(Reflect.ownKeys(res).map(String))
+    res.end('ok')
+  })
+  await get()
+  const drain = tracker.drain(5000)
+  const during = await get()
+  t.equal(during.headers.connection, 'close', 'a response the drain followed')
+  t.equal(keys.length, 2)
+  t.same(keys[1], keys[0], 'the same own properties as a response before the drain')
+  await drain
+})
+
 test('a request in flight when the drain starts completes, with connection: close', async (t) => {
   let arrived
   const inFlight = new Promise((resolve) => { arrived = resolve })
