@@ -39,6 +39,20 @@ if (process.env.BENCH_CPU === '1') {
     }
   })
 }
+// BENCH_STALL_LOG=<dir>: a diagnostic, this process's event-loop stalls over 5 ms and the moments it
+// started draining and serving, with wall-clock times, one JSON line each in <dir>/stall-<pid>.jsonl.
+if (process.env.BENCH_STALL_LOG) {
+  const log = (record) => fs.appendFileSync(path.join(process.env.BENCH_STALL_LOG, `stall-${process.pid}.jsonl`), JSON.stringify(record) + '\n')
+  let last = performance.now()
+  setInterval(() => {
+    const now = performance.now()
+    if (now - last > 5) log({ t: performance.timeOrigin + last, ms: now - last })
+    last = now
+  }, 2).unref()
+  app.addHook('onReady', async () => {
+    for (const event of ['draining', 'serving']) app.hotReload?.on(event, () => log({ t: performance.timeOrigin + performance.now(), event }))
+  })
+}
 app.get('/', async () => ({ version, pid: process.pid }))
 if (process.env.BENCH_WEBSOCKET === '1') {
   // The long-lived scenario: each WebSocket is greeted by the generation that took it.
@@ -48,7 +62,12 @@ if (process.env.BENCH_WEBSOCKET === '1') {
   })
 }
 
-app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' }).then(() => {
+// BENCH_WARMUP=N: an experiment, N requests run through Fastify (inject) before the app listens.
+async function warmUp (count) {
+  for (let i = 0; i < count; i++) await app.inject('/')
+}
+
+warmUp(Number(process.env.BENCH_WARMUP || 0)).then(() => app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' })).then(() => {
   if (process.env.pm_id !== undefined && typeof process.send === 'function') process.send('ready')
 })
 if (process.env.BENCH_PLUGIN !== '1') {

@@ -5,7 +5,7 @@
 // machine's noise falls on all of them alike.
 //
 //   node bench/reload-tail.js [--before <built checkout> [--before-label <name>]] [--mode standalone|supervisor]
-//     [--workers N] [--rounds R] [--reloads K] [--pause-ms P] [--variant 'name:VAR=value,VAR2=value'] [--node 22 ...] [--write]
+//     [--workers N] [--rounds R] [--reloads K] [--pause-ms P] [--variant 'name:VAR=value,VAR2=value'] [--node 22 ...] [--cpu-trace] [--write]
 //
 // Each run: the bench app (bench/app.js) under 30 keep-alive clients (tools/load-recorder.js,
 // every request's outcome; each client sends its next request as soon as it has the answer, which
@@ -20,7 +20,10 @@
 // stretch of the same length for every build, whatever its window. --variant runs this build with extra
 // environment variables (an experiment); --node <major or version> runs this build's app on that Node
 // as well (installed by .ci/node.sh; repeatable), interleaved with the others, so that Node versions
-// are compared under the same machine conditions; --write puts the table into BENCHMARKS.md between its markers.
+// are compared under the same machine conditions (with --before, both builds on each); --cpu-trace (Linux) adds, for each build, where the
+// CPU went around the commit (bench/cpu-trace.js: the load generator, the old and the new generation's
+// main and other threads, the supervisor) beside the median and p99 latency in the same 50 ms buckets;
+// --write puts the table into BENCHMARKS.md between its markers.
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -28,6 +31,7 @@ const path = require('node:path')
 const { Load } = require('../tools/load-recorder')
 const contenders = require('./contenders')
 const { freePort } = require('../tools/free-port')
+const { startCpuTrace, cpuAroundCommits, addInto, cpuTable } = require('./cpu-trace')
 
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
 // One section per mode (standalone, supervisor, supervisor with N workers), each between its markers.
@@ -66,7 +70,9 @@ const CONFIG = {
   buckets: 18,
   // The same stretch after every signal, whatever each build's reload window: builds whose moves
   // take longer are compared without their windows' extra steady requests diluting the tail.
-  fixedWindowMs: 3500
+  fixedWindowMs: 3500,
+  // Linux: CPU time by process and thread around each commit (bench/cpu-trace.js).
+  cpuTrace: process.argv.includes('--cpu-trace')
 }
 
 const percentile = (sorted, p) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
@@ -80,15 +86,18 @@ function variantsFromArgs () {
   const nodes = argumentsOf('--node')
   const list = [{ name: nodes.length > 0 ? `this build on Node ${process.versions.node}` : 'this build', root: path.resolve(__dirname, '..'), env: {} }]
   const before = argument('--before')
-  if (before !== undefined) {
-    const root = path.resolve(before)
-    if (!fs.existsSync(path.join(root, 'dist', 'index.js'))) throw new Error(`--before ${root}: no dist/index.js there (build it first)`)
-    list.unshift({ name: argument('--before-label') ?? path.basename(root), root, env: {} })
+  const beforeRoot = before === undefined ? undefined : path.resolve(before)
+  const beforeLabel = argument('--before-label') ?? (beforeRoot && path.basename(beforeRoot))
+  if (beforeRoot !== undefined) {
+    if (!fs.existsSync(path.join(beforeRoot, 'dist', 'index.js'))) throw new Error(`--before ${beforeRoot}: no dist/index.js there (build it first)`)
+    list.unshift({ name: nodes.length > 0 ? `${beforeLabel} on Node ${process.versions.node}` : beforeLabel, root: beforeRoot, env: {} })
   }
   for (const version of nodes) {
     const node = execFileSync('bash', [path.join(__dirname, '..', '.ci', 'node.sh'), version], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
-    const name = `on Node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim().slice(1)}`
-    list.push({ name, root: path.resolve(__dirname, '..'), env: {}, node })
+    const on = `on Node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim().slice(1)}`
+    // With --before, both builds on every Node.
+    if (beforeRoot !== undefined) list.push({ name: `${beforeLabel} ${on}`, root: beforeRoot, env: {}, node })
+    list.push({ name: beforeRoot === undefined ? on : `this build ${on}`, root: path.resolve(__dirname, '..'), env: {}, node })
   }
   for (const spec of argumentsOf('--variant')) {
     const [name, assignments = ''] = spec.split(':')
@@ -110,7 +119,12 @@ async function runOnce (variant) {
   const samples = []
   const reloads = []
   let t0
+  let trace
   try {
+    if (CONFIG.cpuTrace) {
+      trace = startCpuTrace()
+      await trace.ready
+    }
     await contender.start(ctx)
     t0 = performance.now()
     const load = new Load({ host: '127.0.0.1', port: ctx.port }, {
@@ -131,8 +145,10 @@ async function runOnce (variant) {
     }
     await sleep(500)
     const stats = await load.stop()
-    return { samples, reloads, failed: stats.failed, non2xx: stats.non2xx, sent: stats.sent, opened: stats.socketsOpened }
+    const cpu = trace === undefined ? undefined : cpuOfRun(await trace.stop(), samples, reloads, performance.timeOrigin + t0)
+    return { samples, reloads, cpu, failed: stats.failed, non2xx: stats.non2xx, sent: stats.sent, opened: stats.socketsOpened }
   } finally {
+    if (trace !== undefined) await trace.stop()
     await contender.stop().catch((err) => console.error(`stopping: ${err.message}`))
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -150,6 +166,23 @@ function lastOldAnswer (samples, r, nextAt) {
   return last
 }
 
+/** The pids that answered requests started between `from` and `to`. */
+function pidsBetween (samples, from, to) {
+  return new Set(samples.filter((s) => s.ok && s.t >= from && s.t < to).map((s) => s.pid))
+}
+
+/** --cpu-trace: one run's CPU time around each commit, by role (bench/cpu-trace.js). */
+function cpuOfRun (rows, samples, reloads, t0Wall) {
+  const commits = reloads.filter((r) => typeof r.durationMs === 'number').map((r, i) => {
+    const oldPids = pidsBetween(samples, r.at - 300, r.at)
+    const committed = r.at + r.durationMs
+    const newPids = pidsBetween(samples, committed, reloads[i + 1]?.at ?? Infinity)
+    for (const pid of oldPids) newPids.delete(pid)
+    return { at: t0Wall + committed, oldPids, newPids }
+  })
+  return { totals: cpuAroundCommits(rows, commits, { benchPid: process.pid, ...CONFIG }), reloads: commits.length }
+}
+
 /** One run's latencies: steady (outside every window), in the windows, and by time since the signal. */
 function analyse (run) {
   // With --workers, another old worker answers from another pid at once: the window lasts at least
@@ -164,23 +197,29 @@ function analyse (run) {
   // A request counts by its end (when its latency was felt), relative to each reload's commit
   // (signal + durationMs): while the successor boots, the first 300 ms after, the rest of the window.
   const buckets = Array.from({ length: CONFIG.buckets }, () => [])
+  // The same, of the requests the old generation answered.
+  const oldBuckets = Array.from({ length: CONFIG.buckets }, () => [])
+  const oldPids = run.reloads.map((r) => pidsBetween(run.samples, r.at - 300, r.at))
   const phases = { booting: [], handoff: [], after: [] }
   const fixed = []
   for (const s of ok) {
     const end = s.t + s.ms
     if (run.reloads.some((r) => end >= r.at && end < r.at + CONFIG.fixedWindowMs)) fixed.push(s.ms)
-    for (const r of run.reloads) {
+    for (const [i, r] of run.reloads.entries()) {
       if (typeof r.durationMs !== 'number') continue
       const commit = r.at + r.durationMs
       const since = end - commit
       const index = Math.floor((since - CONFIG.bucketsFrom) / CONFIG.bucketMs)
-      if (index >= 0 && index < CONFIG.buckets) buckets[index].push(s.ms)
+      if (index >= 0 && index < CONFIG.buckets) {
+        buckets[index].push(s.ms)
+        if (oldPids[i].has(s.pid)) oldBuckets[index].push(s.ms)
+      }
       if (end >= r.at && end < commit) phases.booting.push(s.ms)
       else if (since >= 0 && since < 300) phases.handoff.push(s.ms)
       else if (since >= 300 && end <= windowEnd(r)) phases.after.push(s.ms)
     }
   }
-  return { steady, reloading, buckets, phases, fixed }
+  return { steady, reloading, buckets, oldBuckets, phases, fixed }
 }
 
 async function main () {
@@ -199,7 +238,7 @@ async function main () {
 async function measure () {
   if (!Number.isFinite(CONFIG.pauseMs) || CONFIG.pauseMs < 0) throw new Error(`--pause-ms must be a number of milliseconds, 0 or more; got ${argument('--pause-ms')}`)
   const variants = variantsFromArgs()
-  const results = variants.map((v) => ({ variant: v, steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, fixed: [], buckets: Array.from({ length: CONFIG.buckets }, () => []), failed: 0, non2xx: 0, sent: 0, opened: 0 }))
+  const results = variants.map((v) => ({ variant: v, steady: [], reloading: [], ratios: [], reloads: [], phases: { booting: [], handoff: [], after: [] }, fixed: [], buckets: Array.from({ length: CONFIG.buckets }, () => []), oldBuckets: Array.from({ length: CONFIG.buckets }, () => []), cpu: {}, cpuReloads: 0, failed: 0, non2xx: 0, sent: 0, opened: 0 }))
   const started = Date.now()
   // One run before the rounds, not counted: it warms this process, the load generator, whose own
   // event loop is part of every latency it records (its p99 delay was 12 ms in its first run, 9 in
@@ -227,6 +266,11 @@ async function measure () {
       result.ratios.push(steadyP99 > 0 ? percentile(sorted(a.reloading), 99) / steadyP99 : 0)
       result.reloads.push(...run.reloads)
       a.buckets.forEach((b, i) => append(result.buckets[i], b))
+      a.oldBuckets.forEach((b, i) => append(result.oldBuckets[i], b))
+      if (run.cpu !== undefined) {
+        addInto(result.cpu, run.cpu.totals, run.cpu.reloads)
+        result.cpuReloads += run.cpu.reloads
+      }
       for (const [phase, values] of Object.entries(a.phases)) append(result.phases[phase], values)
       append(result.fixed, a.fixed)
       result.failed += run.failed
@@ -240,6 +284,11 @@ async function measure () {
   const markdown = table(report)
   console.log(markdown)
   console.log('\n' + bucketTable(summary))
+  for (const s of summary) {
+    if (s.cpu === undefined) continue
+    const latency = { 'p50 latency (ms), every answer': s.bucketsP50, 'p50 latency (ms), the old generation\'s answers': s.oldBucketsP50, 'p99 latency (ms)': s.buckets }
+    console.log('\n' + cpuTable(s.name, s.cpu.byRole, s.cpu.reloads, { ...CONFIG, cpus: os.cpus().length }, latency))
+  }
   fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true })
   fs.writeFileSync(path.join(__dirname, 'results', `reload-tail-${modeKey().replace(/ /g, '-')}.json`), JSON.stringify(report, null, 2) + '\n')
   if (process.argv.includes('--write')) writeSection(`${markdown}\n\n${bucketTable(summary)}`)
@@ -270,6 +319,9 @@ function summarise (res) {
     overheadMaxMs: withBoot.length === 0 ? null : round(Math.max(...withBoot.map((r) => r.durationMs - r.bootMs))),
     perReload: res.reloads.map((r) => ({ servingMs: round(r.servingMs), durationMs: r.durationMs, bootMs: r.bootMs })),
     buckets: res.buckets.map((b) => round(percentile(sorted(b), 99))),
+    bucketsP50: res.buckets.map((b) => round(percentile(sorted(b), 50))),
+    oldBucketsP50: res.oldBuckets.map((b) => b.length === 0 ? '-' : round(percentile(sorted(b), 50))),
+    cpu: res.cpuReloads === 0 ? undefined : { byRole: res.cpu, reloads: res.cpuReloads },
     fixedP99: round(percentile(fixed, 99)),
     fixedRatio: round(percentile(fixed, 99) / percentile(steady, 99)),
     phases: Object.fromEntries(Object.entries(res.phases).map(([phase, values]) => [phase, round(percentile(sorted(values), 99))]))
