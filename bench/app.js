@@ -42,7 +42,8 @@ if (process.env.BENCH_CPU === '1') {
 // BENCH_STALL_LOG=<dir>: a diagnostic, this process's event-loop stalls over 5 ms and the moments it
 // started draining and serving, with wall-clock times, one JSON line each in <dir>/stall-<pid>.jsonl.
 if (process.env.BENCH_STALL_LOG) {
-  const log = (record) => fs.appendFileSync(path.join(process.env.BENCH_STALL_LOG, `stall-${process.pid}.jsonl`), JSON.stringify(record) + '\n')
+  // Written asynchronously: a synchronous write would be a stall of its own, in the moment measured.
+  const log = (record) => fs.appendFile(path.join(process.env.BENCH_STALL_LOG, `stall-${process.pid}.jsonl`), JSON.stringify(record) + '\n', () => {})
   let last = performance.now()
   setInterval(() => {
     const now = performance.now()

@@ -70,7 +70,7 @@ function sample (file) {
   process.send('sampling')
 }
 
-const ROLES = ['load generator', 'old generation, main thread', 'old generation, other threads', 'new generation, main thread', 'new generation, other threads', 'other Node processes (supervisor)']
+const ROLES = ['load generator', 'old generation, main thread', 'old generation, other threads', 'new generation, main thread', 'new generation, other threads', 'other Node processes (the supervisor, if any)']
 
 /**
  * CPU ms per bucket around each commit, averaged over the reloads, by role. `commits`: each reload's
