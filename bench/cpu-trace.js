@@ -16,21 +16,28 @@ const isNode = (comm) => comm === 'node' || comm.endsWith('MainThread')
 
 /** Starts the sampler; stop() ends it and gives its samples: [wallMs, pid, tid, isMain, cpuNs]. */
 function startCpuTrace () {
+  if (process.platform !== 'linux') throw new Error(`--cpu-trace reads /proc: Linux only (this is ${process.platform})`)
   const file = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'fhr-cpu-')), 'samples.json')
   const child = fork(__filename, ['--sample', file], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-  const ready = new Promise((resolve) => child.once('message', resolve))
+  const ready = new Promise((resolve, reject) => {
+    child.once('message', resolve)
+    child.once('exit', (code) => reject(new Error(`the CPU sampler (bench/cpu-trace.js) ended (exit code ${code}) before it sampled`)))
+  })
   let stopped
   return {
     ready,
+    /** Ends the sampler (once; later calls give the same samples). */
     stop () {
       stopped ??= new Promise((resolve) => {
-        child.once('exit', () => {
+        const collect = () => {
           let rows = []
           try { rows = JSON.parse(fs.readFileSync(file, 'utf8')) } catch {}
           fs.rmSync(path.dirname(file), { recursive: true, force: true })
           resolve(rows)
-        })
-        child.send('stop')
+        }
+        if (child.exitCode !== null || child.signalCode !== null) return collect()
+        child.once('exit', collect)
+        child.send('stop', () => {})
       })
       return stopped
     }
@@ -67,6 +74,8 @@ function sample (file) {
     fs.writeFileSync(file, JSON.stringify(rows))
     process.exit(0)
   })
+  // The bench gone (killed, say): nothing to write for.
+  process.on('disconnect', () => process.exit(0))
   process.send('sampling')
 }
 
