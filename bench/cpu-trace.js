@@ -1,8 +1,8 @@
 'use strict'
 // Where the CPU goes around a reload's commit, for bench/reload-tail.js --cpu-trace: a sampler in a
 // process of its own (not in the load generator, whose own event loop is part of every latency it
-// records) reads every Node thread's time on a CPU (/proc/<pid>/task/<tid>/schedstat, in ns) every
-// 10 ms; afterwards each reload's samples are cut into the same buckets around its commit as the
+// records) reads every Node thread's time on a CPU and time spent runnable but waiting for one
+// (/proc/<pid>/task/<tid>/schedstat, in ns) every 10 ms; afterwards each reload's samples are cut into the same buckets around its commit as the
 // latencies, by role: the load generator, the old generation's main thread and its helper threads
 // (V8's compilers and collectors, libuv's pool), the same for the new one, and the rest (the
 // supervisor). Linux only.
@@ -14,7 +14,7 @@ const SAMPLE_MS = 10
 /** Which processes are Node's: the main thread's name ('node', 'node-MainThread' from Node 24, 'MainThread' where renamed). */
 const isNode = (comm) => comm === 'node' || comm.endsWith('MainThread')
 
-/** Starts the sampler; stop() ends it and gives its samples: [wallMs, pid, tid, isMain, cpuNs]. */
+/** Starts the sampler; stop() ends it and gives its samples: [wallMs, pid, tid, isMain, cpuNs, waitNs]. */
 function startCpuTrace () {
   if (process.platform !== 'linux') throw new Error(`--cpu-trace reads /proc: Linux only (this is ${process.platform})`)
   const file = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'fhr-cpu-')), 'samples.json')
@@ -61,7 +61,9 @@ function sample (file) {
     const now = performance.timeOrigin + performance.now()
     for (const [pid, tid, stat] of threads) {
       const text = read(stat)
-      if (text !== undefined) rows.push([now, pid, tid, pid === tid, Number(text.split(' ')[0])])
+      if (text === undefined) continue
+      const [cpuNs, waitNs] = text.split(' ').map(Number)
+      rows.push([now, pid, tid, pid === tid, cpuNs, waitNs])
     }
   }
   discover()
@@ -81,25 +83,41 @@ function sample (file) {
 
 const ROLES = ['load generator', 'old generation, main thread', 'old generation, other threads', 'new generation, main thread', 'new generation, other threads', 'other Node processes (the supervisor, if any)']
 
+/** The time a role's threads were ready to run but waited for a CPU (shown for the main threads and the load generator). */
+const waiting = (role) => `waiting for a CPU: ${role}`
+const WAIT_SHOWN = [ROLES[0], ROLES[1], ROLES[3]]
+/** The stretch before each signal that the steady column averages. */
+const STEADY_MS = 1000
+
 /**
- * CPU ms per bucket around each commit, averaged over the reloads, by role. `commits`: each reload's
- * commit (`at`, wall ms) and the pids that answered before it (`oldPids`) and after it (`newPids`).
+ * CPU ms per bucket around each commit, averaged over the reloads, by role, and the same of the
+ * time waited for a CPU (`waiting(role)`). `commits`: each reload's signal and commit (`signalAt`,
+ * `at`, wall ms) and the pids that answered before it (`oldPids`) and after it (`newPids`). The
+ * last value of each role is its steady state: per bucket's length, over the second before each
+ * signal (the old generation then serves alone).
  */
 function cpuAroundCommits (rows, commits, { benchPid, bucketsFrom, bucketMs, buckets }) {
   const byThread = new Map()
-  for (const [t, pid, tid, isMain, ns] of rows) {
+  for (const [t, pid, tid, isMain, cpuNs, waitNs] of rows) {
     let thread = byThread.get(tid)
-    if (thread === undefined) byThread.set(tid, thread = { pid, isMain, points: [] })
-    thread.points.push([t, ns])
+    if (thread === undefined) byThread.set(tid, thread = { pid, isMain, cpu: [], wait: [] })
+    thread.cpu.push([t, cpuNs])
+    thread.wait.push([t, waitNs])
   }
-  const totals = Object.fromEntries(ROLES.map((role) => [role, new Array(buckets).fill(0)]))
+  const totals = Object.fromEntries([...ROLES, ...ROLES.map(waiting)].map((role) => [role, new Array(buckets + 1).fill(0)]))
+  const add = (role, thread, i, from, to) => {
+    const share = bucketMs / (to - from) / 1e6 / commits.length
+    totals[role][i] += (valueAt(thread.cpu, to) - valueAt(thread.cpu, from)) * share
+    totals[waiting(role)][i] += (valueAt(thread.wait, to) - valueAt(thread.wait, from)) * share
+  }
   for (const commit of commits) {
     for (const thread of byThread.values()) {
       const role = roleOf(thread, commit, benchPid)
       for (let i = 0; i < buckets; i++) {
         const from = commit.at + bucketsFrom + i * bucketMs
-        totals[role][i] += (cpuAt(thread.points, from + bucketMs) - cpuAt(thread.points, from)) / 1e6 / commits.length
+        add(role, thread, i, from, from + bucketMs)
       }
+      add(role, thread, buckets, commit.signalAt - STEADY_MS, commit.signalAt)
     }
   }
   return totals
@@ -112,8 +130,8 @@ function roleOf (thread, commit, benchPid) {
   return ROLES[5]
 }
 
-/** A thread's CPU time (ns) at wall time t, between its samples (flat before its first and after its last). */
-function cpuAt (points, t) {
+/** A thread's counter (ns) at wall time t, between its samples (flat before its first and after its last). */
+function valueAt (points, t) {
   if (t <= points[0][0]) return points[0][1]
   const last = points[points.length - 1]
   if (t >= last[0]) return last[1]
@@ -139,19 +157,23 @@ function addInto (sum, totals, weight) {
 
 /** The table: CPU ms per bucket by role, the machine's share used, and the latencies in the same buckets. */
 function cpuTable (name, cpu, weight, { bucketsFrom, bucketMs, buckets, cpus }, latency) {
-  const header = Array.from({ length: buckets }, (_, i) => `${bucketsFrom + i * bucketMs}`)
+  const header = [...Array.from({ length: buckets }, (_, i) => `${bucketsFrom + i * bucketMs}`), `steady (the ${STEADY_MS / 1000} s before each signal)`]
   const lines = [
     `CPU time (ms of each ${bucketMs} ms, mean of ${weight} reloads) around the commit (ms from the commit), ${name}:`,
     `| who | ${header.join(' | ')} |`,
     `|---|${header.map(() => '---').join('|')}|`
   ]
-  const total = new Array(buckets).fill(0)
+  const total = new Array(buckets + 1).fill(0)
   for (const role of ROLES) {
-    const values = (cpu[role] ?? new Array(buckets).fill(0)).map((v) => v / weight)
+    const values = (cpu[role] ?? new Array(buckets + 1).fill(0)).map((v) => v / weight)
     values.forEach((v, i) => { total[i] += v })
     lines.push(`| ${role} | ${values.map((v) => v.toFixed(1)).join(' | ')} |`)
   }
   lines.push(`| all of them, % of the ${cpus} CPUs | ${total.map((v) => Math.round(100 * v / (bucketMs * cpus))).join(' | ')} |`)
+  for (const role of WAIT_SHOWN) {
+    const values = (cpu[waiting(role)] ?? new Array(buckets + 1).fill(0)).map((v) => v / weight)
+    lines.push(`| ${waiting(role)} | ${values.map((v) => v.toFixed(1)).join(' | ')} |`)
+  }
   for (const [label, values] of Object.entries(latency)) lines.push(`| ${label} | ${values.join(' | ')} |`)
   return lines.join('\n')
 }

@@ -178,7 +178,7 @@ function cpuOfRun (rows, samples, reloads, t0Wall) {
     const committed = r.at + r.durationMs
     const newPids = pidsBetween(samples, committed, reloads[i + 1]?.at ?? Infinity)
     for (const pid of oldPids) newPids.delete(pid)
-    return { at: t0Wall + committed, oldPids, newPids }
+    return { signalAt: t0Wall + r.at, at: t0Wall + committed, oldPids, newPids }
   })
   return { totals: cpuAroundCommits(rows, commits, { benchPid: process.pid, ...CONFIG }), reloads: commits.length }
 }
@@ -286,7 +286,8 @@ async function measure () {
   console.log('\n' + bucketTable(summary))
   for (const s of summary) {
     if (s.cpu === undefined) continue
-    const latency = { 'p50 latency (ms), every answer': s.bucketsP50, 'p50 latency (ms), the old generation\'s answers': s.oldBucketsP50, 'p99 latency (ms)': s.buckets }
+    // The steady column: the steady latencies (outside every window), the old generation's alone.
+    const latency = { 'p50 latency (ms), every answer': [...s.bucketsP50, s.steadyP50], 'p50 latency (ms), the old generation\'s answers': [...s.oldBucketsP50, s.steadyP50], 'p99 latency (ms)': [...s.buckets, s.steadyP99] }
     console.log('\n' + cpuTable(s.name, s.cpu.byRole, s.cpu.reloads, { ...CONFIG, cpus: os.cpus().length }, latency))
   }
   fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true })
@@ -308,6 +309,7 @@ function summarise (res) {
     non2xx: res.non2xx,
     opened: res.opened,
     steadyP99: round(percentile(steady, 99)),
+    steadyP50: round(percentile(steady, 50)),
     reloadP99: round(percentile(reloading, 99)),
     ratio: round(percentile(reloading, 99) / percentile(steady, 99)),
     roundRatios: res.ratios.map(round),
