@@ -171,10 +171,13 @@ function pidsBetween (samples, from, to) {
   return new Set(samples.filter((s) => s.ok && s.t >= from && s.t < to).map((s) => s.pid))
 }
 
+/** The old generation of reload `r`: whoever answered in the 300 ms before its signal. */
+const oldGeneration = (samples, r) => pidsBetween(samples, r.at - 300, r.at)
+
 /** --cpu-trace: one run's CPU time around each commit, by role (bench/cpu-trace.js). */
 function cpuOfRun (rows, samples, reloads, t0Wall) {
   const commits = reloads.filter((r) => typeof r.durationMs === 'number').map((r, i) => {
-    const oldPids = pidsBetween(samples, r.at - 300, r.at)
+    const oldPids = oldGeneration(samples, r)
     const committed = r.at + r.durationMs
     const newPids = pidsBetween(samples, committed, reloads[i + 1]?.at ?? Infinity)
     for (const pid of oldPids) newPids.delete(pid)
@@ -199,7 +202,7 @@ function analyse (run) {
   const buckets = Array.from({ length: CONFIG.buckets }, () => [])
   // The same, of the requests the old generation answered.
   const oldBuckets = Array.from({ length: CONFIG.buckets }, () => [])
-  const oldPids = run.reloads.map((r) => pidsBetween(run.samples, r.at - 300, r.at))
+  const oldPids = run.reloads.map((r) => oldGeneration(run.samples, r))
   const phases = { booting: [], handoff: [], after: [] }
   const fixed = []
   for (const s of ok) {

@@ -96,15 +96,16 @@ export class ConnectionHandoff {
   rush (): void {
     this.rushing = true
     // No more turns: a settled move offers the idle ones again at once, not after a ramp's spacing.
-    this.spacingMs = 0
-    this.nextMoveAt = 0
-    if (this.rampTimer !== undefined) clearTimeout(this.rampTimer)
-    this.rampTimer = undefined
+    this.stopSpacing()
   }
 
   /** The drain stopped (the generation serves again): moves, for the balance, go at once. */
   endRamp (): void {
     this.rushing = false
+    this.stopSpacing()
+  }
+
+  private stopSpacing (): void {
     this.spacingMs = 0
     this.nextMoveAt = 0
     if (this.rampTimer !== undefined) clearTimeout(this.rampTimer)
