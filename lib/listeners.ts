@@ -24,6 +24,8 @@ export class Listeners {
   private removeListenHook: (() => void) | undefined
   /** Each server's address, kept from the drain on (a closed server no longer says it). */
   private readonly keys = new Map<Server, string>()
+  /** Servers whose closeIdleConnections() does nothing for now: a drain's (see stopAccepting). */
+  private readonly idleClosesHeld = new Set<Server>()
 
   /**
    * @param onServer called once for each server of ours, before it listens (to watch its connections)
@@ -40,10 +42,27 @@ export class Listeners {
       if (!isOurs(server)) return false
       if (!this.servers.has(server)) {
         this.servers.add(server)
+        this.gateIdleCloses(server)
         if (server !== app.server) onServer(server)
       }
       return this.adoption.listen(server, args, listen)
     })
+  }
+
+  /**
+   * Gives the server a closeIdleConnections() of its own that a drain can hold (stopAccepting):
+   * installed once, before the server listens. Added at the drain's start instead, the own property
+   * changed the server's hidden class there, and V8 threw away its optimized code for Node's
+   * request path (which reads the server on every request) in the middle of the drain.
+   */
+  private gateIdleCloses (server: Server): void {
+    const http = server as Server & { closeIdleConnections?: () => void }
+    const close = http.closeIdleConnections
+    if (typeof close !== 'function') return
+    const held = this.idleClosesHeld
+    http.closeIdleConnections = function (this: Server) {
+      if (!held.has(server)) close.call(this)
+    }
   }
 
   /** Every listen() is done: later listen() calls are no longer ours to steer. */
@@ -118,8 +137,7 @@ export class Listeners {
       if (address !== null) this.keys.set(server, formatAddress(address))
     }
     for (const server of this.servers) {
-      const http = server as Server & { closeIdleConnections?: () => void }
-      if (typeof http.closeIdleConnections === 'function') http.closeIdleConnections = () => {}
+      this.idleClosesHeld.add(server)
       if (!server.listening) continue
       const address = fromServerAddress(server.address())
       server.close()
@@ -137,8 +155,8 @@ export class Listeners {
   listenAgain (copies: Map<string, { close: () => void }>): string[] {
     const missing: string[] = []
     for (const server of this.servers) {
-      // Our drain switched this off; the prototype's method is back.
-      delete (server as Server & { closeIdleConnections?: unknown }).closeIdleConnections
+      // Our drain held this; it closes idle connections again.
+      this.idleClosesHeld.delete(server)
       const key = this.keys.get(server)
       const copy = key === undefined ? undefined : copies.get(key)
       if (key === undefined) continue
