@@ -6,6 +6,7 @@
 // BENCH_HTTP2=1 serves HTTP/2 without TLS (h2c, what h2load and curl --http2-prior-knowledge speak).
 const fs = require('node:fs')
 const path = require('node:path')
+const { PerformanceObserver, constants } = require('node:perf_hooks')
 const Fastify = require('fastify')
 
 const version = fs.readFileSync(path.resolve('VERSION'), 'utf8').trim()
@@ -50,6 +51,13 @@ if (process.env.BENCH_STALL_LOG) {
     if (now - last > 5) log({ t: performance.timeOrigin + last, ms: now - last })
     last = now
   }, 2).unref()
+  log({ t: performance.timeOrigin, event: 'start' })
+  // Major and incremental collections, and scavenges over 2 ms: when they fall around a commit.
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if (entry.detail.kind !== constants.NODE_PERFORMANCE_GC_MINOR || entry.duration > 2) log({ t: performance.timeOrigin + entry.startTime, gc: entry.detail.kind, ms: entry.duration })
+    }
+  }).observe({ entryTypes: ['gc'] })
   app.addHook('onReady', async () => {
     for (const event of ['draining', 'serving']) app.hotReload?.on(event, () => log({ t: performance.timeOrigin + performance.now(), event }))
   })

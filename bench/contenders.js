@@ -161,7 +161,11 @@ function run (command, args, options) {
 // (bench/reload-tail.js --node runs several side by side; the load generator stays on this one).
 const nodeOf = (ctx) => ctx.node ?? process.execPath
 
-function spawnApp (ctx, env, command = nodeOf(ctx), args = [APP]) {
+// BENCH_NODE_FLAGS (a diagnostic, in ctx.env): Node and V8 flags for the app's process, which its
+// successors get too (they start with the same execArgv).
+const nodeFlags = (ctx) => (ctx.env?.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+
+function spawnApp (ctx, env, command = nodeOf(ctx), args = [...nodeFlags(ctx), APP]) {
   if (!ours.has(fs.realpathSync(ctx.dir))) track(ctx)
   const child = spawn(command, args, {
     cwd: ctx.dir,
@@ -232,7 +236,7 @@ function supervisor ({ via = 'command', workers = 1, root = REPO, pidFile } = {}
       const record = file === undefined ? [] : ['--pid-file', file]
       // bench/run.js --smoke: the supervisor's probation as short as the app's.
       const probation = process.env.BENCH_PROBATION ? ['--probation', process.env.BENCH_PROBATION] : []
-      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, nodeOf(ctx), [bin, 'start', '--control', control, '--workers', String(workers), ...record, ...probation, '--', nodeOf(ctx), APP])
+      child = spawnApp(ctx, { BENCH_PLUGIN: '1' }, nodeOf(ctx), [bin, 'start', '--control', control, '--workers', String(workers), ...record, ...probation, '--', nodeOf(ctx), ...nodeFlags(ctx), APP])
       await serving(ctx.port)
     },
     async reload (ctx) {
