@@ -5,7 +5,7 @@
 // machine's noise falls on all of them alike.
 //
 //   node bench/reload-tail.js [--before <built checkout> [--before-label <name>]] [--mode standalone|supervisor]
-//     [--workers N] [--rounds R] [--reloads K] [--pause-ms P] [--variant 'name:VAR=value,VAR2=value'] [--node 22 ...] [--cpu-trace] [--write]
+//     [--workers N] [--rounds R] [--reloads K] [--pause-ms P] [--variant 'name:VAR=value,VAR2=value'] [--node 22 ...] [--cpu-trace] [--client-nice N] [--write]
 //
 // Each run: the bench app (bench/app.js) under 30 keep-alive clients (tools/load-recorder.js,
 // every request's outcome; each client sends its next request as soon as it has the answer, which
@@ -20,7 +20,9 @@
 // stretch of the same length for every build, whatever its window. --variant runs this build with extra
 // environment variables (an experiment); --node <major or version> runs this build's app on that Node
 // as well (installed by .ci/node.sh; repeatable), interleaved with the others, so that Node versions
-// are compared under the same machine conditions (with --before, both builds on each); --cpu-trace (Linux) adds, for each build, where the
+// are compared under the same machine conditions (with --before, both builds on each); --client-nice N
+// (Linux, autogroups; below 0 needs CAP_SYS_NICE) runs the load generator at that autogroup niceness, as
+// a client on another machine would keep its CPU; --cpu-trace (Linux) adds, for each build, where the
 // CPU went around the commit (bench/cpu-trace.js: the load generator, the old and the new generation's
 // main and other threads, the supervisor) beside the median and p99 latency in the same 50 ms buckets;
 // --write puts the table into BENCHMARKS.md between its markers.
@@ -35,7 +37,7 @@ const { startCpuTrace, cpuAroundCommits, addInto, cpuTable } = require('./cpu-tr
 
 const BENCHMARKS = path.join(__dirname, '..', 'BENCHMARKS.md')
 // One section per mode (standalone, supervisor, supervisor with N workers), each between its markers.
-const modeKey = () => `${CONFIG.mode}${CONFIG.workers > 1 ? ` ${CONFIG.workers} workers` : ''}${CONFIG.pauseMs > 0 ? ` pause ${CONFIG.pauseMs} ms` : ''}`
+const modeKey = () => `${CONFIG.mode}${CONFIG.workers > 1 ? ` ${CONFIG.workers} workers` : ''}${CONFIG.pauseMs > 0 ? ` pause ${CONFIG.pauseMs} ms` : ''}${CONFIG.clientNice !== undefined ? ` client nice ${CONFIG.clientNice}` : ''}`
 const startMarker = () => `<!-- reload tail (${modeKey()}): written by bench/reload-tail.js -->`
 const endMarker = () => `<!-- end of reload tail (${modeKey()}) -->`
 const HEADING = '## Calm reloads (bench/reload-tail.js)'
@@ -72,7 +74,11 @@ const CONFIG = {
   // take longer are compared without their windows' extra steady requests diluting the tail.
   fixedWindowMs: 3500,
   // Linux: CPU time by process and thread around each commit (bench/cpu-trace.js).
-  cpuTrace: process.argv.includes('--cpu-trace')
+  cpuTrace: process.argv.includes('--cpu-trace'),
+  // Linux with autogroups: the niceness of this process's autogroup (the load generator's) for the
+  // bench, e.g. -10 (needs CAP_SYS_NICE). A client on another machine keeps its CPU while the service
+  // reloads; here it shares the service's, and its waits for a CPU are part of every latency it records.
+  clientNice: argument('--client-nice') === undefined ? undefined : Number(argument('--client-nice'))
 }
 
 const percentile = (sorted, p) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
@@ -225,7 +231,18 @@ function analyse (run) {
   return { steady, reloading, buckets, oldBuckets, phases, fixed }
 }
 
+/** --client-nice: sets this process's autogroup niceness; returns what puts it back. */
+function prioritiseClient (nice) {
+  const file = '/proc/self/autogroup'
+  const before = /nice (-?\d+)/.exec(fs.readFileSync(file, 'utf8'))?.[1]
+  if (!Number.isInteger(nice) || before === undefined) throw new Error(`--client-nice must be a whole niceness and needs autogroups (${file}); got ${argument('--client-nice')}`)
+  fs.writeFileSync(file, String(nice))
+  return () => fs.writeFileSync(file, before)
+}
+
 async function main () {
+  // The apps are spawned detached (sessions, and so autogroups, of their own): only the load generator is changed.
+  const restoreClient = CONFIG.clientNice === undefined ? undefined : prioritiseClient(CONFIG.clientNice)
   // Node 22.1+: the generations the plugin starts keep V8's compile cache in NODE_COMPILE_CACHE (by
   // default os.tmpdir()/node-compile-cache). The bench gives them a directory of its own, warm after
   // the first run as a server's would be, and removes it at the end.
@@ -235,6 +252,7 @@ async function main () {
     await measure()
   } finally {
     if (compileCache !== undefined) fs.rmSync(compileCache, { recursive: true, force: true })
+    restoreClient?.()
   }
 }
 
@@ -336,7 +354,7 @@ function summarise (res) {
 function table (report) {
   const c = report.config
   const lines = []
-  lines.push(`| build (${c.mode}${c.workers > 1 ? `, ${c.workers} workers` : ''}, ${c.clients} keep-alive clients${c.pauseMs > 0 ? ` pausing ${c.pauseMs} ms between requests` : ''}, ${c.reloads} reloads × ${c.rounds} interleaved rounds) | requests | failed | connections opened | p99 steady → reload window (ms) | p99 ratio (pooled) | p99 ratio per round, in order | signal → new pid answers, median (ms) | signal → committed (durationMs), median | successor's own boot (bootMs), median | added by the reload (durationMs − bootMs), median / max |`)
+  lines.push(`| build (${c.mode}${c.workers > 1 ? `, ${c.workers} workers` : ''}, ${c.clients} keep-alive clients${c.pauseMs > 0 ? ` pausing ${c.pauseMs} ms between requests` : ''}${c.clientNice !== undefined ? ` at autogroup niceness ${c.clientNice}` : ''}, ${c.reloads} reloads × ${c.rounds} interleaved rounds) | requests | failed | connections opened | p99 steady → reload window (ms) | p99 ratio (pooled) | p99 ratio per round, in order | signal → new pid answers, median (ms) | signal → committed (durationMs), median | successor's own boot (bootMs), median | added by the reload (durationMs − bootMs), median / max |`)
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const s of report.summary) {
     lines.push(`| ${s.name}${s.brokenRuns > 0 ? ` (${s.brokenRuns} run(s) broke, left out)` : ''} | ${s.sent} | ${s.failed + s.non2xx} | ${s.opened} | ${s.steadyP99} → ${s.reloadP99} | ${s.ratio} | ${s.roundRatios.join(', ')} | ${s.servingMs} | ${s.durationMs} | ${s.bootMs ?? '- (not reported)'} | ${s.overheadMs === null ? '-' : `${s.overheadMs} / ${s.overheadMaxMs}`} |`)
