@@ -141,7 +141,7 @@ export class ConnectionTracker {
     const idleFor = idleForMs(socket, clock)
     if (idleFor !== null) state.idleSince = now - idleFor
     const response = currentResponse(socket)
-    if (response !== null) this.follow(response as ServerResponse, state)
+    if (response !== null) this.follow(response, state)
     return state
   }
 
@@ -180,7 +180,7 @@ export class ConnectionTracker {
     // A pipelined response queued before the drain started is the connection's current one now.
     // (Only real sockets: an HTTP/2 request's socket proxy throws once its stream is gone.)
     if (this.open.has(socket) && !socket.destroyed) {
-      const next = currentResponse(socket) as ServerResponse | null
+      const next = currentResponse(socket)
       if (next !== null && next !== response && followed.get(next) !== state) this.follow(next, state)
     }
     // Busy connections move as soon as their last response has finished, in the same tick.
