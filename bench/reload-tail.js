@@ -20,7 +20,7 @@
 // stretch of the same length for every build, whatever its window. --variant runs this build with extra
 // environment variables (an experiment); --node <major or version> runs this build's app on that Node
 // as well (installed by .ci/node.sh; repeatable), interleaved with the others, so that Node versions
-// are compared under the same machine conditions (with --before, both builds on each); --client-nice N
+// are compared under the same machine conditions (with --before, both builds on each, and each --variant on each); --client-nice N
 // (Linux, autogroups; below 0 needs CAP_SYS_NICE) runs the load generator at that autogroup niceness, as
 // a client on another machine would keep its CPU; --cpu-trace (Linux) adds, for each build, where the
 // CPU went around the commit (bench/cpu-trace.js: the load generator, the old and the new generation's
@@ -98,17 +98,21 @@ function variantsFromArgs () {
     if (!fs.existsSync(path.join(beforeRoot, 'dist', 'index.js'))) throw new Error(`--before ${beforeRoot}: no dist/index.js there (build it first)`)
     list.unshift({ name: nodes.length > 0 ? `${beforeLabel} on Node ${process.versions.node}` : beforeLabel, root: beforeRoot, env: {} })
   }
-  for (const version of nodes) {
+  const otherNodes = nodes.map((version) => {
     const node = execFileSync('bash', [path.join(__dirname, '..', '.ci', 'node.sh'), version], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
-    const on = `on Node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim().slice(1)}`
+    return { node, on: `on Node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim().slice(1)}` }
+  })
+  for (const { node, on } of otherNodes) {
     // With --before, both builds on every Node.
     if (beforeRoot !== undefined) list.push({ name: `${beforeLabel} ${on}`, root: beforeRoot, env: {}, node })
     list.push({ name: beforeRoot === undefined ? on : `this build ${on}`, root: path.resolve(__dirname, '..'), env: {}, node })
   }
+  // Each variant on the bench's Node and on every --node.
   for (const spec of argumentsOf('--variant')) {
     const [name, assignments = ''] = spec.split(':')
     const env = Object.fromEntries(assignments.split(',').filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2)))
     list.push({ name, root: path.resolve(__dirname, '..'), env })
+    for (const { node, on } of otherNodes) list.push({ name: `${name} ${on}`, root: path.resolve(__dirname, '..'), env, node })
   }
   return list
 }
