@@ -20,7 +20,8 @@
 // stretch of the same length for every build, whatever its window. --variant runs this build with extra
 // environment variables (an experiment); --node <major or version> runs this build's app on that Node
 // as well (installed by .ci/node.sh; repeatable), interleaved with the others, so that Node versions
-// are compared under the same machine conditions (with --before, both builds on each, and each --variant on each); --client-nice N
+// are compared under the same machine conditions (with --before, both builds on each, and each
+// --variant on each); --client-nice N
 // (Linux, autogroups; below 0 needs CAP_SYS_NICE) runs the load generator at that autogroup niceness, as
 // a client on another machine would keep its CPU; --cpu-trace (Linux) adds, for each build, where the
 // CPU went around the commit (bench/cpu-trace.js: the load generator, the old and the new generation's
@@ -111,7 +112,7 @@ function variantsFromArgs () {
   for (const spec of argumentsOf('--variant')) {
     const [name, assignments = ''] = spec.split(':')
     const env = Object.fromEntries(assignments.split(',').filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2)))
-    list.push({ name, root: path.resolve(__dirname, '..'), env })
+    list.push({ name: nodes.length > 0 ? `${name} on Node ${process.versions.node}` : name, root: path.resolve(__dirname, '..'), env })
     for (const { node, on } of otherNodes) list.push({ name: `${name} ${on}`, root: path.resolve(__dirname, '..'), env, node })
   }
   return list
