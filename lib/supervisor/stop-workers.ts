@@ -5,18 +5,16 @@ import type { EventEmitter } from 'node:events'
 import type { SupervisorLogger } from './options'
 import type { Worker } from './worker'
 
+/** How often the wait looks at the deadline when no worker exits. */
+const POLL_MS = 100
+
 /** Resolves with how many workers had to be killed. `events` says 'worker-exit' as each one exits. */
 export async function stopWorkers (workers: ReadonlyMap<number, Worker>, graceMs: number, events: EventEmitter, log: SupervisorLogger): Promise<number> {
   for (const worker of workers.values()) {
     try { process.kill(worker.pid, 'SIGTERM') } catch {}
   }
   const deadline = Date.now() + graceMs
-  while (workers.size > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => {
-      const timer = setTimeout(resolve, 100)
-      events.once('worker-exit', () => { clearTimeout(timer); resolve(undefined) })
-    })
-  }
+  while (workers.size > 0 && Date.now() < deadline) await nextExitOrPoll(events)
   let killed = 0
   for (const worker of workers.values()) {
     log.error({ supervisor: 'worker-killed', workerPid: worker.pid, generation: worker.generation },
@@ -25,4 +23,23 @@ export async function stopWorkers (workers: ReadonlyMap<number, Worker>, graceMs
     killed++
   }
   return killed
+}
+
+/**
+ * The next 'worker-exit', or 100 ms, whichever comes first. A poll that times out takes its
+ * listener back: a worker that drains for seconds would otherwise leave one per poll (Node warns
+ * at 11: MaxListenersExceededWarning).
+ */
+async function nextExitOrPoll (events: EventEmitter): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const onExit = (): void => {
+      clearTimeout(timer)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      events.off('worker-exit', onExit)
+      resolve()
+    }, POLL_MS)
+    events.once('worker-exit', onExit)
+  })
 }
