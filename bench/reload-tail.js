@@ -91,13 +91,16 @@ const append = (into, values) => { for (const value of values) into.push(value) 
 
 function variantsFromArgs () {
   const nodes = argumentsOf('--node')
-  const list = [{ name: nodes.length > 0 ? `this build on Node ${process.versions.node}` : 'this build', root: path.resolve(__dirname, '..'), env: {} }]
+  const thisBuild = path.resolve(__dirname, '..')
+  // With --node, the runs on the bench's own Node are named with it too.
+  const here = nodes.length > 0 ? ` on Node ${process.versions.node}` : ''
+  const list = [{ name: `this build${here}`, root: thisBuild, env: {} }]
   const before = argument('--before')
   const beforeRoot = before === undefined ? undefined : path.resolve(before)
   const beforeLabel = argument('--before-label') ?? (beforeRoot && path.basename(beforeRoot))
   if (beforeRoot !== undefined) {
     if (!fs.existsSync(path.join(beforeRoot, 'dist', 'index.js'))) throw new Error(`--before ${beforeRoot}: no dist/index.js there (build it first)`)
-    list.unshift({ name: nodes.length > 0 ? `${beforeLabel} on Node ${process.versions.node}` : beforeLabel, root: beforeRoot, env: {} })
+    list.unshift({ name: `${beforeLabel}${here}`, root: beforeRoot, env: {} })
   }
   const otherNodes = nodes.map((version) => {
     const node = execFileSync('bash', [path.join(__dirname, '..', '.ci', 'node.sh'), version], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
@@ -106,14 +109,14 @@ function variantsFromArgs () {
   for (const { node, on } of otherNodes) {
     // With --before, both builds on every Node.
     if (beforeRoot !== undefined) list.push({ name: `${beforeLabel} ${on}`, root: beforeRoot, env: {}, node })
-    list.push({ name: beforeRoot === undefined ? on : `this build ${on}`, root: path.resolve(__dirname, '..'), env: {}, node })
+    list.push({ name: beforeRoot === undefined ? on : `this build ${on}`, root: thisBuild, env: {}, node })
   }
   // Each variant on the bench's Node and on every --node.
   for (const spec of argumentsOf('--variant')) {
     const [name, assignments = ''] = spec.split(':')
     const env = Object.fromEntries(assignments.split(',').filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2)))
-    list.push({ name: nodes.length > 0 ? `${name} on Node ${process.versions.node}` : name, root: path.resolve(__dirname, '..'), env })
-    for (const { node, on } of otherNodes) list.push({ name: `${name} ${on}`, root: path.resolve(__dirname, '..'), env, node })
+    list.push({ name: `${name}${here}`, root: thisBuild, env })
+    for (const { node, on } of otherNodes) list.push({ name: `${name} ${on}`, root: thisBuild, env, node })
   }
   return list
 }
