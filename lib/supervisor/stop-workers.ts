@@ -26,7 +26,7 @@ export async function stopWorkers (workers: ReadonlyMap<number, Worker>, graceMs
 }
 
 /**
- * The next 'worker-exit', or 100 ms, whichever comes first. A poll that times out takes its
+ * The next 'worker-exit', or POLL_MS, whichever comes first. A poll that times out takes its
  * listener back: a worker that drains for seconds would otherwise leave one per poll (Node warns
  * at 11: MaxListenersExceededWarning).
  */
