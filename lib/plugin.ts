@@ -10,6 +10,7 @@ import { Generation } from './generation'
 import { registerHealthRoutes } from './health'
 import { keepPidAtListen } from './keep-pid'
 import { resolveOptions } from './options'
+import { describeSignalsBlocked, signalsBlockedHere } from './signal-path'
 import type { HotReloadOptions } from './types'
 
 // Read once, at load: an abort that comes while the app still boots must end a successor at once.
@@ -34,6 +35,8 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
   }
+  // The process the user started (not a successor or a worker) says once if its signals cannot reach it.
+  if (active === undefined && booted.handoff === null) warnIfSignalsBlocked(app)
   // The process's first registration decides whether the process becomes its own supervisor.
   const stopKeepingPid = active === undefined ? keepPidAtListen(app, booted, options, () => active?.reloadDeferred === true) : () => {}
   const generation: Generation = active ?? new Generation({
@@ -72,6 +75,11 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     close()
     throw error
   }
+}
+
+function warnIfSignalsBlocked (app: FastifyInstance): void {
+  const blocked = signalsBlockedHere()
+  if (blocked !== undefined) app.log.warn({ hotReload: 'signals-blocked', ...blocked }, `hot-reload: ${describeSignalsBlocked(blocked)}`)
 }
 
 export const hotReload = fp(hotReloadPlugin, { name: 'fastify-hot-reload', fastify: '5.x' })

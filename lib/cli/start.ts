@@ -13,6 +13,7 @@ import { ServiceStatus } from '../service-status'
 import { RANGES, SUPERVISOR_SIGNALS } from '../validate'
 import { pidFileProblem, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
+import { describeSignalsBlocked, signalsBlockedHere } from '../signal-path'
 import { defaultControlPath, listenControl, nameFromCommand, type ControlRequest } from '../supervisor/control'
 import { defaultBootConcurrency } from '../supervisor/options'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
@@ -137,6 +138,9 @@ export async function start (argv: string[]): Promise<number> {
     }
   }
   log.info({ supervisor: 'started', controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
+  // Started by name (keepPid's plugin said it already, before it became this supervisor).
+  const blocked = fromPlugin ? undefined : signalsBlockedHere()
+  if (blocked !== undefined) log.warn({ supervisor: 'signals-blocked', ...blocked }, `supervisor: ${describeSignalsBlocked(blocked)}`)
 
   const first = await Promise.race([supervisor.start().then(() => supervisor.servingPid), finished.then(() => undefined)])
   let code: number

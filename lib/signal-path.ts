@@ -1,0 +1,107 @@
+// Whether the signals meant for the service can reach it. Whatever starts a service signals the
+// process it started: a container's runtime its PID 1 (`docker kill -s USR2`, `docker stop`,
+// Kubernetes), an init like tini its one child, systemd its main process (`systemctl reload`). When
+// that process is a package manager (`CMD ["npm", "start"]`, `npx fastify-hot-reload start`), the
+// signals stop there: npm, yarn and pnpm pass no SIGUSR2 or SIGHUP on (as PID 1 the kernel drops
+// them; otherwise they end the package manager), and a SIGTERM sent to them alone ends them without
+// waiting for the app, which is then killed with the container. Nothing inside the app can fix that; it can say so
+// at start. Read from /proc (Linux): our ancestors, parent first, up to PID 1.
+import { readFileSync } from 'node:fs'
+import { basename } from 'node:path'
+
+export interface ProcessInfo {
+  pid: number
+  ppid: number
+  /** The command line (as /proc shows it: a process title replaces it with one string). */
+  command: string[]
+}
+
+export interface SignalsBlocked {
+  /** npm, yarn or pnpm. */
+  manager: string
+  /** The package manager's pid: 1, or a child of PID 1. */
+  managerPid: number
+  /** What started it when it is not PID 1 itself: PID 1's program (tini, docker-init, systemd...). */
+  startedBy?: string
+}
+
+const PACKAGE_MANAGERS: Record<string, string> = {
+  npm: 'npm', 'npm-cli.js': 'npm',
+  yarn: 'yarn', yarnpkg: 'yarn', 'yarn.js': 'yarn', 'yarn.cjs': 'yarn',
+  pnpm: 'pnpm', 'pnpm.js': 'pnpm', 'pnpm.cjs': 'pnpm'
+}
+/** Ancestors read at most (a pid namespace is rarely deeper; a loop cannot run for ever). */
+const MAX_DEPTH = 32
+
+/** The program's name: a title's first word ("npm start"), or the script node runs (node /usr/bin/npm). */
+function programOf (command: string[]): string[] {
+  const first = command[0]?.trim().split(/\s+/)[0] ?? ''
+  const names = [basename(first)]
+  if (/^node(js)?[\d.]*$/.test(names[0]) && command[1] !== undefined) names.push(basename(command[1]))
+  return names
+}
+
+export function packageManagerOf (command: string[]): string | undefined {
+  for (const name of programOf(command)) {
+    const manager = PACKAGE_MANAGERS[name]
+    if (manager !== undefined) return manager
+  }
+  return undefined
+}
+
+/**
+ * Pure: whether a package manager stands where the service's signals arrive: it is PID 1, or what
+ * PID 1 started (a container's init, systemd). Under a shell, PM2 or nodemon it is not: the app's
+ * own pid gets the signals there. `ancestors` goes from our parent up to PID 1.
+ */
+export function signalsBlocked (ancestors: ProcessInfo[]): SignalsBlocked | undefined {
+  // The signals arrive at PID 1 or at what it started (the outermost): a package manager deeper down is out of their way.
+  const found = [...ancestors].reverse().find((process) => (process.pid === 1 || process.ppid === 1) && packageManagerOf(process.command) !== undefined)
+  if (found === undefined) return undefined
+  const manager = packageManagerOf(found.command) as string
+  if (found.pid === 1) return { manager, managerPid: 1 }
+  const pid1 = ancestors.find((process) => process.pid === 1)
+  return { manager, managerPid: found.pid, startedBy: pid1 === undefined ? 'pid 1' : programOf(pid1.command)[0] }
+}
+
+/** Our ancestors from /proc, parent first, up to PID 1 ([] where there is no /proc). */
+export function readAncestors (from = process.ppid): ProcessInfo[] {
+  const ancestors: ProcessInfo[] = []
+  let pid = from
+  while (pid > 0 && ancestors.length < MAX_DEPTH) {
+    const info = readProcess(pid)
+    if (info === undefined) break
+    ancestors.push(info)
+    if (pid === 1) break
+    pid = info.ppid
+  }
+  return ancestors
+}
+
+function readProcess (pid: number): ProcessInfo | undefined {
+  try {
+    // The name in parentheses may hold spaces and parentheses: the fields start after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((part) => part !== '')
+    return Number.isInteger(ppid) ? { pid, ppid, command } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** This process's case: read from /proc at the call (Linux; elsewhere nothing is found). */
+export function signalsBlockedHere (): SignalsBlocked | undefined {
+  return signalsBlocked(readAncestors())
+}
+
+/** What to tell the user. */
+export function describeSignalsBlocked (blocked: SignalsBlocked): string {
+  const where = blocked.startedBy === undefined
+    ? `${blocked.manager} is PID 1 (a container's main process, as with CMD ["${blocked.manager}", "start"])`
+    : `${blocked.manager} (pid ${blocked.managerPid}) is the process that ${blocked.startedBy} (pid 1) started and signals`
+  return `${where}: the signals meant for the service reach ${blocked.manager}, not the app; it passes no SIGUSR2 or SIGHUP on, ` +
+    'and a SIGTERM sent to it alone (docker stop, Kubernetes, systemd\'s KillMode=mixed) ends it without waiting for the app, ' +
+    'which is then killed. Start the app itself (node app.js), ' +
+    'or the supervisor by its path (node_modules/.bin/fastify-hot-reload start), not through npm, npx, yarn or pnpm'
+}

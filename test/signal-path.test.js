@@ -1,0 +1,78 @@
+'use strict'
+// A package manager as a container's main process (Docker's CMD ["npm", "start"]) keeps the
+// container's signals from the app: as PID 1 npm passes no SIGUSR2 on, and at SIGTERM it exits
+// without waiting for the app. The process the user started says so once, at start, whether it is
+// the plugin (keepPid or standalone) or the supervisor started by name; `npm start` under a shell
+// or a service manager (the app's own pid gets the signals) says nothing. Real npm, real PID
+// namespaces (unshare, as the keepPid test of PID 1 does).
+const fs = require('node:fs')
+const path = require('node:path')
+const { test } = require('tap')
+const { BIN, FIXTURE_APP, Service, childrenOf, descendantsOf, tempDir, waitFor, waitUntilGone, writeRelease } = require('./helpers/processes')
+
+const PLUGIN = { idleGrace: 300, drainTimeout: 5000, readyTimeout: 20000, probation: 500 }
+
+/** A directory with the fixture app and a package.json whose `start` script is `start`. */
+function npmApp (t, start) {
+  const dir = tempDir(t)
+  fs.copyFileSync(FIXTURE_APP, path.join(dir, 'app.js'))
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'signal-path-app', private: true, scripts: { start } }))
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  return dir
+}
+
+/** `npm start` as PID 1 of a new PID namespace; resolves once the app serves, with PID 1's pid out here. */
+async function npmAsPid1 (t, dir) {
+  const service = Service.start(t, {
+    cwd: dir,
+    command: 'unshare',
+    args: ['--pid', '--fork', '--mount-proc', 'npm', 'start', '--silent'],
+    env: { FASTIFY_HOT_RELOAD_KEEP_PID: '1' },
+    trackLogPids: false // pids in the log are the namespace's
+  })
+  await service.listening()
+  const pid1 = await waitFor(() => childrenOf(service.pid)[0]?.pid, 5000, 'npm, PID 1 of the namespace')
+  service.pids.add(pid1)
+  return { service, pid1 }
+}
+
+/** Ends what npm started: SIGTERM to npm, then the namespace goes with it; every process is gone. */
+async function stop (t, service, pid1) {
+  const everything = [pid1, ...descendantsOf(pid1)]
+  process.kill(pid1, 'SIGTERM')
+  await service.exit
+  for (const pid of everything) await waitUntilGone(pid, 10000)
+  t.pass('npm and everything it started are gone')
+}
+
+test('CMD ["npm", "start"] with the plugin: the started process warns once that npm keeps the signals', async (t) => {
+  const { service, pid1 } = await npmAsPid1(t, npmApp(t, 'node app.js'))
+  await service.generationServing(1)
+  const warnings = service.filter((l) => l.hotReload === 'signals-blocked' || l.supervisor === 'signals-blocked')
+  t.equal(warnings.length, 1, 'one warning, from the process npm started (not from the supervisor it became, nor a worker)')
+  t.match(warnings[0], { hotReload: 'signals-blocked', manager: 'npm', managerPid: 1, level: 40 }, 'the plugin\'s warning names npm as PID 1')
+  await stop(t, service, pid1)
+})
+
+test('CMD ["npm", "start"] with the supervisor by name: the supervisor warns once, its workers do not', async (t) => {
+  const { service, pid1 } = await npmAsPid1(t, npmApp(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} start -- ${JSON.stringify(process.execPath)} app.js`))
+  await service.generationServing(1)
+  const warnings = service.filter((l) => l.hotReload === 'signals-blocked' || l.supervisor === 'signals-blocked')
+  t.equal(warnings.length, 1, 'one warning')
+  t.match(warnings[0], { supervisor: 'signals-blocked', manager: 'npm', managerPid: 1, level: 40 }, 'from the supervisor')
+  await stop(t, service, pid1)
+})
+
+test('npm start under a shell (not where the signals arrive): no warning', async (t) => {
+  const dir = npmApp(t, 'node app.js')
+  // Standalone: the pid npm's shell started serves and takes the signals itself.
+  const service = Service.start(t, { cwd: dir, command: 'npm', args: ['start', '--silent'] })
+  await service.listening()
+  await service.generationServing(1)
+  t.notOk(service.find((l) => l.hotReload === 'signals-blocked' || l.supervisor === 'signals-blocked'), 'no signals-blocked warning')
+  const everything = [service.pid, ...descendantsOf(service.pid)]
+  const app = await waitFor(() => descendantsOf(service.pid).find((pid) => /app\.js/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')) && !/^sh\0/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'))), 5000, 'the app under npm')
+  process.kill(app, 'SIGTERM')
+  t.same(await service.exit, { code: 0, signal: null }, 'npm start ends with the app\'s exit code')
+  for (const pid of everything) await waitUntilGone(pid, 10000)
+})
