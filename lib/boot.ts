@@ -2,6 +2,7 @@
 // (a handoff from a previous generation or the supervisor, or systemd socket activation), clear
 // that from the environment so the app's own children never see it, and connect to the parent
 // early (an abort while the app still boots ends a successor at once).
+import cluster from 'node:cluster'
 import { clearHandoffEnv, readHandoff, type Handoff, type InheritedSocket } from './handoff-env'
 import { captureLaunch, type Launch } from './launch'
 import { chooseMode, type Mode } from './mode'
@@ -15,16 +16,18 @@ export interface BootInfo {
   activated: InheritedSocket[] | null
   /** A malformed handoff or activation: the plugin refuses to start with it. */
   error: Error | undefined
+  /** A worker of node:cluster (PM2 cluster mode is one): its primary owns the listening sockets. */
+  clusterWorker: boolean
 }
 
-/** Pure: what the environment says about how we were started. */
-export function readBoot (env: Record<string, string | undefined>, pid = process.pid): BootInfo {
+/** Pure: what the environment says about how we were started (Node takes NODE_UNIQUE_ID out of a cluster worker's, so that is asked of node:cluster). */
+export function readBoot (env: Record<string, string | undefined>, pid = process.pid, clusterWorker = cluster.isWorker): BootInfo {
   try {
     const handoff = readHandoff(env)
     // No handoff from a previous generation: maybe systemd socket activation.
-    return { handoff, activated: handoff === null ? readSocketActivation(env, pid) : null, error: undefined }
+    return { handoff, activated: handoff === null ? readSocketActivation(env, pid) : null, error: undefined, clusterWorker }
   } catch (error) {
-    return { handoff: null, activated: null, error: error as Error }
+    return { handoff: null, activated: null, error: error as Error, clusterWorker }
   }
 }
 
@@ -47,7 +50,7 @@ export function boot (): Boot {
   // Neither the app's own children nor our successor start from these.
   if (info.handoff !== null || info.activated !== null || info.error !== undefined) clearHandoffEnv(process.env)
   clearHandoffEnv(launch.env)
-  const mode = chooseMode(info.handoff)
+  const mode = chooseMode(info.handoff, info.clusterWorker)
   let unclaimed = info.handoff?.sockets ?? info.activated ?? []
   booted = {
     ...info,

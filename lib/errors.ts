@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'HOT_RELOAD_NODE_INTERNALS'
   | 'HOT_RELOAD_SUPERVISOR_GONE'
   | 'HOT_RELOAD_ALREADY_REGISTERED'
+  | 'HOT_RELOAD_UNSUPPORTED'
 
 export function hotReloadError (code: ErrorCode, message: string, cause?: unknown): HotReloadError {
   const err = new Error(message, cause === undefined ? undefined : { cause }) as HotReloadError

@@ -7,7 +7,7 @@ import type { Handover } from './handover'
 import type { Instance } from './instance'
 import type { Lifecycle } from './lifecycle'
 import { runReload, spawnPlan, successorCommand } from './reload'
-import { notServing, ReloadGate } from './reload-result'
+import { notServing, ReloadGate, unsupported } from './reload-result'
 import type { ServiceStatus } from './service-status'
 import type { StartedSuccessor } from './successor'
 import { socketsForSuccessor } from './takeover'
@@ -78,7 +78,11 @@ export class GenerationReloads {
 
   /** One reload for the whole process, whichever instance asked: requests meanwhile join it. */
   reload (): Promise<ReloadResult> {
-    const { log, parent } = this.host.context
+    const { log, parent, mode } = this.host.context
+    if (mode.reloadUnsupported !== undefined) {
+      log.warn({ hotReload: 'reload-ignored', reason: mode.reloadUnsupported }, `hot-reload: reload ignored: ${mode.reloadUnsupported}`)
+      return Promise.resolve(unsupported(this.host.pid, `reload ignored: ${mode.reloadUnsupported}`, this.host.generation))
+    }
     if (this.host.lifecycle.state === 'serving' && this.host.lifecycle.confirmed) {
       const delegated = this.host.context.mode.delegatedReload(parent)
       if (delegated !== undefined) {

@@ -35,6 +35,8 @@ export interface KeepPidFacts {
   handedOff: boolean
   /** Listening sockets from systemd socket activation. */
   activated: boolean
+  /** A node:cluster worker (PM2 cluster mode): its primary owns the pid and the sockets. */
+  clusterWorker?: boolean
   canExecve: boolean
   mainThread: boolean
   nodeVersion: string
@@ -57,6 +59,8 @@ export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
     if (runner !== undefined) return skip(`a test runner started this process (${runner} is set)`)
   }
   if (!facts.mainThread) return skip('not the main thread', asked)
+  // Replaced by the supervisor, it would lose its primary's channel and bind the port by itself.
+  if (facts.clusterWorker === true) return skip('a cluster worker (node:cluster or PM2 cluster mode): its primary owns the process and the sockets', asked)
   // Node marks the fds it inherited close-on-exec at startup: systemd's sockets would not survive.
   if (facts.activated) return skip('systemd socket activation (its sockets cannot cross execve); put `fastify-hot-reload start` in ExecStart to keep the pid', true)
   if (!facts.canExecve) return skip(`Node ${facts.nodeVersion} has no process.execve (Node 22.15 or later has it)`, true)
@@ -103,6 +107,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     env: process.env,
     handedOff: booted.handoff !== null,
     activated: (booted.activated?.length ?? 0) > 0,
+    clusterWorker: booted.clusterWorker,
     canExecve: typeof execve === 'function',
     mainThread: isMainThread,
     nodeVersion: process.version,

@@ -15,7 +15,9 @@ import type { SuccessorChannel } from './successor'
 import type { ReloadResult } from './types'
 
 export interface Mode {
-  readonly name: 'standalone' | 'supervised'
+  readonly name: 'standalone' | 'supervised' | 'cluster-worker'
+  /** Why this process can never reload itself (whatever its state), or undefined. */
+  readonly reloadUnsupported: string | undefined
   /** The link to whoever started us, connected early: an abort during boot ends us at once. */
   connectParent (port: ProcessPort): ParentLink | undefined
   /** Why this process must not serve at all, or undefined. */
@@ -34,7 +36,8 @@ export interface Mode {
 }
 
 class Standalone implements Mode {
-  readonly name = 'standalone'
+  readonly name: Mode['name'] = 'standalone'
+  readonly reloadUnsupported: string | undefined = undefined
 
   connectParent (port: ProcessPort): ParentLink | undefined {
     return ParentLink.connect(port, { cutChannelOnBareCommit: true })
@@ -72,6 +75,7 @@ class Standalone implements Mode {
 
 class Supervised implements Mode {
   readonly name = 'supervised'
+  readonly reloadUnsupported = undefined
 
   constructor (private readonly supervisorPid: number) {}
 
@@ -116,6 +120,24 @@ class Supervised implements Mode {
   }
 }
 
-export function chooseMode (handoff: Handoff | null): Mode {
-  return handoff?.supervised === true ? new Supervised(handoff.parentPid) : new Standalone()
+/**
+ * A worker of node:cluster (PM2 cluster mode): its servers listen through the primary, which owns
+ * the sockets (and accepts, round robin), so there is no socket to hand to a successor, and the
+ * primary decides when workers come and go. The plugin keeps what works there: readiness, the
+ * graceful drain at SIGTERM/SIGINT. Otherwise as standalone, without systemd or a pid file (the
+ * primary is the service's process).
+ */
+class ClusterWorker extends Standalone {
+  override readonly name = 'cluster-worker'
+  override readonly reloadUnsupported = 'this is a cluster worker (node:cluster or PM2 cluster mode): its primary owns the listening sockets ' +
+    'and restarts its workers (pm2 reload); for reloads on every core, run `fastify-hot-reload start --workers N` instead'
+
+  override status (_pidFile: string | undefined, _env: Record<string, string | undefined>, log: FastifyBaseLogger): ServiceStatus {
+    return new ServiceStatus(undefined, undefined, log)
+  }
+}
+
+export function chooseMode (handoff: Handoff | null, clusterWorker = false): Mode {
+  if (handoff?.supervised === true) return new Supervised(handoff.parentPid)
+  return clusterWorker && handoff === null ? new ClusterWorker() : new Standalone()
 }

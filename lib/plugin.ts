@@ -37,6 +37,12 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   }
   // The process the user started (not a successor or a worker) says once if its signals cannot reach it.
   if (active === undefined && booted.handoff === null) warnIfSignalsBlocked(app)
+  // Said once per worker at start, not only when a reload is refused.
+  const unsupported = booted.mode.reloadUnsupported
+  if (active === undefined && unsupported !== undefined) {
+    app.log.warn({ hotReload: 'reload-unsupported', mode: booted.mode.name, reason: unsupported },
+      `hot-reload: no reloads in this process: ${unsupported}. Readiness (/health) and the graceful drain at SIGTERM/SIGINT work as usual`)
+  }
   // The process's first registration decides whether the process becomes its own supervisor.
   const stopKeepingPid = active === undefined ? keepPidAtListen(app, booted, options, () => active?.reloadDeferred === true) : () => {}
   const generation: Generation = active ?? new Generation({

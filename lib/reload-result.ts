@@ -28,6 +28,11 @@ export function failed (serving: Serving, startedAt: number | undefined, success
   return { ok: false, generation: serving.generation, pid: serving.pid, durationMs: elapsedSince(startedAt), successorPid, error }
 }
 
+/** A reload this process can never run (a cluster worker): `why` says so. */
+export function unsupported (pid: number, why: string, generation: number): ReloadResult {
+  return failed({ generation, pid }, undefined, undefined, hotReloadError('HOT_RELOAD_UNSUPPORTED', why))
+}
+
 /** A reload that never started: this process cannot reload now. */
 export function notServing (pid: number, why: string, generation = 0): ReloadResult {
   return failed({ generation, pid }, undefined, undefined, hotReloadError('HOT_RELOAD_NOT_SERVING', why))

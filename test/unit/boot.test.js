@@ -6,8 +6,22 @@ const { chooseMode } = require('../../dist/lib/mode')
 
 test('no handoff, no activation: a first generation, standalone', async (t) => {
   const info = readBoot({ PATH: '/bin' })
-  t.same(info, { handoff: null, activated: null, error: undefined })
+  t.same(info, { handoff: null, activated: null, error: undefined, clusterWorker: false })
   t.equal(chooseMode(info.handoff).name, 'standalone')
+  t.equal(chooseMode(info.handoff).reloadUnsupported, undefined, 'it reloads itself')
+})
+
+test('a worker of node:cluster (PM2 cluster mode): no reloads of its own, nothing told to systemd', async (t) => {
+  const info = readBoot({ PATH: '/bin' }, process.pid, true)
+  t.equal(info.clusterWorker, true)
+  const mode = chooseMode(info.handoff, info.clusterWorker)
+  t.equal(mode.name, 'cluster-worker')
+  t.match(mode.reloadUnsupported, /cluster worker/, 'says why a reload cannot run')
+  t.equal(mode.refusal(undefined), undefined, 'it serves')
+  t.equal(mode.delegatedReload(undefined), undefined)
+  // A generation handed off (a successor, a supervised worker) is never taken for one.
+  const supervised = readBoot({ FASTIFY_HOT_RELOAD_PARENT: '12', FASTIFY_HOT_RELOAD_GENERATION: '3', FASTIFY_HOT_RELOAD_SUPERVISED: '1', LISTEN_FDS: '0' }, process.pid, true)
+  t.equal(chooseMode(supervised.handoff, true).name, 'supervised')
 })
 
 test('a supervised handoff with no sockets picks the supervised mode', async (t) => {

@@ -27,6 +27,8 @@ test('decideKeepPid: not kept, silently, where it does not apply or was turned o
     return [decision.keep, decision.warn]
   }
   t.same(quiet({ handedOff: true }), [false, false], 'a successor or a worker of the supervisor')
+  t.same(quiet({ clusterWorker: true }), [false, false], 'a node:cluster worker (PM2 cluster mode): its start says it does not reload')
+  t.same(quiet({ clusterWorker: true, env: { [KEEP_PID_ENV]: '1' } }), [false, true], 'a node:cluster worker asked to keep its pid: not kept, and said so')
   t.same(quiet({ option: false }), [false, false], 'keepPid: false')
   t.same(quiet({ env: { [KEEP_PID_ENV]: '0' } }), [false, false], `${KEEP_PID_ENV}=0`)
   t.same(quiet({ option: true, env: { [KEEP_PID_ENV]: '0' } }), [false, false], 'the variable wins over the option')
