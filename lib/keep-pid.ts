@@ -22,6 +22,12 @@ export const KEEP_PID_ENV = 'FASTIFY_HOT_RELOAD_KEEP_PID'
 
 // A test runner's process must never be replaced: a test that calls listen() would vanish.
 const TEST_RUNNER_VARS = ['NODE_TEST_CONTEXT', 'JEST_WORKER_ID', 'VITEST', 'TAP']
+// Development watchers that run the app as a script of their own, restart it themselves and talk to
+// it over IPC: replaced, the app would leave their channel (fastify-cli's watcher then forks it
+// again and again, and leaves the supervisors running when it stops).
+const IPC_WATCHERS: Array<{ script: RegExp, name: string }> = [
+  { script: /[\\/]fastify-cli[\\/]lib[\\/]watch[\\/]fork\.js$/, name: "fastify-cli's watch mode (fastify start -w)" }
+]
 
 export type KeepPidDecision =
   | { keep: true }
@@ -37,6 +43,8 @@ export interface KeepPidFacts {
   activated: boolean
   /** A node:cluster worker (PM2 cluster mode): its primary owns the pid and the sockets. */
   clusterWorker?: boolean
+  /** The script the process was started with (a watcher's own runner, say). */
+  script?: string
   canExecve: boolean
   mainThread: boolean
   nodeVersion: string
@@ -57,6 +65,8 @@ export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
   if (!asked) {
     const runner = TEST_RUNNER_VARS.find((name) => facts.env[name] !== undefined)
     if (runner !== undefined) return skip(`a test runner started this process (${runner} is set)`)
+    const watcher = IPC_WATCHERS.find(({ script }) => script.test(facts.script ?? ''))
+    if (watcher !== undefined) return skip(`${watcher.name} restarts the app itself and talks to it over IPC`)
   }
   if (!facts.mainThread) return skip('not the main thread', asked)
   // Replaced by the supervisor, it would lose its primary's channel and bind the port by itself.
@@ -108,6 +118,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     handedOff: booted.handoff !== null,
     activated: (booted.activated?.length ?? 0) > 0,
     clusterWorker: booted.clusterWorker,
+    script: booted.launch.args[0],
     canExecve: typeof execve === 'function',
     mainThread: isMainThread,
     nodeVersion: process.version,

@@ -6,7 +6,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('tap')
-const { REPO, Service, tempDir, writeRelease, sleep } = require('./helpers/processes')
+const { REPO, Service, descendantsOf, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 const { request } = require('./faults/common')
 const { freePort } = require('../tools/free-port')
@@ -45,4 +45,36 @@ test('fastify start -a 127.0.0.1 -p N app.js: SIGUSR2 reloads under load, 0 fail
 
 test('fastify start app.js (port from PORT, default address): the same', async (t) => {
   await reloadsUnderFastifyCli(t, () => [])
+})
+
+// fastify-cli's watch mode runs the app as its own script (lib/watch/fork.js), talks to it over IPC
+// and restarts it on any change in the directory. keepPid must leave that process alone: replaced by
+// a supervisor, it left the watcher's channel, changes no longer restarted it, and the supervisor
+// outlived the watcher.
+test('fastify start -w (its watch mode), keepPid left to its default: the app is not replaced, and a change restarts it', async (t) => {
+  const dir = tempDir(t)
+  fs.copyFileSync(path.join(REPO, 'test/fixtures/cli-app.js'), path.join(dir, 'app.js'))
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const port = await freePort()
+  const target = { host: '127.0.0.1', port }
+  const service = Service.start(t, {
+    cwd: dir,
+    args: [FASTIFY_CLI, 'start', '-w', '-l', 'info', '-a', '127.0.0.1', '-p', String(port), 'app.js'],
+    // The default decision: not forced either way, and not under a test runner (TAP is tap's mark).
+    env: { FASTIFY_HOT_RELOAD_KEEP_PID: undefined, TAP: undefined }
+  })
+  const answered = (version) => waitFor(async () => {
+    try { const answer = await request(target); return answer.body.version === version ? answer.body : undefined } catch { return undefined }
+  }, 20000, `version ${version} to answer`, 100)
+  const first = await answered(1)
+  const commandLine = fs.readFileSync(`/proc/${first.pid}/cmdline`, 'utf8')
+  t.match(commandLine, /fastify-cli[\\/]lib[\\/]watch[\\/]fork\.js/, 'fastify-cli\'s own child answers')
+  t.notOk(service.find((l) => l.hotReload === 'becoming-supervisor'), 'it did not become a supervisor')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const second = await answered(2)
+  t.not(second.pid, first.pid, 'the change restarted the app: a new child answers the new version')
+  // fastify-cli's watcher does not pass SIGTERM on to its child (with or without this plugin): both are ended here.
+  const everything = [service.pid, ...descendantsOf(service.pid)]
+  for (const pid of everything.reverse()) { try { process.kill(pid, 'SIGTERM') } catch {} }
+  for (const pid of everything) await waitUntilGone(pid, 10000)
 })

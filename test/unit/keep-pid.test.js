@@ -36,6 +36,8 @@ test('decideKeepPid: not kept, silently, where it does not apply or was turned o
     t.same(quiet({ env: { [runner]: '1' } }), [false, false], `a test runner (${runner})`)
   }
   t.same(quiet({ env: { TAP: '1', [KEEP_PID_ENV]: '1' } }), [true, undefined], 'asked for: kept even under a test runner')
+  t.same(quiet({ script: '/srv/app/node_modules/fastify-cli/lib/watch/fork.js' }), [false, false], 'fastify-cli\'s watch mode (fastify start -w)')
+  t.same(quiet({ script: '/srv/app/node_modules/fastify-cli/cli.js' }), [true, undefined], 'fastify start without -w: kept')
   t.same(quiet({ option: true, env: { JEST_WORKER_ID: '1' } }), [true, undefined], 'keepPid: true: kept even under a test runner')
 })
 
