@@ -45,22 +45,26 @@ async function stop (t, service, pid1) {
   t.pass('npm and everything it started are gone')
 }
 
-test('CMD ["npm", "start"] with the plugin: the started process warns once that npm keeps the signals', async (t) => {
-  const { service, pid1 } = await npmAsPid1(t, npmApp(t, 'node app.js'))
+const isWarning = (l) => l.hotReload === 'signals-blocked' || l.supervisor === 'signals-blocked'
+
+/** `npm start` as PID 1 running `start`: once serving, exactly one warning, like `expected`. */
+async function warnsOnce (t, start, expected, who) {
+  const { service, pid1 } = await npmAsPid1(t, npmApp(t, start))
   await service.generationServing(1)
-  const warnings = service.filter((l) => l.hotReload === 'signals-blocked' || l.supervisor === 'signals-blocked')
-  t.equal(warnings.length, 1, 'one warning, from the process npm started (not from the supervisor it became, nor a worker)')
-  t.match(warnings[0], { hotReload: 'signals-blocked', manager: 'npm', managerPid: 1, level: 40 }, 'the plugin\'s warning names npm as PID 1')
+  const warnings = service.filter(isWarning)
+  t.equal(warnings.length, 1, 'one warning')
+  t.match(warnings[0], { ...expected, manager: 'npm', managerPid: 1, level: 40 }, who)
   await stop(t, service, pid1)
+}
+
+test('CMD ["npm", "start"] with the plugin: the started process warns once that npm keeps the signals', async (t) => {
+  // Once: not again from the supervisor it became, nor from a worker.
+  await warnsOnce(t, 'node app.js', { hotReload: 'signals-blocked' }, 'from the plugin, naming npm as PID 1')
 })
 
 test('CMD ["npm", "start"] with the supervisor by name: the supervisor warns once, its workers do not', async (t) => {
-  const { service, pid1 } = await npmAsPid1(t, npmApp(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} start -- ${JSON.stringify(process.execPath)} app.js`))
-  await service.generationServing(1)
-  const warnings = service.filter((l) => l.hotReload === 'signals-blocked' || l.supervisor === 'signals-blocked')
-  t.equal(warnings.length, 1, 'one warning')
-  t.match(warnings[0], { supervisor: 'signals-blocked', manager: 'npm', managerPid: 1, level: 40 }, 'from the supervisor')
-  await stop(t, service, pid1)
+  const start = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} start -- ${JSON.stringify(process.execPath)} app.js`
+  await warnsOnce(t, start, { supervisor: 'signals-blocked' }, 'from the supervisor')
 })
 
 test('npm start under a shell (not where the signals arrive): no warning', async (t) => {
@@ -69,7 +73,7 @@ test('npm start under a shell (not where the signals arrive): no warning', async
   const service = Service.start(t, { cwd: dir, command: 'npm', args: ['start', '--silent'] })
   await service.listening()
   await service.generationServing(1)
-  t.notOk(service.find((l) => l.hotReload === 'signals-blocked' || l.supervisor === 'signals-blocked'), 'no signals-blocked warning')
+  t.notOk(service.find(isWarning), 'no signals-blocked warning')
   const everything = [service.pid, ...descendantsOf(service.pid)]
   const app = await waitFor(() => descendantsOf(service.pid).find((pid) => /app\.js/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')) && !/^sh\0/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'))), 5000, 'the app under npm')
   process.kill(app, 'SIGTERM')
