@@ -35,14 +35,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
   }
-  // The process the user started (not a successor or a worker) says once if its signals cannot reach it.
-  if (active === undefined && booted.handoff === null) warnIfSignalsBlocked(app)
-  // Said once per worker at start, not only when a reload is refused.
-  const unsupported = booted.mode.reloadUnsupported
-  if (active === undefined && unsupported !== undefined) {
-    app.log.warn({ hotReload: 'reload-unsupported', mode: booted.mode.name, reason: unsupported },
-      `hot-reload: no reloads in this process: ${unsupported}. Readiness (/health) and the graceful drain at SIGTERM/SIGINT work as usual`)
-  }
+  if (active === undefined) warnAtStart(app)
   // The process's first registration decides whether the process becomes its own supervisor.
   const stopKeepingPid = active === undefined ? keepPidAtListen(app, booted, options, () => active?.reloadDeferred === true) : () => {}
   const generation: Generation = active ?? new Generation({
@@ -83,9 +76,17 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   }
 }
 
-function warnIfSignalsBlocked (app: FastifyInstance): void {
-  const blocked = signalsBlockedHere()
+/** Said once, at the process's first registration: what will not work the way the user expects. */
+function warnAtStart (app: FastifyInstance): void {
+  // The process the user started (not a successor or a worker): can its signals reach it?
+  const blocked = booted.handoff === null ? signalsBlockedHere() : undefined
   if (blocked !== undefined) app.log.warn({ hotReload: 'signals-blocked', ...blocked }, `hot-reload: ${describeSignalsBlocked(blocked)}`)
+  // A cluster worker: said at start, not only when a reload is refused.
+  const unsupported = booted.mode.reloadUnsupported
+  if (unsupported !== undefined) {
+    app.log.warn({ hotReload: 'reload-unsupported', mode: booted.mode.name, reason: unsupported },
+      `hot-reload: no reloads in this process: ${unsupported}. Readiness (/health) and the graceful drain at SIGTERM/SIGINT work as usual`)
+  }
 }
 
 export const hotReload = fp(hotReloadPlugin, { name: 'fastify-hot-reload', fastify: '5.x' })
