@@ -1,11 +1,12 @@
 // Whether the signals meant for the service can reach it. Whatever starts a service signals the
 // process it started: a container's runtime its PID 1 (`docker kill -s USR2`, `docker stop`,
-// Kubernetes), an init like tini its one child, systemd its main process (`systemctl reload`). When
-// that process is a package manager (`CMD ["npm", "start"]`, `npx fastify-hot-reload start`), the
-// signals stop there: npm, yarn and pnpm pass no SIGUSR2 or SIGHUP on (as PID 1 the kernel drops
-// them; otherwise they end the package manager), and a SIGTERM sent to them alone ends them without
-// waiting for the app, which is then killed with the container. Nothing inside the app can fix that; it can say so
-// at start. Read from /proc (Linux): our ancestors, parent first, up to PID 1.
+// Kubernetes), an init like tini its one child, systemd its main process (`systemctl reload`), PM2
+// the process it runs (`pm2 sendSignal`). When that process is a package manager (`CMD ["npm",
+// "start"]`, `npx fastify-hot-reload start`, `pm2 start npm -- start`), the signals stop there: npm,
+// yarn and pnpm pass no SIGUSR2 or SIGHUP on (as PID 1 the kernel drops them; otherwise they end
+// the package manager), and a SIGTERM sent to them alone ends them without waiting for the app,
+// which is then killed with the container. Nothing inside the app can fix that; it can say so at
+// start. Read from /proc (Linux): our ancestors, parent first, up to PID 1.
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
@@ -21,7 +22,7 @@ export interface SignalsBlocked {
   manager: string
   /** The package manager's pid: 1, or a child of PID 1. */
   managerPid: number
-  /** What started it when it is not PID 1 itself: PID 1's program (tini, docker-init, systemd...). */
+  /** What started it when it is not PID 1 itself: PM2, or PID 1's program (tini, docker-init, systemd...). */
   startedBy?: string
 }
 
@@ -49,19 +50,33 @@ export function packageManagerOf (command: string[]): string | undefined {
   return undefined
 }
 
+/** PM2's daemon, by the title it gives itself ("PM2 v7.0.4: God Daemon (/root/.pm2)"). */
+const PM2_DAEMON = /^PM2 v[\d.]+: God/
+
+/** What signals `process` on the service's behalf: PM2's daemon, or else PID 1 (a container's init, systemd). */
+function starterOf (process: ProcessInfo, ancestors: ProcessInfo[]): string | undefined {
+  const parent = ancestors.find((candidate) => candidate.pid === process.ppid)
+  if (parent !== undefined && PM2_DAEMON.test(parent.command[0] ?? '')) return 'PM2'
+  if (process.ppid !== 1) return undefined
+  return parent === undefined ? 'pid 1' : programOf(parent.command)[0]
+}
+
 /**
  * Pure: whether a package manager stands where the service's signals arrive: it is PID 1, or what
- * PID 1 started (a container's init, systemd). Under a shell, PM2 or nodemon it is not: the app's
- * own pid gets the signals there. `ancestors` goes from our parent up to PID 1.
+ * PID 1 (a container's init, systemd) or PM2 (`pm2 start npm -- start`) started and signals. Under
+ * a shell or nodemon it is not: the app's own pid gets the signals there. `ancestors` goes from our
+ * parent up to PID 1.
  */
 export function signalsBlocked (ancestors: ProcessInfo[]): SignalsBlocked | undefined {
-  // The signals arrive at PID 1 or at what it started (the outermost): a package manager deeper down is out of their way.
-  const found = [...ancestors].reverse().find((process) => (process.pid === 1 || process.ppid === 1) && packageManagerOf(process.command) !== undefined)
-  if (found === undefined) return undefined
-  const manager = packageManagerOf(found.command) as string
-  if (found.pid === 1) return { manager, managerPid: 1 }
-  const pid1 = ancestors.find((process) => process.pid === 1)
-  return { manager, managerPid: found.pid, startedBy: pid1 === undefined ? 'pid 1' : programOf(pid1.command)[0] }
+  // The outermost package manager where the signals arrive: one deeper down is out of their way.
+  for (const process of [...ancestors].reverse()) {
+    const manager = packageManagerOf(process.command)
+    if (manager === undefined) continue
+    if (process.pid === 1) return { manager, managerPid: 1 }
+    const startedBy = starterOf(process, ancestors)
+    if (startedBy !== undefined) return { manager, managerPid: process.pid, startedBy }
+  }
+  return undefined
 }
 
 /** Our ancestors from /proc, parent first, up to PID 1 ([] where there is no /proc). */
@@ -99,7 +114,7 @@ export function signalsBlockedHere (): SignalsBlocked | undefined {
 export function describeSignalsBlocked (blocked: SignalsBlocked): string {
   const where = blocked.startedBy === undefined
     ? `${blocked.manager} is PID 1 (a container's main process, as with CMD ["${blocked.manager}", "start"])`
-    : `${blocked.manager} (pid ${blocked.managerPid}) is the process that ${blocked.startedBy} (pid 1) started and signals`
+    : `${blocked.manager} (pid ${blocked.managerPid}) is the process that ${blocked.startedBy} started and signals`
   return `${where}: the signals meant for the service reach ${blocked.manager}, not the app; it passes no SIGUSR2 or SIGHUP on, ` +
     'and a SIGTERM sent to it alone (docker stop, Kubernetes, systemd\'s KillMode=mixed) ends it without waiting for the app, ' +
     'which is then killed. Start the app itself (node app.js), ' +

@@ -33,6 +33,7 @@ test('npm as what PID 1 started and signals (docker run --init, systemd\'s ExecS
   t.same(signalsBlocked([sh, proc(7, 1, 'pnpm start'), proc(1, 0, '/usr/bin/dumb-init', 'pnpm', 'start')]), { manager: 'pnpm', managerPid: 7, startedBy: 'dumb-init' })
   t.same(signalsBlocked([sh, proc(7, 1, 'npm exec fastify-hot-reload start'), proc(1, 0, '/lib/systemd/systemd', '--system')]), { manager: 'npm', managerPid: 7, startedBy: 'systemd' }, 'npx under systemd')
   t.same(signalsBlocked([sh, proc(7, 1, 'npm start')]), { manager: 'npm', managerPid: 7, startedBy: 'pid 1' }, 'PID 1 could not be read')
+  t.same(signalsBlocked([sh, proc(7, 6, 'npm start'), proc(6, 1, 'PM2 v7.0.4: God Daemon (/root/.pm2)'), proc(1, 0, '/sbin/init')]), { manager: 'npm', managerPid: 7, startedBy: 'PM2' }, 'pm2 start npm -- start: PM2 signals npm')
 })
 
 test('not blocked: the app is the main process, or npm runs under a shell or a process manager', async (t) => {
@@ -40,7 +41,7 @@ test('not blocked: the app is the main process, or npm runs under a shell or a p
   t.equal(signalsBlocked([proc(1, 0, '/sbin/docker-init', '--', 'node', 'app.js')]), undefined, 'the app under an init')
   // npm start in a terminal: the user signals the app's own pid (README).
   t.equal(signalsBlocked([sh, proc(7, 5, 'npm start'), proc(5, 1, '-bash'), proc(1, 0, '/sbin/init')]), undefined, 'npm under a shell')
-  t.equal(signalsBlocked([sh, proc(7, 6, 'npm start'), proc(6, 1, 'PM2 v7.0.4: God Daemon (/root/.pm2)'), proc(1, 0, '/sbin/init')]), undefined, 'npm under PM2')
+  t.equal(signalsBlocked([sh, proc(7, 6, 'node', 'app.js'), proc(6, 1, 'PM2 v7.0.4: God Daemon (/root/.pm2)'), proc(1, 0, '/sbin/init')]), undefined, 'the app itself under PM2')
   // The nearest package manager decides: npm start run by a script that yarn started under a shell.
   t.equal(signalsBlocked([sh, proc(7, 6, 'npm start'), proc(6, 5, 'node', '/usr/bin/yarn', 'dev'), proc(5, 1, '-bash'), proc(1, 0, '/sbin/init')]), undefined, 'nested, under a shell')
 })
