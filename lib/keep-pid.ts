@@ -104,6 +104,15 @@ export function supervisorArgv (launch: Launch, options: ResolvedOptions, bin: s
 type Execve = (file: string, args: string[], env: Record<string, string>) => never
 
 /**
+ * PM2 started us with `wait_ready` (it says so in our environment): it waits for the app's
+ * `process.send('ready')` on its IPC channel, which the execve cuts; the app's message goes to the
+ * supervisor instead, and PM2 waits out its `listen_timeout`.
+ */
+export function pm2WaitsForReady (env: Record<string, string | undefined>): boolean {
+  return env.pm_id !== undefined && env.wait_ready === 'true'
+}
+
+/**
  * At registration: decides, says why not when it matters, and if the pid is kept, replaces the
  * process at the first listen() of this app (an app that never listens, as in tests with inject(),
  * is never replaced). Returns the function that takes the hook off (the app closed first).
@@ -131,6 +140,11 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
         'run it under `fastify-hot-reload start` if something waits on this pid')
     }
     return () => {}
+  }
+  if (pm2WaitsForReady(process.env)) {
+    app.log.warn({ hotReload: 'pm2-wait-ready', keepPid: true, listenTimeout: Number(process.env.listen_timeout) || undefined },
+      'hot-reload: PM2 waits for this app\'s process.send(\'ready\') (wait_ready), but the process becomes the supervisor at its first listen() and ' +
+      'loses PM2\'s channel: PM2 will mark it online only after listen_timeout. Drop wait_ready: in fork mode PM2 sends no traffic itself, and readiness is /health')
   }
   const remove = addListenHook((server, args, listen) => {
     if (server !== app.server) return false

@@ -1,7 +1,7 @@
 'use strict'
 // When a process keeps its pid by becoming the supervisor, and the supervisor's command line.
 const { test } = require('tap')
-const { decideKeepPid, supervisorArgv, KEEP_PID_ENV } = require('../../dist/lib/keep-pid')
+const { decideKeepPid, supervisorArgv, pm2WaitsForReady, KEEP_PID_ENV } = require('../../dist/lib/keep-pid')
 const { resolveOptions } = require('../../dist/lib/options')
 
 const facts = (over = {}) => ({
@@ -93,4 +93,11 @@ test('the supervisor\'s image: tsx\'s preflight kept (its signal acknowledgement
   t.same(argv.slice(0, 5), ['/usr/bin/node', '--require', preflight, '/pkg/bin/fastify-hot-reload.js', 'start'], 'the supervisor runs the preflight')
   t.same(argv.slice(argv.indexOf('--') + 1), ['/usr/bin/node', '--require', preflight, '--import', 'file:///l.mjs', '/srv/app.ts'], 'the app as started')
   t.same(supervisorEnvironment({ PATH: '/bin', NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json', X: '1' }), { PATH: '/bin', X: '1' })
+})
+
+test('pm2WaitsForReady: PM2 with wait_ready, as its environment says', async (t) => {
+  t.equal(pm2WaitsForReady({ pm_id: '0', wait_ready: 'true' }), true)
+  t.equal(pm2WaitsForReady({ pm_id: '0', wait_ready: 'false' }), false, 'PM2 without wait_ready')
+  t.equal(pm2WaitsForReady({ pm_id: '0' }), false)
+  t.equal(pm2WaitsForReady({ wait_ready: 'true' }), false, 'not under PM2')
 })
