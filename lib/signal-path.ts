@@ -20,7 +20,7 @@ export interface ProcessInfo {
 export interface SignalsBlocked {
   /** npm, yarn or pnpm. */
   manager: string
-  /** The package manager's pid: 1, or a child of PID 1. */
+  /** The package manager's pid: 1, or that of a child of PID 1 or of PM2. */
   managerPid: number
   /** What started it when it is not PID 1 itself: PM2, or PID 1's program (tini, docker-init, systemd...). */
   startedBy?: string
@@ -42,6 +42,7 @@ function programOf (command: string[]): string[] {
   return names
 }
 
+/** npm, yarn or pnpm when `command` runs one of them, else undefined. */
 export function packageManagerOf (command: string[]): string | undefined {
   for (const name of programOf(command)) {
     const manager = PACKAGE_MANAGERS[name]
@@ -53,11 +54,11 @@ export function packageManagerOf (command: string[]): string | undefined {
 /** PM2's daemon, by the title it gives itself ("PM2 v7.0.4: God Daemon (/root/.pm2)"). */
 const PM2_DAEMON = /^PM2 v[\d.]+: God/
 
-/** What signals `process` on the service's behalf: PM2's daemon, or else PID 1 (a container's init, systemd). */
-function starterOf (process: ProcessInfo, ancestors: ProcessInfo[]): string | undefined {
-  const parent = ancestors.find((candidate) => candidate.pid === process.ppid)
+/** What signals `ancestor` on the service's behalf: PM2's daemon, or else PID 1 (a container's init, systemd). */
+function starterOf (ancestor: ProcessInfo, ancestors: ProcessInfo[]): string | undefined {
+  const parent = ancestors.find((candidate) => candidate.pid === ancestor.ppid)
   if (parent !== undefined && PM2_DAEMON.test(parent.command[0] ?? '')) return 'PM2'
-  if (process.ppid !== 1) return undefined
+  if (ancestor.ppid !== 1) return undefined
   return parent === undefined ? 'pid 1' : programOf(parent.command)[0]
 }
 
@@ -69,12 +70,12 @@ function starterOf (process: ProcessInfo, ancestors: ProcessInfo[]): string | un
  */
 export function signalsBlocked (ancestors: ProcessInfo[]): SignalsBlocked | undefined {
   // The outermost package manager where the signals arrive: one deeper down is out of their way.
-  for (const process of [...ancestors].reverse()) {
-    const manager = packageManagerOf(process.command)
+  for (const ancestor of [...ancestors].reverse()) {
+    const manager = packageManagerOf(ancestor.command)
     if (manager === undefined) continue
-    if (process.pid === 1) return { manager, managerPid: 1 }
-    const startedBy = starterOf(process, ancestors)
-    if (startedBy !== undefined) return { manager, managerPid: process.pid, startedBy }
+    if (ancestor.pid === 1) return { manager, managerPid: 1 }
+    const startedBy = starterOf(ancestor, ancestors)
+    if (startedBy !== undefined) return { manager, managerPid: ancestor.pid, startedBy }
   }
   return undefined
 }

@@ -9,6 +9,7 @@ const path = require('node:path')
 const { test } = require('tap')
 const { REPO, Service, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+const { usePm2 } = require('./helpers/pm2')
 const { freePort } = require('../tools/free-port')
 
 const PRIMARY = path.join(__dirname, 'fixtures', 'cluster-primary.js')
@@ -65,14 +66,7 @@ test('PM2 cluster mode: the workers keep their pids and PM2 counts no restart; p
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const port = await freePort()
-  const pm2Home = path.join(dir, '.pm2')
-  const env = { ...process.env, PM2_HOME: pm2Home, PWD: dir, FHR_PLUGIN: REPO, PORT: String(port), ...KEEP }
-  const pm2 = (...args) => run(path.join(REPO, 'node_modules/.bin/pm2'), args, { cwd: dir, env })
-  t.teardown(async () => {
-    const daemon = Number(fs.readFileSync(path.join(pm2Home, 'pm2.pid'), { encoding: 'utf8', flag: 'a+' }))
-    await pm2('kill')
-    if (daemon > 0 && isAlive(daemon)) process.kill(daemon, 'SIGKILL')
-  })
+  const { pm2 } = usePm2(t, dir, { PORT: String(port), ...KEEP })
   const started = await pm2('start', path.join(REPO, 'test/fixtures/app.js'), '--name', 'cl', '-i', '2')
   t.equal(started.code, 0, `pm2 start -i 2 ${started.stderr}`)
   const list = async () => JSON.parse((await pm2('jlist')).stdout).filter((app) => app.name === 'cl')
@@ -99,11 +93,3 @@ test('PM2 cluster mode: the workers keep their pids and PM2 counts no restart; p
   for (const pid of [...pids, ...first.map((app) => app.pid)]) await waitUntilGone(pid, 15000)
   t.pass('every worker is gone')
 })
-
-/** Runs a command to its end (60 s deadline); resolves with its exit code and output. */
-function run (command, args, options) {
-  const { execFile } = require('node:child_process')
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: 60000, ...options }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }))
-  })
-}

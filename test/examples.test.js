@@ -34,7 +34,8 @@ async function asPid1 (t, dir, command) {
     cwd: dir,
     command: 'unshare',
     args: ['--pid', '--fork', '--mount-proc', ...command],
-    env: { PORT: String(await freePort()), HOST: '127.0.0.1' },
+    // The control socket (named by --name) in a directory of this test's: other tests run supervisors named app too.
+    env: { PORT: String(await freePort()), HOST: '127.0.0.1', XDG_RUNTIME_DIR: dir },
     trackLogPids: false // pids in the log are the namespace's
   })
   await service.generationServing(1)
@@ -88,7 +89,7 @@ test('examples/systemd/app.service: its ExecStart is the process systemd signals
     // This machine's node where the unit names /usr/bin/node.
     command: process.execPath,
     args: words.slice(1).map((word) => word === '/usr/bin/node' ? process.execPath : word),
-    env: { PORT: String(await freePort()) }
+    env: { PORT: String(await freePort()), XDG_RUNTIME_DIR: dir }
   })
   t.equal(words[0], '/usr/bin/node', 'node runs the supervisor itself')
   await service.generationServing(1)

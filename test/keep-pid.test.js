@@ -11,6 +11,7 @@ const path = require('node:path')
 const { test } = require('tap')
 const { REPO, FIXTURE_APP, Service, childrenOf, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+const { usePm2 } = require('./helpers/pm2')
 const { freePort } = require('../tools/free-port')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 500 }
@@ -157,22 +158,13 @@ if (canExecve) {
   test('PM2 fork mode with --wait-ready: the app says at start that PM2 will wait out listen_timeout, and still comes online with the same pid', async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const pm2Home = path.join(dir, '.pm2')
-    const env = { ...process.env, PM2_HOME: pm2Home, PWD: dir, FHR_PLUGIN: REPO, ...KEEP }
-    const pm2 = (...args) => run(path.join(REPO, 'node_modules/.bin/pm2'), args, { cwd: dir, env })
-    t.teardown(async () => {
-      const daemon = Number(fs.readFileSync(path.join(pm2Home, 'pm2.pid'), { encoding: 'utf8', flag: 'a+' }))
-      await pm2('kill')
-      if (daemon > 0 && isAlive(daemon)) process.kill(daemon, 'SIGKILL')
-    })
+    const { pm2, logLines } = usePm2(t, dir, KEEP)
     const started = await pm2('start', FIXTURE_APP, '--name', 'wr', '--no-autorestart', '--wait-ready', '--listen-timeout', '2000')
     t.equal(started.code, 0, `pm2 start --wait-ready ${started.stderr}`)
     const app = JSON.parse((await pm2('jlist')).stdout).find((a) => a.name === 'wr')
     t.same([app.pm2_env.status, app.pm2_env.restart_time], ['online', 0], 'online after listen_timeout, never restarted')
     t.ok(isSupervisor(app.pid), 'the pid PM2 started runs the supervisor')
-    const logFile = path.join(pm2Home, 'logs', 'wr-out.log')
-    const warnings = fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((text) => { try { return JSON.parse(text) } catch { return {} } })
-      .filter((l) => l.hotReload === 'pm2-wait-ready')
+    const warnings = logLines('wr').filter((l) => l.hotReload === 'pm2-wait-ready')
     t.equal(warnings.length, 1, 'one warning about wait_ready, before the process became the supervisor')
     t.equal(warnings[0].listenTimeout, 2000, 'it names the timeout PM2 will wait')
     const workers = descendantsOf(app.pid)
@@ -184,22 +176,14 @@ if (canExecve) {
   test('PM2 fork mode: pm2 sendSignal SIGUSR2 reloads with 0 failed, PM2 sees one pid and no restart', async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const pm2Home = path.join(dir, '.pm2')
-    const env = { ...process.env, PM2_HOME: pm2Home, PWD: dir, FHR_PLUGIN: REPO, ...KEEP }
-    const pm2 = (...args) => run(path.join(REPO, 'node_modules/.bin/pm2'), args, { cwd: dir, env })
-    t.teardown(async () => {
-      const daemon = Number(fs.readFileSync(path.join(pm2Home, 'pm2.pid'), { encoding: 'utf8', flag: 'a+' }))
-      await pm2('kill')
-      if (daemon > 0 && isAlive(daemon)) process.kill(daemon, 'SIGKILL')
-    })
+    const { pm2, logLines } = usePm2(t, dir, KEEP)
     const started = await pm2('start', FIXTURE_APP, '--name', 'kp', '--no-autorestart')
     t.equal(started.code, 0, `pm2 start ${started.stderr}`)
     const list = async () => JSON.parse((await pm2('jlist')).stdout).find((app) => app.name === 'kp')
     // Asked every 200 ms: each `pm2 jlist` is a Node process, and the app boots meanwhile.
     const first = await waitFor(async () => { const app = await list(); return app?.pid > 0 && isSupervisor(app.pid) ? app : undefined }, 20000, 'the app under PM2 to become the supervisor', 200)
     const pid = first.pid
-    const logFile = path.join(pm2Home, 'logs', 'kp-out.log')
-    const lines = () => fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((text) => { try { return JSON.parse(text) } catch { return {} } }) : []
+    const lines = () => logLines('kp')
     const servingLine = (version) => waitFor(() => lines().find((l) => l.hotReloadEvent === 'serving' && l.generation === version), 20000, `generation ${version} to serve under PM2`)
     await servingLine(1)
     const listening = lines().find((l) => /Server listening at/.test(l.msg || ''))

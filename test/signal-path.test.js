@@ -8,8 +8,8 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('tap')
-const { execFile } = require('node:child_process')
-const { BIN, REPO, FIXTURE_APP, Service, childrenOf, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease } = require('./helpers/processes')
+const { BIN, FIXTURE_APP, Service, childrenOf, descendantsOf, tempDir, waitFor, waitUntilGone, writeRelease } = require('./helpers/processes')
+const { usePm2 } = require('./helpers/pm2')
 const { freePort } = require('../tools/free-port')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 5000, readyTimeout: 20000, probation: 500 }
@@ -29,7 +29,8 @@ async function npmAsPid1 (t, dir) {
     cwd: dir,
     command: 'unshare',
     args: ['--pid', '--fork', '--mount-proc', 'npm', 'start', '--silent'],
-    env: { FASTIFY_HOT_RELOAD_KEEP_PID: '1' },
+    // The control socket in a directory of this test's: other tests run supervisors named app too.
+    env: { FASTIFY_HOT_RELOAD_KEEP_PID: '1', XDG_RUNTIME_DIR: dir },
     trackLogPids: false // pids in the log are the namespace's
   })
   await service.listening()
@@ -85,23 +86,13 @@ test('npm start under a shell (not where the signals arrive): no warning', async
 
 test('pm2 start npm -- start: the app warns once that PM2\'s signals stop at npm', async (t) => {
   const dir = npmApp(t, 'node app.js')
-  const pm2Home = path.join(dir, '.pm2')
-  const env = { ...process.env, PM2_HOME: pm2Home, PWD: dir, FHR_PLUGIN: REPO, PORT: String(await freePort()), FASTIFY_HOT_RELOAD_KEEP_PID: '0' }
-  const pm2 = (...args) => new Promise((resolve) => {
-    execFile(path.join(REPO, 'node_modules/.bin/pm2'), args, { cwd: dir, env, timeout: 60000 }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }))
-  })
+  const { pm2, logLines } = usePm2(t, dir, { PORT: String(await freePort()), FASTIFY_HOT_RELOAD_KEEP_PID: '0' })
   let started = []
-  t.teardown(async () => {
-    const daemon = Number(fs.readFileSync(path.join(pm2Home, 'pm2.pid'), { encoding: 'utf8', flag: 'a+' }))
-    await pm2('kill')
-    if (daemon > 0 && isAlive(daemon)) process.kill(daemon, 'SIGKILL')
-    // What npm started outlives it when PM2 ends npm alone.
-    for (const pid of started) { try { process.kill(pid, 'SIGKILL') } catch {} }
-  })
+  // What npm started outlives it when PM2 ends npm alone.
+  t.teardown(() => { for (const pid of started) { try { process.kill(pid, 'SIGKILL') } catch {} } })
   const result = await pm2('start', 'npm', '--name', 'np', '--', 'start')
   t.equal(result.code, 0, `pm2 start npm ${result.stderr}`)
-  const logFile = path.join(pm2Home, 'logs', 'np-out.log')
-  const lines = () => fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((text) => { try { return JSON.parse(text) } catch { return {} } }) : []
+  const lines = () => logLines('np')
   await waitFor(() => lines().some((l) => l.hotReloadEvent === 'serving') || undefined, 20000, 'the app under PM2 and npm to serve')
   const npm = JSON.parse((await pm2('jlist')).stdout).find((app) => app.name === 'np').pid
   started = descendantsOf(npm)
