@@ -4,10 +4,9 @@
 // socket to hand to a successor and must never become a supervisor (keepPid). Each worker says so
 // once at start, keeps its pid, answers a reload (signal or API) with HOT_RELOAD_UNSUPPORTED while
 // it goes on serving, and drains at SIGTERM as usual.
-const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('tap')
-const { REPO, Service, descendantsOf, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
+const { REPO, Service, descendantsOf, runsSupervisor, isAlive, tempDir, waitFor, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 const { usePm2 } = require('./helpers/pm2')
 const { freePort } = require('../tools/free-port')
@@ -17,10 +16,6 @@ const PLUGIN = { idleGrace: 300, drainTimeout: 5000, readyTimeout: 20000, probat
 // keepPid asked for: a cluster worker must decline it all the same.
 const KEEP = { FASTIFY_HOT_RELOAD_KEEP_PID: '1' }
 
-/** Whether `pid` runs the supervisor (keepPid replaces the process with `node .../fastify-hot-reload.js start ...`). */
-function isSupervisor (pid) {
-  try { return /fastify-hot-reload\.js\0start\0/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')) } catch { return false }
-}
 
 test('node:cluster: each worker keeps its pid, refuses reloads with HOT_RELOAD_UNSUPPORTED while serving (0 failed), drains at SIGTERM', async (t) => {
   const dir = tempDir(t)
@@ -32,7 +27,7 @@ test('node:cluster: each worker keeps its pid, refuses reloads with HOT_RELOAD_U
   t.equal(workers.length, 2, 'two workers serve')
   t.same(descendantsOf(service.pid).sort(), [...workers].sort(), 'the primary\'s children are those two workers, nothing else started')
   for (const pid of workers) {
-    t.notOk(isSupervisor(pid), `worker ${pid} did not become a supervisor`)
+    t.notOk(runsSupervisor(pid), `worker ${pid} did not become a supervisor`)
     t.ok(service.find((l) => l.pid === pid && l.hotReload === 'reload-unsupported' && l.mode === 'cluster-worker'), `worker ${pid} said at start that it does not reload`)
     t.ok(service.find((l) => l.pid === pid && l.keepPid === false), `worker ${pid} says keepPid does not apply`)
   }
@@ -79,7 +74,7 @@ test('PM2 cluster mode: the workers keep their pids and PM2 counts no restart; p
   const later = await list()
   t.same(later.map((app) => [app.pid, app.pm2_env.status, app.pm2_env.restart_time]).sort(), first.map((app) => [app.pid, 'online', 0]).sort(),
     'PM2: the same two pids, online, never restarted')
-  for (const app of later) t.notOk(isSupervisor(app.pid), `worker ${app.pid} did not become a supervisor`)
+  for (const app of later) t.notOk(runsSupervisor(app.pid), `worker ${app.pid} did not become a supervisor`)
 
   const reloaded = await pm2('reload', 'cl')
   t.equal(reloaded.code, 0, `pm2 reload ${reloaded.stderr}`)

@@ -7,7 +7,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('tap')
-const { REPO, Service, descendantsOf, tempDir, waitFor, waitUntilGone } = require('./helpers/processes')
+const { REPO, Service, descendantsOf, runsSupervisor, tempDir, waitFor, waitUntilGone } = require('./helpers/processes')
 const { freePort } = require('../tools/free-port')
 
 const APP = `
@@ -18,8 +18,6 @@ app.register(require(process.env.FHR_PLUGIN))
 app.get('/', async () => ({ answer: routes.answer, pid: process.pid }))
 app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' })
 `
-
-const isSupervisor = (pid) => { try { return /fastify-hot-reload\.js\0start\0/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')) } catch { return false } }
 
 async function answer (port) {
   try { return await (await fetch(`http://127.0.0.1:${port}/`)).json() } catch { return undefined }
@@ -38,7 +36,7 @@ test('node --watch: a change to a file the app required restarts it with the new
   const first = await waitFor(async () => (await answer(port))?.answer === 1 || undefined, 20000, 'the app to answer')
   t.ok(first, 'the app answers')
   // Where Node has execve, the child the watcher started is the supervisor now (Node 20: standalone).
-  if (typeof process.execve === 'function') t.ok(descendantsOf(service.pid).some(isSupervisor), 'the watcher\'s child became the supervisor')
+  if (typeof process.execve === 'function') t.ok(descendantsOf(service.pid).some(runsSupervisor), 'the watcher\'s child became the supervisor')
   fs.writeFileSync(path.join(dir, 'routes.js'), 'module.exports = { answer: 2 }\n')
   await waitFor(async () => (await answer(port))?.answer === 2 || undefined, 20000, 'the app restarted on the new routes.js')
   t.pass('the watcher saw the change to routes.js and restarted the app')

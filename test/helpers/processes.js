@@ -290,6 +290,11 @@ function childrenOf (pid) {
   return children
 }
 
+/** Whether pid runs the supervisor (`node .../bin/fastify-hot-reload.js start ...`, as keepPid execs it); false once it is gone. */
+function runsSupervisor (pid) {
+  try { return /fastify-hot-reload\.js\0start\0/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')) } catch { return false }
+}
+
 /** Every process below pid, from /proc. */
 function descendantsOf (pid) {
   const found = []
@@ -303,4 +308,4 @@ function descendantsOf (pid) {
   return found
 }
 
-module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, descendantsOf, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }
+module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, descendantsOf, runsSupervisor, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }
