@@ -1,11 +1,12 @@
 // Whether the signals meant for the service can reach it. Whatever starts a service signals the
 // process it started: a container's runtime its PID 1 (`docker kill -s USR2`, `docker stop`,
 // Kubernetes), an init like tini its one child, systemd its main process (`systemctl reload`), PM2
-// the process it runs (`pm2 sendSignal`). When that process is a package manager (`CMD ["npm",
-// "start"]`, `npx fastify-hot-reload start`, `pm2 start npm -- start`), the signals stop there: npm,
-// yarn and pnpm pass no SIGUSR2 or SIGHUP on (as PID 1 the kernel drops them; otherwise they end
-// the package manager), and a SIGTERM sent to them alone ends them without waiting for the app,
-// which is then killed with the container. Nothing inside the app can fix that; it can say so at
+// the process it runs (`pm2 sendSignal`). When that process runs package.json's scripts (`CMD ["npm",
+// "start"]`, `npx fastify-hot-reload start`, `pm2 start npm -- start`, `node --run start`), the
+// signals stop there: npm, yarn, pnpm and Node's own task runner pass no SIGUSR2 or SIGHUP on (as
+// PID 1 the kernel drops them; otherwise they end the runner), and a SIGTERM sent to them alone
+// ends them without waiting for the app (`node --run` as PID 1 ignores it: the container's runtime
+// kills everything at its timeout), which is then killed with the container. Nothing inside the app can fix that; it can say so at
 // start. Read from /proc (Linux): our ancestors, parent first, up to PID 1.
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
@@ -18,9 +19,9 @@ export interface ProcessInfo {
 }
 
 export interface SignalsBlocked {
-  /** npm, yarn or pnpm. */
+  /** What runs the script: npm, yarn, pnpm or `node --run`. */
   manager: string
-  /** The package manager's pid: 1, or that of a child of PID 1 or of PM2. */
+  /** Its pid: 1, or that of a child of PID 1 or of PM2. */
   managerPid: number
   /** What started it when it is not PID 1 itself: PM2, or PID 1's program (tini, docker-init, systemd...). */
   startedBy?: string
@@ -31,6 +32,7 @@ const PACKAGE_MANAGERS: Record<string, string> = {
   yarn: 'yarn', yarnpkg: 'yarn', 'yarn.js': 'yarn', 'yarn.cjs': 'yarn',
   pnpm: 'pnpm', 'pnpm.js': 'pnpm', 'pnpm.cjs': 'pnpm'
 }
+const NODE = /^node(js)?[\d.]*$/
 /** Ancestors read at most (a pid namespace is rarely deeper; a loop cannot run for ever). */
 const MAX_DEPTH = 32
 
@@ -38,17 +40,31 @@ const MAX_DEPTH = 32
 function programOf (command: string[]): string[] {
   const first = command[0]?.trim().split(/\s+/)[0] ?? ''
   const names = [basename(first)]
-  if (/^node(js)?[\d.]*$/.test(names[0]) && command[1] !== undefined) names.push(basename(command[1]))
+  if (NODE.test(names[0]) && command[1] !== undefined) names.push(basename(command[1]))
   return names
 }
 
-/** npm, yarn or pnpm when `command` runs one of them, else undefined. */
+/**
+ * Node's task runner (Node 22+): `node [options] --run <script>`. Node's own options come before
+ * the script; the scan stops at the first word that is not an option (a script path, or an
+ * option's separate value: then it says no, and no warning is better than a wrong one).
+ */
+function runsNodeTaskRunner (command: string[]): boolean {
+  if (command.length < 2 || !NODE.test(basename(command[0]))) return false
+  for (const word of command.slice(1)) {
+    if (word === '--run' || word.startsWith('--run=')) return true
+    if (word === '--' || !word.startsWith('-')) return false
+  }
+  return false
+}
+
+/** npm, yarn, pnpm or `node --run` when `command` runs package.json's scripts with one of them, else undefined. */
 export function packageManagerOf (command: string[]): string | undefined {
   for (const name of programOf(command)) {
     const manager = PACKAGE_MANAGERS[name]
     if (manager !== undefined) return manager
   }
-  return undefined
+  return runsNodeTaskRunner(command) ? 'node --run' : undefined
 }
 
 /** PM2's daemon, by the title it gives itself ("PM2 v7.0.4: God Daemon (/root/.pm2)"). */
@@ -113,11 +129,12 @@ export function signalsBlockedHere (): SignalsBlocked | undefined {
 
 /** What to tell the user. */
 export function describeSignalsBlocked (blocked: SignalsBlocked): string {
+  const cmd = JSON.stringify([...blocked.manager.split(' '), 'start']).replaceAll(',', ', ')
   const where = blocked.startedBy === undefined
-    ? `${blocked.manager} is PID 1 (a container's main process, as with CMD ["${blocked.manager}", "start"])`
+    ? `${blocked.manager} is PID 1 (a container's main process, as with CMD ${cmd})`
     : `${blocked.manager} (pid ${blocked.managerPid}) is the process that ${blocked.startedBy} started and signals`
   return `${where}: the signals meant for the service reach ${blocked.manager}, not the app; it passes no SIGUSR2 or SIGHUP on, ` +
-    'and a SIGTERM sent to it alone (docker stop, Kubernetes, systemd\'s KillMode=mixed) ends it without waiting for the app, ' +
-    'which is then killed. Start the app itself (node app.js), ' +
-    'or the supervisor by its path (node_modules/.bin/fastify-hot-reload start), not through npm, npx, yarn or pnpm'
+    'and a SIGTERM sent to it alone (docker stop, Kubernetes, systemd\'s KillMode=mixed) does not reach the app either: ' +
+    'the app is killed undrained. Start the app itself (node app.js), ' +
+    'or the supervisor by its path (node_modules/.bin/fastify-hot-reload start), not through npm, npx, yarn, pnpm or node --run'
 }

@@ -4,7 +4,8 @@
 // without waiting for the app. The process the user started says so once, at start, whether it is
 // the plugin (keepPid or standalone) or the supervisor started by name; `npm start` under a shell
 // or a service manager (the app's own pid gets the signals) says nothing. Real npm, real PID
-// namespaces (unshare, as the keepPid test of PID 1 does).
+// namespaces (unshare, as the keepPid test of PID 1 does). Node's own `node --run start` is the
+// same (as PID 1 it ignores SIGTERM too: the runtime kills everything at its timeout).
 const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('tap')
@@ -23,40 +24,54 @@ function npmApp (t, start) {
   return dir
 }
 
-/** `npm start` as PID 1 of a new PID namespace; resolves once the app serves, with PID 1's pid out here. */
-async function npmAsPid1 (t, dir) {
+const NPM_START = ['npm', 'start', '--silent']
+// Node's own task runner (Node 22+): it runs the script through sh, as npm does.
+const NODE_RUN_START = [process.execPath, '--run', 'start']
+const hasNodeRun = Number(process.versions.node.split('.')[0]) >= 22
+
+/** `runner` (npm start) as PID 1 of a new PID namespace; resolves once the app serves, with PID 1's pid out here. */
+async function runnerAsPid1 (t, dir, runner = NPM_START) {
   const service = Service.start(t, {
     cwd: dir,
     command: 'unshare',
-    args: ['--pid', '--fork', '--mount-proc', 'npm', 'start', '--silent'],
+    args: ['--pid', '--fork', '--mount-proc', ...runner],
     // The control socket in a directory of this test's: other tests run supervisors named app too.
     env: { FASTIFY_HOT_RELOAD_KEEP_PID: '1', XDG_RUNTIME_DIR: dir },
     trackLogPids: false // pids in the log are the namespace's
   })
   await service.listening()
-  const pid1 = await waitFor(() => childrenOf(service.pid)[0]?.pid, 5000, 'npm, PID 1 of the namespace')
+  const pid1 = await waitFor(() => childrenOf(service.pid)[0]?.pid, 5000, 'the runner, PID 1 of the namespace')
   service.pids.add(pid1)
   return { service, pid1 }
 }
 
-/** Ends what npm started: SIGTERM to npm, then the namespace goes with it; every process is gone. */
+/**
+ * Ends what the runner started: SIGTERM to it (npm exits, and the namespace goes with it), else
+ * SIGKILL (`node --run` as PID 1 ignores SIGTERM, as a container's runtime finds at its timeout);
+ * every process is gone.
+ */
 async function stop (t, service, pid1) {
   const everything = [pid1, ...descendantsOf(pid1)]
   process.kill(pid1, 'SIGTERM')
+  try {
+    await waitUntilGone(pid1, 3000)
+  } catch {
+    process.kill(pid1, 'SIGKILL')
+  }
   await service.exit
   for (const pid of everything) await waitUntilGone(pid, 10000)
-  t.pass('npm and everything it started are gone')
+  t.pass('the runner and everything it started are gone')
 }
 
 const isWarning = (l) => l.hotReload === 'signals-blocked' || l.supervisor === 'signals-blocked'
 
-/** `npm start` as PID 1 running `start`: once serving, exactly one warning, like `expected`. */
-async function warnsOnce (t, start, expected, who) {
-  const { service, pid1 } = await npmAsPid1(t, npmApp(t, start))
+/** `runner` as PID 1 running `start`: once serving, exactly one warning, like `expected`. */
+async function warnsOnce (t, start, expected, who, runner = NPM_START, manager = 'npm') {
+  const { service, pid1 } = await runnerAsPid1(t, npmApp(t, start), runner)
   await service.generationServing(1)
   const warnings = service.filter(isWarning)
   t.equal(warnings.length, 1, 'one warning')
-  t.match(warnings[0], { ...expected, manager: 'npm', managerPid: 1, level: 40 }, who)
+  t.match(warnings[0], { ...expected, manager, managerPid: 1, level: 40 }, who)
   await stop(t, service, pid1)
 }
 
@@ -69,6 +84,13 @@ test('CMD ["npm", "start"] with the supervisor by name: the supervisor warns onc
   const start = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} start -- ${JSON.stringify(process.execPath)} app.js`
   await warnsOnce(t, start, { supervisor: 'signals-blocked' }, 'from the supervisor')
 })
+
+// Not on Node 20, which has no --run.
+if (hasNodeRun) {
+  test('CMD ["node", "--run", "start"]: the same, naming node --run', async (t) => {
+    await warnsOnce(t, 'node app.js', { hotReload: 'signals-blocked' }, 'from the plugin, naming node --run as PID 1', NODE_RUN_START, 'node --run')
+  })
+}
 
 test('npm start under a shell (not where the signals arrive): no warning', async (t) => {
   const dir = npmApp(t, 'node app.js')

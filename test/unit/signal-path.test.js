@@ -18,6 +18,11 @@ test('the package manager from its command line: a process title, or the script 
   t.equal(packageManagerOf(['node', 'app.js']), undefined)
   t.equal(packageManagerOf(['node', 'npm-tools/app.js']), undefined, 'a script that only has npm in a directory name')
   t.equal(packageManagerOf(['/bin/bash']), undefined)
+  t.equal(packageManagerOf(['node', '--run', 'start']), 'node --run', 'Node\'s task runner (22+)')
+  t.equal(packageManagerOf(['/usr/local/bin/node', '--env-file=.env', '--run=start']), 'node --run', 'after other options, --run=<script>')
+  t.equal(packageManagerOf(['node', 'app.js', '--run', 'start']), undefined, '--run given to the app, after its script')
+  t.equal(packageManagerOf(['node', '--', '--run']), undefined, 'after --, a script named --run')
+  t.equal(packageManagerOf(['tsx', '--run', 'start']), undefined, 'not node')
   t.equal(packageManagerOf([]), undefined)
 })
 
@@ -25,6 +30,8 @@ test('npm as the container\'s main process (PID 1): blocked', async (t) => {
   t.same(signalsBlocked([proc(20, 1, 'sh', '-c', 'node app.js'), proc(1, 0, 'npm start')]), { manager: 'npm', managerPid: 1 })
   t.same(signalsBlocked([proc(1, 0, 'node', '/usr/local/bin/yarn', 'start')]), { manager: 'yarn', managerPid: 1 }, 'yarn ran node directly')
   t.same(signalsBlocked([sh, proc(7, 1, 'npm run serve'), proc(1, 0, 'yarn', 'start')]), { manager: 'yarn', managerPid: 1 }, 'npm run by yarn as PID 1: yarn is where the signals stop')
+  t.same(signalsBlocked([proc(20, 1, 'sh', '-c', 'node app.js'), proc(1, 0, 'node', '--run', 'start')]), { manager: 'node --run', managerPid: 1 }, 'CMD ["node", "--run", "start"]')
+  t.same(signalsBlocked([sh, proc(7, 1, '/usr/local/bin/node', '--run', 'start'), proc(1, 0, 'tini', '--', 'node', '--run', 'start')]), { manager: 'node --run', managerPid: 7, startedBy: 'tini' }, 'node --run under tini')
 })
 
 test('npm as what PID 1 started and signals (docker run --init, systemd\'s ExecStart=npx ...): blocked', async (t) => {
