@@ -11,7 +11,7 @@ import { hotReloadError } from './errors'
 import { addListenHook } from './listen-interceptor'
 import { nameFromCommand } from './supervisor/control'
 import { startedEnvironment, type Launch } from './launch'
-import { runnerPreloads, supervisorEnvironment } from './supervisor-image'
+import { canLoadSupervisor, runnerPreloads, supervisorEnvironment } from './supervisor-image'
 import type { ResolvedOptions } from './options'
 import { SUPERVISOR_SIGNALS } from './validate'
 
@@ -46,6 +46,8 @@ export interface KeepPidFacts {
   /** The script the process was started with (a watcher's own runner, say). */
   script?: string
   canExecve: boolean
+  /** The supervisor's image can read its script (false: it is in Yarn's zips, with no Yarn runtime to read it). */
+  supervisorLoadable?: boolean
   mainThread: boolean
   nodeVersion: string
   options: Pick<ResolvedOptions, 'reloadSignals' | 'successor'>
@@ -74,6 +76,10 @@ export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
   // Node marks the fds it inherited close-on-exec at startup: systemd's sockets would not survive.
   if (facts.activated) return skip('systemd socket activation (its sockets cannot cross execve); put `fastify-hot-reload start` in ExecStart to keep the pid', true)
   if (!facts.canExecve) return skip(`Node ${facts.nodeVersion} has no process.execve (Node 22.15 or later has it)`, true)
+  // The image would die at start, and the service with it.
+  if (facts.supervisorLoadable === false) {
+    return skip('the supervisor\'s script is in Yarn\'s zip archives and nothing would load Yarn\'s runtime for it; start the app with `node -r ./.pnp.cjs` or `yarn node`', true)
+  }
   const custom = Object.keys(facts.options.successor).filter((key) => (facts.options.successor as Record<string, unknown>)[key] !== undefined)
   if (custom.length > 0) return skip(`the successor option (${custom.join(', ')}) needs standalone reloads`, true)
   const unsupported = facts.options.reloadSignals.filter((signal) => !SUPERVISOR_SIGNALS.has(signal))
@@ -129,6 +135,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     clusterWorker: booted.clusterWorker,
     script: booted.launch.args[0],
     canExecve: typeof execve === 'function',
+    supervisorLoadable: canLoadSupervisor(BIN, booted.launch.execArgv, startedEnvironment()),
     mainThread: isMainThread,
     nodeVersion: process.version,
     options

@@ -134,7 +134,7 @@ export function describeSignalsBlocked (blocked: SignalsBlocked): string {
     ? `${blocked.manager} is PID 1 (a container's main process, as with CMD ${cmd})`
     : `${blocked.manager} (pid ${blocked.managerPid}) is the process that ${blocked.startedBy} started and signals`
   return `${where}: the signals meant for the service reach ${blocked.manager}, not the app; it passes no SIGUSR2 or SIGHUP on, ` +
-    'and a SIGTERM sent to it alone (docker stop, Kubernetes, systemd\'s KillMode=mixed) does not reach the app either: ' +
-    'the app is killed undrained. Start the app itself (node app.js), ' +
+    'and npm, pnpm, Yarn 1 and node --run do not pass on a SIGTERM sent to them alone (docker stop, Kubernetes, systemd\'s KillMode=mixed) either: ' +
+    'the app is then killed undrained. Start the app itself (node app.js), ' +
     'or the supervisor by its path (node_modules/.bin/fastify-hot-reload start), not through npm, npx, yarn, pnpm or node --run'
 }

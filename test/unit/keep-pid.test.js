@@ -52,6 +52,8 @@ test('decideKeepPid: not kept, with a warning, where it was meant to be and cann
   t.match(warned({ activated: true }), /socket activation.*fastify-hot-reload start/, 'systemd socket activation: its fds are close-on-exec in Node; says what to do instead')
   t.match(warned({ options: resolveOptions({ successor: { args: ['other.js'] } }) }), /successor.*args/, 'a custom successor')
   t.match(warned({ options: resolveOptions({ reloadSignals: ['SIGURG'] }) }), /SIGURG/, 'a signal the supervisor does not take')
+  t.match(warned({ supervisorLoadable: false }), /Yarn.*\.pnp\.cjs/, 'the supervisor\'s script in a zip nothing would read: says how to start')
+  t.match(warned({ supervisorLoadable: false, env: { [KEEP_PID_ENV]: '1' } }), /Yarn/, 'not even when forced: the image would die at start')
   t.equal(decideKeepPid(facts({ mainThread: false })).warn, false, 'a worker thread, by default: quiet')
   t.equal(decideKeepPid(facts({ mainThread: false, option: true })).warn, true, 'a worker thread, asked for: warned')
 })
@@ -93,6 +95,18 @@ test('the supervisor\'s image: tsx\'s preflight kept (its signal acknowledgement
   t.same(argv.slice(0, 5), ['/usr/bin/node', '--require', preflight, '/pkg/bin/fastify-hot-reload.js', 'start'], 'the supervisor runs the preflight')
   t.same(argv.slice(argv.indexOf('--') + 1), ['/usr/bin/node', '--require', preflight, '--import', 'file:///l.mjs', '/srv/app.ts'], 'the app as started')
   t.same(supervisorEnvironment({ PATH: '/bin', NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json', X: '1' }), { PATH: '/bin', X: '1' })
+})
+
+test('the supervisor\'s image under Yarn Plug\'n\'Play: Yarn\'s runtime kept, and where there is none for a script in a zip, it cannot load', async (t) => {
+  const { runnerPreloads, canLoadSupervisor } = require('../../dist/lib/supervisor-image')
+  t.same(runnerPreloads(['-r', './.pnp.cjs', '--loader', './.pnp.loader.mjs']), ['--require', './.pnp.cjs'], 'node -r ./.pnp.cjs')
+  t.same(runnerPreloads(['--require=/srv/.pnp.js']), ['--require', '/srv/.pnp.js'], 'Yarn 2\'s name, inline')
+  t.same(runnerPreloads(['-r', './not.pnp.cjs']), [], 'only that file')
+  const zipped = '/srv/.yarn/__virtual__/fastify-hot-reload-virtual-1/0/cache/fastify-hot-reload-file-2.zip/node_modules/fastify-hot-reload/bin/fastify-hot-reload.js'
+  t.equal(canLoadSupervisor('/srv/node_modules/fastify-hot-reload/bin/fastify-hot-reload.js', [], {}), true, 'on disk: always')
+  t.equal(canLoadSupervisor(zipped, ['-r', './.pnp.cjs'], {}), true, 'in a zip, Yarn\'s runtime on the command line')
+  t.equal(canLoadSupervisor(zipped, [], { NODE_OPTIONS: '--require /srv/.pnp.cjs --experimental-loader /srv/.pnp.loader.mjs' }), true, 'in NODE_OPTIONS (yarn node)')
+  t.equal(canLoadSupervisor(zipped, ['-r', 'dotenv/config'], { NODE_OPTIONS: '--max-old-space-size=512' }), false, 'set up by the app\'s own code: nothing for the image')
 })
 
 test('pm2WaitsForReady: PM2 with wait_ready, as its environment says', async (t) => {
