@@ -7,7 +7,8 @@
 const { execFile } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { test } = require('tap')
+const tap = require('tap')
+const { test } = tap
 const { REPO, Service, childrenOf, descendantsOf, tempDir, waitUntilGone, writeRelease, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 
@@ -43,8 +44,7 @@ main().catch((err) => { console.error(err); process.exit(1) })
 `
 
 /** A new project with the packed package and fastify installed by Yarn 4 with Plug'n'Play. */
-async function pnpProject (t) {
-  const dir = tempDir(t, 'fhr-pnp-')
+async function pnpProject (t, dir) {
   const pack = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: REPO })
   t.equal(pack.code, 0, 'npm pack', { stderr: pack.stderr })
   const tarball = path.join(dir, JSON.parse(pack.stdout)[0].filename)
@@ -60,8 +60,11 @@ async function pnpProject (t) {
   const install = await run(process.execPath, [YARN, 'install'], { cwd: dir, env: { ...process.env, YARN_ENABLE_PROGRESS_BARS: 'false' } })
   t.equal(install.code, 0, 'yarn install', { output: install.stdout.slice(-2000) + install.stderr })
   t.ok(fs.existsSync(path.join(dir, '.pnp.cjs')) && !fs.existsSync(path.join(dir, 'node_modules')), 'Plug\'n\'Play: .pnp.cjs, no node_modules')
-  return dir
 }
+
+// One project for the whole file (packing and installing take seconds), removed at its end.
+const projectDir = tempDir(tap, 'fhr-pnp-')
+test('the project: the packed package installed by Yarn 4 (nodeLinker: pnp)', (t) => pnpProject(t, projectDir))
 
 /**
  * Two reloads by SIGUSR2 under keep-alive load, 0 failed, then SIGTERM: nothing left. `keptPid`:
@@ -96,7 +99,7 @@ const tookPid = (service, pid = service.pid) => service.find((l) => l.supervisor
 const notKept = (service) => service.find((l) => l.hotReload === 'pid-not-kept')
 
 test(`node -r ./.pnp.cjs app.js (Yarn 4 Plug'n'Play), Node ${process.version}: the service serves from the zips and reloads under load, 0 failed; SIGTERM ends it all`, async (t) => {
-  const dir = await pnpProject(t)
+  const dir = projectDir
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const service = Service.start(t, { cwd: dir, command: process.execPath, args: ['-r', './.pnp.cjs', 'app.js'], env: KEEP })
   await service.generationServing(1)
@@ -106,7 +109,7 @@ test(`node -r ./.pnp.cjs app.js (Yarn 4 Plug'n'Play), Node ${process.version}: t
 })
 
 test(`yarn node app.js (Yarn's runtime in NODE_OPTIONS), Node ${process.version}: the same, signalling the node yarn started`, async (t) => {
-  const dir = await pnpProject(t)
+  const dir = projectDir
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const service = Service.start(t, { cwd: dir, command: process.execPath, args: [YARN, 'node', 'app.js'], env: KEEP })
   await service.generationServing(1)
@@ -117,7 +120,7 @@ test(`yarn node app.js (Yarn's runtime in NODE_OPTIONS), Node ${process.version}
 })
 
 test('an app that sets Yarn\'s runtime up itself (require(\'./.pnp.cjs\').setup()), keepPid asked: the pid is not kept, with a warning, and reloads work standalone', async (t) => {
-  const dir = await pnpProject(t)
+  const dir = projectDir
   fs.writeFileSync(path.join(dir, 'setup-app.js'), `require('./.pnp.cjs').setup()\n${fs.readFileSync(path.join(dir, 'app.js'), 'utf8').replace("'use strict'\n", '')}`)
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const service = Service.start(t, { cwd: dir, command: process.execPath, args: ['setup-app.js'], env: KEEP })
