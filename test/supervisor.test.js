@@ -2,6 +2,7 @@
 // The stable-PID supervisor: real processes, real signals, the reload command's answer.
 const fs = require('node:fs')
 const http = require('node:http')
+const net = require('node:net')
 const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
@@ -263,4 +264,27 @@ test('a reload signal while the first generation still boots is not lost: it run
   await service.generationServing(2, 30000)
   const after = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
   t.same([after.generation, after.lastReload?.ok], [2, true], 'the reload ran once generation 1 served, and succeeded')
+})
+
+test('SIGTERM: while the workers drain, a new connection is refused at once (nothing will accept it), and the request in flight finishes', async (t) => {
+  const { dir, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: { ...PLUGIN, drainTimeout: 10000 } })
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  const slow = get(target, '/slow?ms=2500')
+  await sleep(300)
+  process.kill(service.pid, 'SIGTERM')
+  await service.waitForLine((l) => l.hotReload === 'shutting-down', 5000, 'the worker to start its drain')
+  await sleep(200)
+  // Held open by the supervisor, the socket would queue it unanswered until the end of the drain, then reset it.
+  const refused = await new Promise((resolve) => {
+    const socket = net.connect(target)
+    const timer = setTimeout(() => { socket.destroy(); resolve('no answer within 1 s') }, 1000)
+    socket.on('connect', () => { clearTimeout(timer); socket.destroy(); resolve('accepted into the queue') })
+    socket.on('error', (err) => { clearTimeout(timer); resolve(err.code) })
+  })
+  t.equal(refused, 'ECONNREFUSED', 'a new connection is refused at once')
+  const answer = await slow
+  t.equal(answer.status, 200, 'the request in flight finished')
+  t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
 })

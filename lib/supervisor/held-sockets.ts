@@ -67,4 +67,24 @@ export class HeldSockets {
     if (this.perSlot) this.bySlot.set(slot, held)
     return formatAddress(address)
   }
+
+  /**
+   * At shutdown: gives up every socket a worker sent up, so that once the workers stop accepting
+   * the kernel refuses new connections at once (as in standalone mode) instead of queueing them for
+   * no one until the drain ends. Returns how many. systemd's sockets (bare fds) stay: systemd holds
+   * them for the next start anyway.
+   */
+  closeAll (): number {
+    let closed = 0
+    const lists = this.perSlot ? [...this.bySlot.values()] : [this.shared]
+    for (const list of lists) {
+      for (const socket of list) {
+        const handle = socket.handle as { close?: () => void } | undefined
+        if (typeof handle?.close !== 'function') continue
+        handle.close()
+        closed++
+      }
+    }
+    return closed
+  }
 }

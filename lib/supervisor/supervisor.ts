@@ -306,6 +306,8 @@ export class Supervisor extends EventEmitter {
     this.restarts.cancelAll()
     for (const successor of this.starting) successor.cancel('cancelled: the supervisor is stopping')
     await this.gate.current?.catch(() => {})
+    // No generation comes after this one: new connections are refused, not queued.
+    this.held.closeAll()
     const killed = await stopWorkers(this.cohorts.workers, this.options.drainTimeout + 5_000, this, this.options.log)
     if (killed > 0) this.lastExitCode = 1
     return this.lastExitCode
