@@ -64,6 +64,8 @@ async function reloadStandalone (pidFile: string, signal: string, timeout: numbe
   if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
   const pid = readPidFile(pidFile)
   if (pid === null) throw new UsageError(`${pidFile} does not hold a pid (is the service running with the pidFile option?)`)
+  // The record of a reload before ours (a failed one leaves the same pid serving) is not our answer.
+  const previous = readReloadRecord(pidFile)?.finishedAt ?? -Infinity
   const sentAt = Date.now()
   try {
     process.kill(pid, signal as NodeJS.Signals)
@@ -73,7 +75,7 @@ async function reloadStandalone (pidFile: string, signal: string, timeout: numbe
   const deadline = sentAt + timeout
   while (Date.now() < deadline) {
     const record = readReloadRecord(pidFile)
-    if (record !== null && record.fromPid === pid && record.finishedAt >= sentAt - 1_000) return record as unknown as Record<string, unknown>
+    if (record !== null && record.fromPid === pid && record.finishedAt > previous) return record as unknown as Record<string, unknown>
     await new Promise((resolveWait) => setTimeout(resolveWait, 50))
   }
   return { ok: false, generation: 0, pid, durationMs: timeout, error: { code: 'HOT_RELOAD_NO_ANSWER', message: `no reload outcome recorded beside ${pidFile} within ${timeout} ms` } }
