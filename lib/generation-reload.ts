@@ -83,7 +83,8 @@ export class GenerationReloads {
       log.warn({ hotReload: 'reload-ignored', reason: mode.reloadUnsupported }, `hot-reload: reload ignored: ${mode.reloadUnsupported}`)
       return Promise.resolve(unsupported(this.host.pid, `reload ignored: ${mode.reloadUnsupported}`, this.host.generation))
     }
-    if (this.host.lifecycle.state === 'serving' && this.host.lifecycle.confirmed) {
+    // Reloading: a reload the supervisor runs (it joins it).
+    if ((this.host.lifecycle.state === 'serving' || this.host.lifecycle.state === 'reloading') && this.host.lifecycle.confirmed) {
       const delegated = this.host.context.mode.delegatedReload(parent)
       if (delegated !== undefined) {
         log.info({ hotReload: 'reload-delegated' }, 'hot-reload: asking the supervisor for a reload')
@@ -141,5 +142,24 @@ export class GenerationReloads {
     this.host.lifecycle.emit('reloaded', result)
     this.host.handover.afterReload(outcome.channel, outcome.pid, outcome.listenerCopies)
     return result
+  }
+
+  /**
+   * Supervised: the supervisor began a reload, whoever asked; our successor is spawned. The same
+   * state and event as a standalone reload's.
+   */
+  supervisorReloading (generation: number, successorPid: number | undefined): void {
+    if (!this.host.lifecycle.to('reloading')) return
+    this.host.lifecycle.emit('reloading', { generation, successorPid })
+  }
+
+  /** Supervised: how that reload ended; when it succeeded, the drain order follows. */
+  supervisorReloaded (result: ReloadResult): void {
+    if (result.ok) {
+      this.host.lifecycle.emit('reloaded', result)
+      return
+    }
+    if (this.host.lifecycle.state === 'reloading') this.host.lifecycle.to('serving')
+    this.host.lifecycle.emit('reloadFailed', result)
   }
 }

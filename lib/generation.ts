@@ -101,7 +101,7 @@ export class Generation {
       balance: (every) => { if (options.connectionHandoff) this.balance.start(every) },
       shed: (count) => this.balance.shed(count),
       abort: () => {
-        log.warn({ hotReload: 'successor-aborted' }, 'hot-reload: the previous generation aborted this successor; draining and exiting')
+        log.warn({ hotReload: 'successor-aborted' }, `hot-reload: ${mode.name === 'supervised' ? 'the supervisor' : 'the previous generation'} aborted this successor; draining and exiting`)
         void this.handover.drain('abort').then(() => this.lifecycle.end(1))
       },
       connection: (listener, handle) => this.receiveConnection(listener, handle),
@@ -111,7 +111,9 @@ export class Generation {
       drain: (probation, rampMs) => this.handover.onSupervisorDrain(probation, rampMs),
       listener: (address, handle) => this.handover.keepCopy(address, handle),
       retire: () => this.handover.endProbation(),
-      resume: (successorPid, reason) => this.handover.successorLost(successorPid, reason)
+      resume: (successorPid, reason) => this.handover.successorLost(successorPid, reason),
+      reloading: (generation, successorPid) => this.reloads.supervisorReloading(generation, successorPid),
+      reloadFinished: (result) => this.reloads.supervisorReloaded(result)
     })
     mode.watchParent(port, () => {
       this.handover.endProbation()

@@ -72,6 +72,10 @@ export type ParentMessage =
   /** Supervised mode: too many generations drain at once; end this drain now (cut what is left). */
   | { type: 'cut' }
   | { type: 'reload-result', id: number, result: WireReloadResult }
+  /** Supervised: a reload began; this worker's successor (the new worker of its slot) is spawned. */
+  | { type: 'reloading', generation: number, successorPid?: number }
+  /** Supervised: the reload this worker was told of is over (before its drain order, when it succeeded). */
+  | { type: 'reload-finished', result: WireReloadResult }
   /**
    * Supervised, a socket per slot: slot `slot` has no serving worker; accept on this copy of its
    * socket for `listener` (sent with its handle) too, until 'uncover'.

@@ -32,6 +32,9 @@ export interface ParentOrders {
   /** Several workers: report our connection count (lib/connection-balance.ts); move `count` of them. */
   balance: (every: number) => void
   shed: (count: number) => void
+  /** Supervised: a reload began (our successor is spawned), and its outcome. */
+  reloading: (generation: number, successorPid: number | undefined) => void
+  reloadFinished: (result: ReloadResult) => void
 }
 
 export interface ParentLinkOptions {
@@ -64,7 +67,9 @@ export class ParentLink {
       cover: (_slot, _listener, handle) => closeHandle(handle),
       uncover: () => {},
       balance: () => {},
-      shed: () => {}
+      shed: () => {},
+      reloading: () => {},
+      reloadFinished: () => {}
     }
     port.on('message', (raw: unknown, handle: unknown) => this.onMessage(raw, handle))
     // A parent that is gone can no longer serve: we are the serving generation.
@@ -114,7 +119,9 @@ export class ParentLink {
       case 'retire': this.orders.retire(); return
       case 'resume': this.orders.resume(message.successorPid, message.reason); return
       case 'connection-passed': this.passing.get(message.id)?.(message.ok ? undefined : new Error('the supervisor could not pass the connection on')); return
-      case 'reload-result': this.reloads.get(message.id)?.(fromWire(message.result))
+      case 'reload-result': this.reloads.get(message.id)?.(fromWire(message.result)); return
+      case 'reloading': this.orders.reloading(message.generation, message.successorPid); return
+      case 'reload-finished': this.orders.reloadFinished(fromWire(message.result))
     }
   }
 

@@ -21,16 +21,17 @@ tap.jobs = 2
 
 const PLUGIN = { idleGrace: 300 }
 
-function get (target, route = '/') {
+function get (target, route = '/', method = 'GET') {
   return new Promise((resolve, reject) => {
-    http.get({ ...target, path: route, agent: false }, (response) => {
+    http.request({ ...target, path: route, method, agent: false }, (response) => {
       let body = ''
       response.setEncoding('utf8')
       response.on('data', (chunk) => { body += chunk })
       response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(body) }))
-    }).on('error', reject)
+    }).on('error', reject).end()
   })
 }
+const post = (target, route) => get(target, route, 'POST')
 
 // With one worker, and with --workers 2 (PID 1 reaps every worker of every generation).
 for (const workers of [1, 2]) {
@@ -287,4 +288,30 @@ test('SIGTERM: while the workers drain, a new connection is refused at once (not
   const answer = await slow
   t.equal(answer.status, 200, 'the request in flight finished')
   t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
+})
+
+test('the serving worker\'s fastify.hotReload hears of every reload the supervisor runs: reloading, then reloaded before its drain, or reloadFailed and it serves on', async (t) => {
+  const { dir, control, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  const first = await service.generationServing(1)
+  const linesOf = (pid) => service.filter((l) => l.pid === pid && typeof l.hotReloadEvent === 'string')
+  // Asked through the control socket (as by a signal): the worker did not ask, and still hears it.
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const good = JSON.parse((await cli(['reload', '--control', control, '--json'])).stdout)
+  t.equal(good.ok, true)
+  await service.waitForLine((l) => l.pid === first && l.hotReloadEvent === 'draining', 10000, 'the old worker to drain')
+  const told = linesOf(first).map((l) => l.hotReloadEvent)
+  t.same(told.slice(told.indexOf('reloading')), ['reloading', 'reloaded', 'draining', ...told.slice(told.indexOf('draining') + 1)], 'reloading, reloaded, then draining')
+  t.match(linesOf(first).find((l) => l.hotReloadEvent === 'reloading'), { generation: 2, successorPid: good.pid }, 'reloading names the successor')
+  t.match(linesOf(first).find((l) => l.hotReloadEvent === 'reloaded'), { ok: true, generation: 2, successorPid: good.pid }, 'reloaded with the result')
+  // Asked by the worker's own reload(), a broken release: it hears the failure and serves on.
+  writeRelease(dir, { version: 3, throwAtBoot: true })
+  const broken = await post(target, '/admin/reload')
+  t.equal(broken.body.ok, false)
+  const second = linesOf(good.pid).map((l) => l.hotReloadEvent)
+  t.same(second.filter((e) => e !== 'serving'), ['reloading', 'reloadFailed'], 'reloading, then reloadFailed, and no drain')
+  t.match(linesOf(good.pid).find((l) => l.hotReloadEvent === 'reloadFailed'), { ok: false, error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED' } })
+  const health = await get(target, '/health')
+  t.match(health, { status: 200, body: { state: 'serving', pid: good.pid } }, 'it serves on, in state serving')
 })

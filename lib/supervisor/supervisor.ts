@@ -20,6 +20,7 @@ import { KeepAliveBalance } from './balance'
 import { Cohorts } from './cohorts'
 import { EmptySlots } from './empty-slots'
 import { HeldSockets } from './held-sockets'
+import { ReloadNews } from './reload-news'
 import { Probations } from './probation'
 import type { SupervisorOptions } from './options'
 import { SlotRestarts } from './restart-policy'
@@ -44,6 +45,8 @@ export class Supervisor extends EventEmitter {
   private starting: StartedSuccessor[] = []
   private lastReload: ReloadResult | undefined
   private stopping: Promise<number> | undefined
+  /** The reload running: what its serving workers are told of it. */
+  private news: ReloadNews | undefined
   private lastExitCode = 0
   private readonly startedAt = Date.now()
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
@@ -121,7 +124,14 @@ export class Supervisor extends EventEmitter {
       return Promise.resolve(notServing(serving[0]?.pid ?? 0, `reload ignored: ${why}`, this.cohorts.current?.generation ?? 0))
     }
     const batch = this.options.reloadBatch ?? this.slots.length
-    return this.gate.enter(() => batch < this.slots.length ? this.rollingReload(batch) : this.launch('reload', this.slots)).result
+    return this.gate.enter(async () => {
+      this.news = new ReloadNews(serving)
+      try {
+        return await (batch < this.slots.length ? this.rollingReload(batch) : this.launch('reload', this.slots))
+      } finally {
+        this.news = undefined
+      }
+    }).result
   }
 
   /** --reload-batch K (rolling-reload.ts); the result is recorded here, like a reload's at once. */
@@ -134,6 +144,7 @@ export class Supervisor extends EventEmitter {
     }, batch)
     this.lastReload = result
     options.status.recordReload(result, process.pid)
+    this.news?.finished(result)
     this.changed()
     this.emit(result.ok ? 'serving' : 'failed', result)
     return result
@@ -165,12 +176,15 @@ export class Supervisor extends EventEmitter {
       started: (successor, plan, slot) => {
         this.starting.push(successor)
         if (successor.child !== undefined && successor.pid !== undefined) started.set(slot, this.track(successor.child, successor.pid, next, slot))
+        if (why === 'reload' || why === 'batch') this.news?.started(slot, next, successor.pid)
         options.log.info({ supervisor: 'generation-starting', trigger: why, generation: next, slot, workerPid: successor.pid, sockets: plan.addresses },
           `supervisor: ${why}: starting generation ${next}${this.slots.length > 1 ? ` slot ${slot}` : ''} (pid ${successor.pid ?? 'none'})`)
       }
     })
     this.starting = []
     const result = outcome.result
+    // Before the serving workers' drain orders (a rolling reload says so once, at its end).
+    if (why === 'reload') this.news?.finished(result)
     if (outcome.members === undefined) {
       for (const worker of started.values()) this.cohorts.forget(worker)
       options.log.error({
