@@ -64,7 +64,8 @@ export interface HotReloadOptions {
    * Standalone mode: after a reload, the old generation keeps a copy of the listening sockets (not
    * accepting on them) until the successor has served this long (ms). If the successor exits
    * meanwhile, the old generation takes the sockets back and serves again (event `resumed`).
-   * Default 2000; 0 turns it off. Under the supervisor, which holds the sockets, it does not apply.
+   * Default 2000; 0 turns it off. Under the supervisor, which holds the sockets, its `--probation`
+   * decides (with keepPid, the supervisor takes this option's value).
    */
   probation?: number
   /**

@@ -208,6 +208,8 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
   const openDir = await cli(['start', '--control', path.join(open, 'app.sock'), FIXTURE_APP], { cwd: dir })
   t.equal(openDir.code, 2)
   t.match(openDir.stderr, /is open to other users \(mode 755\)/)
+  const version = await cli(['--version'])
+  t.same([version.code, version.stdout.trim()], [0, require('../package.json').version], '--version prints the package\'s version')
   for (const command of ['start', 'reload', 'status']) {
     const help = await cli([command, '--help'])
     t.equal(help.code, 0)
@@ -314,4 +316,13 @@ test('the serving worker\'s fastify.hotReload hears of every reload the supervis
   t.match(linesOf(good.pid).find((l) => l.hotReloadEvent === 'reloadFailed'), { ok: false, error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED' } })
   const health = await get(target, '/health')
   t.match(health, { status: 200, body: { state: 'serving', pid: good.pid } }, 'it serves on, in state serving')
+})
+
+test('a first generation that cannot start: the supervisor stops with exit code 1, without scheduling a restart it will not run', async (t) => {
+  const { dir, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, throwAtBoot: true })
+  t.equal((await service.exit).code, 1, 'exit 1')
+  t.ok(service.find((l) => l.supervisor === 'first-generation-failed'), 'it says the first generation did not start')
+  t.notOk(service.find((l) => l.supervisor === 'restart-scheduled'), 'no restart scheduled')
+  t.equal(service.filter((l) => l.supervisor === 'generation-starting').length, 1, 'one worker started')
 })

@@ -1,4 +1,5 @@
 // The `fastify-hot-reload` command: start (the supervisor, cli/start.ts), reload, status.
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { SUPERVISOR_SIGNALS, RANGES } from '../validate'
 import { readPidFile, readReloadRecord } from '../pid-file'
@@ -81,6 +82,13 @@ async function reloadStandalone (pidFile: string, signal: string, timeout: numbe
   return { ok: false, generation: 0, pid, durationMs: timeout, error: { code: 'HOT_RELOAD_NO_ANSWER', message: `no reload outcome recorded beside ${pidFile} within ${timeout} ms` } }
 }
 
+function printVersion (): number {
+  // dist/lib/cli/main.js → the package's own package.json.
+  const { version } = JSON.parse(readFileSync(resolve(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }
+  process.stdout.write(`${version}\n`)
+  return 0
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
@@ -89,6 +97,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'reload': return await reload(rest)
       case 'status': return await status(rest)
       case undefined: case 'help': case '--help': case '-h': return help('main')
+      case '--version': case '-v': return printVersion()
       default: throw new UsageError(`unknown command ${JSON.stringify(command)}`)
     }
   } catch (err) {

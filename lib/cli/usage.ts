@@ -11,7 +11,7 @@ Commands:
   reload [--json]                   reload a running supervisor; exit 0 when the new generation serves
   status [--json]                   generations, pids, state, uptime, last reload
 
-Run 'fastify-hot-reload <command> --help' for its options.`,
+Run 'fastify-hot-reload <command> --help' for its options; --version prints this package's version.`,
   start: `Usage: fastify-hot-reload start [options] -- <command...>
        fastify-hot-reload start [options] <app.js> [args...]
 

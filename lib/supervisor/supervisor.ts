@@ -77,7 +77,10 @@ export class Supervisor extends EventEmitter {
     return this.cohorts.servingPid
   }
 
-  /** Starts the first generation. Resolves once it serves (restarting with backoff until then). */
+  /**
+   * Starts the first generation. Resolves once it serves, or once it failed: the caller stops then
+   * (a release that cannot start is not a crash to retry), so no restart is scheduled.
+   */
   async start (): Promise<void> {
     this.firstStart = (async () => {
       // Nothing to inherit yet: one worker binds, and the supervisor keeps its sockets for the rest.
@@ -85,7 +88,7 @@ export class Supervisor extends EventEmitter {
       // saves only its readiness check), and an app's port 0 is known only once it bound.
       const first = this.held.all().length === 0 && this.slots.length > 1 ? [0] : this.slots
       const result = await this.launch('start', first)
-      if (!result.ok) return this.scheduleRestart(0)
+      if (!result.ok) return
       if (first.length < this.slots.length) {
         await this.fill()
         // READY=1 once every slot has had its start (a slot that failed restarts with backoff).
