@@ -3,6 +3,7 @@
 import { fstatSync } from 'node:fs'
 import { hotReloadError } from './errors'
 import { addressToFdName, fdNameToAddress, type ListenerAddress } from './listener-address'
+import { RANGES } from './validate'
 
 export const FIRST_FD = 3
 export const ENV = {
@@ -17,7 +18,9 @@ export const ENV = {
   /** A supervised worker's slot in its generation (0 to workers - 1), for its logs. */
   slot: 'FASTIFY_HOT_RELOAD_SLOT',
   /** Bind with SO_REUSEPORT (a socket per worker slot): 1 for every bind, or the addresses to bind (fd names). */
-  reusePort: 'FASTIFY_HOT_RELOAD_REUSEPORT'
+  reusePort: 'FASTIFY_HOT_RELOAD_REUSEPORT',
+  /** Supervised: the supervisor's --drain-timeout, the longest a worker's drain may take (ms). */
+  drainTimeout: 'FASTIFY_HOT_RELOAD_DRAIN_TIMEOUT'
 } as const
 const MAX_FDS = 1024
 
@@ -40,6 +43,8 @@ export interface Handoff {
   slot: number | undefined
   /** Binds this worker makes itself get SO_REUSEPORT; undefined when not asked. */
   reusePort: ReusePortPlan | undefined
+  /** Supervised: the longest the supervisor lets a drain take; undefined when not said (standalone). */
+  drainTimeout?: number
 }
 
 /**
@@ -92,6 +97,10 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
     throw bad(ENV.slot, `expected a whole number of 0 or more, got ${JSON.stringify(slotText)}`)
   }
   const reusePort = readReusePort(env[ENV.reusePort])
+  const drainText = env[ENV.drainTimeout]
+  if (drainText !== undefined && !(/^[1-9]\d*$/.test(drainText) && Number(drainText) <= RANGES.timeout.max)) {
+    throw bad(ENV.drainTimeout, `expected a whole number of milliseconds from 1 to ${RANGES.timeout.max}, got ${JSON.stringify(drainText)}`)
+  }
   const countText = env[ENV.fds]
   if (countText === undefined || !/^\d+$/.test(countText) || Number(countText) > MAX_FDS) {
     throw bad(ENV.fds, `expected the number of inherited sockets (0 to ${MAX_FDS}), got ${JSON.stringify(countText)}`)
@@ -120,7 +129,8 @@ export function readHandoff (env: Env, inspectFd: (fd: number) => FdKind = fdKin
     sockets,
     instances: instancesText === undefined ? 1 : Number(instancesText),
     slot: slotText === undefined ? undefined : Number(slotText),
-    reusePort
+    reusePort,
+    drainTimeout: drainText === undefined ? undefined : Number(drainText)
   }
 }
 

@@ -198,3 +198,15 @@ function pidFile (value: unknown): string | undefined {
 
 // Keys Fastify itself may put in a plugin's options (register options).
 const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+/**
+ * Under a supervisor, its --drain-timeout is the longest a worker's drain may take: past it the
+ * supervisor kills the worker at shutdown, and a container runtime's stop timeout is sized to it.
+ * A longer drainTimeout of this instance is cut to it, and closeSpread to half of it unless it
+ * already ends before. Returns the options unchanged when there is no limit or it is not below.
+ */
+export function limitDrain (options: ResolvedOptions, limit: number | undefined): ResolvedOptions {
+  if (limit === undefined || limit >= options.drainTimeout) return options
+  const closeSpread = options.closeSpread < limit ? options.closeSpread : Math.floor(limit / 2)
+  return { ...options, drainTimeout: limit, closeSpread }
+}

@@ -9,7 +9,7 @@ import { HotReloadFacade } from './facade'
 import { Generation } from './generation'
 import { registerHealthRoutes } from './health'
 import { keepPidAtListen } from './keep-pid'
-import { resolveOptions } from './options'
+import { limitDrain, resolveOptions } from './options'
 import { describeSignalsBlocked, signalsBlockedHere } from './signal-path'
 import type { HotReloadOptions } from './types'
 
@@ -23,7 +23,8 @@ const booted = boot()
 let active: Generation | undefined
 
 const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: FastifyInstance, rawOptions) => {
-  const options = resolveOptions(rawOptions)
+  const asked = resolveOptions(rawOptions)
+  const options = limitDrain(asked, booted.handoff?.drainTimeout)
   const { parent, mode } = booted
   if (booted.error !== undefined) {
     parent?.failed(booted.error.message)
@@ -36,6 +37,10 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
   }
   if (active === undefined) warnAtStart(app)
+  if (options.drainTimeout < asked.drainTimeout) {
+    app.log.info({ hotReload: 'drain-limited', drainTimeout: options.drainTimeout, closeSpread: options.closeSpread, asked: asked.drainTimeout },
+      `hot-reload: drains take at most ${options.drainTimeout} ms here, the supervisor's --drain-timeout (drainTimeout asks ${asked.drainTimeout})`)
+  }
   // The process's first registration decides whether the process becomes its own supervisor.
   const stopKeepingPid = active === undefined ? keepPidAtListen(app, booted, options, () => active?.reloadDeferred === true) : () => {}
   const generation: Generation = active ?? new Generation({

@@ -326,3 +326,22 @@ test('a first generation that cannot start: the supervisor stops with exit code 
   t.notOk(service.find((l) => l.supervisor === 'restart-scheduled'), 'no restart scheduled')
   t.equal(service.filter((l) => l.supervisor === 'generation-starting').length, 1, 'one worker started')
 })
+
+test('--drain-timeout bounds the workers\' drains, whatever their drainTimeout: a stop cuts what is left then, and no worker has to be killed', async (t) => {
+  // The plugin's drainTimeout is its default (30 s): without the bound the worker would wait for the request, and be killed at 2 + 5 s.
+  const { dir, service } = startSupervised(t, { extra: ['--drain-timeout', '2000'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  t.match(service.find((l) => l.hotReload === 'drain-limited'), { drainTimeout: 2000, closeSpread: 1000, asked: 30000 }, 'the worker drains within the supervisor\'s bound')
+  const slow = get(target, '/slow?ms=20000').then(() => 'answered', (err) => err.code)
+  await sleep(300)
+  const stoppedAt = Date.now()
+  process.kill(service.pid, 'SIGTERM')
+  await service.exit
+  const took = Date.now() - stoppedAt
+  t.ok(took < 6000, `stopped within the bound, not at the kill (${took} ms)`)
+  t.equal(await slow, 'ECONNRESET', 'the request still running at the bound was cut')
+  t.match(service.find((l) => l.hotReloadEvent === 'drained'), { cutConnections: 1 }, 'the worker cut it itself')
+  t.notOk(service.find((l) => l.supervisor === 'worker-killed'), 'no worker killed')
+})

@@ -30,7 +30,8 @@ Options:
   --boot-nice <n>           a reload's new workers boot n niceness steps below the serving ones,
                             until they have listened (Linux; 0 to 19, default 10; 0: off)
   --ready-timeout <ms>      how long a new generation may take to be ready (default 30000)
-  --drain-timeout <ms>      how long an old generation may take to drain (default 30000)
+  --drain-timeout <ms>      how long an old generation may take to drain (default 30000); a worker's
+                            own drainTimeout is cut to it
   --restart-delay <ms>      first delay before restarting a crashed worker (default 100)
   --restart-max-delay <ms>  cap of the exponential restart delay (default 10000)
   --probation <ms>          a new generation must serve this long before the old one finishes; if

@@ -11,6 +11,7 @@
 // worker-messages.ts, the status snapshot status.ts, killing stragglers at shutdown stop-workers.ts.
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
+import { ENV } from '../handoff-env'
 import { unwrap, type ChildMessage } from '../ipc'
 import { runCohort } from '../reload'
 import { notServing, ReloadGate } from '../reload-result'
@@ -168,7 +169,8 @@ export class Supervisor extends EventEmitter {
     const { options } = this
     if (why === 'reload') options.status.reloading(next)
     const started = new Map<number, Worker>()
-    const command = { execPath: options.command[0], args: options.command.slice(1), cwd: options.cwd, env: { ...options.env, NOTIFY_SOCKET: undefined } }
+    // Our --drain-timeout bounds the workers' drains (lib/options.ts limitDrain).
+    const command = { execPath: options.command[0], args: options.command.slice(1), cwd: options.cwd, env: { ...options.env, NOTIFY_SOCKET: undefined, [ENV.drainTimeout]: String(options.drainTimeout) } }
     const outcome = await runCohort(next, slots, {
       serving: () => ({ generation: this.cohorts.current?.generation ?? 0, pid: this.servingPid ?? 0 }),
       plan: (slot) => this.held.planFor(slot, command, next, this.cohorts.instances),

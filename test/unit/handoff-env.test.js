@@ -162,7 +162,7 @@ test('clearHandoffEnv removes every handoff variable and nothing else', async (t
   }
   clearHandoffEnv(env)
   t.same(env, { PATH: '/usr/bin', NODE_ENV: 'production' })
-  t.same(Object.values(ENV).sort(), ['FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_INSTANCES', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_REUSEPORT', 'FASTIFY_HOT_RELOAD_SLOT', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'LISTEN_FDNAMES', 'LISTEN_FDS', 'LISTEN_PID'])
+  t.same(Object.values(ENV).sort(), ['FASTIFY_HOT_RELOAD_DRAIN_TIMEOUT', 'FASTIFY_HOT_RELOAD_GENERATION', 'FASTIFY_HOT_RELOAD_INSTANCES', 'FASTIFY_HOT_RELOAD_PARENT', 'FASTIFY_HOT_RELOAD_REUSEPORT', 'FASTIFY_HOT_RELOAD_SLOT', 'FASTIFY_HOT_RELOAD_SUPERVISED', 'LISTEN_FDNAMES', 'LISTEN_FDS', 'LISTEN_PID'])
   t.equal(readHandoff(env, socketFds), null, 'nothing left to read')
 })
 
@@ -190,6 +190,16 @@ test('FASTIFY_HOT_RELOAD_SLOT: a supervised worker\'s slot, or a clear error', a
   for (const bad of ['-1', '01', 'x', '']) {
     const err = thrown(() => readHandoff({ ...base, FASTIFY_HOT_RELOAD_SLOT: bad }, socketFds))
     t.match(err?.message, /FASTIFY_HOT_RELOAD_SLOT: expected a whole number of 0 or more/, `${JSON.stringify(bad)} is refused`)
+  }
+})
+
+test('FASTIFY_HOT_RELOAD_DRAIN_TIMEOUT: the supervisor\'s bound on a drain, or a clear error', async (t) => {
+  const base = handoffEnv([], 1, 4242, true)
+  t.equal(readHandoff(base, socketFds).drainTimeout, undefined, 'not said: no bound')
+  t.equal(readHandoff({ ...base, FASTIFY_HOT_RELOAD_DRAIN_TIMEOUT: '8000' }, socketFds).drainTimeout, 8000)
+  for (const bad of ['', '0', '-1', '8s', '1.5', '99999999999']) {
+    const err = thrown(() => readHandoff({ ...base, FASTIFY_HOT_RELOAD_DRAIN_TIMEOUT: bad }, socketFds))
+    t.match(err?.message, /FASTIFY_HOT_RELOAD_DRAIN_TIMEOUT: expected a whole number of milliseconds/, `${JSON.stringify(bad)} is refused`)
   }
 })
 

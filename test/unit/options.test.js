@@ -2,7 +2,7 @@
 // lib/options.ts: resolveOptions fills in the defaults and rejects every malformed option with
 // HOT_RELOAD_INVALID_OPTION and a message that names the option.
 const { test } = require('tap')
-const { resolveOptions, DEFAULTS } = require('../../dist/lib/options')
+const { resolveOptions, limitDrain, DEFAULTS } = require('../../dist/lib/options')
 
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
@@ -219,3 +219,13 @@ for (const [input, name, message] of invalid) {
     t.match(error?.message, message)
   })
 }
+
+test('limitDrain: a supervisor\'s --drain-timeout bounds drainTimeout, and closeSpread with it', async (t) => {
+  const defaults = resolveOptions({})
+  t.equal(limitDrain(defaults, undefined), defaults, 'no bound (standalone): unchanged')
+  t.equal(limitDrain(defaults, 30000), defaults, 'a bound not below: unchanged')
+  t.match(limitDrain(defaults, 8000), { drainTimeout: 8000, closeSpread: 4000 }, 'the default closeSpread: half the bound')
+  t.match(limitDrain(resolveOptions({ closeSpread: 3000 }), 8000), { drainTimeout: 8000, closeSpread: 3000 }, 'a closeSpread that ends before the bound is kept')
+  t.match(limitDrain(resolveOptions({ closeSpread: 20000 }), 8000), { drainTimeout: 8000, closeSpread: 4000 }, 'one that would not: half the bound')
+  t.equal(defaults.drainTimeout, 30000, 'the options given are not changed')
+})
