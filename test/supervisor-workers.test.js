@@ -67,6 +67,7 @@ for (const workers of [2, 3]) {
       const reload = await cli(['reload', '--control', control, '--json'])
       t.equal(reload.code, 0, `reload ${version - 1} exits 0 once all ${workers} new workers serve`)
       generations.push(await servingWorkers(service, control, version, workers))
+      t.same(JSON.parse(reload.stdout).workerPids.sort(), generations.at(-1).map((w) => w.pid).sort(), 'the answer names every new worker')
       await sleep(700)
     }
     const stats = [await keepAlive.stop(), await perRequest.stop()]
@@ -173,7 +174,9 @@ test('--workers 2 under systemd socket activation: both workers serve the activa
   t.ok(service.find((l) => l.supervisor === 'shared-socket'), 'the supervisor warned that the workers share the activated socket')
   for (const version of [2, 3]) {
     writeRelease(dir, { version, plugin: PLUGIN })
-    t.equal((await cli(['reload', '--control', control])).code, 0, `reload to ${version} exits 0`)
+    const reload = await cli(['reload', '--control', control])
+    t.equal(reload.code, 0, `reload to ${version} exits 0`)
+    t.match(reload.stdout, /^reloaded: generation \d+ \(pids \d+, \d+\) serving/, 'it names both new workers')
   }
   const last = await servingWorkers(service, control, 3, 2)
   await sleep(500)

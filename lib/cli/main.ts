@@ -31,7 +31,8 @@ async function reload (argv: string[]): Promise<number> {
   if (values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n')
   } else if (result.ok === true) {
-    process.stdout.write(`reloaded: generation ${result.generation} (pid ${result.pid}) serving after ${result.durationMs} ms\n`)
+    const pids = Array.isArray(result.workerPids) && result.workerPids.length > 1 ? `pids ${result.workerPids.join(', ')}` : `pid ${result.pid}`
+    process.stdout.write(`reloaded: generation ${result.generation} (${pids}) serving after ${result.durationMs} ms\n`)
   } else {
     const error = result.error as { code?: string, message?: string } | undefined
     process.stdout.write(`reload failed: ${error?.message ?? 'unknown error'} (${error?.code ?? 'no code'}); generation ${result.generation} (pid ${result.pid}) keeps serving\n`)

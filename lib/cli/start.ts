@@ -116,7 +116,11 @@ export async function start (argv: string[]): Promise<number> {
   })
   const answer = async (request: ControlRequest): Promise<object> => {
     if (request.command === 'status') return { ok: true, ...supervisor.status() }
-    return toWire(await supervisor.reload())
+    const result = toWire(await supervisor.reload())
+    if (!result.ok) return result
+    // Every worker of the new generation, for `reload` to name (the result names the first).
+    const workers = supervisor.status().workers.filter((w) => w.generation === result.generation && w.state === 'serving')
+    return { ...result, workerPids: workers.map((w) => w.pid) }
   }
   let control: Server
   try {
