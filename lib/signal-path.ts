@@ -4,10 +4,11 @@
 // the process it runs (`pm2 sendSignal`). When that process runs package.json's scripts (`CMD ["npm",
 // "start"]`, `npx fastify-hot-reload start`, `pm2 start npm -- start`, `node --run start`), the
 // signals stop there: npm, yarn, pnpm and Node's own task runner pass no SIGUSR2 or SIGHUP on (as
-// PID 1 the kernel drops them; otherwise they end the runner), and a SIGTERM sent to them alone
-// ends them without waiting for the app (`node --run` as PID 1 ignores it: the container's runtime
-// kills everything at its timeout), which is then killed with the container. Nothing inside the app can fix that; it can say so at
-// start. Read from /proc (Linux): our ancestors, parent first, up to PID 1.
+// PID 1 the kernel drops them; otherwise they end the runner), and all but Yarn 4 do not pass on a
+// SIGTERM sent to them alone either (npm ends without waiting for the app; `node --run` as PID 1
+// ignores it, and the container's runtime kills everything at its timeout): the app is killed
+// undrained. Nothing inside the app can fix that; it can say so at start. Read from /proc (Linux):
+// our ancestors, parent first, up to PID 1.
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 

@@ -71,20 +71,16 @@ export class HeldSockets {
   /**
    * At shutdown: gives up every socket a worker sent up, so that once the workers stop accepting
    * the kernel refuses new connections at once (as in standalone mode) instead of queueing them for
-   * no one until the drain ends. Returns how many. systemd's sockets (bare fds) stay: systemd holds
-   * them for the next start anyway.
+   * no one until the drain ends. systemd's sockets (bare fds) stay: systemd holds them for the next
+   * start anyway.
    */
-  closeAll (): number {
-    let closed = 0
+  closeAll (): void {
     const lists = this.perSlot ? [...this.bySlot.values()] : [this.shared]
     for (const list of lists) {
       for (const socket of list) {
         const handle = socket.handle as { close?: () => void } | undefined
-        if (typeof handle?.close !== 'function') continue
-        handle.close()
-        closed++
+        if (typeof handle?.close === 'function') handle.close()
       }
     }
-    return closed
   }
 }
