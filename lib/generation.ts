@@ -307,6 +307,9 @@ export class Generation {
     this.removeShutdown = undefined
     this.balance.stop()
     this.reloads.cancel('reload cancelled: the app is closing')
-    if (!draining) this.lifecycle.to('closed')
+    if (draining) return
+    this.lifecycle.to('closed')
+    // Closed by the app, not by a drain: the process ends as it would without us.
+    this.context.parent?.release()
   }
 }

@@ -80,7 +80,7 @@ class Supervised implements Mode {
   constructor (private readonly supervisorPid: number) {}
 
   connectParent (port: ProcessPort): ParentLink | undefined {
-    return ParentLink.connect(port, { cutChannelOnBareCommit: false })
+    return ParentLink.connect(port, { cutChannelOnBareCommit: false, supervisorChannel: true })
   }
 
   /** A worker never serves on the supervisor's sockets by itself: no one would reload or stop it. */

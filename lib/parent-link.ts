@@ -40,6 +40,8 @@ export interface ParentOrders {
 export interface ParentLinkOptions {
   /** Standalone: a bare commit (from a release that does not keep the channel) cuts it here. */
   cutChannelOnBareCommit: boolean
+  /** Supervised: the channel is the supervisor's, ours to cut (standalone it may be PM2's or nodemon's). */
+  supervisorChannel?: boolean
 }
 
 export class ParentLink {
@@ -71,16 +73,20 @@ export class ParentLink {
       reloading: () => {},
       reloadFinished: () => {}
     }
-    port.on('message', (raw: unknown, handle: unknown) => this.onMessage(raw, handle))
+    port.on('message', this.onRawMessage)
     // A parent that is gone can no longer serve: we are the serving generation.
-    port.once('disconnect', () => {
-      this.settle('commit')
-      for (const [id, resolve] of this.reloads) {
-        resolve(notServing(port.pid, 'the supervisor is gone'))
-        this.reloads.delete(id)
-      }
-      for (const settle of this.passing.values()) settle(new Error('the supervisor is gone'))
-    })
+    port.once('disconnect', this.onDisconnect)
+  }
+
+  private readonly onRawMessage = (raw: unknown, handle: unknown): void => this.onMessage(raw, handle)
+
+  private readonly onDisconnect = (): void => {
+    this.settle('commit')
+    for (const [id, resolve] of this.reloads) {
+      resolve(notServing(this.port.pid, 'the supervisor is gone'))
+      this.reloads.delete(id)
+    }
+    for (const settle of this.passing.values()) settle(new Error('the supervisor is gone'))
   }
 
   /** The link to our parent, when we were started with an IPC channel. */
@@ -153,6 +159,17 @@ export class ParentLink {
 
   failed (message: string): void {
     this.send({ type: 'failed', message })
+  }
+
+  /**
+   * The app closed every instance by itself: the channel must not keep the process alive, as nothing
+   * of ours would without a parent. (A worker would otherwise stay, serving nothing, while its
+   * supervisor's copy of the socket queued connections for it.)
+   */
+  release (): void {
+    this.port.off('message', this.onRawMessage)
+    this.port.off('disconnect', this.onDisconnect)
+    if (this.options.supervisorChannel === true) this.port.disconnect()
   }
 
   /** We shut down on purpose: whoever watches our probation must not take it for a failure. */

@@ -345,3 +345,17 @@ test('--drain-timeout bounds the workers\' drains, whatever their drainTimeout: 
   t.match(service.find((l) => l.hotReloadEvent === 'drained'), { cutConnections: 1 }, 'the worker cut it itself')
   t.notOk(service.find((l) => l.supervisor === 'worker-killed'), 'no worker killed')
 })
+
+test('an app that closes itself under the supervisor: its worker ends as the process would without the plugin, and the supervisor starts another', async (t) => {
+  const { dir, service } = startSupervised(t, { extra: ['--restart-delay', '200'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, closeAfterMs: 1000 })
+  const target = await servingTarget(service)
+  const first = await service.generationServing(1)
+  // The next worker the supervisor starts is the same release without the close.
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  await waitUntilGone(first, 10000)
+  t.pass('the worker whose app closed itself exited')
+  const answer = await get(target)
+  t.equal(answer.status, 200, 'the service answers again')
+  t.not(answer.body.pid, first, 'from a new worker')
+})

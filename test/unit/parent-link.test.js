@@ -138,3 +138,13 @@ test('a connection handed up resolves once the supervisor says it passed it on (
   await third.sending
   t.type(third.settled(), Error, 'rejected when the supervisor is gone')
 })
+
+test('release (the app closed itself): the link stops listening, so the channel keeps nothing alive; a supervisor\'s channel is cut too', async (t) => {
+  const standalone = new FakePort()
+  new ParentLink(standalone, { cutChannelOnBareCommit: true }).release()
+  t.same([standalone.listenerCount('message'), standalone.listenerCount('disconnect'), standalone.disconnects], [0, 0, 0],
+    'standalone (the channel may be PM2\'s or nodemon\'s): our listeners go, the channel stays')
+  const supervised = new FakePort()
+  new ParentLink(supervised, { cutChannelOnBareCommit: false, supervisorChannel: true }).release()
+  t.same([supervised.listenerCount('message'), supervised.disconnects], [0, 1], 'supervised: cut')
+})
