@@ -135,7 +135,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     clusterWorker: booted.clusterWorker,
     script: booted.launch.args[0],
     canExecve: typeof execve === 'function',
-    supervisorLoadable: canLoadSupervisor(BIN, booted.launch.execArgv, startedEnvironment()),
+    supervisorLoadable: canLoadSupervisor(BIN, booted.launch.execArgv, booted.launch.env),
     mainThread: isMainThread,
     nodeVersion: process.version,
     options

@@ -15,7 +15,7 @@ export class ReloadNews {
   /** A new worker of `generation` was spawned for `slot` (its pid undefined when the spawn failed). */
   started (slot: number, generation: number, successorPid: number | undefined): void {
     for (const worker of this.told) {
-      if (worker.slot === slot) send(worker.child, { type: 'reloading', generation, ...(successorPid !== undefined ? { successorPid } : {}) })
+      if (worker.slot === slot) send(worker.child, { type: 'reloading', generation, successorPid })
     }
   }
 
