@@ -10,7 +10,7 @@ import type { Boot } from './boot'
 import { hotReloadError } from './errors'
 import { addListenHook } from './listen-interceptor'
 import { nameFromCommand } from './supervisor/control'
-import { startedEnvironment, type Launch } from './launch'
+import { type Launch } from './launch'
 import { canLoadSupervisor, runnerPreloads, supervisorEnvironment } from './supervisor-image'
 import type { ResolvedOptions } from './options'
 import { SUPERVISOR_SIGNALS } from './validate'
@@ -164,7 +164,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     // pino writes asynchronously: what is still on its way would be lost with the process image.
     flushLog(app, () => {
       try {
-        (execve as Execve)(argv[0], argv, supervisorEnvironment(startedEnvironment()))
+        (execve as Execve)(argv[0], argv, supervisorEnvironment(booted.launch.env))
       } catch (err) {
         app.log.error({ hotReload: 'supervisor-failed', err, keepPid: false }, 'hot-reload: could not become the supervisor; reloads stay standalone')
         listen(args)

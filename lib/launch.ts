@@ -79,11 +79,6 @@ export function startedEnv (environ: string[] | null, fallback: Record<string, s
   return env
 }
 
-/** The whole environment this process was started with, handoff and activation variables included. */
-export function startedEnvironment (): Record<string, string> {
-  return startedEnv(procStrings('/proc/self/environ'), process.env)
-}
-
 export function captureLaunch (): Launch {
   const realCwd = process.cwd()
   const cwd = logicalCwd(process.env.PWD, realCwd)
@@ -93,6 +88,7 @@ export function captureLaunch (): Launch {
     execArgv: [...process.execArgv],
     args: script === undefined ? [] : [rebaseScript(resolve(realCwd, script), realCwd, cwd), ...rest],
     cwd,
-    env: startedEnvironment()
+    // The whole environment this process was started with, handoff and activation variables included.
+    env: startedEnv(procStrings('/proc/self/environ'), process.env)
   }
 }
