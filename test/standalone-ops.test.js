@@ -21,6 +21,20 @@ function cli (args) {
 
 const readPid = (file) => Number(fs.readFileSync(file, 'utf8').trim())
 
+/**
+ * `reload --pid-file --json` of a good release: exit 0, the expected answer, then the pid file names
+ * the new generation and the old one is gone. Returns the answer.
+ */
+async function goodReloadByPidFile (t, pidFile, expected) {
+  const answer = await cli(['reload', '--pid-file', pidFile, '--json'])
+  t.equal(answer.code, 0, `exit 0 on the good release (generation ${expected.generation})`)
+  const result = JSON.parse(answer.stdout)
+  t.match(result, { ok: true, ...expected })
+  await waitFor(() => readPid(pidFile) === result.pid, 5000, 'the pid file to name the new generation')
+  await waitUntilGone(expected.fromPid)
+  return result
+}
+
 test('pid file, and a reload command that answers for a standalone service', async (t) => {
   const dir = tempDir(t)
   const pidFile = path.join(dir, 'app.pid')
@@ -32,12 +46,7 @@ test('pid file, and a reload command that answers for a standalone service', asy
   await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
   t.equal(readPid(pidFile), service.pid, 'the pid file names the serving generation')
   writeRelease(dir, { version: 2, plugin })
-  const good = await cli(['reload', '--pid-file', pidFile, '--json'])
-  t.equal(good.code, 0, 'exit 0 on a good release')
-  const result = JSON.parse(good.stdout)
-  t.match(result, { ok: true, generation: 2, fromPid: service.pid })
-  await waitFor(() => readPid(pidFile) === result.pid, 5000, 'the pid file to name the new generation')
-  await waitUntilGone(service.pid)
+  const result = await goodReloadByPidFile(t, pidFile, { generation: 2, fromPid: service.pid })
   writeRelease(dir, { version: 3, throwAtBoot: true })
   const broken = await cli(['reload', '--pid-file', pidFile])
   t.equal(broken.code, 1, 'exit 1 on a broken release')
@@ -45,12 +54,7 @@ test('pid file, and a reload command that answers for a standalone service', asy
   t.equal(readPid(pidFile), result.pid, 'the pid file still names generation 2')
   // At once after the failure, from the same pid: the answer is this reload's, not the failure's record.
   writeRelease(dir, { version: 4, plugin })
-  const fixed = await cli(['reload', '--pid-file', pidFile, '--json'])
-  t.equal(fixed.code, 0, 'exit 0 on the good release right after a broken one')
-  const fixedResult = JSON.parse(fixed.stdout)
-  t.match(fixedResult, { ok: true, generation: 3, fromPid: result.pid })
-  await waitFor(() => readPid(pidFile) === fixedResult.pid, 5000, 'the pid file to name the newest generation')
-  await waitUntilGone(result.pid)
+  const fixedResult = await goodReloadByPidFile(t, pidFile, { generation: 3, fromPid: result.pid })
   process.kill(fixedResult.pid, 'SIGTERM')
   await waitUntilGone(fixedResult.pid)
   t.notOk(fs.existsSync(pidFile), 'a graceful shutdown removes the pid file')
