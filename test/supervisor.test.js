@@ -128,6 +128,32 @@ test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile 
   t.ok(service.find((l) => l.supervisor === 'worker-crashed' && l.signal === 'SIGKILL' && l.workerPid === before.body.pid), 'the crash is logged')
 })
 
+test('the serving worker dies while a reload boots, and the reload fails: the slot is restarted, and requests that waited succeed', async (t) => {
+  // As when a container's memory limit kills both processes of a reload.
+  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  const before = await get(target)
+  writeRelease(dir, { version: 2, slowBootMs: 1500, plugin: PLUGIN })
+  const reload = cli(['reload', '--control', control, '--json'])
+  const successor = await waitFor(() => service.find((l) => l.supervisor === 'generation-starting' && l.generation === 2), 10000, 'the successor to start')
+  process.kill(before.body.pid, 'SIGKILL')
+  await waitUntilGone(before.body.pid)
+  process.kill(successor.workerPid, 'SIGKILL')
+  const answer = await reload
+  t.equal(answer.code, 1, 'the reload failed')
+  t.match(JSON.parse(answer.stdout), { ok: false, error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED' } })
+  // Requests that came while no worker ran wait in the accept queue for the restarted one.
+  const answers = await Promise.all(Array.from({ length: 5 }, () => get(target)))
+  t.ok(answers.every((a) => a.status === 200), 'every request succeeded')
+  t.ok(answers.every((a) => a.body.pid !== before.body.pid && a.body.pid !== successor.workerPid), 'served by a restarted worker')
+  t.ok(service.find((l) => l.supervisor === 'restart-scheduled'), 'the restart is logged')
+  const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.equal(status.state, 'serving')
+  t.equal(status.workers.length, 1, 'one worker serves')
+})
+
 test('systemd socket activation: the supervisor serves on the activated socket and reloads with 0 failed', async (t) => {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })

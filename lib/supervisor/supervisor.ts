@@ -134,6 +134,7 @@ export class Supervisor extends EventEmitter {
         return await (batch < this.slots.length ? this.rollingReload(batch) : this.launch('reload', this.slots))
       } finally {
         this.news = undefined
+        this.restartVacantSlots()
       }
     }).result
   }
@@ -301,11 +302,25 @@ export class Supervisor extends EventEmitter {
     if (!this.gate.busy) this.scheduleRestart(worker.slot)
   }
 
+  /**
+   * After a reload: a serving worker that crashed while it ran was left to it (crashes meanwhile
+   * schedule no restart). A reload that failed leaves its slot empty: restart it now.
+   */
+  private restartVacantSlots (): void {
+    if (this.stopping !== undefined) return
+    const current = this.cohorts.current
+    // With no generation serving, one restart starts a whole one.
+    const vacant = current === undefined ? this.slots.slice(0, 1) : this.slots.filter((slot) => !current.workers.has(slot))
+    for (const slot of vacant) this.scheduleRestart(slot)
+  }
+
   /** After the slot's backoff: a new worker joins the serving generation, or (none serves) a new generation starts. */
   private scheduleRestart (slot: number): void {
     if (this.stopping !== undefined) return
     const scheduled = this.restarts.schedule(slot, () => {
       const current = this.cohorts.current
+      // Another slot's restart is starting a whole generation already: that one covers this slot too.
+      if (current === undefined && this.starting.length > 0) return
       const run = current === undefined ? this.launch('restart', this.held.all().length === 0 ? [slot] : this.slots) : this.launch('restart', [slot], current)
       void run.then((result) => {
         const now = this.cohorts.current
