@@ -23,6 +23,11 @@ export type ChildMessage =
   | { type: 'listening' }
   | { type: 'failed', message: string }
   /**
+   * Told to abort, the successor drains and exits: the parent waits for that (absent from older
+   * releases, which are given only a short time then).
+   */
+  | { type: 'aborting' }
+  /**
    * A listening socket, sent with its handle: one the worker bound itself (supervised mode), or a
    * copy of an adopted one that the previous generation keeps during the probation (standalone).
    */

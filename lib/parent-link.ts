@@ -245,6 +245,8 @@ export class ParentLink {
       // So that the old generation's exit is not held up by the channel.
       if (this.options.cutChannelOnBareCommit && !this.keepChannel) this.port.disconnect()
     } else {
+      // Said first: the parent then waits for our drain instead of taking us for hung.
+      this.send({ type: 'aborting' })
       this.orders.abort()
     }
     for (const resolve of this.waiting.splice(0)) resolve(verdict)

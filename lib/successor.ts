@@ -110,6 +110,7 @@ function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
 function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, spawnedAt: number, expose: (cancel: (reason: string) => void) => void, listened: () => void): Promise<SuccessorOutcome> {
   return new Promise((resolve) => {
     let settled = false
+    let listenedYet = false
     const listenerCopies: ListenerCopy[] = []
     const exited = new Promise<void>((resolveExit) => {
       if (child.exitCode !== null || child.signalCode !== null) resolveExit()
@@ -135,13 +136,14 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       for (const copy of listenerCopies.splice(0)) copy.handle.close()
       // Keep an 'error' listener: a late EPIPE on the channel must not crash the serving process.
       child.on('error', () => {})
-      takeDown(child, exited, timings.abortGrace).then(() => resolve({ ok: false, pid: child.pid, error }))
+      takeDown(child, exited, timings.abortGrace, listenedYet).then(() => resolve({ ok: false, pid: child.pid, error }))
     }
 
     function onMessage (raw: unknown, handle: unknown): void {
       const message = unwrap(raw) as ChildMessage | undefined
       if (message === undefined) return
       if (message.type === 'listening') {
+        listenedYet = true
         priority.restore()
         listened()
       } else if (message.type === 'listener') {
@@ -151,7 +153,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         cleanup()
         child.on('error', () => {})
         const bootMs = typeof message.listenedAt === 'number' && message.listenedAt >= spawnedAt ? Math.round(message.listenedAt - spawnedAt) : undefined
-        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace) })
+        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace, true) })
       } else if (message.type === 'failed') {
         fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
       }
@@ -235,13 +237,33 @@ export class SuccessorChannel {
   }
 }
 
-/** Asks the successor to drain and exit; kills it when it does not in time. Resolves when gone. */
-function takeDown (child: ChildProcess, exited: Promise<void>, grace: number): Promise<void> {
+/**
+ * How long a successor told to abort has to exit, or to say it drains ('aborting'), before it is
+ * killed. One that has not listened holds no connection to drain; one that does not answer is
+ * stopped or stuck (in its boot, in synchronous code) and would not drain anyway. Either would
+ * otherwise hold the reload's failure, and a stop waiting for it, for the whole `grace`.
+ */
+export const ABORT_ANSWER_MS = 2_000
+
+/**
+ * Asks the successor to drain and exit; kills it when it does not in time: `grace` once it said
+ * it drains, if it has `listened` (it may hold connections), else ABORT_ANSWER_MS. Resolves when gone.
+ */
+function takeDown (child: ChildProcess, exited: Promise<void>, grace: number, listened: boolean): Promise<void> {
   if (child.pid === undefined) return Promise.resolve()
+  const kill = (): void => { child.kill('SIGKILL') }
+  let killer = setTimeout(kill, Math.min(ABORT_ANSWER_MS, grace))
+  const onAnswer = (raw: unknown): void => {
+    if ((unwrap(raw) as ChildMessage | undefined)?.type !== 'aborting') return
+    child.off('message', onAnswer)
+    clearTimeout(killer)
+    killer = setTimeout(kill, grace)
+  }
+  if (listened) child.on('message', onAnswer)
   send(child, { type: 'abort' })
-  const killer = setTimeout(() => child.kill('SIGKILL'), grace)
   return exited.then(() => {
     clearTimeout(killer)
+    child.off('message', onAnswer)
     if (child.connected) child.disconnect()
   })
 }

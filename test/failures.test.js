@@ -57,7 +57,7 @@ async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepA
   t.equal(health.statusCode, 200, '/health stays 200')
   health.resume()
   t.ok(service.find((l) => l.hotReload === 'reload-failed' && l.generation === 1 && l.pid === service.pid && l.level === 50), 'the failure is logged as an error')
-  return { service, target, dir }
+  return { service, target, dir, result }
 }
 
 test('a successor that throws at boot', async (t) => {
@@ -76,6 +76,20 @@ test('a successor whose own /health never says ready is taken down at readyTimeo
   // Long enough for a slow successor to boot and run its first check before it is taken down.
   const { service } = await failedReload(t, { notReady: true }, 'HOT_RELOAD_READY_TIMEOUT', { ...PLUGIN, readyTimeout: 6000 })
   t.ok(service.find((l) => l.hotReload === 'successor-not-ready' && typeof l.reason === 'string' && l.pid !== service.pid), 'the successor said why it was not ready')
+})
+
+test('a successor stuck in its plugins\' boot (it never listens) is given up soon after readyTimeout, not after its drainTimeout', async (t) => {
+  // Its abort would wait for a boot that does not end; it holds no connection, so it is killed.
+  const plugin = { ...PLUGIN, drainTimeout: 30000 }
+  const { result } = await failedReload(t, { slowBootMs: 120000 }, 'HOT_RELOAD_READY_TIMEOUT', plugin)
+  // Before: only when Fastify's own pluginTimeout (10 s) ended the boot, or at readyTimeout + drainTimeout + 1 s.
+  t.ok(result.durationMs < 9000, `failed ${result.durationMs} ms after reload() (readyTimeout ${plugin.readyTimeout}, drainTimeout ${plugin.drainTimeout})`)
+})
+
+test('a successor that listened and is taken down says it drains: its onClose hooks are let finish', async (t) => {
+  // Its close takes longer than a successor that does not answer is given.
+  const { service } = await failedReload(t, { notReady: true, onCloseMs: 3000 }, 'HOT_RELOAD_READY_TIMEOUT', { ...PLUGIN, readyTimeout: 6000, drainTimeout: 10000 })
+  t.ok(service.find((l) => l.event === 'onClose-ran' && l.version === 2 && l.pid !== service.pid), 'the successor\'s onClose hook finished before it exited')
 })
 
 test('a successor that is not ready never takes a connection, under new connections too', async (t) => {
