@@ -9,8 +9,9 @@
 // how long it has been idle) and from then on follows every request and response itself.
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { Server as TlsServer } from 'node:tls'
 import { DrainSweep } from './drain-sweep'
-import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, timerClock } from './node-internals'
+import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, isEncrypted, timerClock } from './node-internals'
 
 /** @internal what a drain knows of one connection (read by DrainSweep too). */
 export interface ConnectionState {
@@ -86,7 +87,10 @@ export class ConnectionTracker {
     // At registration: a Node whose internals differ stops the app now, not in the middle of a drain.
     checkConnectionInternals()
     this.requestListeners.set(server, (request, response) => this.onRequest(request, response, server))
-    server.prependListener('connection', (socket: Socket) => this.onConnection(socket, server))
+    // Over TLS the HTTP server's socket is the TLSSocket, not the TCP one 'connection' gives: its
+    // requests, parser and timers are there, and the drain must know it busy by them.
+    const connectionEvent = (server as unknown) instanceof TlsServer ? 'secureConnection' : 'connection'
+    server.prependListener(connectionEvent, (socket: Socket) => this.onConnection(socket, server))
     server.prependListener('upgrade', (request: IncomingMessage) => this.onUpgrade(request.socket, server))
     // An HTTP/2 connection may carry long streams while its client sends nothing: it is never idle
     // here, like an upgrade. Its streams are not counted (see Http2Sessions); it ends with its session.
@@ -261,7 +265,7 @@ export class ConnectionTracker {
     for (const [socket, server] of this.open) {
       if (found.length >= max) break
       // Not one the server is ending (a `Connection: close` response went out).
-      if (socket.destroyed || !socket.writable || this.upgradedSockets.has(socket) || currentResponse(socket) !== null) continue
+      if (socket.destroyed || !socket.writable || this.upgradedSockets.has(socket) || currentResponse(socket) !== null || isEncrypted(socket)) continue
       if (socket.bytesRead > 0 && hasHttp1Parser(socket) && readyToMove(socket, server)) found.push({ socket, server })
     }
     return found

@@ -57,7 +57,7 @@ export function detachConnection (socket: Socket): object | null {
   const handle = internals._handle
   const parser = internals.parser
   // HTTP/1 connections only: an HTTP/2 session has no HTTP/1 parser, a TLS socket is `encrypted`.
-  if (internals.encrypted === true || parser === undefined || parser === null || typeof parser.unconsume !== 'function') return null
+  if (isEncrypted(socket) || parser === undefined || parser === null || typeof parser.unconsume !== 'function') return null
   if (handle === undefined || handle === null || typeof handle.readStop !== 'function' || typeof handle.readStart !== 'function') return null
   if (parser._consumed === true) {
     parser.unconsume()
@@ -143,17 +143,19 @@ export function handleOfHeldFd (fd: number): object {
 }
 
 /**
- * The connection (as a server's 'connection' event gave it) that carries an HTTP/2 session: Node
- * gives only a proxy of its socket (session.socket). The session holds it under a symbol; over TLS
- * that is the TLSSocket, whose _parent is the accepted TCP socket. Null when not what this knows.
+ * The connection that carries an HTTP/2 session, as the server's connection listener got it (the
+ * TCP socket of 'connection' for h2c, the TLSSocket of 'secureConnection' over TLS): Node gives
+ * only a proxy of it (session.socket), and holds it under a symbol. Null when not what this knows.
  */
 export function http2SessionConnection (session: object): Socket | null {
   const symbol = Object.getOwnPropertySymbols(session).find((s) => s.description === 'socket')
   const socket = symbol === undefined ? undefined : (session as Record<symbol, unknown>)[symbol]
-  if (!(socket instanceof NetSocket)) return null
-  if ((socket as unknown as SocketInternals).encrypted !== true) return socket
-  const parent = (socket as unknown as { _parent?: unknown })._parent
-  return parent instanceof NetSocket ? parent : null
+  return socket instanceof NetSocket ? socket : null
+}
+
+/** A TLS connection: its bytes are decrypted in this process, so it cannot move to another. */
+export function isEncrypted (socket: Socket): boolean {
+  return (socket as unknown as SocketInternals).encrypted === true
 }
 
 // ---- what a drain asks about connections it did not follow request by request ----------------

@@ -49,6 +49,48 @@ test('a long request started before the reload finishes with 200 on the old code
   t.same(exit, { code: 0, signal: null }, 'the old generation exited 0')
 })
 
+test('HTTPS: a long request in flight finishes with 200 across a reload and across SIGTERM (its TLS connection is busy, not idle)', async (t) => {
+  const https = require('node:https')
+  const path = require('node:path')
+  const { execFile } = require('node:child_process')
+  const dir = tempDir(t)
+  const key = path.join(dir, 'key.pem')
+  const cert = path.join(dir, 'cert.pem')
+  await new Promise((resolve, reject) => execFile('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { timeout: 30000 }, (err) => err ? reject(err) : resolve()))
+  // Requests that last longer than idleGrace: a drain that took their connections for idle cut them then.
+  const plugin = { idleGrace: 300 }
+  writeRelease(dir, { version: 1, plugin, https: { key, cert } })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const getSecure = (route) => new Promise((resolve, reject) => {
+    https.get({ host: url.hostname, port: Number(url.port), path: route, agent: false, rejectUnauthorized: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(body) }))
+    }).on('error', reject)
+  })
+  const acrossReload = getSecure('/slow?ms=1500')
+  await sleep(300)
+  writeRelease(dir, { version: 2, plugin, https: { key, cert } })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  const first = await acrossReload
+  t.equal(first.status, 200, 'the request in flight at the reload succeeded')
+  t.match(first.body, { version: 1, pid: service.pid }, 'on the old code, in the old process')
+  await waitUntilGone(service.pid)
+  t.same(await service.exit, { code: 0, signal: null }, 'the old generation exited 0')
+  const acrossStop = getSecure('/slow?ms=1500')
+  await sleep(300)
+  process.kill(successor, 'SIGTERM')
+  const second = await acrossStop
+  t.equal(second.status, 200, 'the request in flight at SIGTERM succeeded')
+  t.match(second.body, { version: 2, pid: successor })
+  await waitUntilGone(successor)
+  const drained = service.filter((l) => l.hotReloadEvent === 'drained')
+  t.ok(drained.length >= 1 && drained.every((l) => !l.cutConnections), 'no drain cut a connection')
+})
+
 test('/health on a keep-alive connection to a draining generation answers 503', async (t) => {
   // The ordinary drain: with connectionHandoff this idle connection would move to generation 2.
   const { dir, service, target } = await startService(t, { idleGrace: 5000, connectionHandoff: false })

@@ -184,7 +184,7 @@ test(`parserIsIdle: a connection whose first request has not begun is idle, acce
   first.send('bye')
 })
 
-test(`http2SessionConnection: the socket the 'connection' event gave, for h2c and over TLS (Node ${process.version})`, async (t) => {
+test(`http2SessionConnection: the socket the server's connection listener got ('connection' for h2c, 'secureConnection' over TLS) (Node ${process.version})`, async (t) => {
   const http2 = require('node:http2')
   const { execFileSync } = require('node:child_process')
   const { http2SessionConnection } = require('../../dist/lib/node-internals')
@@ -196,7 +196,7 @@ test(`http2SessionConnection: the socket the 'connection' event gave, for h2c an
       ? http2.createSecureServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) })
       : http2.createServer()
     const accepted = []
-    server.on('connection', (socket) => accepted.push(socket))
+    server.on(tls ? 'secureConnection' : 'connection', (socket) => accepted.push(socket))
     const found = new Promise((resolve) => server.once('session', (session) => resolve(http2SessionConnection(session))))
     await listen(server, { host: '127.0.0.1', port: 0 })
     const client = http2.connect(`${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`, { rejectUnauthorized: false })
