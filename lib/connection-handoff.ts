@@ -50,6 +50,15 @@ export function moveRampMs (probationMs: number, drainTimeoutMs: number): number
 }
 
 /**
+ * When a drain's moves are over (ConnectionTracker.endMoves): a connection still busy then closes
+ * after its response. Twice the ramp and a second (moves wait for the receiver's ACK, one at a time,
+ * and a busy connection for a response that ends while one has room), and well before the deadline.
+ */
+export function movesDeadlineMs (rampMs: number, drainTimeoutMs: number): number {
+  return Math.min(2 * rampMs + 1_000, drainTimeoutMs * 0.75)
+}
+
+/**
  * A drain's ramp: the one asked for (a supervisor's, from its own probation) or else our options',
  * never more than half our own drain's deadline.
  */
@@ -68,6 +77,7 @@ export class ConnectionHandoff {
   private spacingMs = 0
   private nextMoveAt = 0
   private rampTimer: NodeJS.Timeout | undefined
+  private movesTimer: NodeJS.Timeout | undefined
   /** The drain is being cut: whatever can move goes now, without waiting for its turn. */
   private rushing = false
 
@@ -82,10 +92,19 @@ export class ConnectionHandoff {
     return this.rushing || (this.inFlight.size < MOVES_AT_ONCE && performance.now() >= this.nextMoveAt)
   }
 
-  /** A drain begins with `connections` open: its moves are spread over `rampMs` (moveRampMs). */
-  beginRamp (connections: number, rampMs: number): void {
+  /**
+   * A drain begins with `connections` open: its moves are spread over `rampMs` (moveRampMs), and
+   * are over at `movesEndMs` (movesDeadlineMs).
+   */
+  beginRamp (connections: number, rampMs: number, movesEndMs: number): void {
     this.spacingMs = connections > 1 ? rampMs / connections : 0
     this.nextMoveAt = 0
+    if (this.movesTimer !== undefined) clearTimeout(this.movesTimer)
+    this.movesTimer = setTimeout(() => {
+      this.movesTimer = undefined
+      this.tracker.endMoves()
+    }, movesEndMs)
+    this.movesTimer.unref()
   }
 
   /**
@@ -103,6 +122,8 @@ export class ConnectionHandoff {
   endRamp (): void {
     this.rushing = false
     this.stopSpacing()
+    if (this.movesTimer !== undefined) clearTimeout(this.movesTimer)
+    this.movesTimer = undefined
   }
 
   private stopSpacing (): void {

@@ -28,6 +28,8 @@ export interface ConnectionState {
   tracker: ConnectionTracker
   /** The handoff was refused for this connection: it drains here the ordinary way. */
   stays: boolean
+  /** It could have moved once, but another move had the turn. */
+  missedTurn: boolean
 }
 
 /** Moves an idle connection to the next generation; false when it cannot (it then drains here). */
@@ -54,8 +56,12 @@ export class ConnectionTracker {
   /** Per watched server, its 'request' listener: attached while a drain runs, and only then. */
   private readonly requestListeners = new Map<HttpServer, RequestListener>()
   private draining = false
+  /** The drain's moves are over (endMoves): a busy connection still here closes after its response. */
+  private movesOver = false
   private handoff: Handoff | undefined
   private readyToMove: ReadyToMove | undefined
+  /** False while another move has the turn (connection-handoff.ts: one at a time, spread over a ramp). */
+  private hasRoom: (() => boolean) | undefined
   private moved = 0
   /** The idle sweep while a drain runs (lib/drain-sweep.ts). */
   private readonly sweeper: DrainSweep
@@ -127,7 +133,7 @@ export class ConnectionTracker {
   private stateOf (socket: Socket, server: HttpServer): ConnectionState {
     let state = this.connections.get(socket)
     if (state === undefined) {
-      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: this.upgradedSockets.has(socket), server, socket, tracker: this, stays: false }
+      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: this.upgradedSockets.has(socket), server, socket, tracker: this, stays: false, missedTurn: false }
       this.connections.set(socket, state)
       // A socket the 'connection' event never showed us (an HTTP/2 request's socket proxy, say).
       if (!this.open.has(socket)) {
@@ -158,6 +164,7 @@ export class ConnectionTracker {
     const listening = followed.has(response)
     followed.set(response, state)
     state.busy++
+    if (this.movesOver && state.missedTurn) state.stays = true
     if (this.staysHere(state)) {
       if (!response.headersSent) response.setHeader('connection', 'close')
     } else {
@@ -194,6 +201,11 @@ export class ConnectionTracker {
   private tryHandoff (socket: Socket, state: ConnectionState): void {
     if (this.handoff === undefined || this.staysHere(state) || !this.connections.has(socket)) return
     // Not yet: it is tried again after its next response, or at the next sweep.
+    if (this.hasRoom !== undefined && !this.hasRoom()) {
+      // Another move has the turn: served here meanwhile, and closed after a response once the moves are over (endMoves).
+      state.missedTurn = true
+      return
+    }
     if (this.readyToMove !== undefined && !this.readyToMove(socket, state.server)) return
     if (this.handoff(socket, state.server)) {
       this.connections.delete(socket)
@@ -218,11 +230,13 @@ export class ConnectionTracker {
    * From now on every response says `Connection: close`; idle connections are closed once idle for
    * `idleGrace` ms. Resolves when no connection is left (the caller stops accepting first).
    */
-  drain (idleGrace: number, handoff?: Handoff, readyToMove?: ReadyToMove): Promise<void> {
+  drain (idleGrace: number, handoff?: Handoff, readyToMove?: ReadyToMove, hasRoom?: () => boolean): Promise<void> {
     if (!this.draining) {
       this.draining = true
+      this.movesOver = false
       this.handoff = handoff
       this.readyToMove = readyToMove
+      this.hasRoom = hasRoom
       for (const server of this.requestListeners.keys()) this.listenForRequests(server)
       const now = Date.now()
       const clock = timerClock()
@@ -247,6 +261,26 @@ export class ConnectionTracker {
         resolve()
       }
     })
+  }
+
+  /**
+   * The drain's moves are over (connection-handoff.ts movesDeadlineMs). A connection still here
+   * that missed its turn (its responses ended while another move had it, and its client sent the
+   * next request at once) would be served here, on the old code, until the deadline cut it with a
+   * request in flight: from now on it closes after its response, and its client reconnects to the
+   * new generation. Idle ones still move, and so does one busy with its first response since the drain began.
+   */
+  endMoves (): void {
+    if (!this.draining || this.handoff === undefined) return
+    this.movesOver = true
+    for (const state of this.connections.values()) {
+      if (state.busy === 0 || !state.missedTurn || this.staysHere(state)) continue
+      const unsent = [...state.responses].filter((response) => !response.headersSent)
+      // Its response under way said keep-alive already: it may still move once that ends.
+      if (unsent.length === 0) continue
+      state.stays = true
+      for (const response of unsent) response.setHeader('connection', 'close')
+    }
   }
 
   /** Open connections, drain or not (what a worker reports to the supervisor's balance). */
@@ -293,6 +327,7 @@ export class ConnectionTracker {
   resume (): void {
     if (!this.draining) return
     this.draining = false
+    this.movesOver = false
     this.handoff = undefined
     this.moved = 0
     this.sweeper.stop()

@@ -57,8 +57,9 @@ export class Drain {
    * @param atDeadline called when drainTimeout is reached
    * @param why what the closing long-lived connections are told
    * @param mayMove whether a connection may move now (by default: once its parser is between requests)
+   * @param hasRoom whether a move may start now (moves go one at a time: connection-handoff.ts)
    */
-  async run (move: MoveConnection | undefined, handoffsSettled: () => Promise<void>, atDeadline: () => void, why: 'reload' | 'shutdown', mayMove: MayMove = readyToMove): Promise<void> {
+  async run (move: MoveConnection | undefined, handoffsSettled: () => Promise<void>, atDeadline: () => void, why: 'reload' | 'shutdown', mayMove: MayMove = readyToMove, hasRoom?: () => boolean): Promise<void> {
     this.active = true
     void this.http2Sessions.goAway(this.timings.drainTimeout)
     this.longLived.drain(this.timings.drainTimeout, this.servers(), why)
@@ -66,7 +67,7 @@ export class Drain {
     try {
       // A connection whose handoff failed comes back to the tracker and drains here.
       do {
-        await this.tracker.drain(this.timings.idleGrace, move, move === undefined ? undefined : mayMove)
+        await this.tracker.drain(this.timings.idleGrace, move, move === undefined ? undefined : mayMove, move === undefined ? undefined : hasRoom)
         await handoffsSettled()
       } while (this.tracker.size > 0 && this.active)
     } finally {

@@ -3,7 +3,7 @@
 // or from it, and its own readiness check. The generation (generation.ts) owns the process-wide
 // life; this owns what belongs to one instance, and changes no state of the generation.
 import type { FastifyInstance } from 'fastify'
-import { ConnectionHandoff, drainRampMs, readyToMove, type ConnectionOutlet } from './connection-handoff'
+import { ConnectionHandoff, drainRampMs, movesDeadlineMs, readyToMove, type ConnectionOutlet } from './connection-handoff'
 import { ConnectionTracker } from './connection-tracker'
 import { Drain, type DrainCutCause } from './drain'
 import type { HotReloadFacade } from './facade'
@@ -117,14 +117,18 @@ export class Instance {
 
   /** Resolves once no connection is left here (or the drain was stopped). */
   drain (outlet: ConnectionOutlet | undefined, atDeadline: () => void, why: 'reload' | 'shutdown', rampMs?: number): Promise<void> {
-    if (outlet !== undefined) this.handoff.beginRamp(this.tracker.openCount, drainRampMs(rampMs, this.options))
+    if (outlet !== undefined) {
+      const ramp = drainRampMs(rampMs, this.options)
+      this.handoff.beginRamp(this.tracker.openCount, ramp, movesDeadlineMs(ramp, this.options.drainTimeout))
+    }
     return this.drainer.run(
       outlet === undefined ? undefined : (socket, server) => this.handoff.send(socket, server, outlet),
       () => this.handoff.settled(),
       atDeadline,
       why,
+      readyToMove,
       // One move at a time (connection-handoff.ts): the others are served here until their turn.
-      (socket, server) => this.handoff.hasRoom && readyToMove(socket, server)
+      () => this.handoff.hasRoom
     )
   }
 

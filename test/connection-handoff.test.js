@@ -156,6 +156,33 @@ test('under the supervisor: 5 reloads with connectionHandoff, no new connection,
   t.ok(stats.versions[6] > 0)
 })
 
+test('keep-alive clients whose slow requests end together: the ones a move had no room for close after a response once the moves are over, 0 failed, no cut', async (t) => {
+  // Moves go one at a time; 20 responses that end in the same instant give one of them a turn, and
+  // the other clients send their next request at once. Before, the old generation served those on
+  // the old code until its drainTimeout cut them with a request in flight.
+  const dir = tempDir(t)
+  const plugin = { idleGrace: 300, drainTimeout: 20000, probation: PROBATION }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 20, keepAlive: true, path: '/slow?ms=1000' })
+  await sleep(1500)
+  writeRelease(dir, { version: 2, plugin })
+  process.kill(service.pid, 'SIGUSR2')
+  await service.generationServing(2)
+  const committedAt = Date.now()
+  await waitUntilGone(service.pid, 25000)
+  const drainMs = Date.now() - committedAt
+  await sleep(1200)
+  const stats = await load.stop()
+  t.comment(JSON.stringify({ drainMs, ...stats, failures: stats.failures.slice(0, 5) }))
+  t.equal(stats.failed, 0, 'no request failed')
+  t.ok(drainMs < 15000, `the old generation was gone well before its drainTimeout (${drainMs} ms)`)
+  const drained = await service.waitForLine((l) => l.pid === service.pid && l.hotReloadEvent === 'drained', 5000, 'the drain result')
+  t.notOk(drained.cutConnections, 'nothing was cut')
+  t.ok(drained.movedConnections >= 1, `some connections moved (${drained.movedConnections})`)
+})
+
 test('with connectionHandoff, an upgraded connection stays in the old generation and drains there', async (t) => {
   const dir = tempDir(t)
   const plugin = { connectionHandoff: true, idleGrace: 300, drainTimeout: 1500 }

@@ -122,7 +122,7 @@ test('a drain spreads its moves over its ramp: after a move the next waits its s
   t.teardown(() => { for (const client of clients) client.close() })
   for (const client of clients) t.equal((await client.get('/')).status, 200)
   const outlet = { open: true, send: async () => {} }
-  handoff.beginRamp(2, MOVE_RAMP_MIN_MS)
+  handoff.beginRamp(2, MOVE_RAMP_MIN_MS, 60000)
   const spacing = MOVE_RAMP_MIN_MS / 2
   const sentAt = performance.now()
   t.ok(handoff.hasRoom, 'the first move goes at once')
@@ -150,7 +150,7 @@ test('a cut drain rushes its moves: with one move on its way and the ramp far fr
   // An outlet whose sends stay on their way until released: the move in flight holds the room.
   const pending = []
   const outlet = { open: true, send: () => new Promise((resolve) => pending.push(resolve)) }
-  handoff.beginRamp(3, 60000)
+  handoff.beginRamp(3, 60000, 60000)
   t.ok(handoff.send(accepted[0], app.server, outlet), 'the first connection moves')
   t.notOk(handoff.hasRoom, 'the next waits: one move on its way, and its turn 20 s away')
   handoff.rush()
@@ -161,7 +161,7 @@ test('a cut drain rushes its moves: with one move on its way and the ramp far fr
   for (const resolve of pending) resolve()
   await handoff.settled()
   handoff.endRamp()
-  handoff.beginRamp(2, 60000)
+  handoff.beginRamp(2, 60000, 60000)
   t.ok(handoff.send(accepted[3], app.server, outlet), 'a later drain moves its first connection')
   t.notOk(handoff.hasRoom, 'and, not rushed, its next waits its turn')
   for (const resolve of pending.splice(0)) resolve()
