@@ -36,3 +36,11 @@ export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () =
     app.get(options.livenessPath, probeRoute, async () => ({ status: 'ok', live: true, ...identity() }))
   }
 }
+
+/**
+ * Where a probe route answers: under the prefix of the context the plugin was registered in
+ * (`app.register(async (api) => { api.register(hotReload) }, { prefix: '/api' })` gives /api/health).
+ */
+export function probeUrl (app: FastifyInstance, path: string): string {
+  return `${app.prefix ?? ''}${path}`
+}

@@ -7,6 +7,7 @@ import { ConnectionHandoff, drainRampMs, movesDeadlineMs, readyToMove, type Conn
 import { ConnectionTracker } from './connection-tracker'
 import { Drain, type DrainCutCause } from './drain'
 import type { HotReloadFacade } from './facade'
+import { probeUrl } from './health'
 import { Http2Sessions } from './http2-sessions'
 import type { Lifecycle } from './lifecycle'
 import { Listeners } from './listeners'
@@ -83,7 +84,7 @@ export class Instance {
       try {
         this.checked = await waitUntilReady({
           app,
-          healthPath: options.healthPath,
+          healthPath: options.healthPath === false ? false : probeUrl(app, options.healthPath),
           notReadyReason: this.parts.notReadyReason,
           givenUp: () => lifecycle.leaving
         })

@@ -78,3 +78,44 @@ test('reloads chain with no growth in fds, memory or processes', async (t) => {
   t.ok(Math.max(...fds) - Math.min(...fds) <= 1, `fd count stays flat (${fds.join(', ')})`)
   t.ok(rss[rss.length - 1] < rss[0] * 1.5, `RSS does not grow (${rss.join(', ')} kB)`)
 })
+
+test('the plugin registered in a context with a prefix: its probes answer under it, and so does its own readiness check; reloads succeed under load', async (t) => {
+  const path = require('node:path')
+  const { REPO } = require('./helpers/processes')
+  const dir = tempDir(t)
+  // As an app whose routes all live under /api registers it.
+  fs.writeFileSync(path.join(dir, 'app.js'), `'use strict'
+const fs = require('node:fs')
+const Fastify = require(require.resolve('fastify', { paths: [${JSON.stringify(REPO)}] }))
+const hotReload = require(${JSON.stringify(REPO)})
+const release = JSON.parse(fs.readFileSync('release.json', 'utf8'))
+const app = Fastify({ logger: true })
+app.register(async (api) => {
+  await api.register(hotReload, release.plugin)
+  require(${JSON.stringify(REPO + '/test/fixtures/log-events.js')}).logHotReloadEvents(api)
+  api.get('/', async () => ({ version: release.version, pid: process.pid }))
+}, { prefix: '/api' })
+app.listen({ port: 0, host: '127.0.0.1' })
+`)
+  writeRelease(dir, { version: 1, plugin: SHORT_PROBATION })
+  const service = Service.start(t, { cwd: dir, script: path.join(dir, 'app.js') })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  const health = await fetch(new URL('/api/health', url))
+  t.equal(health.status, 200, '/api/health answers')
+  const load = startLoad(t, target, { connections: 10, keepAlive: true, path: '/api/' })
+  await sleep(300)
+  let pid = await service.generationServing(1)
+  for (let version = 2; version <= 3; version++) {
+    writeRelease(dir, { version, plugin: SHORT_PROBATION })
+    process.kill(pid, 'SIGUSR2')
+    const next = await service.generationServing(version)
+    t.not(next, pid, `generation ${version} serves in a new process`)
+    pid = next
+  }
+  await sleep(1000)
+  const stats = await load.stop()
+  t.equal(stats.failed, 0, 'no request failed')
+  t.same(Object.keys(stats.versions).sort(), ['1', '2', '3'], 'every release answered')
+  t.notOk(service.find((l) => l.hotReload === 'reload-failed' || l.supervisor === 'generation-failed'), 'no reload failed')
+})
