@@ -99,6 +99,29 @@ if (canExecve) {
     t.pass('no worker outlives it')
   })
 
+  test('no usable place for the control socket (a read-only /tmp, another user\'s XDG_RUNTIME_DIR): the service starts all the same, says so once, and reloads by signal with 0 failed', async (t) => {
+    const dir = tempDir(t)
+    // A directory that cannot be made: its parent is a file (as a read-only /tmp refuses it).
+    fs.writeFileSync(path.join(dir, 'not-a-dir'), '')
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    const service = Service.start(t, { cwd: dir, env: { ...KEEP, XDG_RUNTIME_DIR: path.join(dir, 'not-a-dir') } })
+    const pid = service.pid
+    const url = await service.listening()
+    await service.generationServing(1)
+    t.ok(isSupervisor(pid), 'the pid became the supervisor')
+    const warnings = service.filter((l) => l.supervisor === 'control-unavailable')
+    t.equal(warnings.length, 1, 'one warning, at start')
+    t.match(warnings[0]?.err?.message, /not-a-dir/, 'naming the place it could not use')
+    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
+    await sleep(300)
+    await reloadKeepingPid(t, service, dir, pid, 3)
+    const stats = await load.stop()
+    t.equal(stats.failed, 0, 'no request failed')
+    t.ok(stats.versions[3] > 0, 'the last release was served')
+    process.kill(pid, 'SIGTERM')
+    t.same(await service.exit, { code: 0, signal: null }, 'SIGTERM: exit 0')
+  })
+
   test('as PID 1 (Docker\'s CMD ["node", "app.js"], here a PID namespace): the app\'s PID 1 becomes the supervisor, reloads with 0 failed, SIGTERM stops it all', async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })

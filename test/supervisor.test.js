@@ -234,6 +234,10 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
   const openDir = await cli(['start', '--control', path.join(open, 'app.sock'), FIXTURE_APP], { cwd: dir })
   t.equal(openDir.code, 2)
   t.match(openDir.stderr, /is open to other users \(mode 755\)/)
+  // Asked for by path, a control socket that cannot be made stops the start.
+  const uncreatable = await cli(['start', '--control', path.join(dir, 'file.sock', 'sub', 'app.sock'), FIXTURE_APP], { cwd: dir })
+  t.equal(uncreatable.code, 2)
+  t.match(uncreatable.stderr, /control socket: cannot create the directory .*file\.sock.sub \(ENOTDIR\)/)
   const version = await cli(['--version'])
   t.same([version.code, version.stdout.trim()], [0, require('../package.json').version], '--version prints the package\'s version')
   for (const command of ['start', 'reload', 'status']) {
@@ -241,6 +245,28 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
     t.equal(help.code, 0)
     t.match(help.stdout, new RegExp(`Usage: fastify-hot-reload ${command}`))
   }
+})
+
+test('started by name with no usable default place for its control socket: it runs, says so once, and reloads by signal', async (t) => {
+  const dir = tempDir(t)
+  // XDG_RUNTIME_DIR under a file: the directory cannot be made (as in a read-only /tmp).
+  fs.writeFileSync(path.join(dir, 'not-a-dir'), '')
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const { service } = startSupervised(t, {
+    dir,
+    env: { XDG_RUNTIME_DIR: path.join(dir, 'not-a-dir') },
+    args: [BIN, 'start', '--name', 'no-control', '--', process.execPath, FIXTURE_APP]
+  })
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  t.equal(service.filter((l) => l.supervisor === 'control-unavailable').length, 1, 'one warning')
+  t.ok(service.find((l) => l.supervisor === 'started' && l.controlPath === undefined), 'started without a control socket')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  process.kill(service.pid, 'SIGHUP')
+  await service.generationServing(2)
+  t.equal((await get(target)).body.version, 2, 'the reload by signal happened')
+  process.kill(service.pid, 'SIGTERM')
+  t.same(await service.exit, { code: 0, signal: null })
 })
 
 test('sd_notify: READY, RELOADING with MONOTONIC_USEC, READY again, STOPPING, to a real datagram socket', async (t) => {

@@ -14,7 +14,7 @@ import { RANGES, SUPERVISOR_SIGNALS } from '../validate'
 import { pidFileProblem, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
 import { describeSignalsBlocked, signalsBlockedHere } from '../signal-path'
-import { defaultControlPath, listenControl, nameFromCommand, type ControlRequest } from '../supervisor/control'
+import { defaultControlPath, isControlTaken, listenControl, nameFromCommand, type ControlRequest } from '../supervisor/control'
 import { defaultBootConcurrency } from '../supervisor/options'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
 import { help, numberFlag, parse, UsageError } from './usage'
@@ -86,7 +86,7 @@ export async function start (argv: string[]): Promise<number> {
   // The plugin passes the command line the app was really started with: no script to look for.
   const command = fromPlugin ? argv.slice(dash + 1) : appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
   const name = (values.name as string | undefined) ?? nameFromCommand(command)
-  let controlPath = values.control !== undefined ? resolve(values.control as string) : defaultControlPath(name)
+  let controlPath: string | undefined = values.control !== undefined ? resolve(values.control as string) : defaultControlPath(name)
   const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
   const pidFileTrouble = pidFile === undefined ? null : pidFileProblem(pidFile)
   if (pidFileTrouble !== null) throw new UsageError(`--pid-file: ${pidFileTrouble}; expected a path in a directory we can write`)
@@ -122,26 +122,36 @@ export async function start (argv: string[]): Promise<number> {
     const workers = supervisor.status().workers.filter((w) => w.generation === result.generation && w.state === 'serving')
     return { ...result, workerPids: workers.map((w) => w.pid) }
   }
-  let control: Server
+  let control: Server | undefined
   try {
     control = await listenControl(controlPath, answer)
   } catch (err) {
-    // Two apps of the same name (two app.js) each keep their pid: the second gets a socket of its own.
-    if (!fromPlugin || values.control !== undefined) throw err
-    controlPath = defaultControlPath(`${name}-${process.pid}`)
-    control = await listenControl(controlPath, answer)
+    // Asked for by path, or a second supervisor started by the same name: the user's to fix.
+    if (values.control !== undefined || (isControlTaken(err) && !fromPlugin)) throw err
+    try {
+      // Two apps of the same name (two app.js) each keep their pid: the second gets a socket of its own.
+      if (!isControlTaken(err)) throw err
+      controlPath = defaultControlPath(`${name}-${process.pid}`)
+      control = await listenControl(controlPath, answer)
+    } catch (cause) {
+      // The default place is not usable (a read-only /tmp, an XDG_RUNTIME_DIR of another user): the
+      // service runs without its control socket, and signals still reload it.
+      log.warn({ supervisor: 'control-unavailable', controlPath, err: cause },
+        `supervisor: no control socket (${(cause as Error).message}): \`fastify-hot-reload reload --name ${name}\` and \`status\` will not reach this service; ` +
+        'signals still reload it. Give it a writable place with --control PATH or XDG_RUNTIME_DIR')
+      controlPath = undefined
+    }
   }
   if (pidFile !== undefined) {
     try {
       writePidFile(pidFile, process.pid)
     } catch (err) {
       // Nothing runs yet: give the control socket up, or it would keep this process alive for nothing.
-      control.close()
-      try { unlinkSync(controlPath) } catch {}
+      closeControl(control, controlPath)
       throw new UsageError(`--pid-file: cannot write ${pidFile}: ${(err as Error).message}`)
     }
   }
-  log.info({ supervisor: 'started', controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath}`)
+  log.info({ supervisor: 'started', controlPath, pidFile, sockets: activated.length }, `supervisor: pid ${process.pid}, control socket ${controlPath ?? 'none'}`)
   // Started by name (keepPid's plugin said it already, before it became this supervisor).
   const blocked = fromPlugin ? undefined : signalsBlockedHere()
   if (blocked !== undefined) log.warn({ supervisor: 'signals-blocked', ...blocked }, `supervisor: ${describeSignalsBlocked(blocked)}`)
@@ -154,9 +164,14 @@ export async function start (argv: string[]): Promise<number> {
   } else {
     code = await finished
   }
-  control.close()
-  try { unlinkSync(controlPath) } catch {}
+  closeControl(control, controlPath)
   if (pidFile !== undefined) { try { unlinkSync(pidFile) } catch {} }
   log.info({ supervisor: 'stopped', exitCode: code }, `supervisor: stopped (exit code ${code})`)
   return code
+}
+
+function closeControl (control: Server | undefined, path: string | undefined): void {
+  if (control === undefined || path === undefined) return
+  control.close()
+  try { unlinkSync(path) } catch {}
 }

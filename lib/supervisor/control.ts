@@ -33,9 +33,23 @@ function controlError (message: string): Error {
   return hotReloadError('HOT_RELOAD_INVALID_OPTION', `fastify-hot-reload: control socket: ${message}`)
 }
 
+/** Errors that say another live supervisor holds the path (not that the path is unusable). */
+const takenErrors = new WeakSet<Error>()
+
+/** True when listenControl() failed because a live supervisor answers on the path. */
+export function isControlTaken (err: unknown): boolean {
+  return err instanceof Error && takenErrors.has(err)
+}
+
 /** Makes sure the directory exists, is ours and is closed to everyone else. */
 export function ensurePrivateDir (dir: string): void {
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (!existsSync(dir)) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+    } catch (err) {
+      throw controlError(`cannot create the directory ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+  }
   const stat = lstatSync(dir)
   if (!stat.isDirectory()) throw controlError(`${dir} is not a directory`)
   const uid = typeof process.getuid === 'function' ? process.getuid() : stat.uid
@@ -59,7 +73,11 @@ export async function listenControl (path: string, handler: ControlHandler): Pro
     if (!stat.isSocket()) throw controlError(`${path} exists and is not a socket; not touching it`)
     const uid = typeof process.getuid === 'function' ? process.getuid() : stat.uid
     if (stat.uid !== uid) throw controlError(`${path} belongs to uid ${stat.uid}, not to us`)
-    if (await answers(path)) throw controlError(`another supervisor is already running on ${path}`)
+    if (await answers(path)) {
+      const taken = controlError(`another supervisor is already running on ${path}`)
+      takenErrors.add(taken)
+      throw taken
+    }
     unlinkSync(path) // stale, from a supervisor that died
   }
   const server = createServer((socket) => {
