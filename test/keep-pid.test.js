@@ -99,6 +99,25 @@ if (canExecve) {
     t.pass('no worker outlives it')
   })
 
+  test('a preload in NODE_OPTIONS (an APM agent, say) runs in every generation, never in the supervisor', async (t) => {
+    const dir = tempDir(t)
+    const ran = path.join(dir, 'preloaded-in')
+    fs.writeFileSync(path.join(dir, 'agent.js'), `require('node:fs').appendFileSync(${JSON.stringify(ran)}, process.pid + '\\n')\n`)
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    const service = Service.start(t, { cwd: dir, env: { ...KEEP, NODE_OPTIONS: `--require ${path.join(dir, 'agent.js')} --max-old-space-size=256` } })
+    const pid = service.pid
+    await service.listening()
+    const first = await service.generationServing(1)
+    await reloadKeepingPid(t, service, dir, pid, 2)
+    const second = await service.generationServing(2)
+    const pids = fs.readFileSync(ran, 'utf8').trim().split('\n').map(Number)
+    t.ok(pids.includes(first) && pids.includes(second), 'each generation ran it')
+    // The pid ran it once as the app, before it became the supervisor; never since.
+    t.equal(pids.filter((p) => p === pid).length, 1, 'the supervisor\'s image did not run it')
+    process.kill(pid, 'SIGTERM')
+    t.same(await service.exit, { code: 0, signal: null })
+  })
+
   test('no usable place for the control socket (a read-only /tmp, another user\'s XDG_RUNTIME_DIR): the service starts all the same, says so once, and reloads by signal with 0 failed', async (t) => {
     const dir = tempDir(t)
     // A directory that cannot be made: its parent is a file (as a read-only /tmp refuses it).

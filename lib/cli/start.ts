@@ -14,6 +14,7 @@ import { RANGES, SUPERVISOR_SIGNALS } from '../validate'
 import { pidFileProblem, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
 import { describeSignalsBlocked, signalsBlockedHere } from '../signal-path'
+import { restoreWorkerNodeOptions } from '../supervisor-image'
 import { defaultControlPath, isControlTaken, listenControl, nameFromCommand, type ControlRequest } from '../supervisor/control'
 import { defaultBootConcurrency } from '../supervisor/options'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
@@ -96,6 +97,8 @@ export async function start (argv: string[]): Promise<number> {
   activated = readSocketActivation(process.env) ?? []
   const env: Record<string, string | undefined> = { ...process.env }
   clearHandoffEnv(env)
+  // keepPid's image ran without the app's preloads (supervisor-image.ts): its workers get them back.
+  restoreWorkerNodeOptions(env)
   const launch = captureLaunch()
   // With a pid file, each reload's outcome is recorded beside it (for `reload --pid-file`).
   const status = new ServiceStatus(createNotifier(process.env, log), pidFile, log)

@@ -97,6 +97,26 @@ test('the supervisor\'s image: tsx\'s preflight kept (its signal acknowledgement
   t.same(supervisorEnvironment({ PATH: '/bin', NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json', X: '1' }), { PATH: '/bin', X: '1' })
 })
 
+test('the supervisor\'s image: NODE_OPTIONS without the app\'s preloads (the workers get them back), the runners\' kept', async (t) => {
+  const { supervisorEnvironment, restoreWorkerNodeOptions, withoutAppPreloads, WORKER_NODE_OPTIONS } = require('../../dist/lib/supervisor-image')
+  t.equal(withoutAppPreloads('--max-old-space-size=512 --enable-source-maps'), '--max-old-space-size=512 --enable-source-maps', 'no preload: unchanged')
+  t.equal(withoutAppPreloads('-r dd-trace/init --enable-source-maps'), '--enable-source-maps')
+  t.equal(withoutAppPreloads('--import=@opentelemetry/auto-instrumentations-node/register --require ./apm.js'), '', '--import= and --require')
+  t.equal(withoutAppPreloads('--loader ./l.mjs --experimental-loader=./m.mjs --inspect'), '--inspect', 'loaders too')
+  t.equal(withoutAppPreloads('--require "/my app/apm.js" --max-old-space-size=64'), '--max-old-space-size=64', 'a quoted path with a space')
+  t.equal(withoutAppPreloads('--require "/my app/.pnp.cjs"'), '--require "/my app/.pnp.cjs"', 'Yarn\'s runtime kept, quoted as given')
+  t.equal(withoutAppPreloads('--require /p/.pnp.cjs --experimental-loader /p/.pnp.loader.mjs -r x'), '--require /p/.pnp.cjs --experimental-loader /p/.pnp.loader.mjs', 'yarn node: Yarn\'s runtime and loader kept')
+  t.equal(withoutAppPreloads('-r /app/node_modules/tsx/dist/preflight.cjs -r x'), '-r /app/node_modules/tsx/dist/preflight.cjs', 'tsx\'s preflight kept')
+  const env = supervisorEnvironment({ PATH: '/bin', NODE_OPTIONS: '-r ./apm.js --max-old-space-size=64' })
+  t.same(env, { PATH: '/bin', NODE_OPTIONS: '--max-old-space-size=64', [WORKER_NODE_OPTIONS]: '-r ./apm.js --max-old-space-size=64' })
+  const only = supervisorEnvironment({ NODE_OPTIONS: '--import ./otel.mjs' })
+  t.notOk('NODE_OPTIONS' in only, 'nothing left: no NODE_OPTIONS')
+  t.same(supervisorEnvironment({ NODE_OPTIONS: '--inspect' }), { NODE_OPTIONS: '--inspect' }, 'no preload: nothing set aside')
+  const workers = { ...env }
+  restoreWorkerNodeOptions(workers)
+  t.same(workers, { PATH: '/bin', NODE_OPTIONS: '-r ./apm.js --max-old-space-size=64' }, 'the workers get the app\'s NODE_OPTIONS back')
+})
+
 test('the supervisor\'s image under Yarn Plug\'n\'Play: Yarn\'s runtime kept, and where there is none for a script in a zip, it cannot load', async (t) => {
   const { runnerPreloads, canLoadSupervisor } = require('../../dist/lib/supervisor-image')
   t.same(runnerPreloads(['-r', './.pnp.cjs', '--loader', './.pnp.loader.mjs']), ['--require', './.pnp.cjs'], 'node -r ./.pnp.cjs')
