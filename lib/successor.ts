@@ -3,6 +3,7 @@
 // it down again (abort over IPC, then SIGKILL). Once committed, its channel carries handed-over
 // connections one way and news of later drains the other.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { monotonicMs } from './boot-clock'
 import { lowerWhileBooting } from './boot-priority'
 import { hotReloadError } from './errors'
@@ -99,6 +100,15 @@ export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): Sta
 }
 
 function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
+  // A working directory that is gone (a release directory removed) fails the spawn with ENOENT,
+  // which Node words as if the executable were missing.
+  if ((cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT' && !existsSync(plan.cwd)) {
+    return {
+      ok: false,
+      pid: undefined,
+      error: hotReloadError('HOT_RELOAD_SPAWN_FAILED', `could not start the successor: its working directory ${plan.cwd} does not exist`, cause)
+    }
+  }
   const reason = cause instanceof Error ? cause.message : String(cause)
   return {
     ok: false,

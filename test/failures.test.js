@@ -101,6 +101,23 @@ test('a successor that cannot be spawned', async (t) => {
   await failedReload(t, {}, 'HOT_RELOAD_SPAWN_FAILED', plugin)
 })
 
+test('a working directory that is gone (a release directory removed): the reload fails and says so, the old generation serves on', async (t) => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const release = path.join(tempDir(t), 'v1')
+  fs.mkdirSync(release)
+  writeRelease(release, { version: 1, plugin: GOOD })
+  const service = Service.start(t, { cwd: release })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  fs.rmSync(release, { recursive: true })
+  const { body: result } = await post(target, '/admin/reload')
+  t.equal(result.ok, false)
+  t.equal(result.error.code, 'HOT_RELOAD_SPAWN_FAILED')
+  t.match(result.error.message, /working directory .*v1 does not exist/, 'the message names the directory, not the executable')
+  t.equal((await post(target, '/admin/reload')).status, 200, 'the old generation still answers')
+})
+
 test('after a failed reload, the next good reload works', async (t) => {
   const { service, target, dir } = await failedReload(t, { throwAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
   writeRelease(dir, { version: 3, plugin: GOOD })
