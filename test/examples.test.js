@@ -95,3 +95,43 @@ test('examples/systemd/app.service: its ExecStart is the process systemd signals
   await service.generationServing(1)
   await reloadsAndStops(t, dir, service, service.pid)
 })
+
+test('examples/systemd/app.service with examples/deploy/deploy.sh: run as the unit says (its WorkingDirectory and Environment), a deploy switches `current` and its reload serves the new release', async (t) => {
+  const { execFile } = require('node:child_process')
+  const unit = example('systemd/app.service')
+  const root = tempDir(t)
+  // The unit's paths, moved under this test's directory.
+  const here = (value) => value.replaceAll('/srv/app', root)
+  const workingDirectory = here(/^WorkingDirectory=(.*)$/m.exec(unit)[1])
+  // systemd gives the service no environment of its own but what the unit sets: no $PWD unless it does.
+  const unitEnv = { PWD: undefined }
+  for (const [, assignment] of unit.matchAll(/^Environment=(.*)$/gm)) {
+    const equals = assignment.indexOf('=')
+    unitEnv[assignment.slice(0, equals)] = here(assignment.slice(equals + 1))
+  }
+  const deploy = (source, name, reloadCommand) => new Promise((resolve) => {
+    execFile('bash', [path.join(REPO, 'examples/deploy/deploy.sh'), source, name], {
+      timeout: 60000,
+      env: { ...process.env, APP_ROOT: root, SKIP_INSTALL: '1', RELOAD_CMD: reloadCommand, XDG_RUNTIME_DIR: root }
+    }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }))
+  })
+  const first = await deploy(appDir(t), 'v1', 'true')
+  t.equal(first.code, 0, 'the first release deployed', { stderr: first.stderr })
+  const words = /^ExecStart=(.*)$/m.exec(unit)[1].split(' ')
+  const service = Service.start(t, {
+    cwd: workingDirectory,
+    command: process.execPath,
+    args: words.slice(1).map((word) => word === '/usr/bin/node' ? process.execPath : word),
+    env: { ...unitEnv, PORT: String(await freePort()), XDG_RUNTIME_DIR: root }
+  })
+  await service.generationServing(1)
+  const url = await service.listening()
+  const second = appDir(t)
+  writeRelease(second, { version: 2, plugin: PLUGIN })
+  const deployed = await deploy(second, 'v2', `${process.execPath} ${BIN} reload --name app`)
+  t.equal(deployed.code, 0, 'deploy.sh: the reload succeeded', { stdout: deployed.stdout, stderr: deployed.stderr })
+  const answer = await (await fetch(url)).json()
+  t.equal(answer.version, 2, 'the release `current` points to now serves, not the one it pointed to at start')
+  process.kill(service.pid, 'SIGTERM')
+  t.same(await service.exit, { code: 0, signal: null })
+})
