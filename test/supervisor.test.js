@@ -154,6 +154,25 @@ test('the serving worker dies while a reload boots, and the reload fails: the sl
   t.equal(status.workers.length, 1, 'one worker serves')
 })
 
+test('a reload asked while one boots runs after it (a second deploy right after the first): the newest release serves, each caller gets its own reload\'s answer', async (t) => {
+  const { dir, control, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  const firstPid = await service.generationServing(1)
+  writeRelease(dir, { version: 2, slowBootMs: 1500, plugin: PLUGIN })
+  const first = cli(['reload', '--control', control, '--json'])
+  await waitFor(() => service.find((l) => l.event === 'slow-boot' && l.pid !== firstPid), 10000, 'version 2 to boot')
+  // Version 2's worker has read its code: version 3 lands now.
+  writeRelease(dir, { version: 3, plugin: PLUGIN })
+  const [second, third] = await Promise.all([cli(['reload', '--control', control, '--json']), cli(['reload', '--control', control, '--json'])])
+  const answers = [await first, second, third].map((a) => JSON.parse(a.stdout))
+  t.match(answers[0], { ok: true, generation: 2 }, 'the first reload brought version 2')
+  t.match(answers[1], { ok: true, generation: 3 }, 'the one asked meanwhile ran after it')
+  t.same(answers[2], answers[1], 'a third asked meanwhile joined the second')
+  t.equal((await get(target)).body.version, 3, 'the newest release serves')
+  t.equal(service.filter((l) => l.supervisor === 'generation-starting' && l.trigger === 'reload').length, 2, 'two reloads ran')
+})
+
 test('systemd socket activation: the supervisor serves on the activated socket and reloads with 0 failed', async (t) => {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })

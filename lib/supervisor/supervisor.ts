@@ -46,6 +46,8 @@ export class Supervisor extends EventEmitter {
   private starting: StartedSuccessor[] = []
   private lastReload: ReloadResult | undefined
   private stopping: Promise<number> | undefined
+  /** The reload that runs once the running one is over (asked for meanwhile). */
+  private queued: Promise<ReloadResult> | undefined
   /** The reload running: what its serving workers are told of it. */
   private news: ReloadNews | undefined
   private lastExitCode = 0
@@ -114,8 +116,19 @@ export class Supervisor extends EventEmitter {
   /** Starts all of generation N+1 with the sockets; N drains once every new worker is ready. A failure leaves N serving. */
   reload (): Promise<ReloadResult> {
     if (this.gate.busy) {
-      this.options.log.info({ supervisor: 'reload-coalesced' }, 'supervisor: a reload is already running; this request joins it')
-      return this.gate.current as Promise<ReloadResult>
+      // The running reload's workers may have loaded their code before this request's release
+      // landed (a second deploy right after the first): one more reload runs after it, for every
+      // request made meanwhile, and answers them.
+      if (this.queued === undefined) {
+        this.options.log.info({ supervisor: 'reload-queued' }, 'supervisor: a reload is already running; one more runs after it')
+        this.queued = (this.gate.current as Promise<ReloadResult>).catch(() => undefined).then(() => {
+          this.queued = undefined
+          return this.reload()
+        })
+      } else {
+        this.options.log.info({ supervisor: 'reload-coalesced' }, 'supervisor: a reload is already queued; this request joins it')
+      }
+      return this.queued
     }
     if (this.stopping === undefined && this.cohorts.current === undefined && this.firstStart !== undefined) {
       // A deploy may land while the first generation still boots the older code: reload once it serves.
@@ -155,9 +168,12 @@ export class Supervisor extends EventEmitter {
     return result
   }
 
-  /** SIGTERM/SIGINT: every worker drains and exits; resolves with the exit code to use. */
-  shutdown (signal: NodeJS.Signals): Promise<number> {
-    this.stopping ??= this.runShutdown(signal)
+  /**
+   * SIGTERM/SIGINT: every worker drains and exits; resolves with the exit code to use. `why` when
+   * no signal came (the first generation did not start).
+   */
+  shutdown (signal: NodeJS.Signals, why = `${signal} received`): Promise<number> {
+    this.stopping ??= this.runShutdown(signal, why)
     return this.stopping
   }
 
@@ -334,8 +350,8 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  private async runShutdown (signal: NodeJS.Signals): Promise<number> {
-    this.options.log.info({ supervisor: 'stopping', signal }, `supervisor: ${signal} received; stopping every worker gracefully`)
+  private async runShutdown (signal: NodeJS.Signals, why: string): Promise<number> {
+    this.options.log.info({ supervisor: 'stopping', signal }, `supervisor: ${why}; stopping every worker gracefully`)
     this.options.status.stopping(process.pid)
     this.restarts.cancelAll()
     for (const successor of this.starting) successor.cancel('cancelled: the supervisor is stopping')
