@@ -1,6 +1,7 @@
 // Readiness (/health: 200 only while this process is the serving generation) and liveness
 // (/health/live: 200 while the process works, draining included).
 import type { FastifyInstance } from 'fastify'
+import { hotReloadError } from './errors'
 import type { ResolvedOptions } from './options'
 
 /** What the probes say of the process's generation. */
@@ -16,6 +17,12 @@ const probeRoute = { logLevel: 'warn' as const, config: { pressureHandler: () =>
 
 /** @param notReadyReason why this instance's readiness must say 503, or null */
 export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () => string | null, generation: Identity, options: ResolvedOptions): void {
+  for (const [option, path] of [['healthPath', options.healthPath], ['livenessPath', options.livenessPath]] as const) {
+    if (path !== false && app.hasRoute({ method: 'GET', url: probeUrl(app, path) })) {
+      throw hotReloadError('HOT_RELOAD_INVALID_OPTION',
+        `fastify-hot-reload: option "${option}": the app already has a route GET ${probeUrl(app, path)}; give the probe another path, or false to have none`)
+    }
+  }
   const identity = () => ({
     pid: generation.pid,
     generation: generation.generation,

@@ -79,6 +79,21 @@ test('custom and disabled probe paths', async (t) => {
   t.equal((await app.inject('/health/live')).statusCode, 404)
 })
 
+test('a probe path the app already has a route on: a clear error naming the option, and the other path works', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.get('/health', async () => 'the app\'s own')
+  app.register(hotReload, { gracefulShutdown: false })
+  await t.rejects(app.ready(), { code: 'HOT_RELOAD_INVALID_OPTION', message: /option "healthPath": the app already has a route GET \/health/ })
+  const other = Fastify()
+  t.teardown(() => other.close())
+  other.get('/health', async () => 'the app\'s own')
+  other.register(hotReload, { gracefulShutdown: false, healthPath: '/ready' })
+  await other.ready()
+  t.equal((await other.inject('/health')).body, 'the app\'s own')
+  t.type(JSON.parse((await other.inject('/ready')).body).ready, 'boolean', 'the probe answers on its own path')
+})
+
 test('under pressure: readiness 503 with the reason, liveness still 200', async (t) => {
   const app = await listeningApp(t, { underPressure: { healthCheck: async () => false, healthCheckInterval: 20 } })
   await new Promise((resolve) => setTimeout(resolve, 100))
