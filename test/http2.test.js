@@ -61,3 +61,34 @@ async function reloadsUnderLoad (t, { tls }) {
 test(`HTTP/2 (h2c): ${RELOADS} chained reloads under load, a client that does not retry sees 0 failed streams`, (t) => reloadsUnderLoad(t, { tls: false }))
 
 test(`HTTP/2 over TLS: ${RELOADS} chained reloads under load, a client that does not retry sees 0 failed streams`, (t) => reloadsUnderLoad(t, { tls: true }))
+
+test('HTTP/2 over TLS with allowHTTP1: an HTTP/1.1 client\'s long request in flight finishes with 200 across a reload (its TLS connection is busy, not idle)', async (t) => {
+  const https = require('node:https')
+  const dir = tempDir(t)
+  const key = path.join(dir, 'key.pem')
+  const cert = path.join(dir, 'cert.pem')
+  await new Promise((resolve, reject) => execFile('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'],
+    { timeout: 30000 }, (err) => err ? reject(err) : resolve()))
+  const plugin = { idleGrace: 300 }
+  const release = (version) => writeRelease(dir, { version, plugin, http2: true, https: { key, cert, allowHTTP1: true } })
+  release(1)
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const slow = new Promise((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port: Number(url.port), path: '/slow?ms=1500', agent: false, rejectUnauthorized: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode, version: response.httpVersion, body: JSON.parse(body) }))
+    }).on('error', reject)
+  })
+  await sleep(300)
+  release(2)
+  process.kill(service.pid, 'SIGUSR2')
+  await service.generationServing(2)
+  const answer = await slow
+  t.equal(answer.version, '1.1', 'the client spoke HTTP/1.1')
+  t.equal(answer.status, 200, 'its request in flight at the reload succeeded')
+  t.equal(answer.body.pid, service.pid, 'in the old process')
+  await waitUntilGone(service.pid)
+})
