@@ -182,7 +182,10 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
 function flushLog (app: FastifyInstance, then: () => void, deadline = Date.now() + 1_000): void {
   const log = app.log as unknown as Record<symbol, unknown>
   const key = Object.getOwnPropertySymbols(log).find((symbol) => symbol.description === 'pino.stream')
-  const stream = key === undefined ? undefined : log[key] as { _writing?: boolean, flushSync?: () => void } | undefined
+  const stream = key === undefined ? undefined : log[key] as { _writing?: boolean, flushSync?: () => void, flush?: (cb: () => void) => void, worker?: unknown } | undefined
+  // A transport (pino-pretty, say) writes from a worker thread, which the new image does not have:
+  // its flush(cb) answers once the worker has written what it was given.
+  if (stream?.worker !== undefined && typeof stream.flush === 'function') return flushOnce(stream.flush.bind(stream), then, deadline - Date.now())
   if (typeof stream?.flushSync !== 'function') return then()
   if (stream._writing === true && Date.now() < deadline) {
     setTimeout(() => flushLog(app, then, deadline), 1)
@@ -190,4 +193,17 @@ function flushLog (app: FastifyInstance, then: () => void, deadline = Date.now()
   }
   try { stream.flushSync() } catch {}
   then()
+}
+
+/** Calls `then` once `flush` called back, or after `limitMs` (a transport that never answers must not hold the start). */
+function flushOnce (flush: (cb: () => void) => void, then: () => void, limitMs: number): void {
+  let done = false
+  const finish = (): void => {
+    if (done) return
+    done = true
+    clearTimeout(timer)
+    then()
+  }
+  const timer = setTimeout(finish, Math.max(0, limitMs))
+  try { flush(finish) } catch { finish() }
 }

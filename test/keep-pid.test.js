@@ -118,6 +118,36 @@ if (canExecve) {
     t.same(await service.exit, { code: 0, signal: null })
   })
 
+  test('a logger transport (a worker thread, as pino-pretty is): the line that says the pid becomes the supervisor reaches it before the process image is replaced', async (t) => {
+    const dir = tempDir(t)
+    const logFile = path.join(dir, 'app.log')
+    // As pino-pretty writes: to a SonicBoom of its own, asynchronously (here it even holds lines
+    // until 4 KB have come, or it is flushed).
+    fs.writeFileSync(path.join(dir, 'to-file.js'), `'use strict'
+const pino = require(require.resolve('pino', { paths: [${JSON.stringify(REPO)}] }))
+module.exports = (options) => pino.destination({ dest: options.file, sync: false, minLength: 4096 })
+`)
+    fs.writeFileSync(path.join(dir, 'app.js'), `'use strict'
+const Fastify = require(require.resolve('fastify', { paths: [${JSON.stringify(REPO)}] }))
+const hotReload = require(${JSON.stringify(REPO)})
+const app = Fastify({ logger: { transport: { target: ${JSON.stringify(path.join(dir, 'to-file.js'))}, options: { file: ${JSON.stringify(logFile)} } } } })
+app.register(hotReload, ${JSON.stringify(PLUGIN)})
+app.get('/', async () => ({ pid: process.pid }))
+app.listen({ port: 0, host: '127.0.0.1' })
+`)
+    for (let run = 1; run <= 3; run++) {
+      fs.rmSync(logFile, { force: true })
+      const service = Service.start(t, { cwd: dir, script: path.join(dir, 'app.js'), env: KEEP })
+      // The supervisor's own lines (its stdout) say when the first generation serves.
+      await service.waitForLine((l) => l.supervisor === 'generation-serving', 20000, 'the first generation to serve')
+      const parsed = (line) => { try { return JSON.parse(line) } catch { return {} } }
+      const lines = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').map(parsed) : []
+      t.ok(lines.some((l) => l.hotReload === 'becoming-supervisor' && l.pid === service.pid), `run ${run}: the line reached the transport`)
+      process.kill(service.pid, 'SIGTERM')
+      t.equal((await service.exit).code, 0)
+    }
+  })
+
   test('no usable place for the control socket (a read-only /tmp, another user\'s XDG_RUNTIME_DIR): the service starts all the same, says so once, and reloads by signal with 0 failed', async (t) => {
     const dir = tempDir(t)
     // A directory that cannot be made: its parent is a file (as a read-only /tmp refuses it).
