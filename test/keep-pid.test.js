@@ -56,6 +56,17 @@ async function reloadKeepingPid (t, service, dir, pid, to) {
   }
 }
 
+/** The same under keep-alive load: 0 failed, and the newest release answered. */
+async function reloadsUnderLoad (t, service, url, dir, pid, to, newest = 'the newest release serves') {
+  const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
+  await sleep(300)
+  await reloadKeepingPid(t, service, dir, pid, to)
+  const stats = await load.stop()
+  t.equal(stats.failed, 0, 'no request failed')
+  t.ok(stats.versions[to] > 0, newest)
+  return stats
+}
+
 /** Runs a command to its end (60 s deadline); resolves with its exit code and output. */
 function run (command, args, options) {
   return new Promise((resolve) => {
@@ -161,12 +172,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
     const warnings = service.filter((l) => l.supervisor === 'control-unavailable')
     t.equal(warnings.length, 1, 'one warning, at start')
     t.match(warnings[0]?.err?.message, /not-a-dir/, 'naming the place it could not use')
-    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
-    await sleep(300)
-    await reloadKeepingPid(t, service, dir, pid, 3)
-    const stats = await load.stop()
-    t.equal(stats.failed, 0, 'no request failed')
-    t.ok(stats.versions[3] > 0, 'the last release was served')
+    await reloadsUnderLoad(t, service, url, dir, pid, 3)
     process.kill(pid, 'SIGTERM')
     t.same(await service.exit, { code: 0, signal: null }, 'SIGTERM: exit 0')
   })
@@ -293,12 +299,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
     await service.generationServing(1)
     const started = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under tsx')
     t.match(commandLine(started), /--name app /, 'named after the app, not after tsx\'s loader')
-    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
-    await sleep(300)
-    await reloadKeepingPid(t, service, dir, started, 3)
-    const stats = await load.stop()
-    t.equal(stats.failed, 0, 'no request failed')
-    t.ok(stats.versions[3] > 0, 'the newest release (TypeScript, through tsx\'s loader) serves')
+    await reloadsUnderLoad(t, service, url, dir, started, 3, 'the newest release (TypeScript, through tsx\'s loader) serves')
     t.ok(isAlive(service.pid), 'tsx is still running')
     const everything = [service.pid, ...descendantsOf(service.pid)]
     // A connection that keeps the last generation's drain busy: tsx must wait for the supervisor's stop.
