@@ -218,12 +218,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
     await service.generationServing(1)
     // The process npm started (sh -c execs node): the one that runs the supervisor now.
     const started = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under npm')
-    const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10 })
-    await sleep(300)
-    await reloadKeepingPid(t, service, dir, started, 3)
-    const stats = await load.stop()
-    t.equal(stats.failed, 0, 'no request failed')
-    t.ok(stats.versions[3] > 0, 'the newest release serves')
+    await reloadsUnderLoad(t, service, url, dir, started, 3)
     t.ok(isAlive(service.pid), 'npm is still running: its child never exited')
     const everything = [service.pid, ...descendantsOf(service.pid)]
     process.kill(started, 'SIGTERM')
