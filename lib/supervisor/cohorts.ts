@@ -99,6 +99,11 @@ export class Cohorts {
     return previous
   }
 
+  /** The generation a rolling reload builds, while it does. */
+  get building (): Cohort | undefined {
+    return this.rolling
+  }
+
   /** A rolling reload builds `cohort` (undefined: it is over): its workers serve beside the current ones. */
   build (cohort: Cohort | undefined): void {
     this.rolling = cohort

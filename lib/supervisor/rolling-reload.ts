@@ -3,10 +3,11 @@
 // on probation; a failure in any batch takes the whole reload back (the new workers drain away, the
 // replaced old ones serve again), so it is all or nothing. The Supervisor runs it behind its reload
 // gate and records the result; the cohorts change only through Cohorts.
-import { succeeded } from '../reload-result'
+import { hotReloadError } from '../errors'
+import { failed, succeeded } from '../reload-result'
 import type { ServiceStatus } from '../service-status'
 import { send } from '../successor'
-import type { ReloadResult } from '../types'
+import type { HotReloadError, ReloadResult } from '../types'
 import type { Cohorts } from './cohorts'
 import type { HeldSockets } from './held-sockets'
 import type { Probations } from './probation'
@@ -43,6 +44,7 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
       failure = step
       break
     }
+    if (cohort.crashed !== undefined) break
     for (const slot of slots) {
       const old = previous.workers.get(slot)
       if (old === undefined) continue
@@ -52,6 +54,10 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
     }
   }
   cohorts.build(undefined)
+  // A worker of an earlier batch crashed meanwhile: as a failed batch.
+  if (failure === undefined && cohort.crashed !== undefined) {
+    failure = failed({ generation: previous.generation, pid: 0 }, startedAt, cohort.crashed.pid, hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', cohort.crashed.reason))
+  }
   if (failure !== undefined) {
     const reason = `generation ${next} failed in a rolling reload: ${failure.error?.message}`
     for (const worker of cohort.workers.values()) {
@@ -65,7 +71,9 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
       `supervisor: reload failed, generation ${previous.generation} keeps serving: ${failure.error?.message}`)
     status.reloadFailed(failure.error?.message ?? 'unknown')
     if (previous.workers.size < allSlots.length) host.fill()
-    return failure
+    // Named after the generation that serves again, and timed from the reload's start (the failed batch's own result names neither).
+    const servesAgain = [...previous.workers.values()].filter((w) => w.state === 'serving').sort((a, b) => a.slot - b.slot)[0]
+    return failed({ generation: previous.generation, pid: servesAgain?.pid ?? 0 }, startedAt, failure.successorPid, failure.error as HotReloadError)
   }
   cohorts.commit(cohort)
   const result = succeeded(next, cohorts.servingPid ?? 0, startedAt)

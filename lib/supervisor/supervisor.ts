@@ -285,6 +285,8 @@ export class Supervisor extends EventEmitter {
     } else if (worker.state === 'serving') {
       this.options.log.error({ supervisor: 'worker-crashed', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
       if (cohort !== undefined && cohort === this.cohorts.current) this.replaceCrashed(cohort, worker, how)
+      // One of a rolling reload's new workers: the reload fails (all or nothing, rolling-reload.ts).
+      else if (cohort !== undefined && cohort === this.cohorts.building) cohort.crashed ??= { pid: worker.pid, reason: `generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}` }
     }
     // A worker still starting: the launch that started it reports the failure.
     this.balance.forget(worker.pid)
@@ -325,9 +327,11 @@ export class Supervisor extends EventEmitter {
   private restartVacantSlots (): void {
     if (this.stopping !== undefined) return
     const current = this.cohorts.current
+    // A slot whose worker is starting already (a rolling reload fills the slots left empty) has one coming.
+    const starting = new Set([...this.cohorts.workers.values()].filter((w) => w.state === 'starting').map((w) => w.slot))
     // With no generation serving, one restart starts a whole one.
     const vacant = current === undefined ? this.slots.slice(0, 1) : this.slots.filter((slot) => !current.workers.has(slot))
-    for (const slot of vacant) this.scheduleRestart(slot)
+    for (const slot of vacant) if (!starting.has(slot)) this.scheduleRestart(slot)
   }
 
   /** After the slot's backoff: a new worker joins the serving generation, or (none serves) a new generation starts. */

@@ -31,4 +31,6 @@ export interface Cohort {
   /** Serving, on probation: the cohort it took over from, which waits to be retired or resumed. */
   predecessor?: Cohort
   probation?: Probation
+  /** A rolling reload builds it, and one of its workers crashed (which, and how): the reload fails. */
+  crashed?: { pid: number, reason: string }
 }

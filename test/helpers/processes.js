@@ -101,7 +101,8 @@ class Service {
         if (trackLogPids) {
           // Every line that announces a new process carries its pid as a field.
           for (const field of ['pid', 'successorPid', 'workerPid']) {
-            if (typeof line[field] === 'number') this.pids.add(line[field])
+            // Never 0 (or 1): kill(0) would signal this test's own process group.
+            if (typeof line[field] === 'number' && line[field] > 1) this.pids.add(line[field])
           }
         }
         this.lines.push(line)
