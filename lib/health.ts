@@ -17,12 +17,11 @@ const probeRoute = { logLevel: 'warn' as const, config: { pressureHandler: () =>
 
 /** @param notReadyReason why this instance's readiness must say 503, or null */
 export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () => string | null, generation: Identity, options: ResolvedOptions): void {
-  for (const [option, path] of [['healthPath', options.healthPath], ['livenessPath', options.livenessPath]] as const) {
-    if (path !== false && app.hasRoute({ method: 'GET', url: probeUrl(app, path) })) {
-      throw hotReloadError('HOT_RELOAD_INVALID_OPTION',
-        `fastify-hot-reload: option "${option}": the app already has a route GET ${probeUrl(app, path)}; give the probe another path, or false to have none`)
-    }
-  }
+  const probes = ([['healthPath', options.healthPath], ['livenessPath', options.livenessPath]] as const)
+    .flatMap(([option, path]) => path === false ? [] : [{ option, url: probeUrl(app, path) }])
+  const taken = (option: string, url: string): Error => hotReloadError('HOT_RELOAD_INVALID_OPTION',
+    `fastify-hot-reload: option "${option}": the app has a route GET ${url} too; give the probe another path, or false to have none`)
+  for (const { option, url } of probes) if (app.hasRoute({ method: 'GET', url })) throw taken(option, url)
   const identity = () => ({
     pid: generation.pid,
     generation: generation.generation,
@@ -42,6 +41,13 @@ export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () =
   if (options.livenessPath !== false) {
     app.get(options.livenessPath, probeRoute, async () => ({ status: 'ok', live: true, ...identity() }))
   }
+  // A route the app adds later at a probe's path (a plugin registered after this one): the same
+  // error, not Fastify's duplicate-route one, which does not say which option to change.
+  app.addHook('onRoute', (route) => {
+    if (![route.method].flat().includes('GET')) return
+    const probe = probes.find(({ url }) => url === route.url)
+    if (probe !== undefined) throw taken(probe.option, probe.url)
+  })
 }
 
 /**
