@@ -50,12 +50,13 @@ async function status (argv: string[]): Promise<number> {
     return 0
   }
   const workers = (answer.workers as Array<{ generation: number, slot?: number, pid: number, state: string, uptimeMs: number, restarts?: number }>) ?? []
-  const last = answer.lastReload as { ok: boolean, generation: number, durationMs: number, error?: { message: string } } | undefined
+  const last = answer.lastReload as { ok: boolean, generation: number, durationMs: number, error?: { message: string }, rolledBack?: string } | undefined
   const lines = [
     `supervisor pid ${answer.pid}: ${answer.state}, generation ${answer.generation}, up ${Math.round(Number(answer.uptimeMs) / 1000)} s, ${answer.restarts} restart(s)`,
     `sockets: ${(answer.sockets as string[]).join(', ') || '(none yet)'}`,
     ...workers.map((w) => `  generation ${w.generation}${w.slot === undefined ? '' : ` slot ${w.slot}`}: pid ${w.pid} ${w.state}, up ${Math.round(w.uptimeMs / 1000)} s${w.restarts ? `, ${w.restarts} restart(s) in this slot` : ''}`),
-    `last reload: ${last === undefined ? 'none' : last.ok ? `ok, generation ${last.generation} in ${last.durationMs} ms` : `failed: ${last.error?.message}`}`
+    `last reload: ${last === undefined ? 'none' : last.ok ? `ok, generation ${last.generation} in ${last.durationMs} ms` : `failed: ${last.error?.message}`}` +
+      (last?.rolledBack === undefined ? '' : `; rolled back (${last.rolledBack}), generation ${answer.generation} serves again`)
   ]
   process.stdout.write(lines.join('\n') + '\n')
   return 0

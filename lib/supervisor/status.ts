@@ -18,7 +18,8 @@ export interface SupervisorStatus {
   sockets: string[]
   /** `connections`: what a serving worker last reported holding (several workers: the balance). */
   workers: Array<{ generation: number, slot: number, pid: number, state: WorkerState, uptimeMs: number, restarts: number, connections?: number }>
-  lastReload?: WireReloadResult
+  /** `rolledBack`: its generation crashed within the probation, and the one before serves again (why). */
+  lastReload?: WireReloadResult & { rolledBack?: string }
   restarts: number
 }
 
@@ -31,6 +32,8 @@ export interface StatusOf {
   startedAt: number
   sockets: HeldSocket[]
   lastReload: ReloadResult | undefined
+  /** The last reload's generation was rolled back (why). */
+  rolledBack: string | undefined
   connectionsOf: (pid: number) => number | undefined
 }
 
@@ -50,7 +53,7 @@ export function describeStatus (of: StatusOf): SupervisorStatus {
     workers: [...cohorts.workers.values()].map((w) => ({
       generation: w.generation, slot: w.slot, pid: w.pid, state: w.state, uptimeMs: now - w.startedAt, restarts: restarts.of(w.slot), connections: of.connectionsOf(w.pid)
     })),
-    lastReload: of.lastReload === undefined ? undefined : toWire(of.lastReload),
+    lastReload: of.lastReload === undefined ? undefined : { ...toWire(of.lastReload), ...(of.rolledBack === undefined ? {} : { rolledBack: of.rolledBack }) },
     restarts: restarts.total
   }
 }

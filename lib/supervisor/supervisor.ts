@@ -45,6 +45,8 @@ export class Supervisor extends EventEmitter {
   private readonly slots: number[]
   private starting: StartedSuccessor[] = []
   private lastReload: ReloadResult | undefined
+  /** The last reload's generation crashed within its probation, and the one before serves again (why). */
+  private rolledBack: string | undefined
   private stopping: Promise<number> | undefined
   /** The reload that runs once the running one is over (asked for meanwhile). */
   private queued: Promise<ReloadResult> | undefined
@@ -109,6 +111,7 @@ export class Supervisor extends EventEmitter {
     return describeStatus({
       stopping: this.stopping !== undefined, reloading: this.gate.busy, cohorts: this.cohorts, restarts: this.restarts,
       slots: this.slots.length, startedAt: this.startedAt, sockets: this.held.all(), lastReload: this.lastReload,
+      rolledBack: this.rolledBack,
       connectionsOf: (pid) => this.balance.connectionsOf(pid)
     })
   }
@@ -161,6 +164,7 @@ export class Supervisor extends EventEmitter {
       fill: () => { void this.fill() }
     }, batch)
     this.lastReload = result
+    this.rolledBack = undefined
     options.status.recordReload(result, process.pid)
     this.news?.finished(result)
     this.changed()
@@ -229,6 +233,7 @@ export class Supervisor extends EventEmitter {
     }
     if (why === 'reload') {
       this.lastReload = result
+      this.rolledBack = undefined
       options.status.recordReload(result, process.pid)
     }
     this.changed()
@@ -310,6 +315,7 @@ export class Supervisor extends EventEmitter {
       this.options.log.error({ supervisor: 'serves-again', workerPid: worker.pid, resumedPid: [...predecessor.workers.values()][0]?.pid, generation: predecessor.generation, reason },
         `supervisor: ${reason}; generation ${predecessor.generation} (pid ${[...predecessor.workers.values()].map((w) => w.pid).join(', ')}) serves again`)
       this.options.status.resumed(predecessor.generation, reason)
+      if (this.lastReload?.generation === cohort.generation) this.rolledBack = reason
       this.changed()
       if (predecessor.workers.size < this.slots.length) void this.fill()
       return
