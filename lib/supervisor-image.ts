@@ -47,6 +47,10 @@ export function restoreWorkerNodeOptions (env: Record<string, string | undefined
   delete env[WORKER_NODE_OPTIONS]
 }
 
+const TSX_PREFLIGHT = /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/
+const PNP_RUNTIME = /(?:^|[\\/])\.pnp\.c?js$/
+const KEPT_PRELOADS = [TSX_PREFLIGHT, PNP_RUNTIME]
+
 /** Node's flags that load code before the app (their value is the module). */
 const PRELOAD_FLAGS = new Set(['--require', '-r', '--import', '--loader', '--experimental-loader'])
 const PNP_LOADER = /(?:^|[\\/])\.pnp\.loader\.mjs$/
@@ -99,10 +103,6 @@ function splitNodeOptions (options: string): string[] {
 function quote (word: string): string {
   return /[\s"\\]/.test(word) ? `"${word.replace(/["\\]/g, (char) => `\\${char}`)}"` : word
 }
-
-const TSX_PREFLIGHT = /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/
-const PNP_RUNTIME = /(?:^|[\\/])\.pnp\.c?js$/
-const KEPT_PRELOADS = [TSX_PREFLIGHT, PNP_RUNTIME]
 
 /**
  * The preloads of the app's command line the supervisor must run too: tsx's preflight (its signal

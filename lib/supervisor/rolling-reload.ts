@@ -71,9 +71,9 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
       `supervisor: reload failed, generation ${previous.generation} keeps serving: ${failure.error?.message}`)
     status.reloadFailed(failure.error?.message ?? 'unknown')
     if (previous.workers.size < allSlots.length) host.fill()
-    // Named after the generation that serves again, and timed from the reload's start (the failed batch's own result names neither).
-    const servesAgain = [...previous.workers.values()].filter((w) => w.state === 'serving').sort((a, b) => a.slot - b.slot)[0]
-    return failed({ generation: previous.generation, pid: servesAgain?.pid ?? 0 }, startedAt, failure.successorPid, failure.error as HotReloadError)
+    // Named after the generation that serves again (the build is over: only it serves), and timed
+    // from the reload's start; the failed batch's own result names neither.
+    return failed({ generation: previous.generation, pid: cohorts.servingPid ?? 0 }, startedAt, failure.successorPid, failure.error as HotReloadError)
   }
   cohorts.commit(cohort)
   const result = succeeded(next, cohorts.servingPid ?? 0, startedAt)
