@@ -9,8 +9,9 @@
 //  1. streams that arrive from now on are held back from the app (the session's 'stream' event
 //     waits), so no response can prompt the client to send another request;
 //  2. PINGs, one after the other, until no stream has ended from the PING before the last one up
-//     to the last PING's ACK: every request the client sent in answer to a response has arrived
-//     (an ACK can overtake requests the client sent in the same turn: hence one PING more);
+//     to the last PING's ACK, and none for QUIET_MS: every request the client sent in answer to a
+//     response has arrived (an ACK can overtake requests the client sent in the same turn: hence
+//     one PING more; a client that pauses first, on a timer: hence the quiet time);
 //  3. session.close(): GOAWAY with the last stream id nghttp2 received, which covers all of them;
 //     then the held streams go to the app, and the session ends when its streams have.
 // A client that opens streams on a timer, not in answer to responses, can still have one cross
@@ -22,6 +23,14 @@ type StreamEvent = Parameters<Emit>
 
 /** A client that has not answered a PING in this long is not waited for (its streams are held). */
 const PING_LIMIT = 2_000
+
+/**
+ * How long after the session's last response ended the GOAWAY waits at least. On loopback the PING
+ * round trips take less than a client's own pause before its next request (a `setTimeout(0)` is
+ * about a millisecond): without this, such a request could be on the wire as the GOAWAY leaves, and
+ * be refused. Held streams wait this much longer at most.
+ */
+const QUIET_MS = 10
 
 /** Times (performance.now()) at which the session's streams ended; kept for every session. */
 export interface StreamEnds {
@@ -54,7 +63,12 @@ export async function gracefulGoaway (session: Http2Session, ends: StreamEnds, d
     for (;;) {
       const sentAt = performance.now()
       if (!await ping(session, Math.min(PING_LIMIT, deadline() - sentAt))) break
-      if (previousPing !== undefined && ends.lastEnded < previousPing) break
+      if (previousPing !== undefined && ends.lastEnded < previousPing) {
+        const quietFor = performance.now() - ends.lastEnded
+        if (quietFor >= QUIET_MS) break
+        // Quiet for a round trip, not yet for QUIET_MS: wait for the rest, then check by PING again.
+        await sleep(Math.min(QUIET_MS - quietFor, deadline() - performance.now()))
+      }
       previousPing = sentAt
     }
   } finally {
@@ -82,4 +96,8 @@ function ping (session: Http2Session, timeLimit: number): Promise<boolean> {
       acked(err as Error)
     }
   })
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)).unref())
 }

@@ -6,7 +6,7 @@
 // sent away (GOAWAY) is not used again: the next request opens a new one, as browsers and curl do.
 const http2 = require('node:http2')
 
-function h2Client (origin, { loops, slowLoops = 0, slowPath = '/slow?ms=400', connectOptions, onResult }) {
+function h2Client (origin, { loops, slowLoops = 0, slowPath = '/slow?ms=400', connectOptions, onResult, pauseMs }) {
   const stats = { ok: 0, slowOk: 0, failed: 0, errors: {}, sessions: 0, versions: {} }
   let session
   const connect = () => {
@@ -62,7 +62,13 @@ function h2Client (origin, { loops, slowLoops = 0, slowPath = '/slow?ms=400', co
   let running = true
   connect()
   const all = [
-    ...Array.from({ length: loops }, async () => { while (running) await once('/') }),
+    // `pauseMs`: each loop waits that long on a timer (0 included) before its next request.
+    ...Array.from({ length: loops }, async () => {
+      while (running) {
+        await once('/')
+        if (pauseMs !== undefined) await new Promise((resolve) => setTimeout(resolve, pauseMs))
+      }
+    }),
     ...Array.from({ length: slowLoops }, async () => { while (running) await once(slowPath) })
   ]
   return {
