@@ -253,7 +253,7 @@ export class SuccessorChannel {
  * stopped or stuck (in its boot, in synchronous code) and would not drain anyway. Either would
  * otherwise hold the reload's failure, and a stop waiting for it, for the whole `grace`.
  */
-export const ABORT_ANSWER_MS = 2_000
+const ABORT_ANSWER_MS = 2_000
 
 /**
  * Asks the successor to drain and exit; kills it when it does not in time: `grace` once it said
