@@ -79,9 +79,10 @@ export class Handover {
   }
 
   /** Supervised probation: the successor died; serve again. */
-  successorLost (successorPid: number, reason: string): void {
+  successorLost (successorPid: number | undefined, reason: string): void {
     if (this.retirement === undefined) return
-    this.retirement.successorPid = successorPid
+    // A supervisor of an older release says 0 for "none was spawned".
+    this.retirement.successorPid = successorPid !== undefined && successorPid > 0 ? successorPid : undefined
     this.retirement.fail(reason)
   }
 
@@ -185,6 +186,6 @@ export class Handover {
     this.parts.status.resumed(generation, reason, pid)
     log.error({ hotReload: 'resumed', successorPid: retirement.successorPid, generation, reason },
       `hot-reload: ${reason}; generation ${generation} took its sockets back and serves again`)
-    lifecycle.emit('resumed', { generation, successorPid: retirement.successorPid ?? 0, reason })
+    lifecycle.emit('resumed', { generation, ...(retirement.successorPid !== undefined && { successorPid: retirement.successorPid }), reason })
   }
 }

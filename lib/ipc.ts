@@ -72,8 +72,11 @@ export type ParentMessage =
   | { type: 'listener', address: string }
   /** Supervised mode: the successor proved itself; finish and exit. */
   | { type: 'retire' }
-  /** Supervised mode: the successor died within its probation; serve again. */
-  | { type: 'resume', successorPid: number, reason: string }
+  /**
+   * Supervised mode: the successor died within its probation; serve again. `successorPid` is absent
+   * when none was spawned (a rolling reload's later batch could not start); older releases said 0.
+   */
+  | { type: 'resume', successorPid?: number, reason: string }
   /** Supervised mode: too many generations drain at once; end this drain now (cut what is left). */
   | { type: 'cut' }
   | { type: 'reload-result', id: number, result: WireReloadResult }

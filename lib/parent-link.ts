@@ -23,7 +23,7 @@ export interface ParentOrders {
   /** A copy of a listening socket for a resume (supervised probation). */
   listener: (address: string, handle: object) => void
   retire: () => void
-  resume: (successorPid: number, reason: string) => void
+  resume: (successorPid: number | undefined, reason: string) => void
   /** An idle keep-alive connection handed over by the previous generation. */
   connection: (listener: string, handle: object) => void
   /** Accept on a copy of another slot's socket too, until uncover (supervised, a socket per slot). */

@@ -147,8 +147,12 @@ export interface HotReloadEvents {
   drained: [result: DrainResult]
   /** This process became the serving generation: at first start, when its predecessor committed it, or when it resumed. */
   serving: [info: { generation: number, pid: number }]
-  /** The successor exited during its probation: this generation took the sockets back and serves again. */
-  resumed: [info: { generation: number, successorPid: number, reason: string }]
+  /**
+   * The successor exited during its probation: this generation took the sockets back and serves
+   * again. `successorPid` is absent when no successor process was spawned (with `--reload-batch`,
+   * a later batch that could not start takes the earlier batches back).
+   */
+  resumed: [info: { generation: number, successorPid?: number, reason: string }]
   /**
    * Draining: an upgraded connection the plugin cannot close itself (another protocol than
    * @fastify/websocket's WebSockets) has reached its moment in the `closeSpread` window. Close it

@@ -86,7 +86,7 @@ app.hotReload.on('state', (state, previous) => {
 app.hotReload.on('draining', (info) => expectType<'reload' | 'shutdown'>(info.reason))
 app.hotReload.on('serving', (info) => expectType<{ generation: number, pid: number }>(info))
 app.hotReload.on('resumed', (info) => {
-  expectType<number>(info.successorPid)
+  expectType<number | undefined>(info.successorPid)
   expectType<string>(info.reason)
 })
 expectError(app.register(hotReload, { probation: '2s' }))

@@ -89,7 +89,7 @@ export class Probations {
   }
 
   /** Workers draining on probation get copies of the sockets and serve again. */
-  serveAgain (workers: Worker[], sockets: (worker: Worker) => HeldSocket[], successorPid: number, reason: string): void {
+  serveAgain (workers: Worker[], sockets: (worker: Worker) => HeldSocket[], successorPid: number | undefined, reason: string): void {
     for (const w of workers) {
       for (const socket of sockets(w)) socket.handle ??= handleOfHeldFd(socket.fd)
       for (const socket of sockets(w)) w.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)

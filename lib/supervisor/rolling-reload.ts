@@ -65,7 +65,7 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
       send(worker.child, probations.drainOrder(false))
     }
     const back = replaced.filter((w) => cohorts.workers.has(w.pid) && w.child.connected)
-    probations.serveAgain(back, (w) => host.held.forSlot(w.slot), failure.successorPid ?? 0, reason)
+    probations.serveAgain(back, (w) => host.held.forSlot(w.slot), failure.successorPid, reason)
     for (const worker of back) worker.state = 'serving'
     log.error({ supervisor: 'generation-failed', trigger: 'reload', generation: next, servingGeneration: previous.generation, err: failure.error },
       `supervisor: reload failed, generation ${previous.generation} keeps serving: ${failure.error?.message}`)

@@ -131,6 +131,25 @@ test('supervised: reloads are the supervisor\'s; a drain order with probation, t
   t.same(states, ['starting->serving', 'serving->draining', 'draining->serving'])
 })
 
+test('supervised: a resume after a successor that was never spawned names none (an older supervisor says 0)', async (t) => {
+  for (const said of [undefined, 0]) {
+    const parentPort = new FakePort()
+    const { app, facade } = generation(t, { parentPort, supervised: true })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    await tick()
+    parentPort.deliver({ type: 'commit', keepChannel: true })
+    await tick()
+    const resumed = new Promise((resolve) => facade.once('resumed', resolve))
+    parentPort.deliver({ type: 'drain', probation: true })
+    await tick()
+    parentPort.deliver({ type: 'resume', ...(said !== undefined && { successorPid: said }), reason: 'generation 3 could not start' })
+    const info = await resumed
+    t.match(info, { generation: 2, reason: 'generation 3 could not start' }, `resume with successorPid ${said}`)
+    t.notOk('successorPid' in info, `no successorPid in the event (the supervisor said ${said})`)
+    t.equal(facade.state, 'serving')
+  }
+})
+
 test('supervised: the supervisor gone means drain and exit 0', async (t) => {
   const parentPort = new FakePort()
   const { app, facade } = generation(t, { parentPort, supervised: true })
