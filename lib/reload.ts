@@ -130,6 +130,13 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
   const started: StartedSuccessor[] = []
   const settling: Array<Promise<void>> = []
   let first: { pid: number | undefined, error: HotReloadError } | undefined
+  const failWith = (pid: number | undefined, error: HotReloadError, except?: StartedSuccessor): void => {
+    if (first !== undefined) return
+    first = { pid, error }
+    for (const other of started) if (other !== except) other.cancel(`another worker of generation ${next} failed: ${error.message}`)
+  }
+  // Every worker is ready or gone: what exits from here on was taken down, or is the supervisor's to see.
+  let decided = false
   // The workers' own boot, as the reload waited for it: each wave's slowest, added up.
   const slowestOfWave: number[] = []
   for (let from = 0, wave = 0; from < slots.length; from += concurrency, wave++) {
@@ -145,9 +152,15 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
         if (outcome.ok) {
           readyBySlot.set(from + index, outcome)
           if (outcome.bootMs !== undefined) slowestOfWave[wave] = Math.max(slowestOfWave[wave] ?? 0, outcome.bootMs)
-        } else if (first === undefined) {
-          first = { pid: outcome.pid, error: outcome.error }
-          for (const other of started) if (other !== successor) other.cancel(`another worker of generation ${next} failed: ${outcome.error.message}`)
+          // Ready is not committed: one that dies while the others still boot fails the generation
+          // (committed, its slot would have no worker, and nobody would know).
+          outcome.child.once('exit', (code, signal) => {
+            if (decided || !readyBySlot.delete(from + index)) return
+            const how = signal === null ? `code ${code}` : `signal ${signal}`
+            failWith(outcome.pid, hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `the successor (pid ${outcome.pid}) exited with ${how} after it was ready, before every worker of generation ${next} was`))
+          })
+        } else {
+          failWith(outcome.pid, outcome.error, successor)
         }
       }))
       return successor
@@ -156,6 +169,7 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
     await Promise.all(booting.map((successor) => successor.listened))
   }
   await Promise.all(settling)
+  decided = true
   const bootMs = slowestOfWave.length === 0 ? undefined : slowestOfWave.reduce((sum, ms) => sum + (ms ?? 0), 0)
   const ready = [...readyBySlot.entries()].sort(([a], [b]) => a - b)
   const cancelled = first === undefined ? run.cancelled() : undefined

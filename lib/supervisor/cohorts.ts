@@ -77,9 +77,19 @@ export class Cohorts {
     return cohort
   }
 
-  /** The serving cohort lost its last worker: none serves. */
+  /**
+   * The serving cohort lost its last worker: none serves. Not while a restart into it is starting:
+   * that worker joins it and serves, and the other slots' restarts join it too.
+   */
   vacate (cohort: Cohort | undefined): void {
-    if (cohort !== undefined && cohort === this.serving && cohort.workers.size === 0) this.serving = undefined
+    if (cohort !== undefined && cohort === this.serving && cohort.workers.size === 0 && this.startingSlots(cohort.generation).size === 0) this.serving = undefined
+  }
+
+  /** Slots with a worker of `generation` still starting (a restart into it, or its own start). */
+  startingSlots (generation: number): Set<number> {
+    const slots = new Set<number>()
+    for (const worker of this.live.values()) if (worker.state === 'starting' && worker.generation === generation) slots.add(worker.slot)
+    return slots
   }
 
   /** A ready worker joins its cohort and serves. */

@@ -95,7 +95,7 @@ export class Supervisor extends EventEmitter {
       const result = await this.launch('start', first)
       if (!result.ok) return
       if (first.length < this.slots.length) {
-        await this.fill()
+        await this.fill('start')
         // READY=1 once every slot has had its start (a slot that failed restarts with backoff).
         if (this.cohorts.current !== undefined) this.options.status.serving(this.cohorts.current.generation)
       }
@@ -190,6 +190,7 @@ export class Supervisor extends EventEmitter {
     const { options } = this
     if (why === 'reload') options.status.reloading(next)
     const started = new Map<number, Worker>()
+    const successors: StartedSuccessor[] = []
     // Our --drain-timeout bounds the workers' drains (lib/options.ts limitDrain).
     const command = { execPath: options.command[0], args: options.command.slice(1), cwd: options.cwd, env: { ...options.env, NOTIFY_SOCKET: undefined, [ENV.drainTimeout]: String(options.drainTimeout) } }
     const outcome = await runCohort(next, slots, {
@@ -198,8 +199,9 @@ export class Supervisor extends EventEmitter {
       // Only a reload's workers boot at a lower priority and in waves: they boot beside a generation that serves.
       timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, supervised: true, bootNice: why === 'reload' ? options.bootNice : 0 },
       concurrency: why === 'reload' ? options.bootConcurrency : undefined,
-      cancelled: () => this.stopping !== undefined ? 'cancelled: the supervisor is stopping' : undefined,
+      cancelled: () => this.cancelReason(into),
       started: (successor, plan, slot) => {
+        successors.push(successor)
         this.starting.push(successor)
         if (successor.child !== undefined && successor.pid !== undefined) started.set(slot, this.track(successor.child, successor.pid, next, slot))
         if (why === 'reload' || why === 'batch') this.news?.started(slot, next, successor.pid)
@@ -207,14 +209,17 @@ export class Supervisor extends EventEmitter {
           `supervisor: ${why}: starting generation ${next}${this.slots.length > 1 ? ` slot ${slot}` : ''} (pid ${successor.pid ?? 'none'})`)
       }
     })
-    this.starting = []
+    this.starting = this.starting.filter((successor) => !successors.includes(successor))
     const result = outcome.result
     // Before the serving workers' drain orders (a rolling reload says so once, at its end).
     if (why === 'reload') this.news?.finished(result)
     if (outcome.members === undefined) {
       for (const worker of started.values()) this.cohorts.forget(worker)
+      // A restart that was the last hope of an empty serving generation: none serves now.
+      if (into !== undefined) this.cohorts.vacate(into)
+      const cancelled = result.error?.code === 'HOT_RELOAD_NOT_SERVING' && this.cancelReason(into) !== undefined
       options.log.error({
-        supervisor: this.stopping !== undefined ? 'generation-cancelled' : 'generation-failed',
+        supervisor: cancelled ? 'generation-cancelled' : 'generation-failed',
         trigger: why,
         generation: next,
         servingGeneration: this.cohorts.current?.generation,
@@ -241,13 +246,25 @@ export class Supervisor extends EventEmitter {
     return result
   }
 
-  /** Slots of the serving generation without a worker (the first start, or one that crashed) get one. */
-  private async fill (): Promise<void> {
+  /**
+   * Why workers being started must not be committed: we stop, or they were to join a generation
+   * that no longer serves (a restart that a reload overtook: joined, they would serve the old code
+   * beside the new generation and never be told to drain).
+   */
+  private cancelReason (into: Cohort | undefined): string | undefined {
+    if (this.stopping !== undefined) return 'cancelled: the supervisor is stopping'
+    if (into !== undefined && into !== this.cohorts.current && into !== this.cohorts.building) return `cancelled: generation ${into.generation} no longer serves`
+    return undefined
+  }
+
+  /** Slots of the serving generation without a worker (the first start, or one that crashed) get one, unless one is starting. */
+  private async fill (why: 'start' | 'restart' = 'restart'): Promise<void> {
     const cohort = this.cohorts.current
     if (cohort === undefined || this.stopping !== undefined) return
-    const missing = this.slots.filter((slot) => !cohort.workers.has(slot))
+    const starting = this.cohorts.startingSlots(cohort.generation)
+    const missing = this.slots.filter((slot) => !cohort.workers.has(slot) && !starting.has(slot))
     if (missing.length === 0) return
-    const result = await this.launch('restart', missing, cohort)
+    const result = await this.launch(why, missing, cohort)
     if (!result.ok) for (const slot of missing) if (!cohort.workers.has(slot)) this.scheduleRestart(slot)
   }
 
@@ -345,8 +362,10 @@ export class Supervisor extends EventEmitter {
     if (this.stopping !== undefined) return
     const scheduled = this.restarts.schedule(slot, () => {
       const current = this.cohorts.current
-      // Another slot's restart is starting a whole generation already: that one covers this slot too.
-      if (current === undefined && this.starting.length > 0) return
+      // A whole new generation is starting already (another slot's restart, a reload): it covers this slot too.
+      if (current === undefined && this.cohorts.startingSlots(this.cohorts.generation + 1).size > 0) return
+      // The slot got a worker meanwhile, or has one starting (fill).
+      if (current !== undefined && (current.workers.has(slot) || this.cohorts.startingSlots(current.generation).has(slot))) return
       const run = current === undefined ? this.launch('restart', this.held.all().length === 0 ? [slot] : this.slots) : this.launch('restart', [slot], current)
       void run.then((result) => {
         const now = this.cohorts.current
