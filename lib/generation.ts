@@ -11,7 +11,7 @@ import { ConnectionBalance } from './connection-balance'
 import { Audience, type HotReloadFacade } from './facade'
 import { GenerationReloads } from './generation-reload'
 import type { InheritedSocket, ReusePortPlan } from './handoff-env'
-import { Handover } from './handover'
+import { CLOSE_GRACE_MS, Handover } from './handover'
 import { Instance } from './instance'
 import type { Launch } from './launch'
 import { Lifecycle } from './lifecycle'
@@ -119,7 +119,7 @@ export class Generation {
       this.handover.endProbation()
       if (this.lifecycle.leaving || this.lifecycle.stopping) return
       log.warn({ hotReload: 'supervisor-gone' }, 'hot-reload: the supervisor is gone; draining and exiting')
-      void this.shutdown().then(() => this.lifecycle.end(0))
+      void this.shutdown().then(() => this.lifecycle.end(this.handover.exitCode))
     })
   }
 
@@ -192,7 +192,7 @@ export class Generation {
       return
     }
     this.lifecycle.to('serving')
-    if (options.gracefulShutdown) this.removeShutdown = installShutdown(log, { forceAfterMs: options.drainTimeout + 5_000, run: () => this.shutdown() })
+    if (options.gracefulShutdown) this.removeShutdown = installShutdown(log, { forceAfterMs: options.drainTimeout + CLOSE_GRACE_MS, run: () => this.shutdown() })
     if (this.lifecycle.confirmed) this.becameMain()
     const ready = [...this.listened]
     for (const each of ready) this.logAdopted(each)
@@ -302,12 +302,15 @@ export class Generation {
       if (!draining) this.audience.delete(instance.facade)
       return
     }
+    this.balance.stop()
+    this.reloads.cancel('reload cancelled: the app is closing')
+    // Our drain closes the app, and the process exits once the app's own onClose hooks have run:
+    // until then a reload signal is still ignored, and a SIGTERM finds the shutdown under way,
+    // instead of their default action killing the process in the middle of those hooks.
+    if (draining) return
     this.signals.release()
     this.removeShutdown?.()
     this.removeShutdown = undefined
-    this.balance.stop()
-    this.reloads.cancel('reload cancelled: the app is closing')
-    if (draining) return
     this.lifecycle.to('closed')
     // Closed by the app, not by a drain: the process ends as it would without us.
     this.context.parent?.release()

@@ -17,6 +17,13 @@ import type { DrainResult } from './types'
 
 export type DrainReason = DrainResult['reason'] | 'abort'
 
+/**
+ * After a drain's `drainTimeout`, how long the app's onClose hooks may still run before the process
+ * exits anyway (code 1): a hook that never settles must not keep an old generation alive for good.
+ * The same bound as a SIGTERM's forced exit.
+ */
+export const CLOSE_GRACE_MS = 5_000
+
 export interface HandoverParts {
   log: FastifyBaseLogger
   /** The process-wide options. */
@@ -41,6 +48,8 @@ export class Handover {
   private draining: Promise<DrainResult | undefined> | undefined
   /** Supervised: the ramp of the moves the supervisor asked for (its probation), over our own options'. */
   private rampMs: number | undefined
+  /** False once the app's close outlived CLOSE_GRACE_MS: the process exits with code 1. */
+  private closedInTime = true
 
   constructor (private readonly parts: HandoverParts) {}
 
@@ -115,7 +124,12 @@ export class Handover {
   }
 
   private drainThenExit (): void {
-    void this.drain('reload').then((drained) => { if (drained !== undefined) this.parts.lifecycle.end(0) })
+    void this.drain('reload').then((drained) => { if (drained !== undefined) this.parts.lifecycle.end(this.exitCode) })
+  }
+
+  /** The exit code once drained: 1 when the app's onClose hooks did not finish in time. */
+  get exitCode (): number {
+    return this.closedInTime ? 0 : 1
   }
 
   /** Resolves with the result once closed, or undefined when the generation resumed serving instead. */
@@ -155,13 +169,12 @@ export class Handover {
       reason: publicReason
     }
     log.info({ hotReload: 'drained', generation: this.parts.generation, ...result }, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
-    await Promise.all(instances.map(async (instance) => {
-      try {
-        await instance.app.close()
-      } catch (err) {
-        instance.app.log.error({ hotReload: 'close-error', err }, 'hot-reload: error while closing')
-      }
-    }))
+    const closeWithinMs = startedAt + options.drainTimeout + CLOSE_GRACE_MS - performance.now()
+    this.closedInTime = await closeWithin(instances, closeWithinMs)
+    if (!this.closedInTime) {
+      log.error({ hotReload: 'close-timeout', generation: this.parts.generation, waitedMs: Math.round(Math.max(closeWithinMs, 0)) },
+        `hot-reload: the app's onClose hooks did not finish within drainTimeout + ${CLOSE_GRACE_MS} ms; exiting anyway`)
+    }
     lifecycle.to('closed')
     lifecycle.emit('drained', result)
     return result
@@ -187,5 +200,23 @@ export class Handover {
     log.error({ hotReload: 'resumed', successorPid: retirement.successorPid, generation, reason },
       `hot-reload: ${reason}; generation ${generation} took its sockets back and serves again`)
     lifecycle.emit('resumed', { generation, ...(retirement.successorPid !== undefined && { successorPid: retirement.successorPid }), reason })
+  }
+}
+
+/** Closes every instance (the app's onClose hooks run); false when that takes longer than `ms`. */
+async function closeWithin (instances: Instance[], ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(ms, 0)) })
+  const closed = Promise.all(instances.map(async (instance) => {
+    try {
+      await instance.app.close()
+    } catch (err) {
+      instance.app.log.error({ hotReload: 'close-error', err }, 'hot-reload: error while closing')
+    }
+  })).then(() => true)
+  try {
+    return await Promise.race([closed, late])
+  } finally {
+    clearTimeout(timer)
   }
 }

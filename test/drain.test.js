@@ -177,3 +177,44 @@ test('a second SIGTERM during the drain forces the exit', { buffered: false }, a
   t.ok(Date.now() - started < 4000, 'without waiting for the 5 s request')
   t.ok((await slow) instanceof Error, 'the request in flight was cut')
 })
+
+test('an onClose hook that never settles: after a reload the old generation still exits, with code 1, at drainTimeout + 5 s at the latest', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: { idleGrace: 300, drainTimeout: 1000 }, onCloseHangs: true })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  writeRelease(dir, { version: 2, plugin: { idleGrace: 300, drainTimeout: 1000 } })
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  const timeout = await service.waitForLine((l) => l.hotReload === 'close-timeout' && l.pid === service.pid, 15000, 'the old generation to give up on its onClose hooks')
+  t.ok(timeout.waitedMs <= 6000, `it waited ${timeout.waitedMs} ms for them`)
+  t.same(await service.exit, { code: 1, signal: null }, 'and exited 1')
+  const fresh = await get({ host: url.hostname, port: Number(url.port) }, '/')
+  t.same([fresh.body.version, fresh.body.pid], [2, successor], 'generation 2 serves')
+})
+
+for (const how of ['SIGTERM', 'a reload']) {
+  test(`after ${how}, signals that come while the app's onClose hooks run neither kill the process nor cut the hooks short: exit 0`, async (t) => {
+    const dir = tempDir(t)
+    writeRelease(dir, { version: 1, plugin: { idleGrace: 300 }, onCloseMs: 2000 })
+    const service = Service.start(t, { cwd: dir })
+    await service.listening()
+    if (how === 'SIGTERM') {
+      process.kill(service.pid, 'SIGTERM')
+    } else {
+      writeRelease(dir, { version: 2, plugin: { idleGrace: 300 } })
+      process.kill(service.pid, 'SIGUSR2')
+      await service.generationServing(2)
+    }
+    await service.waitForLine((l) => l.hotReload === 'drained' && l.pid === service.pid, 10000, 'the drain to end (the onClose hooks run next)')
+    await sleep(200)
+    process.kill(service.pid, 'SIGUSR2')
+    // A second SIGTERM forces the exit (as close-with-grace does); after a reload the first one is the shutdown.
+    if (how === 'a reload') {
+      await sleep(200)
+      process.kill(service.pid, 'SIGTERM')
+    }
+    t.same(await service.exit, { code: 0, signal: null }, 'exited 0, not killed by a signal')
+    t.ok(service.find((l) => l.event === 'onClose-ran' && l.pid === service.pid), 'its onClose hook ran to its end')
+  })
+}
