@@ -147,7 +147,8 @@ export class Generation {
       lifecycle: this.lifecycle,
       checkReadiness: this.context.parent !== undefined,
       notReadyReason: () => this.notReadyReason(instance),
-      listenCalled: () => this.context.parent?.listening()
+      listenCalled: () => this.context.parent?.listening(),
+      readinessRefused: (reason) => { void this.readinessRefused(reason) }
     })
     this.instances.add(instance)
     this.audience.add(facade)
@@ -200,6 +201,16 @@ export class Generation {
     parent.listening()
     for (const each of ready) await this.context.mode.shareListeners(each.listeners, parent, each.app.log)
     await this.reportReady(parent, ready)
+  }
+
+  /** A successor's readiness check can never pass (a hook of the app answers its route): it fails now, not at readyTimeout. */
+  private async readinessRefused (reason: string): Promise<void> {
+    const { parent, log } = this.context
+    if (parent === undefined || this.lifecycle.leaving) return
+    log.error({ hotReload: 'readiness-refused', reason }, `hot-reload: ${reason}`)
+    parent.failed(reason)
+    await this.handover.drain('abort')
+    this.lifecycle.end(1)
   }
 
   /** An instance that listened after the takeover (a first generation's second instance, say). */

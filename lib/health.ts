@@ -12,8 +12,11 @@ interface Identity {
 }
 
 // Probes must answer even under pressure (@fastify/under-pressure would 503 every route): the
-// readiness handler reports pressure itself, and liveness ignores it.
-const probeRoute = { logLevel: 'warn' as const, config: { pressureHandler: () => undefined } }
+// readiness handler reports pressure itself, and liveness ignores it. Nor are they rate limited
+// (@fastify/rate-limit's per-route opt-out): an orchestrator polls them, and a liveness probe
+// answered 429 gets the process restarted. `hotReloadProbe` tells the app's own hooks (an auth
+// check) which routes to let through.
+const probeRoute = { logLevel: 'warn' as const, config: { pressureHandler: () => undefined, rateLimit: false, hotReloadProbe: true } }
 
 /** @param notReadyReason why this instance's readiness must say 503, or null */
 export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () => string | null, generation: Identity, options: ResolvedOptions): void {

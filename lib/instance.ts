@@ -32,6 +32,8 @@ export interface InstanceParts {
   notReadyReason: () => string | null
   /** A successor's app called listen(): its readiness check starts now. */
   listenCalled: () => void
+  /** Its readiness check can never pass, and why (a hook of the app answers the readiness route). */
+  readinessRefused: (reason: string) => void
 }
 
 export class Instance {
@@ -82,12 +84,14 @@ export class Instance {
     this.readinessCheck ??= (async () => {
       lifecycle.checking(true)
       try {
-        this.checked = await waitUntilReady({
+        const verdict = await waitUntilReady({
           app,
           healthPath: options.healthPath === false ? false : probeUrl(app, options.healthPath),
           notReadyReason: this.parts.notReadyReason,
           givenUp: () => lifecycle.leaving
         })
+        this.checked = verdict.ready
+        if (!verdict.ready && verdict.refused !== undefined) this.parts.readinessRefused(verdict.refused)
         return this.checked
       } finally {
         lifecycle.checking(false)

@@ -14,19 +14,39 @@ export interface ReadinessCheck {
   givenUp: () => boolean
 }
 
-/** Resolves true once ready, false when given up meanwhile. */
-export async function waitUntilReady (check: ReadinessCheck): Promise<boolean> {
+/** Ready; given up (the generation is taken down meanwhile); or refused, for good, and why. */
+export type ReadinessVerdict = { ready: true } | { ready: false, refused?: string }
+
+/** Resolves once ready, once given up, or at once when the answer can never become 200. */
+export async function waitUntilReady (check: ReadinessCheck): Promise<ReadinessVerdict> {
   for (let attempt = 1; ; attempt++) {
-    if (check.givenUp()) return false
-    const reason = await notReadyNow(check)
-    if (reason === null) return true
-    if (attempt === 1) check.app.log.warn({ hotReload: 'successor-not-ready', reason }, `hot-reload: not ready yet (${reason}); checking again`)
+    if (check.givenUp()) return { ready: false }
+    const answer = await notReadyNow(check)
+    if (answer === null) return { ready: true }
+    if (answer.refused) return { ready: false, refused: answer.reason }
+    if (attempt === 1) check.app.log.warn({ hotReload: 'successor-not-ready', reason: answer.reason }, `hot-reload: not ready yet (${answer.reason}); checking again`)
     await new Promise((resolve) => setTimeout(resolve, CHECK_INTERVAL))
   }
 }
 
-async function notReadyNow (check: ReadinessCheck): Promise<string | null> {
-  if (check.healthPath === false) return check.notReadyReason()
-  const response = await check.app.inject({ method: 'GET', url: check.healthPath })
-  return response.statusCode === 200 ? null : `GET ${check.healthPath} answered ${response.statusCode}`
+// Answers that are not the readiness route's own (it says 200 or 503) and that no retry changes:
+// a hook of the app answered instead (401/403 from an auth check, 404 from a rewrite). A 5xx, a 408
+// or a 429 may pass (a hook that holds requests back until a database is up, say): checked again.
+const TRANSIENT_CLIENT_ERRORS = new Set([408, 425, 429])
+
+async function notReadyNow (check: ReadinessCheck): Promise<{ reason: string, refused: boolean } | null> {
+  if (check.healthPath === false) {
+    const reason = check.notReadyReason()
+    return reason === null ? null : { reason, refused: false }
+  }
+  const { statusCode } = await check.app.inject({ method: 'GET', url: check.healthPath })
+  if (statusCode === 200) return null
+  if (statusCode >= 400 && statusCode < 500 && !TRANSIENT_CLIENT_ERRORS.has(statusCode)) {
+    return {
+      reason: `GET ${check.healthPath} answered ${statusCode}, not the readiness route (a hook of the app answered it: an auth check?); ` +
+        'let the probe routes through: their route config has hotReloadProbe: true',
+      refused: true
+    }
+  }
+  return { reason: `GET ${check.healthPath} answered ${statusCode}`, refused: false }
 }
