@@ -11,7 +11,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import { DrainSweep } from './drain-sweep'
-import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, isEncrypted, timerClock } from './node-internals'
+import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, isEncrypted, requestsQueuedBehind, timerClock } from './node-internals'
 
 /** @internal what a drain knows of one connection (read by DrainSweep too). */
 export interface ConnectionState {
@@ -30,6 +30,8 @@ export interface ConnectionState {
   stays: boolean
   /** It could have moved once, but another move had the turn. */
   missedTurn: boolean
+  /** The response this drain gave `Connection: close` (the connection's last parsed request's). */
+  closing: ServerResponse | undefined
 }
 
 /** Moves an idle connection to the next generation; false when it cannot (it then drains here). */
@@ -133,7 +135,7 @@ export class ConnectionTracker {
   private stateOf (socket: Socket, server: HttpServer): ConnectionState {
     let state = this.connections.get(socket)
     if (state === undefined) {
-      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: this.upgradedSockets.has(socket), server, socket, tracker: this, stays: false, missedTurn: false }
+      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: this.upgradedSockets.has(socket), server, socket, tracker: this, stays: false, missedTurn: false, closing: undefined }
       this.connections.set(socket, state)
       // A socket the 'connection' event never showed us (an HTTP/2 request's socket proxy, say).
       if (!this.open.has(socket)) {
@@ -166,7 +168,7 @@ export class ConnectionTracker {
     state.busy++
     if (this.movesOver && state.missedTurn) state.stays = true
     if (this.staysHere(state)) {
-      if (!response.headersSent) response.setHeader('connection', 'close')
+      closeAfter(response, state)
     } else {
       state.responses.add(response)
     }
@@ -215,7 +217,7 @@ export class ConnectionTracker {
     }
     // It drains here after all: from now on its responses close it.
     state.stays = true
-    for (const response of state.responses) if (!response.headersSent) response.setHeader('connection', 'close')
+    for (const response of state.responses) closeAfter(response, state)
   }
 
   /** Offers every idle connection to the handoff again (it has room for one more now). */
@@ -279,7 +281,7 @@ export class ConnectionTracker {
       // Its response under way said keep-alive already: it may still move once that ends.
       if (unsent.length === 0) continue
       state.stays = true
-      for (const response of unsent) response.setHeader('connection', 'close')
+      for (const response of unsent) closeAfter(response, state)
     }
   }
 
@@ -346,6 +348,21 @@ export class ConnectionTracker {
     for (const socket of sockets) socket.destroy()
     return sockets.size
   }
+}
+
+/**
+ * `Connection: close` on the response of the connection's last parsed request, and on no earlier
+ * one: Node ends the connection after a response that says so, and would drop the responses of
+ * requests pipelined behind it (handlers already ran: a POST done, its answer lost). An earlier
+ * response that said so before another request arrived says keep-alive again while it can; a
+ * connection whose last response went out before it could be marked is closed by the idle sweep.
+ */
+function closeAfter (response: ServerResponse, state: ConnectionState): void {
+  if (response.headersSent || requestsQueuedBehind(state.socket, response)) return
+  const earlier = state.closing
+  if (earlier !== undefined && earlier !== response && !earlier.headersSent) earlier.removeHeader('connection')
+  response.setHeader('connection', 'close')
+  state.closing = response
 }
 
 function onResponseClose (this: ServerResponse): void {

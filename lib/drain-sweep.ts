@@ -4,6 +4,7 @@
 // the grace, and reads (never adds or removes) the tracker's connections.
 import type { Socket } from 'node:net'
 import type { ConnectionState } from './connection-tracker'
+import { hasHttp1Parser, parserIsIdle } from './node-internals'
 
 export class DrainSweep {
   private timer: NodeJS.Timeout | undefined
@@ -61,6 +62,9 @@ export class DrainSweep {
 /** True when the connection is not idle: a response under way, upgraded, or a request on its way. */
 function inUse (socket: Socket, state: ConnectionState, now: number): boolean {
   if (state.busy > 0 || state.upgraded) return true
+  // A request whose head has begun arriving (its client paused in the middle): Node parsed part of
+  // it, and the 'request' event that would count it comes once the head is complete.
+  if (hasHttp1Parser(socket) && !parserIsIdle(socket, state.server)) return true
   // Bytes read since the last response: a request is on its way, not idle.
   if (socket.bytesRead !== state.bytesReadWhenIdle) {
     state.bytesReadWhenIdle = socket.bytesRead

@@ -42,7 +42,7 @@ export function listeningHandle (server: Server): object {
 
 interface SocketInternals {
   _handle?: { readStop?: () => number, readStart?: () => number, reading?: boolean, fd?: number } | null
-  parser?: { _consumed?: boolean, unconsume?: () => void, consume?: (handle: object) => void } | null
+  parser?: { _consumed?: boolean, unconsume?: () => void, consume?: (handle: object) => void, incoming?: unknown } | null
   encrypted?: boolean
 }
 
@@ -219,6 +219,18 @@ export function currentResponse (socket: Socket): ServerResponse | null {
   if (message === undefined || message === null) return null
   if (!(message instanceof ServerResponse)) throw internalsError('socket._httpMessage is not a ServerResponse')
   return message
+}
+
+/**
+ * True when the client pipelined requests that Node has parsed behind `response` (their responses
+ * wait in its queue). Node keeps the last request it parsed as the parser's `incoming` until that
+ * request's response has finished. A response that says `Connection: close` makes Node end the
+ * connection once it is written, and the responses queued behind it are never sent: only the last
+ * one may say so. False when this cannot be known.
+ */
+export function requestsQueuedBehind (socket: Socket, response: ServerResponse): boolean {
+  const last = (socket as unknown as SocketInternals).parser?.incoming
+  return last !== undefined && last !== null && last !== response.req
 }
 
 /** The timers' clock (ms), as a Timeout's _idleStart records it. */
