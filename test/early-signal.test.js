@@ -159,6 +159,22 @@ test('supervised: SIGUSR2 to a worker while it boots: it is not killed; once it 
   t.same(service.alive().sort(), [service.pid, second.workerPid].sort(), 'the supervisor and the new worker are left')
 })
 
+test('supervised: SIGUSR2 to the supervisor twice while its first generation boots: one reload once it serves', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN, slowBootMs: SLOW_BOOT_MS })
+  const { service } = startSupervised(t, { dir })
+  await service.waitForLine((l) => l.event === 'slow-boot' && l.pid !== service.pid, 20000, 'the first worker to begin its slow boot')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  process.kill(service.pid, 'SIGUSR2')
+  await sleep(300)
+  process.kill(service.pid, 'SIGUSR2')
+  await service.waitForLine((l) => l.supervisor === 'generation-serving' && l.generation === 2, 30000, 'generation 2 to serve')
+  await sleep(SLOW_BOOT_MS + 1000)
+  t.equal(service.filter((l) => l.supervisor === 'reload-deferred').length, 1, 'the first signal deferred a reload')
+  t.equal(service.filter((l) => l.supervisor === 'reload-coalesced').length, 1, 'the second joined it')
+  t.same(service.filter((l) => l.supervisor === 'generation-starting' && l.trigger === 'reload').map((l) => l.generation), [2], 'one reload: generation 2, no generation 3')
+})
+
 test('keepPid: a reload signal during the boot, before the process becomes the supervisor, does not end it; the first generation runs the code on disk then', async (t) => {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN, slowBootMs: SLOW_BOOT_MS })

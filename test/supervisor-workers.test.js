@@ -109,6 +109,12 @@ test('--workers 2: a release that throws at boot, then one that never becomes re
   const thrown = await cli(['reload', '--control', control, '--json'])
   t.equal(thrown.code, 1, 'a release that throws at boot: exit 1')
   t.equal(JSON.parse(thrown.stdout).error.code, 'HOT_RELOAD_SUCCESSOR_EXITED', 'with the cause')
+  // Slot 1's new worker never started (no wave after a failure): its old worker hears the same two events.
+  for (const worker of old) {
+    const failed = await service.waitForLine((l) => l.hotReloadEvent === 'reloadFailed' && l.pid === worker.pid, 10000, `slot ${worker.slot}'s reloadFailed`)
+    const reloading = service.lines.findIndex((l) => l.hotReloadEvent === 'reloading' && l.pid === worker.pid)
+    t.ok(reloading !== -1 && reloading < service.lines.indexOf(failed), `slot ${worker.slot}'s worker heard reloading, then reloadFailed`)
+  }
   writeRelease(dir, { version: 3, notReady: true, plugin: PLUGIN })
   const hanging = await cli(['reload', '--control', control, '--json'])
   t.equal(hanging.code, 1, 'a release that never becomes ready: exit 1')

@@ -206,6 +206,23 @@ test('systemd socket activation: the supervisor serves on the activated socket a
   t.same(await service.exit, { code: 0, signal: null })
 })
 
+test('start -- node --import tsx app.ts: the loader is not taken for the app; it serves and reloads, and its control socket is named after the app', async (t) => {
+  const dir = tempDir(t)
+  // TypeScript syntax: only tsx's loader runs this; `--import tsx` resolves from the app's directory.
+  fs.writeFileSync(path.join(dir, 'app.ts'), `const fixture: string = ${JSON.stringify(FIXTURE_APP)}\nrequire(fixture)\n`)
+  fs.symlinkSync(path.join(__dirname, '..', 'node_modules'), path.join(dir, 'node_modules'))
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  // The default control socket goes under XDG_RUNTIME_DIR: here, the test's own directory.
+  const env = { XDG_RUNTIME_DIR: dir }
+  const service = Service.start(t, { cwd: dir, env, args: [BIN, 'start', '--', process.execPath, '--import', 'tsx', 'app.ts'] })
+  const target = await servingTarget(service)
+  t.ok(fs.existsSync(path.join(dir, 'fastify-hot-reload', 'app.sock')), 'control socket app.sock')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const reload = await cli(['reload', '--name', 'app'], { env })
+  t.equal(reload.code, 0, 'reload --name app reaches it')
+  t.equal((await get(target)).body.version, 2, 'release 2 serves')
+})
+
 test('wrong arguments, a missing app file, a control socket that is not ours: clear errors', async (t) => {
   const dir = tempDir(t)
   const missing = await cli(['start', path.join(dir, 'nope.js')])
@@ -361,6 +378,39 @@ test('SIGTERM: while the workers drain, a new connection is refused at once (not
   const answer = await slow
   t.equal(answer.status, 200, 'the request in flight finished')
   t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
+})
+
+test('a second SIGTERM while the workers drain forces the stop at once: exit 1, the request in flight cut', async (t) => {
+  const { dir, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: { ...PLUGIN, drainTimeout: 10000 } })
+  const target = await servingTarget(service)
+  const worker = await service.generationServing(1)
+  const slow = get(target, '/slow?ms=8000').catch((err) => err)
+  await sleep(300)
+  process.kill(service.pid, 'SIGTERM')
+  await service.waitForLine((l) => l.hotReload === 'shutting-down', 5000, 'the worker to start its drain')
+  const forcedAt = Date.now()
+  process.kill(service.pid, 'SIGTERM')
+  t.same(await service.exit, { code: 1, signal: null }, 'exit 1')
+  t.ok(Date.now() - forcedAt < 5000, 'without waiting for the 8 s request')
+  t.ok((await slow) instanceof Error, 'the request in flight was cut')
+  t.notOk(isAlive(worker), 'the worker is gone')
+  t.ok(service.find((l) => l.supervisor === 'stop-forced'), 'the supervisor said so')
+})
+
+test('reload --timeout shorter than the reload: exit 1 with HOT_RELOAD_NO_ANSWER (not a usage error), and the reload still completes', async (t) => {
+  const { dir, control, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  writeRelease(dir, { version: 2, plugin: PLUGIN, bootDelay: 3000 })
+  const early = await cli(['reload', '--control', control, '--timeout', '1000', '--json'])
+  t.equal(early.code, 1, 'exit 1')
+  t.match(JSON.parse(early.stdout), { ok: false, error: { code: 'HOT_RELOAD_NO_ANSWER' } })
+  const text = await cli(['reload', '--control', control, '--timeout', '500'])
+  t.equal(text.code, 1, 'exit 1 without --json too')
+  t.match(text.stdout, /no reload outcome .* within 500 ms; it may still finish/)
+  await service.waitForLine((l) => l.supervisor === 'generation-serving' && l.generation === 2, 30000, 'generation 2 to serve')
+  t.equal((await get(target)).body.version, 2, 'release 2 serves')
 })
 
 test('the serving worker\'s fastify.hotReload hears of every reload the supervisor runs: reloading, then reloaded before its drain, or reloadFailed and it serves on', async (t) => {

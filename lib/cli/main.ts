@@ -25,9 +25,10 @@ async function reload (argv: string[]): Promise<number> {
   })
   if (values.help === true) return help('reload')
   const timeout = numberFlag('timeout', values.timeout as string | undefined, 120_000, RANGES.timeout)
+  const controlPath = values['pid-file'] === undefined ? controlPathFrom(values as { control?: string, name?: string }) : ''
   const result = values['pid-file'] !== undefined
     ? await reloadStandalone(resolve(values['pid-file'] as string), (values.signal as string | undefined) ?? 'SIGUSR2', timeout)
-    : await requestControl(controlPathFrom(values as { control?: string, name?: string }), { command: 'reload' }, timeout)
+    : await requestControl(controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`))
   if (values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n')
   } else if (result.ok === true) {
@@ -35,7 +36,10 @@ async function reload (argv: string[]): Promise<number> {
     process.stdout.write(`reloaded: generation ${result.generation} (${pids}) serving after ${result.durationMs} ms\n`)
   } else {
     const error = result.error as { code?: string, message?: string } | undefined
-    process.stdout.write(`reload failed: ${error?.message ?? 'unknown error'} (${error?.code ?? 'no code'}); generation ${result.generation} (pid ${result.pid}) keeps serving\n`)
+    // No answer says nothing of what serves: the reload may still be running.
+    process.stdout.write(error?.code === NO_ANSWER
+      ? `reload: ${error.message}; it may still finish (\`status\` tells)\n`
+      : `reload failed: ${error?.message ?? 'unknown error'} (${error?.code ?? 'no code'}); generation ${result.generation} (pid ${result.pid}) keeps serving\n`)
   }
   return result.ok === true ? 0 : 1
 }
@@ -81,7 +85,14 @@ async function reloadStandalone (pidFile: string, signal: string, timeout: numbe
     if (record !== null && record.fromPid === pid && record.finishedAt > previous) return record as unknown as Record<string, unknown>
     await new Promise((resolveWait) => setTimeout(resolveWait, 50))
   }
-  return { ok: false, generation: 0, pid, durationMs: timeout, error: { code: 'HOT_RELOAD_NO_ANSWER', message: `no reload outcome recorded beside ${pidFile} within ${timeout} ms` } }
+  return noAnswer(pid, timeout, `no reload outcome recorded beside ${pidFile} within ${timeout} ms`)
+}
+
+const NO_ANSWER = 'HOT_RELOAD_NO_ANSWER'
+
+/** `reload` gave up waiting (--timeout): exit 1, and the same answer by pid file or control socket. */
+function noAnswer (pid: number, timeout: number, message: string): Record<string, unknown> {
+  return { ok: false, generation: 0, pid, durationMs: timeout, error: { code: NO_ANSWER, message } }
 }
 
 function printVersion (): number {

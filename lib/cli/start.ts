@@ -19,6 +19,7 @@ import { defaultControlPath, isControlTaken, listenControl, nameFromCommand, typ
 import { defaultBootConcurrency } from '../supervisor/options'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
 import { help, numberFlag, parse, UsageError } from './usage'
+import { scriptIndex } from '../node-command'
 
 function logger (): SupervisorLogger {
   // Same JSON lines as the workers' Fastify logs (pino), so one log pipe reads both.
@@ -31,9 +32,10 @@ function logger (): SupervisorLogger {
 function appCommand (positionals: string[], dashed: boolean): string[] {
   if (positionals.length === 0) throw new UsageError("start needs the app: 'start -- node app.js' or 'start app.js'")
   const command = dashed ? positionals : [process.execPath, ...positionals]
-  const script = command.slice(1).find((arg) => !arg.startsWith('-'))
   if (/(^|\/)node(\.exe)?$/.test(command[0]) || !dashed) {
-    if (script === undefined) throw new UsageError(`no app script in: ${command.join(' ')}`)
+    const index = scriptIndex(command.slice(1))
+    if (index === -1) throw new UsageError(`no app script in: ${command.join(' ')}`)
+    const script = command[index + 1]
     const path = isAbsolute(script) ? script : resolve(script)
     if (!existsSync(path)) throw new UsageError(`app file not found: ${path}`)
   }

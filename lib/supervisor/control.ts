@@ -6,6 +6,7 @@ import { connect, createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, extname, join } from 'node:path'
 import { hotReloadError } from '../errors'
+import { scriptIndex } from '../node-command'
 
 export type ControlRequest = { command: 'reload' } | { command: 'status' }
 export type ControlHandler = (request: ControlRequest) => Promise<object>
@@ -25,7 +26,8 @@ export function defaultControlPath (name: string): string {
 }
 
 export function nameFromCommand (command: string[]): string {
-  const script = command.find((arg, index) => index > 0 && !arg.startsWith('-')) ?? command[0]
+  const index = scriptIndex(command.slice(1))
+  const script = index === -1 ? command[0] : command[index + 1]
   return basename(script, extname(script)).replace(/[^A-Za-z0-9_.-]/g, '_') || 'app'
 }
 
@@ -114,8 +116,8 @@ export async function listenControl (path: string, handler: ControlHandler): Pro
   return server
 }
 
-/** Sends one request to a supervisor and resolves with its answer. */
-export function requestControl (path: string, request: ControlRequest, timeoutMs: number): Promise<Record<string, unknown>> {
+/** Sends one request to a supervisor and resolves with its answer (with `onTimeout`'s, when given, if none comes in time). */
+export function requestControl (path: string, request: ControlRequest, timeoutMs: number, onTimeout?: () => Record<string, unknown>): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     if (!existsSync(path)) return reject(controlError(`no supervisor listens on ${path} (no such socket)`))
     if (!statSync(path).isSocket()) return reject(controlError(`${path} is not a socket`))
@@ -123,7 +125,8 @@ export function requestControl (path: string, request: ControlRequest, timeoutMs
     let buffer = ''
     const timer = setTimeout(() => {
       socket.destroy()
-      reject(controlError(`no answer from ${path} within ${timeoutMs} ms`))
+      if (onTimeout !== undefined) resolve(onTimeout())
+      else reject(controlError(`no answer from ${path} within ${timeoutMs} ms`))
     }, timeoutMs)
     socket.setEncoding('utf8')
     socket.once('connect', () => socket.write(JSON.stringify(request) + '\n'))

@@ -9,17 +9,32 @@ import type { ReloadResult } from '../types'
 import type { Worker } from './worker'
 
 export class ReloadNews {
-  /** @param told the workers serving as the reload begins */
-  constructor (private readonly told: readonly Worker[]) {}
+  /** Slots whose serving worker heard 'reloading'. */
+  private readonly reloading = new Set<number>()
 
-  /** A new worker of `generation` was spawned for `slot` (its pid undefined when the spawn failed). */
+  /**
+   * @param told the workers serving as the reload begins
+   * @param generation the generation the reload starts
+   */
+  constructor (private readonly told: readonly Worker[], private readonly generation: number) {}
+
+  /** A new worker was spawned for `slot` (its pid undefined when the spawn failed). */
   started (slot: number, generation: number, successorPid: number | undefined): void {
+    this.reloading.add(slot)
     for (const worker of this.told) {
       if (worker.slot === slot) send(worker.child, { type: 'reloading', generation, successorPid })
     }
   }
 
+  /**
+   * The outcome, to every worker told of the reload. A slot whose new worker never started (an
+   * earlier one failed, so no later wave or batch booted) hears 'reloading' first, with no successor:
+   * every worker hears the same two events.
+   */
   finished (result: ReloadResult): void {
-    for (const worker of this.told) send(worker.child, { type: 'reload-finished', result: toWire(result) })
+    for (const worker of this.told) {
+      if (!this.reloading.has(worker.slot)) send(worker.child, { type: 'reloading', generation: this.generation, successorPid: undefined })
+      send(worker.child, { type: 'reload-finished', result: toWire(result) })
+    }
   }
 }

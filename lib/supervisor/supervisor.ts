@@ -12,6 +12,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { ENV } from '../handoff-env'
+import { CLOSE_GRACE_MS } from '../handover'
 import { unwrap, type ChildMessage } from '../ipc'
 import { runCohort } from '../reload'
 import { notServing, ReloadGate } from '../reload-result'
@@ -56,6 +57,10 @@ export class Supervisor extends EventEmitter {
   private readonly startedAt = Date.now()
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
+  /** The one reload that runs once the first generation serves, for every request made meanwhile. */
+  private deferred: Promise<ReloadResult> | undefined
+  /** A second SIGTERM/SIGINT came while stopping: every worker was killed. */
+  private forced = false
   private readonly held: HeldSockets
   /** Empty slots' sockets, accepted on by another worker meanwhile. */
   private readonly empty: EmptySlots
@@ -134,9 +139,18 @@ export class Supervisor extends EventEmitter {
       return this.queued
     }
     if (this.stopping === undefined && this.cohorts.current === undefined && this.firstStart !== undefined) {
-      // A deploy may land while the first generation still boots the older code: reload once it serves.
+      // A deploy may land while the first generation still boots the older code: reload once it
+      // serves, once for every request made meanwhile.
+      if (this.deferred !== undefined) {
+        this.options.log.info({ supervisor: 'reload-coalesced' }, 'supervisor: a reload is already waiting for the first generation; this request joins it')
+        return this.deferred
+      }
       this.options.log.info({ supervisor: 'reload-deferred' }, 'supervisor: a reload asked while the first generation starts runs once it serves')
-      return this.firstStart.then(() => this.reload())
+      this.deferred = this.firstStart.then(() => {
+        this.deferred = undefined
+        return this.reload()
+      })
+      return this.deferred
     }
     const serving = this.cohorts.servingWorkers()
     if (this.stopping !== undefined || serving.length === 0) {
@@ -145,7 +159,7 @@ export class Supervisor extends EventEmitter {
     }
     const batch = this.options.reloadBatch ?? this.slots.length
     return this.gate.enter(async () => {
-      this.news = new ReloadNews(serving)
+      this.news = new ReloadNews(serving, this.cohorts.generation + 1)
       try {
         return await (batch < this.slots.length ? this.rollingReload(batch) : this.launch('reload', this.slots))
       } finally {
@@ -177,8 +191,26 @@ export class Supervisor extends EventEmitter {
    * no signal came (the first generation did not start).
    */
   shutdown (signal: NodeJS.Signals, why = `${signal} received`): Promise<number> {
-    this.stopping ??= this.runShutdown(signal, why)
+    if (this.stopping !== undefined) {
+      this.forceStop(signal)
+      return this.stopping
+    }
+    this.stopping = this.runShutdown(signal, why)
     return this.stopping
+  }
+
+  /**
+   * A second SIGTERM/SIGINT while stopping: no more waiting for drains, as a second signal ends a
+   * standalone generation at once. Every worker is killed; the exit code is 1.
+   */
+  private forceStop (signal: NodeJS.Signals): void {
+    if (this.forced) return
+    this.forced = true
+    this.options.log.warn({ supervisor: 'stop-forced', signal, workers: this.cohorts.workers.size },
+      `supervisor: ${signal} again while stopping; killing every worker now`)
+    for (const worker of this.cohorts.workers.values()) {
+      try { process.kill(worker.pid, 'SIGKILL') } catch {}
+    }
   }
 
   /**
@@ -218,7 +250,7 @@ export class Supervisor extends EventEmitter {
       // A restart that was the last hope of an empty serving generation: none serves now.
       if (into !== undefined) this.cohorts.vacate(into)
       const cancelled = result.error?.code === 'HOT_RELOAD_NOT_SERVING' && this.cancelReason(into) !== undefined
-      options.log.error({
+      options.log[cancelled ? 'warn' : 'error']({
         supervisor: cancelled ? 'generation-cancelled' : 'generation-failed',
         trigger: why,
         generation: next,
@@ -387,8 +419,8 @@ export class Supervisor extends EventEmitter {
     await this.gate.current?.catch(() => {})
     // No generation comes after this one: new connections are refused, not queued.
     this.held.closeAll()
-    const killed = await stopWorkers(this.cohorts.workers, this.options.drainTimeout + 5_000, this, this.options.log)
-    if (killed > 0) this.lastExitCode = 1
+    const killed = await stopWorkers(this.cohorts.workers, this.options.drainTimeout + CLOSE_GRACE_MS, this, this.options.log)
+    if (killed > 0 || this.forced) this.lastExitCode = 1
     return this.lastExitCode
   }
 }
