@@ -6,16 +6,17 @@
 // (balance.ts), and forwards shutdown. It never accepts a connection itself. Starting workers is lib/reload.ts.
 // Who owns what: the workers, cohorts, generation number and instance count are Cohorts'
 // (cohorts.ts); the held sockets HeldSockets'; probations Probations'; the per-slot backoff
-// SlotRestarts'; the reload gate, the workers being started, the last reload, the first start and
-// stopping are this class's. A rolling reload is rolling-reload.ts, a worker's messages
-// worker-messages.ts, the status snapshot status.ts, killing stragglers at shutdown stop-workers.ts.
+// SlotRestarts'; the reload gate and the reloads waiting for it ReloadRequests' (reload-requests.ts);
+// the workers being started, the last reload, the first start and stopping are this class's. A
+// rolling reload is rolling-reload.ts, a worker's messages worker-messages.ts, the status snapshot
+// status.ts, killing stragglers at shutdown stop-workers.ts.
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { ENV } from '../handoff-env'
 import { CLOSE_GRACE_MS } from '../handover'
 import { unwrap, type ChildMessage } from '../ipc'
 import { runCohort } from '../reload'
-import { notServing, ReloadGate } from '../reload-result'
+import { notServing } from '../reload-result'
 import { send, type StartedSuccessor } from '../successor'
 import type { ReloadResult } from '../types'
 import { KeepAliveBalance } from './balance'
@@ -23,6 +24,7 @@ import { Cohorts } from './cohorts'
 import { EmptySlots } from './empty-slots'
 import { HeldSockets } from './held-sockets'
 import { ReloadNews } from './reload-news'
+import { ReloadRequests } from './reload-requests'
 import { Probations } from './probation'
 import type { SupervisorOptions } from './options'
 import { SlotRestarts } from './restart-policy'
@@ -40,7 +42,7 @@ type Launch = 'start' | 'reload' | 'restart' | 'batch'
 
 export class Supervisor extends EventEmitter {
   private readonly cohorts: Cohorts
-  private readonly gate = new ReloadGate()
+  private readonly requests: ReloadRequests
   private readonly restarts: SlotRestarts
   private readonly probations: Probations
   private readonly slots: number[]
@@ -49,16 +51,12 @@ export class Supervisor extends EventEmitter {
   /** The last reload's generation crashed within its probation, and the one before serves again (why). */
   private rolledBack: string | undefined
   private stopping: Promise<number> | undefined
-  /** The reload that runs once the running one is over (asked for meanwhile). */
-  private queued: Promise<ReloadResult> | undefined
   /** The reload running: what its serving workers are told of it. */
   private news: ReloadNews | undefined
   private lastExitCode = 0
   private readonly startedAt = Date.now()
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
-  /** The one reload that runs once the first generation serves, for every request made meanwhile. */
-  private deferred: Promise<ReloadResult> | undefined
   /** A second SIGTERM/SIGINT came while stopping: every worker was killed. */
   private forced = false
   private readonly held: HeldSockets
@@ -76,6 +74,11 @@ export class Supervisor extends EventEmitter {
     this.held = new HeldSockets(options.activated, this.slots.length, process.versions.node)
     this.empty = new EmptySlots(this.slots, this.held, this.cohorts, options.log)
     this.balance = new KeepAliveBalance(this.cohorts, this.slots.length)
+    this.requests = new ReloadRequests({
+      log: options.log,
+      firstStart: () => this.stopping === undefined && this.cohorts.current === undefined ? this.firstStart : undefined,
+      run: () => this.runReload()
+    })
     if (this.held.sharedBecause !== undefined) {
       options.log.warn({ supervisor: 'shared-socket', reason: this.held.sharedBecause },
         `supervisor: the ${this.slots.length} workers share one listening socket (${this.held.sharedBecause}); under keep-alive load one worker may take most connections`)
@@ -114,7 +117,7 @@ export class Supervisor extends EventEmitter {
 
   status (): SupervisorStatus {
     return describeStatus({
-      stopping: this.stopping !== undefined, reloading: this.gate.busy, cohorts: this.cohorts, restarts: this.restarts,
+      stopping: this.stopping !== undefined, reloading: this.requests.busy, cohorts: this.cohorts, restarts: this.restarts,
       slots: this.slots.length, startedAt: this.startedAt, sockets: this.held.all(), lastReload: this.lastReload,
       rolledBack: this.rolledBack,
       connectionsOf: (pid) => this.balance.connectionsOf(pid)
@@ -123,50 +126,28 @@ export class Supervisor extends EventEmitter {
 
   /** Starts all of generation N+1 with the sockets; N drains once every new worker is ready. A failure leaves N serving. */
   reload (): Promise<ReloadResult> {
-    if (this.gate.busy) {
-      // The running reload's workers may have loaded their code before this request's release
-      // landed (a second deploy right after the first): one more reload runs after it, for every
-      // request made meanwhile, and answers them.
-      if (this.queued === undefined) {
-        this.options.log.info({ supervisor: 'reload-queued' }, 'supervisor: a reload is already running; one more runs after it')
-        this.queued = (this.gate.current as Promise<ReloadResult>).catch(() => undefined).then(() => {
-          this.queued = undefined
-          return this.reload()
-        })
-      } else {
-        this.options.log.info({ supervisor: 'reload-coalesced' }, 'supervisor: a reload is already queued; this request joins it')
-      }
-      return this.queued
-    }
-    if (this.stopping === undefined && this.cohorts.current === undefined && this.firstStart !== undefined) {
-      // A deploy may land while the first generation still boots the older code: reload once it
-      // serves, once for every request made meanwhile.
-      if (this.deferred !== undefined) {
-        this.options.log.info({ supervisor: 'reload-coalesced' }, 'supervisor: a reload is already waiting for the first generation; this request joins it')
-        return this.deferred
-      }
-      this.options.log.info({ supervisor: 'reload-deferred' }, 'supervisor: a reload asked while the first generation starts runs once it serves')
-      this.deferred = this.firstStart.then(() => {
-        this.deferred = undefined
-        return this.reload()
-      })
-      return this.deferred
-    }
+    return this.requests.ask()
+  }
+
+  /** A reload now, or why none can run. */
+  private runReload (): { now: () => Promise<ReloadResult> } | { refused: ReloadResult } {
     const serving = this.cohorts.servingWorkers()
     if (this.stopping !== undefined || serving.length === 0) {
       const why = this.stopping !== undefined ? 'the supervisor is stopping' : 'no worker is serving yet'
-      return Promise.resolve(notServing(serving[0]?.pid ?? 0, `reload ignored: ${why}`, this.cohorts.current?.generation ?? 0))
+      return { refused: notServing(serving[0]?.pid ?? 0, `reload ignored: ${why}`, this.cohorts.current?.generation ?? 0) }
     }
     const batch = this.options.reloadBatch ?? this.slots.length
-    return this.gate.enter(async () => {
-      this.news = new ReloadNews(serving, this.cohorts.generation + 1)
-      try {
-        return await (batch < this.slots.length ? this.rollingReload(batch) : this.launch('reload', this.slots))
-      } finally {
-        this.news = undefined
-        this.restartVacantSlots()
+    return {
+      now: async () => {
+        this.news = new ReloadNews(serving, this.cohorts.generation + 1)
+        try {
+          return await (batch < this.slots.length ? this.rollingReload(batch) : this.launch('reload', this.slots))
+        } finally {
+          this.news = undefined
+          this.restartVacantSlots()
+        }
       }
-    }).result
+    }
   }
 
   /** --reload-batch K (rolling-reload.ts); the result is recorded here, like a reload's at once. */
@@ -372,7 +353,7 @@ export class Supervisor extends EventEmitter {
     this.restarts.crashedAfter(worker.slot, worker.servingSince === undefined ? undefined : Date.now() - worker.servingSince)
     this.cohorts.vacate(cohort)
     // While a reload is starting a new generation, it takes over; otherwise restart.
-    if (!this.gate.busy) this.scheduleRestart(worker.slot)
+    if (!this.requests.busy) this.scheduleRestart(worker.slot)
   }
 
   /**
@@ -416,7 +397,7 @@ export class Supervisor extends EventEmitter {
     this.options.status.stopping(process.pid)
     this.restarts.cancelAll()
     for (const successor of this.starting) successor.cancel('cancelled: the supervisor is stopping')
-    await this.gate.current?.catch(() => {})
+    await this.requests.current?.catch(() => {})
     // No generation comes after this one: new connections are refused, not queued.
     this.held.closeAll()
     const killed = await stopWorkers(this.cohorts.workers, this.options.drainTimeout + CLOSE_GRACE_MS, this, this.options.log)
