@@ -29,6 +29,8 @@ export class GenerationReloads {
   private readonly gate = new ReloadGate()
   /** A successor being started, until it is committed or gone. */
   private starting: StartedSuccessor | undefined
+  /** The newest generation this one committed (a successor that died in its probation included). */
+  private committedUpTo = 0
   /** A reload signal came before this generation served: one reload runs once it serves, however many came. */
   private deferred = false
 
@@ -105,7 +107,9 @@ export class GenerationReloads {
 
   private async run (): Promise<ReloadResult> {
     const { log, options, launch, env } = this.host.context
-    const next = this.host.generation + 1
+    // After a resume, the successor that died keeps its number (as under the supervisor): logs and
+    // /health never show two processes as the same generation.
+    const next = Math.max(this.host.generation, this.committedUpTo) + 1
     this.host.lifecycle.to('reloading')
     this.host.status.reloading(next)
     const command = successorCommand(launch, options.successor, env)
@@ -136,6 +140,7 @@ export class GenerationReloads {
       this.host.lifecycle.emit('reloadFailed', result)
       return result
     }
+    this.committedUpTo = next
     this.host.status.serving(next, outcome.pid)
     log.info({ hotReload: 'successor-ready', generation: next, successorPid: outcome.pid, durationMs: result.durationMs, bootMs: result.bootMs },
       `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms${result.bootMs === undefined ? '' : ` (its own boot: ${result.bootMs} ms)`}; draining generation ${this.host.generation}`)

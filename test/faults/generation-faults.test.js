@@ -47,6 +47,7 @@ test('a successor that exits right after it took over: the old generation takes 
   writeRelease(dir, { version: 3, plugin })
   const result = await request(target, { method: 'POST', path: '/admin/reload' })
   t.equal(result.body.ok, true, `the next reload works (${JSON.stringify(result.body.error)})`)
+  t.equal(result.body.generation, 3, 'its successor is generation 3: the one that died keeps its number, as under the supervisor')
   await waitUntilGone(service.pid)
   t.equal((await request(target)).body.version, 3)
 })
