@@ -11,7 +11,7 @@
 //  2. PINGs, one after the other, until no stream has ended from the PING before the last one up
 //     to the last PING's ACK, and none for QUIET_MS: every request the client sent in answer to a
 //     response has arrived (an ACK can overtake requests the client sent in the same turn: hence
-//     one PING more; a client that pauses first, on a timer: hence the quiet time);
+//     one PING more; a client that pauses first, on a timer: hence the quiet time, from its own pauses);
 //  3. session.close(): GOAWAY with the last stream id nghttp2 received, which covers all of them;
 //     then the held streams go to the app, and the session ends when its streams have.
 // A client that opens streams on a timer, not in answer to responses, can still have one cross
@@ -28,13 +28,24 @@ const PING_LIMIT = 2_000
  * How long after the session's last response ended the GOAWAY waits at least. On loopback the PING
  * round trips take less than a client's own pause before its next request (a `setTimeout(0)` is
  * about a millisecond): without this, such a request could be on the wire as the GOAWAY leaves, and
- * be refused. Held streams wait this much longer at most.
+ * be refused. Twice the longest pause this client has made between a response and its next
+ * request, when longer (a loaded machine stretches a timer), up to MAX_QUIET_MS: a client that
+ * pauses longer is between bursts. Held streams wait this much longer at most.
  */
 const QUIET_MS = 10
+const MAX_QUIET_MS = 250
 
-/** Times (performance.now()) at which the session's streams ended; kept for every session. */
+/** Kept for every session: when its last stream ended, and its client's longest pause before the next. */
 export interface StreamEnds {
+  /** performance.now() when a stream last ended. */
   lastEnded: number
+  /** The longest time (ms) from the session's last stream ending to its client's next, while it had none open. */
+  longestPause: number
+}
+
+/** How long the session must have been quiet before its GOAWAY may go out. */
+export function quietMs (ends: StreamEnds): number {
+  return Math.min(MAX_QUIET_MS, Math.max(QUIET_MS, 2 * ends.longestPause))
 }
 
 /**
@@ -65,9 +76,10 @@ export async function gracefulGoaway (session: Http2Session, ends: StreamEnds, d
       if (!await ping(session, Math.min(PING_LIMIT, deadline() - sentAt))) break
       if (previousPing !== undefined && ends.lastEnded < previousPing) {
         const quietFor = performance.now() - ends.lastEnded
-        if (quietFor >= QUIET_MS) break
-        // Quiet for a round trip, not yet for QUIET_MS: wait for the rest, then check by PING again.
-        await sleep(Math.min(QUIET_MS - quietFor, deadline() - performance.now()))
+        const enough = quietMs(ends)
+        if (quietFor >= enough) break
+        // Quiet for a round trip, not yet for long enough: wait for the rest, then check by PING again.
+        await sleep(Math.min(enough - quietFor, deadline() - performance.now()))
       }
       previousPing = sentAt
     }

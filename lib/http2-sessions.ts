@@ -36,11 +36,16 @@ export class Http2Sessions {
     const listening = (): boolean => (server as { listening?: boolean }).listening === true
     server.on('session', (session: Http2Session) => {
       const nativeClose = session.close
-      const watched: Watched = { ends: { lastEnded: 0 }, streams: new Set(), closeNow: () => { nativeClose.call(session) } }
+      const watched: Watched = { ends: { lastEnded: 0, longestPause: 0 }, streams: new Set(), closeNow: () => { nativeClose.call(session) } }
       this.sessions.set(session, watched)
       session.once('close', () => this.sessions.delete(session))
       // When the session's last response ended: the GOAWAY waits until the client has answered it.
       session.on('stream', (stream: ServerHttp2Stream) => {
+        // The client's pause before this request, when it answers the last response (none was open).
+        if (watched.streams.size === 0 && watched.ends.lastEnded > 0) {
+          const pause = performance.now() - watched.ends.lastEnded
+          if (pause > watched.ends.longestPause) watched.ends.longestPause = pause
+        }
         watched.streams.add(stream)
         stream.once('close', () => {
           watched.ends.lastEnded = performance.now()

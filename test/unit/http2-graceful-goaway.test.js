@@ -151,3 +151,36 @@ test(`Node ${process.version}: after session.goaway(NO_ERROR, 2^31-1) a new stre
   t.same(seen, [1], 'stream 5 never reached the app')
   t.notOk(answered(client.frames, 5), 'and was never answered')
 })
+
+test('a client that pauses 60 ms before each next request (a timer, a loaded machine): the GOAWAY waits out that pause, so the request it sends in it is taken and answered', async (t) => {
+  const PAUSE_MS = 60
+  const sentAt = new Map()
+  let next = 1
+  let stopped = false
+  const send = (c) => {
+    sentAt.set(next, performance.now())
+    c.send(request(next, '/'))
+    next += 2
+  }
+  const { sessions, client } = await setup(t, (f, c) => {
+    if (f.type === GOAWAY) stopped = true
+    // A response ended (DATA with END_STREAM): the next request after the pause, until the GOAWAY.
+    if (f.type === 0 && (f.flags & 1) === 1) setTimeout(() => { if (!stopped) send(c) }, PAUSE_MS)
+  })
+  send(client)
+  // A few rounds, so that the server has seen this client's pause.
+  await new Promise((resolve) => setTimeout(resolve, 4 * PAUSE_MS + 100))
+  const drainAt = performance.now()
+  await sessions.goAway(5000)
+  await client.closed
+  const goaway = client.goaway()
+  t.ok(goaway, 'a GOAWAY was sent')
+  const sentBefore = [...sentAt].filter(([, at]) => at < goaway.at).map(([id]) => id)
+  t.ok(sentBefore.length >= 4, `the client sent ${sentBefore.length} requests before it`)
+  t.same(sentBefore.filter((id) => !answered(client.frames, id)), [], 'every one of them was answered')
+  t.ok(goaway.lastStreamId >= Math.max(...sentBefore), 'the GOAWAY covers them all')
+  // A GOAWAY sooner than the client's pause would have stopped it before it sent another: under load
+  // that GOAWAY can be unread when the client's timer fires, and its request is refused.
+  const duringDrain = [...sentAt].filter(([, at]) => at > drainAt && at < goaway.at).map(([id]) => id)
+  t.ok(duringDrain.length >= 1, `the client sent a request after the drain began, in its pause (${duringDrain.join(', ')})`)
+})
