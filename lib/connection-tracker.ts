@@ -351,16 +351,24 @@ export class ConnectionTracker {
 }
 
 /**
- * `Connection: close` on the response of the connection's last parsed request, and on no earlier
- * one: Node ends the connection after a response that says so, and would drop the responses of
- * requests pipelined behind it (handlers already ran: a POST done, its answer lost). An earlier
- * response that said so before another request arrived says keep-alive again while it can; a
- * connection whose last response went out before it could be marked is closed by the idle sweep.
+ * `Connection: close` on the response of the connection's last parsed request, once it is the one
+ * being written, and on no earlier one: Node ends the connection after a response that says so, and
+ * would drop the responses of requests pipelined behind it (handlers already ran: a POST done, its
+ * answer lost). An earlier response that said so before another request arrived says keep-alive
+ * again while it can; a connection whose last response went out unmarked is closed by the idle sweep.
  */
 function closeAfter (response: ServerResponse, state: ConnectionState): void {
-  if (response.headersSent || requestsQueuedBehind(state.socket, response)) return
+  // A request arrived behind the response marked so far: that one must not end the connection.
   const earlier = state.closing
-  if (earlier !== undefined && earlier !== response && !earlier.headersSent) earlier.removeHeader('connection')
+  if (earlier !== undefined && earlier !== response && !earlier.headersSent) {
+    earlier.removeHeader('connection')
+    state.closing = undefined
+  }
+  if (response.headersSent || requestsQueuedBehind(state.socket, response)) return
+  // Only the response being written now. One still queued may be written (its head fixed) before
+  // its turn, and a request arriving meanwhile would queue behind a response that ends the connection.
+  const current = currentResponse(state.socket)
+  if (current !== null && current !== response) return
   response.setHeader('connection', 'close')
   state.closing = response
 }

@@ -187,7 +187,7 @@ export class Generation {
       const asked = [...this.instances].flatMap((each) => each.listeners.addresses())
       const unclaimed = unclaimedMessage(this.pool.pending, asked)
       log.error({ hotReload: 'unclaimed-socket', code: 'HOT_RELOAD_UNCLAIMED_SOCKET' }, `hot-reload: ${unclaimed}`)
-      parent?.failed(unclaimed)
+      await parent?.failed(unclaimed)
       await this.handover.drain('abort')
       this.lifecycle.end(1)
       return
@@ -208,7 +208,7 @@ export class Generation {
     const { parent, log } = this.context
     if (parent === undefined || this.lifecycle.leaving) return
     log.error({ hotReload: 'readiness-refused', reason }, `hot-reload: ${reason}`)
-    parent.failed(reason)
+    await parent.failed(reason)
     await this.handover.drain('abort')
     this.lifecycle.end(1)
   }

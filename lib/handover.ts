@@ -50,6 +50,8 @@ export class Handover {
   private rampMs: number | undefined
   /** False once the app's close outlived CLOSE_GRACE_MS: the process exits with code 1. */
   private closedInTime = true
+  /** When the app's close must be over (performance.now()), once the drain is cut or closes. */
+  private closeDeadline: Deadline | undefined
 
   constructor (private readonly parts: HandoverParts) {}
 
@@ -103,6 +105,9 @@ export class Handover {
   /** Ends our drain now: the connections still open are cut and counted. */
   cutNow (why: string, cause: DrainCutCause): void {
     if (this.parts.lifecycle.state !== 'draining') return
+    // Too many generations drain: this one exits soon, whatever the app's onClose hooks do.
+    this.closeDeadline ??= new Deadline()
+    this.closeDeadline.bringForward(performance.now() + CLOSE_GRACE_MS)
     this.endProbation()
     for (const instance of this.parts.instances()) instance.cutNow(why, cause)
   }
@@ -161,7 +166,6 @@ export class Handover {
     } else {
       await drained
     }
-    this.successor?.release()
     const result: DrainResult = {
       durationMs: Math.round(performance.now() - startedAt),
       cutConnections: instances.reduce((sum, instance) => sum + instance.cutConnections, 0),
@@ -169,12 +173,16 @@ export class Handover {
       reason: publicReason
     }
     log.info({ hotReload: 'drained', generation: this.parts.generation, ...result }, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
-    const closeWithinMs = startedAt + options.drainTimeout + CLOSE_GRACE_MS - performance.now()
-    this.closedInTime = await closeWithin(instances, closeWithinMs)
+    this.closeDeadline ??= new Deadline()
+    this.closeDeadline.bringForward(startedAt + options.drainTimeout + CLOSE_GRACE_MS)
+    const closeStartedAt = performance.now()
+    this.closedInTime = await closeWithin(instances, this.closeDeadline)
     if (!this.closedInTime) {
-      log.error({ hotReload: 'close-timeout', generation: this.parts.generation, waitedMs: Math.round(Math.max(closeWithinMs, 0)) },
-        `hot-reload: the app's onClose hooks did not finish within drainTimeout + ${CLOSE_GRACE_MS} ms; exiting anyway`)
+      log.error({ hotReload: 'close-timeout', generation: this.parts.generation, waitedMs: Math.round(performance.now() - closeStartedAt) },
+        `hot-reload: the app's onClose hooks did not finish within drainTimeout + ${CLOSE_GRACE_MS} ms (or ${CLOSE_GRACE_MS} ms after a cut); exiting anyway`)
     }
+    // Only now: while the app closes, a successor may still say that too many generations drain (a cut).
+    this.successor?.release()
     lifecycle.to('closed')
     lifecycle.emit('drained', result)
     return result
@@ -203,10 +211,27 @@ export class Handover {
   }
 }
 
-/** Closes every instance (the app's onClose hooks run); false when that takes longer than `ms`. */
-async function closeWithin (instances: Instance[], ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(ms, 0)) })
+/** A moment (performance.now()) that can only be brought forward; `passed` resolves when it comes. */
+class Deadline {
+  private at = Infinity
+  private timer: NodeJS.Timeout | undefined
+  private reached: () => void = () => {}
+  readonly passed = new Promise<void>((resolve) => { this.reached = resolve })
+
+  bringForward (at: number): void {
+    if (at >= this.at) return
+    this.at = at
+    clearTimeout(this.timer)
+    this.timer = setTimeout(this.reached, Math.max(0, at - performance.now()))
+  }
+
+  clear (): void {
+    clearTimeout(this.timer)
+  }
+}
+
+/** Closes every instance (the app's onClose hooks run); false when the deadline came first. */
+async function closeWithin (instances: Instance[], deadline: Deadline): Promise<boolean> {
   const closed = Promise.all(instances.map(async (instance) => {
     try {
       await instance.app.close()
@@ -215,8 +240,8 @@ async function closeWithin (instances: Instance[], ms: number): Promise<boolean>
     }
   })).then(() => true)
   try {
-    return await Promise.race([closed, late])
+    return await Promise.race([closed, deadline.passed.then(() => false)])
   } finally {
-    clearTimeout(timer)
+    deadline.clear()
   }
 }

@@ -10,7 +10,7 @@ const TAKE_A_VALUE = new Set([
   '--localstorage-file', '--allow-fs-read', '--allow-fs-write', '--diagnostic-dir', '--report-filename', '--report-signal',
   '--report-dir', '--report-directory', '--cpu-prof-dir', '--cpu-prof-interval', '--cpu-prof-name', '--heap-prof-dir',
   '--heap-prof-interval', '--heap-prof-name', '--heapsnapshot-near-heap-limit', '--heapsnapshot-signal',
-  '--trace-event-categories', '--trace-event-file-pattern', '--trace-require-module', '--inspect-publish-uid',
+  '--trace-event-categories', '--trace-event-file-pattern', '--trace-require-module', '--inspect-port', '--debug-port', '--inspect-publish-uid',
   '--network-family-autoselection-attempt-timeout', '--experimental-config-file', '--experimental-default-type',
   '--experimental-package-map', '--experimental-policy', '--policy-integrity', '--experimental-sea-config', '--build-sea',
   '--build-snapshot-config', '--snapshot-blob', '--watch-path', '--watch-kill-signal', '--process-timeout', '--vfs-load'

@@ -157,8 +157,12 @@ export class ParentLink {
     this.send({ type: 'load', connections })
   }
 
-  failed (message: string): void {
-    this.send({ type: 'failed', message })
+  /** Resolves once the message is written to the channel (or there is none): exit only after that. */
+  failed (message: string): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.port.connected) return resolve()
+      this.port.send(wrap({ type: 'failed', message }), undefined, () => resolve())
+    })
   }
 
   /**

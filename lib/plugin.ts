@@ -27,7 +27,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   const options = limitDrain(asked, booted.handoff?.drainTimeout)
   const { parent, mode } = booted
   if (booted.error !== undefined) {
-    parent?.failed(booted.error.message)
+    await parent?.failed(booted.error.message)
     throw booted.error
   }
   const refusal = mode.refusal(parent)

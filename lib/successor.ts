@@ -69,6 +69,9 @@ export interface SuccessorTimings {
  */
 const LOWERED_AT_MOST_MS = 1_000
 
+/** How long an exited successor's channel is read for the messages it sent last. */
+const EXIT_MESSAGES_MS = 500
+
 function cleanEnv (env: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value
@@ -171,7 +174,15 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
 
     function onExit (code: number | null, signal: NodeJS.Signals | null): void {
       const how = signal === null ? `code ${code}` : `signal ${signal}`
-      fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `the successor (pid ${child.pid}) exited with ${how} before it was ready`))
+      const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `the successor (pid ${child.pid}) exited with ${how} before it was ready`))
+      // The exit can be seen before the channel's last messages are read (a 'failed' that says why):
+      // read them first, until the channel closes (briefly: a grandchild may hold it open).
+      if (!child.connected) return exited()
+      const timer = setTimeout(exited, EXIT_MESSAGES_MS)
+      child.once('disconnect', () => {
+        clearTimeout(timer)
+        exited()
+      })
     }
 
     function onError (cause: Error): void {

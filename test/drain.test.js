@@ -276,3 +276,37 @@ test('SIGTERM while a request\'s head is half sent: its client pauses longer tha
   t.match(received.toLowerCase(), /connection: close/, 'with Connection: close')
   t.same(await service.exit, { code: 0, signal: null }, 'exited 0')
 })
+
+test('SIGTERM, then requests pipelined one by one behind a slow one (a POST among them): every one answered, none lost behind a Connection: close', async (t) => {
+  const { service, target } = await startService(t, { idleGrace: 300 })
+  const client = rawClient(target)
+  await client.connected
+  client.socket.write('GET /slow?ms=1000 HTTP/1.1\r\nHost: x\r\n\r\n')
+  await sleep(100)
+  process.kill(service.pid, 'SIGTERM')
+  await sleep(200)
+  client.socket.write('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{"n":42}')
+  await sleep(200)
+  client.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+  const received = await client.closed
+  t.same(received.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200'], 'three answers')
+  t.match(received, /"n":42/, 'the POST among them')
+  t.same(await service.exit, { code: 0, signal: null }, 'exited 0')
+})
+
+test('maxDrainingGenerations 1 with onClose hooks that never settle: a generation cut for it exits 5 s after the cut, not at drainTimeout + 5 s', async (t) => {
+  const dir = tempDir(t)
+  const plugin = { idleGrace: 300, drainTimeout: 20000, maxDrainingGenerations: 1 }
+  writeRelease(dir, { version: 1, plugin, onCloseHangs: true })
+  const service = Service.start(t, { cwd: dir })
+  await service.listening()
+  process.kill(service.pid, 'SIGUSR2')
+  const second = await service.generationServing(2)
+  writeRelease(dir, { version: 3, plugin, onCloseHangs: true })
+  process.kill(second, 'SIGUSR2')
+  await service.generationServing(3)
+  const cut = await service.waitForLine((l) => l.hotReload === 'drain-cut' && l.cause === 'max-draining' && l.pid === service.pid, 10000, 'generation 1 to be cut')
+  const timeout = await service.waitForLine((l) => l.hotReload === 'close-timeout' && l.pid === service.pid, 15000, 'generation 1 to give up on its onClose hooks')
+  t.ok(timeout.time - cut.time < 8000, `it exited ${timeout.time - cut.time} ms after the cut`)
+  t.same(await service.exit, { code: 1, signal: null }, 'with code 1')
+})

@@ -51,6 +51,9 @@ test('supervised: the first generation behind such a hook fails its start at onc
   t.equal(exit.code, 1, 'the supervisor exits 1')
   t.ok(Date.now() - started < 10000, 'without waiting for --ready-timeout (10 s)')
   t.ok(refused.service.find((l) => l.hotReload === 'readiness-refused'), 'the worker said why')
+  const failed = refused.service.find((l) => l.supervisor === 'generation-failed')
+  t.equal(failed?.err?.code, 'HOT_RELOAD_SUCCESSOR_FAILED', 'and the supervisor heard it (not only that it exited)')
+  t.match(failed?.err?.message, /answered 401/, 'with the reason')
 
   const { dir, control, service } = startSupervised(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN, authHook: 'except-probes' })

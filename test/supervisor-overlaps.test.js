@@ -95,3 +95,18 @@ test('--workers 2: both workers crash, the second while the first one\'s restart
   t.equal(reload.code, 0, 'a reload is not refused')
   t.match(JSON.parse(reload.stdout), { ok: true })
 })
+
+test('--workers 2: a reload asked while the first start still boots the other slots waits for them (it bound their sockets a second time, and a socket no worker accepted on took connections)', async (t) => {
+  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, slots: { 1: { bootDelay: 2500 } } })
+  const target = await servingTarget(service)
+  await service.waitForLine((l) => l.supervisor === 'generation-starting' && l.slot === 1, 15000, 'slot 1\'s first start')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const reload = await cli(['reload', '--control', control, '--json'])
+  t.equal(reload.code, 0, 'the reload succeeds')
+  t.ok(service.find((l) => l.supervisor === 'reload-deferred'), 'after the first start')
+  await servingWorkers(service, control, 2, 2)
+  const clients = await newClients(t, target)
+  t.equal(clients.failed, 0, `every new client answered (${JSON.stringify(clients.errors)})`)
+  t.same(Object.keys(clients.versions), ['2'], 'by release 2')
+})

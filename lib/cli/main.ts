@@ -37,9 +37,10 @@ async function reload (argv: string[]): Promise<number> {
   } else {
     const error = result.error as { code?: string, message?: string } | undefined
     // No answer says nothing of what serves: the reload may still be running.
+    const serving = Number(result.pid) > 0 ? `; generation ${result.generation} (pid ${result.pid}) keeps serving` : ''
     process.stdout.write(error?.code === NO_ANSWER
       ? `reload: ${error.message}; it may still finish (\`status\` tells)\n`
-      : `reload failed: ${error?.message ?? 'unknown error'} (${error?.code ?? 'no code'}); generation ${result.generation} (pid ${result.pid}) keeps serving\n`)
+      : `reload failed: ${error?.message ?? 'unknown error'} (${error?.code ?? 'no code'})${serving}\n`)
   }
   return result.ok === true ? 0 : 1
 }

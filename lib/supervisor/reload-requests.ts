@@ -7,7 +7,7 @@ import type { SupervisorLogger } from './options'
 
 export interface ReloadRequestHost {
   log: SupervisorLogger
-  /** The first generation's start, while it runs and nothing serves yet (we are not stopping). */
+  /** The first generation's start, while it runs (every slot's), unless we stop. */
   firstStart: () => Promise<void> | undefined
   /** Runs a reload now, or answers at once why none can run (stopping, nothing serving). */
   run: () => { now: () => Promise<ReloadResult> } | { refused: ReloadResult }

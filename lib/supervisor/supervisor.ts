@@ -76,7 +76,9 @@ export class Supervisor extends EventEmitter {
     this.balance = new KeepAliveBalance(this.cohorts, this.slots.length)
     this.requests = new ReloadRequests({
       log: options.log,
-      firstStart: () => this.stopping === undefined && this.cohorts.current === undefined ? this.firstStart : undefined,
+      // Until every slot has had its first start: a reload while the other slots still bind their
+      // own sockets would bind them again (a socket no worker accepts on).
+      firstStart: () => this.stopping === undefined ? this.firstStart : undefined,
       run: () => this.runReload()
     })
     if (this.held.sharedBecause !== undefined) {

@@ -13,6 +13,7 @@ test('the script is the first argument that is neither an option nor an option\'
     [['--max-old-space-size=512', '--title', 'api', 'app.js'], 3],
     [['-C', 'development', '--env-file', '.env', 'app.mjs'], 4],
     [['--inspect', 'app.js'], 1],
+    [['--inspect-port', '9231', 'app.js'], 2],
     [['--', 'app.js'], 1],
     [['-e', 'require("./app")'], -1],
     [['--eval=1'], -1],
