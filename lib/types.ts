@@ -13,11 +13,18 @@ export type UnderPressureOptions = Record<string, unknown>
 export interface SuccessorOptions {
   /** Node binary. Default `process.execPath`. */
   execPath?: string
-  /** Node flags. Default `process.execArgv`. */
+  /** Node flags. Default the ones this process was started with. */
   execArgv?: string[]
-  /** Script and its arguments. Default `process.argv.slice(1)` (rebased on the logical cwd). */
+  /**
+   * Script and its arguments. Default the command line this process was really started with
+   * (`/proc/self/cmdline`, whatever the app or a runner did to `process.argv`), rebased on the logical cwd.
+   */
   args?: string[]
-  /** Extra environment, merged over `process.env`; `undefined` removes a variable. */
+  /**
+   * Extra environment, merged over the environment this process was started with
+   * (`/proc/self/environ`: what the app set in `process.env` since, a `.env` loaded, say, is not
+   * carried over, so a new release reads its own); `undefined` removes a variable.
+   */
   env?: Record<string, string | undefined>
   /** Working directory. Default the logical one (`$PWD` when it named this directory at start). */
   cwd?: string

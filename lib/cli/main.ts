@@ -110,7 +110,10 @@ export async function main (argv: string[]): Promise<number> {
       case 'start': return await start(rest)
       case 'reload': return await reload(rest)
       case 'status': return await status(rest)
-      case undefined: case 'help': case '--help': case '-h': return help('main')
+      case 'help': case '--help': case '-h': return help('main')
+      case undefined:
+        process.stderr.write(USAGE.main + '\n')
+        return 2
       case '--version': case '-v': return printVersion()
       default: throw new UsageError(`unknown command ${JSON.stringify(command)}`)
     }

@@ -63,7 +63,7 @@ export async function start (argv: string[]): Promise<number> {
     // Not for people: the plugin started this supervisor in place of the app (keepPid).
     'from-plugin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
-  })
+  }, ['from-plugin'])
   if (values.help === true) return help('start')
   const fromPlugin = values['from-plugin'] === true
   const signalFlags = (values['reload-signal'] as string[] | undefined) ?? ['SIGHUP', 'SIGUSR2']

@@ -43,7 +43,7 @@ Options:
   --control <path>          control socket (default: <private dir>/<name>.sock)
   --name <name>             service name for the default control path (default: the script's name)
   -h, --help                this help`,
-  reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path> | --pid-file <path>] [--timeout <ms>]
+  reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path> | --pid-file <path> [--signal <SIG>]] [--timeout <ms>]
 
 Asks the running supervisor (or a standalone service with a pid file) to reload and waits for the
 outcome: exit 0 when the new generation serves, 1 when the reload failed (the old generation keeps
@@ -78,12 +78,40 @@ export function numberFlag (name: string, value: string | undefined, fallback: n
   return number
 }
 
-export function parse (args: string[], options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>) {
+/** `hidden`: options not for people, left out of the list an unknown option is answered with. */
+export function parse (args: string[], options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>, hidden: string[] = []) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true })
   } catch (err) {
-    throw new UsageError((err as Error).message)
+    // Node's own text advises putting an unknown option after `--`, which would hand it to the app.
+    const unknown = /^Unknown option '([^']+)'/.exec((err as Error).message)?.[1]
+    if (unknown === undefined) throw new UsageError((err as Error).message)
+    const known = Object.keys(options).filter((name) => !hidden.includes(name)).map((name) => `--${name}`)
+    const near = closest(unknown.replace(/=.*$/, ''), known)
+    throw new UsageError(`unknown option ${unknown}${near === undefined ? '' : `; did you mean ${near}?`} (options: ${known.join(', ')})`)
   }
+}
+
+/** The name within two edits of `name`, if one is. */
+function closest (name: string, names: string[]): string | undefined {
+  let best: { name: string, distance: number } | undefined
+  for (const candidate of names) {
+    const distance = editDistance(name, candidate)
+    if (distance <= 2 && (best === undefined || distance < best.distance)) best = { name: candidate, distance }
+  }
+  return best?.name
+}
+
+function editDistance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]
 }
 
 export function help (command: keyof typeof USAGE): number {
