@@ -130,8 +130,10 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       else child.once('exit', () => resolveExit())
     })
     const priority = lowerWhileBooting(child.pid, timings.bootNice ?? 0, Math.min(LOWERED_AT_MOST_MS, timings.readyTimeout / 3))
+    // A supervisor's workers (its first generation included) are workers, not anyone's successor.
+    const who = timings.supervised === true ? 'the worker' : 'the successor'
     const timer = setTimeout(() => {
-      fail(hotReloadError('HOT_RELOAD_READY_TIMEOUT', `the successor (pid ${child.pid}) did not report ready within readyTimeout (${timings.readyTimeout} ms)`))
+      fail(hotReloadError('HOT_RELOAD_READY_TIMEOUT', `${who} (pid ${child.pid}) did not report ready within readyTimeout (${timings.readyTimeout} ms)`))
     }, timings.readyTimeout)
 
     function cleanup (): void {
@@ -168,13 +170,13 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         const bootMs = typeof message.listenedAt === 'number' && message.listenedAt >= spawnedAt ? Math.round(message.listenedAt - spawnedAt) : undefined
         resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace, true) })
       } else if (message.type === 'failed') {
-        fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `the successor (pid ${child.pid}) failed: ${message.message}`))
+        fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `${who} (pid ${child.pid}) failed: ${message.message}`))
       }
     }
 
     function onExit (code: number | null, signal: NodeJS.Signals | null): void {
       const how = signal === null ? `code ${code}` : `signal ${signal}`
-      const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `the successor (pid ${child.pid}) exited with ${how} before it was ready`))
+      const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `${who} (pid ${child.pid}) exited with ${how} before it was ready`))
       // The exit can be seen before the channel's last messages are read (a 'failed' that says why):
       // read them first, until the channel closes (briefly: a grandchild may hold it open).
       if (!child.connected) return exited()
