@@ -60,7 +60,7 @@ test('--workers 2: a crashed worker\'s restart still booting when a reload commi
   await servingWorkers(service, control, 2, 2)
   await waitUntilGone(restart.workerPid, 15000)
   t.notOk(isAlive(restart.workerPid), 'the restarted worker of generation 1 was taken down once ready')
-  t.ok(service.find((l) => l.supervisor === 'generation-cancelled' && l.trigger === 'restart'), 'and its restart reported cancelled')
+  t.ok(await service.waitForLine((l) => l.supervisor === 'generation-cancelled' && l.trigger === 'restart', 10000, 'the restart to be reported cancelled'), 'and its restart reported cancelled')
   const now = await waitFor(async () => {
     const answer = await status(control)
     return answer.workers.every((w) => w.generation === 2) ? answer : undefined
@@ -98,7 +98,7 @@ test('--workers 2: both workers crash, the second while the first one\'s restart
 
 test('--workers 2: a reload asked while the first start still boots the other slots waits for them (it bound their sockets a second time, and a socket no worker accepted on took connections)', async (t) => {
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2'] })
-  writeRelease(dir, { version: 1, plugin: PLUGIN, slots: { 1: { bootDelay: 2500 } } })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, slots: { 1: { bootDelay: 5000 } } })
   const target = await servingTarget(service)
   await service.waitForLine((l) => l.supervisor === 'generation-starting' && l.slot === 1, 15000, 'slot 1\'s first start')
   writeRelease(dir, { version: 2, plugin: PLUGIN })
