@@ -67,6 +67,8 @@ export class Handover {
     channel.onMessage((message) => {
       if (message.type === 'behind') this.onBehind(message.newer)
       else if (message.type === 'stopping') this.endProbation()
+      // Its own drain is over before ours (reloads faster than drains): what we still hold stays here.
+      else if (message.type === 'handoffs-end') channel.endHandoffs()
     })
     // We drain now: the generation before us (if it still drains) learns it is one further behind.
     parent?.sendBehind(1)
@@ -165,6 +167,14 @@ export class Handover {
       retirement.release()
     } else {
       await drained
+    }
+    if (reason !== 'abort' && mode.name === 'standalone' && parent !== undefined) {
+      // The generation before us may drain longer than we do and still be handing us connections:
+      // it stops, and what it sent before it heard that drains here too, before we close.
+      await parent.endHandoffs()
+      if (instances.some((instance) => instance.drainingConnections > 0)) {
+        await Promise.all(instances.map((instance) => instance.drain(outlet, () => this.cutAtDeadline(instance), publicReason, this.rampMs)))
+      }
     }
     const result: DrainResult = {
       durationMs: Math.round(performance.now() - startedAt),

@@ -151,6 +151,8 @@ export class Instance {
   }
 
   get cutConnections (): number { return this.drainer.cutConnections }
+  /** Connections a drain still waits for. */
+  get drainingConnections (): number { return this.tracker.isDraining ? this.tracker.size : 0 }
   get movedConnections (): number { return this.tracker.movedConnections }
 
   /** Open connections (for the supervisor's balance). */

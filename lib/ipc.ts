@@ -46,6 +46,11 @@ export type ChildMessage =
   | { type: 'connection', listener: string, id?: number }
   /** Supervised, once asked ('balance'): how many connections the worker holds now. */
   | { type: 'load', connections: number }
+  /**
+   * Standalone: the sender's own drain is over (a predecessor that drains longer may still be
+   * handing it connections): send no more, and answer 'handoffs-ended'. Older releases never ask.
+   */
+  | { type: 'handoffs-end' }
 
 export type ParentMessage =
   /**
@@ -60,6 +65,8 @@ export type ParentMessage =
   | { type: 'connection-passed', id: number, ok: boolean }
   /** An idle keep-alive connection from the draining generation, sent with its handle. */
   | { type: 'connection', listener: string }
+  /** The answer to 'handoffs-end': no connection comes after it (the channel keeps order: every one sent before is read first). */
+  | { type: 'handoffs-ended' }
   | { type: 'abort' }
   /**
    * Supervised mode: a successor serves now; drain and exit. With `probation`, wait after the drain

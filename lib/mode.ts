@@ -67,7 +67,7 @@ class Standalone implements Mode {
 
   outlet (successor: SuccessorChannel | undefined): ConnectionOutlet | undefined {
     if (successor === undefined) return undefined
-    return { get open () { return successor.open }, send: (listener, handle) => successor.sendConnection(listener, handle) }
+    return { get open () { return successor.takesConnections }, send: (listener, handle) => successor.sendConnection(listener, handle) }
   }
 
   watchParent (): void {}

@@ -13,6 +13,8 @@ export type Verdict = 'commit' | 'abort'
 
 /** How long a connection handed up waits for the supervisor's 'connection-passed' at most. */
 const PASS_ACK_LIMIT_MS = 5_000
+/** How long a predecessor has to answer 'handoffs-end' (one of an older release never does). */
+const HANDOFFS_END_LIMIT_MS = 1_000
 
 /** What the parent may ask of a generation once it runs; each has a safe default until subscribed. */
 export interface ParentOrders {
@@ -46,6 +48,8 @@ export interface ParentLinkOptions {
 
 export class ParentLink {
   private verdict: Verdict | undefined
+  /** Resolves endHandoffs() once the predecessor answers. */
+  private handoffsEnded: (() => void) | undefined
   private readonly waiting: Array<(verdict: Verdict) => void> = []
   private readonly reloads = new Map<number, (result: ReloadResult) => void>()
   private nextReloadId = 1
@@ -127,7 +131,8 @@ export class ParentLink {
       case 'connection-passed': this.passing.get(message.id)?.(message.ok ? undefined : new Error('the supervisor could not pass the connection on')); return
       case 'reload-result': this.reloads.get(message.id)?.(fromWire(message.result)); return
       case 'reloading': this.orders.reloading(message.generation, message.successorPid); return
-      case 'reload-finished': this.orders.reloadFinished(fromWire(message.result))
+      case 'reload-finished': this.orders.reloadFinished(fromWire(message.result)); return
+      case 'handoffs-ended': this.handoffsEnded?.()
     }
   }
 
@@ -155,6 +160,27 @@ export class ParentLink {
   /** Supervised: how many connections we hold (the supervisor's balance). */
   sendLoad (connections: number): void {
     this.send({ type: 'load', connections })
+  }
+
+  /**
+   * Standalone: our drain is over; resolves once the predecessor has sent us its last connection
+   * (its answer, which follows every one sent before), once the channel is gone, or after
+   * `timeLimit` ms (a predecessor of an older release does not answer).
+   */
+  endHandoffs (timeLimit = HANDOFFS_END_LIMIT_MS): Promise<void> {
+    if (!this.port.connected) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.port.off('disconnect', done)
+        this.handoffsEnded = undefined
+        resolve()
+      }
+      const timer = setTimeout(done, timeLimit)
+      this.port.once('disconnect', done)
+      this.handoffsEnded = done
+      this.send({ type: 'handoffs-end' })
+    })
   }
 
   /** Resolves once the message is written to the channel (or there is none): exit only after that. */

@@ -229,10 +229,24 @@ function commit (child: ChildProcess, supervisor: boolean): SuccessorChannel {
 
 /** A committed successor's channel, until our drain is over. */
 export class SuccessorChannel {
+  /** False once the successor said its own drain is over ('handoffs-end'). */
+  private handoffsOpen = true
+
   constructor (readonly child: ChildProcess) {}
 
   get open (): boolean {
     return this.child.connected
+  }
+
+  /** It takes handed-over connections: alive, and its own drain is not over. */
+  get takesConnections (): boolean {
+    return this.handoffsOpen && this.child.connected
+  }
+
+  /** Its drain is over: no connection goes to it from now on, and it hears so after every one sent before. */
+  endHandoffs (): void {
+    this.handoffsOpen = false
+    send(this.child, { type: 'handoffs-ended' })
   }
 
   onExit (listener: (code: number | null, signal: NodeJS.Signals | null) => void): void {

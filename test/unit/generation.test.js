@@ -293,3 +293,38 @@ test('two instances take the reload signal once', async (t) => {
   instance(t, gen, resolveOptions({ gracefulShutdown: false, underPressure: false }))
   t.equal(port.listeners('SIGUSR2').length, 1)
 })
+
+test('standalone: a successor whose drain is over asks its predecessor for no more connections, and drains one that came before the answer before it closes', async (t) => {
+  const net = require('node:net')
+  const parentPort = new FakePort()
+  const { app, gen, facade } = generation(t, { parentPort })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const listener = `127.0.0.1:${app.server.address().port}`
+  for (let i = 0; i < 100 && parentPort.sentOfType('ready').length === 0; i++) await tick()
+  parentPort.deliver({ type: 'commit', keepChannel: true })
+  await tick()
+  const shutdown = gen.shutdown()
+  for (let i = 0; i < 100 && parentPort.sentOfType('handoffs-end').length === 0; i++) await tick()
+  t.equal(parentPort.sentOfType('handoffs-end').length, 1, 'its drain over, it asks for no more connections')
+  await tick(100)
+  t.equal(facade.state, 'draining', 'and does not close before the answer')
+  // A connection the predecessor handed over before it heard: accepted elsewhere, sent as a raw handle.
+  const other = net.createServer({ pauseOnConnect: true })
+  await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => other.close())
+  const accepted = new Promise((resolve) => other.once('connection', resolve))
+  const client = net.connect(other.address().port, '127.0.0.1')
+  client.on('error', () => {})
+  t.teardown(() => client.destroy())
+  const socket = await accepted
+  parentPort.deliver({ type: 'connection', listener }, socket._handle)
+  parentPort.deliver({ type: 'handoffs-ended' })
+  let received = ''
+  client.setEncoding('utf8').on('data', (chunk) => { received += chunk })
+  const closed = new Promise((resolve) => client.once('close', resolve))
+  client.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+  await closed
+  t.match(received, /^HTTP\/1\.1 503[^]*"reason":"draining"/, 'the connection it got before the answer was served (by this draining generation)')
+  t.match(received.toLowerCase(), /connection: close/, 'and closed the ordinary way')
+  t.equal((await shutdown).reason, 'shutdown', 'then the drain ended')
+})

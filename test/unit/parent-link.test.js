@@ -148,3 +148,46 @@ test('release (the app closed itself): the link stops listening, so the channel 
   new ParentLink(supervised, { cutChannelOnBareCommit: false, supervisorChannel: true }).release()
   t.same([supervised.listenerCount('message'), supervised.disconnects], [0, 1], 'supervised: cut')
 })
+
+test('endHandoffs: resolves on the predecessor\'s answer, on the channel closing, or after the time limit (an older predecessor never answers)', async (t) => {
+  const answered = new FakePort()
+  let done = false
+  const ending = new ParentLink(answered, { cutChannelOnBareCommit: true }).endHandoffs(5000).then(() => { done = true })
+  t.equal(answered.sentOfType('handoffs-end').length, 1, 'it asks')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.notOk(done, 'and waits')
+  answered.deliver({ type: 'handoffs-ended' })
+  await ending
+  t.pass('the answer ends the wait')
+  const cut = new FakePort()
+  const cutting = new ParentLink(cut, { cutChannelOnBareCommit: true }).endHandoffs(5000)
+  cut.disconnect()
+  await cutting
+  t.pass('so does the channel closing')
+  const silent = new FakePort()
+  const link = new ParentLink(silent, { cutChannelOnBareCommit: true })
+  const listening = silent.listenerCount('disconnect')
+  const started = Date.now()
+  await link.endHandoffs(100)
+  t.ok(Date.now() - started >= 90, 'and the time limit')
+  t.equal(silent.listenerCount('disconnect'), listening, 'nothing of it is left listening')
+  const gone = new FakePort({ connected: false })
+  await new ParentLink(gone, { cutChannelOnBareCommit: true }).endHandoffs(5000)
+  t.same(gone.sentOfType('handoffs-end'), [], 'no channel: nothing to ask, nothing to wait for')
+})
+
+test('SuccessorChannel.endHandoffs: the standalone outlet reports closed from then on, and the successor hears so', async (t) => {
+  const { EventEmitter } = require('node:events')
+  const { SuccessorChannel } = require('../../dist/lib/successor')
+  const { chooseMode } = require('../../dist/lib/mode')
+  const child = new EventEmitter()
+  child.connected = true
+  const sent = []
+  child.send = (message, callback) => { sent.push(message['fastify-hot-reload']); if (typeof callback === 'function') setImmediate(() => callback(null)) }
+  const channel = new SuccessorChannel(child)
+  const outlet = chooseMode(null).outlet(channel)
+  t.equal(outlet.open, true, 'open while the successor takes connections')
+  channel.endHandoffs()
+  t.equal(outlet.open, false, 'closed once it said its drain is over')
+  t.same(sent.map((m) => m.type), ['handoffs-ended'], 'and it is answered')
+})
