@@ -57,6 +57,16 @@ function instance (t, gen, options) {
 
 const tick = (ms = 20) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** A supervised worker (its supervisor a fake port) that listens and was committed. */
+async function committedWorker (t) {
+  const parts = generation(t, { parentPort: new FakePort(), supervised: true })
+  await parts.app.listen({ port: 0, host: '127.0.0.1' })
+  await tick()
+  parts.port.deliver({ type: 'commit', keepChannel: true })
+  await tick()
+  return parts
+}
+
 test('a first generation serves; a reload whose successor cannot start keeps it serving', async (t) => {
   const { app, facade, states } = generation(t)
   const events = []
@@ -133,12 +143,7 @@ test('supervised: reloads are the supervisor\'s; a drain order with probation, t
 
 test('supervised: a resume after a successor that was never spawned names none (an older supervisor says 0)', async (t) => {
   for (const said of [undefined, 0]) {
-    const parentPort = new FakePort()
-    const { app, facade } = generation(t, { parentPort, supervised: true })
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    await tick()
-    parentPort.deliver({ type: 'commit', keepChannel: true })
-    await tick()
+    const { port: parentPort, facade } = await committedWorker(t)
     const resumed = new Promise((resolve) => facade.once('resumed', resolve))
     parentPort.deliver({ type: 'drain', probation: true })
     await tick()
@@ -151,12 +156,7 @@ test('supervised: a resume after a successor that was never spawned names none (
 })
 
 test('supervised: the supervisor gone means drain and exit 0', async (t) => {
-  const parentPort = new FakePort()
-  const { app, facade } = generation(t, { parentPort, supervised: true })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  await tick()
-  parentPort.deliver({ type: 'commit', keepChannel: true })
-  await tick()
+  const { port: parentPort, facade } = await committedWorker(t)
   const drained = new Promise((resolve) => facade.once('drained', resolve))
   parentPort.disconnect()
   t.equal((await drained).reason, 'shutdown')
