@@ -157,7 +157,7 @@ export async function runCohort (next: number, slots: number[], run: CohortRun):
           outcome.child.once('exit', (code, signal) => {
             if (decided || !readyBySlot.delete(from + index)) return
             const how = signal === null ? `code ${code}` : `signal ${signal}`
-            failWith(outcome.pid, hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `the successor (pid ${outcome.pid}) exited with ${how} after it was ready, before every worker of generation ${next} was`))
+            failWith(outcome.pid, hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `the worker (pid ${outcome.pid}) exited with ${how} after it was ready, before every worker of generation ${next} was`))
           })
         } else {
           failWith(outcome.pid, outcome.error, successor)

@@ -234,10 +234,6 @@ export class SuccessorChannel {
 
   constructor (readonly child: ChildProcess) {}
 
-  get open (): boolean {
-    return this.child.connected
-  }
-
   /** It takes handed-over connections: alive, and its own drain is not over. */
   get takesConnections (): boolean {
     return this.handoffsOpen && this.child.connected
