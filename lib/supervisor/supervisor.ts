@@ -2,11 +2,11 @@
 // worker), runs the app as worker generations of `workers` processes each (every worker accepts on
 // the same inherited sockets), reloads by starting all of generation N+1 with the sockets and, once
 // every one is ready, telling all of N to drain; restarts a crashed worker in its slot with backoff
-// (another worker covers the slot meanwhile, empty-slots.ts), spreads keep-alive connections
+// (slot-keeper.ts; another worker covers the slot meanwhile, empty-slots.ts), spreads keep-alive connections
 // (balance.ts), and forwards shutdown. It never accepts a connection itself. Starting workers is lib/reload.ts.
 // Who owns what: the workers, cohorts, generation number and instance count are Cohorts'
-// (cohorts.ts); the held sockets HeldSockets'; probations Probations'; the per-slot backoff
-// SlotRestarts'; the reload gate and the reloads waiting for it ReloadRequests' (reload-requests.ts);
+// (cohorts.ts); the held sockets HeldSockets'; probations Probations'; the per-slot restarts and
+// their backoff SlotKeeper's; the reload gate and the reloads waiting for it ReloadRequests' (reload-requests.ts);
 // the workers being started, the last reload, the first start and stopping are this class's. A
 // rolling reload is rolling-reload.ts, a worker's messages worker-messages.ts, the status snapshot
 // status.ts, killing stragglers at shutdown stop-workers.ts.
@@ -17,7 +17,7 @@ import { CLOSE_GRACE_MS } from '../handover'
 import { unwrap, type ChildMessage } from '../ipc'
 import { runCohort } from '../reload'
 import { notServing } from '../reload-result'
-import { send, type StartedSuccessor } from '../successor'
+import type { StartedSuccessor } from '../successor'
 import type { ReloadResult } from '../types'
 import { KeepAliveBalance } from './balance'
 import { Cohorts } from './cohorts'
@@ -27,7 +27,7 @@ import { ReloadNews } from './reload-news'
 import { ReloadRequests } from './reload-requests'
 import { Probations } from './probation'
 import type { SupervisorOptions } from './options'
-import { SlotRestarts } from './restart-policy'
+import { SlotKeeper } from './slot-keeper'
 import { rollingReload } from './rolling-reload'
 import { describeStatus, type SupervisorStatus } from './status'
 import { stopWorkers } from './stop-workers'
@@ -43,7 +43,8 @@ type Launch = 'start' | 'reload' | 'restart' | 'batch'
 export class Supervisor extends EventEmitter {
   private readonly cohorts: Cohorts
   private readonly requests: ReloadRequests
-  private readonly restarts: SlotRestarts
+  /** Every slot of the serving generation filled: crashes, restarts (slot-keeper.ts). */
+  private readonly keeper: SlotKeeper
   private readonly probations: Probations
   private readonly slots: number[]
   private starting: StartedSuccessor[] = []
@@ -68,12 +69,19 @@ export class Supervisor extends EventEmitter {
   constructor (private readonly options: SupervisorOptions) {
     super()
     this.slots = Array.from({ length: options.workers ?? 1 }, (_, slot) => slot)
-    this.restarts = new SlotRestarts(this.slots, options)
     this.cohorts = new Cohorts(options.maxDraining, options.log)
     this.probations = new Probations(options.probation, options.drainTimeout, (worker) => this.cohorts.workers.has(worker.pid), options.log)
     this.held = new HeldSockets(options.activated, this.slots.length, process.versions.node)
     this.empty = new EmptySlots(this.slots, this.held, this.cohorts, options.log)
     this.balance = new KeepAliveBalance(this.cohorts, this.slots.length)
+    this.keeper = new SlotKeeper({
+      options, slots: this.slots, cohorts: this.cohorts, probations: this.probations, held: this.held,
+      stopping: () => this.stopping !== undefined,
+      reloading: () => this.requests.busy,
+      launch: (why, slots, into) => this.launch(why, slots, into),
+      changed: () => this.changed(),
+      rolledBack: (cohort, reason) => { if (this.lastReload?.generation === cohort.generation) this.rolledBack = reason }
+    })
     this.requests = new ReloadRequests({
       log: options.log,
       // Until every slot has had its first start: a reload while the other slots still bind their
@@ -105,7 +113,7 @@ export class Supervisor extends EventEmitter {
       const result = await this.launch('start', first)
       if (!result.ok) return
       if (first.length < this.slots.length) {
-        await this.fill('start')
+        await this.keeper.fill('start')
         // READY=1 once every slot has had its start (a slot that failed restarts with backoff).
         if (this.cohorts.current !== undefined) this.options.status.serving(this.cohorts.current.generation)
       }
@@ -119,7 +127,7 @@ export class Supervisor extends EventEmitter {
 
   status (): SupervisorStatus {
     return describeStatus({
-      stopping: this.stopping !== undefined, reloading: this.requests.busy, cohorts: this.cohorts, restarts: this.restarts,
+      stopping: this.stopping !== undefined, reloading: this.requests.busy, cohorts: this.cohorts, restarts: this.keeper.restarts,
       slots: this.slots.length, startedAt: this.startedAt, sockets: this.held.all(), lastReload: this.lastReload,
       rolledBack: this.rolledBack,
       connectionsOf: (pid) => this.balance.connectionsOf(pid)
@@ -146,7 +154,7 @@ export class Supervisor extends EventEmitter {
           return await (batch < this.slots.length ? this.rollingReload(batch) : this.launch('reload', this.slots))
         } finally {
           this.news = undefined
-          this.restartVacantSlots()
+          this.keeper.afterReload()
         }
       }
     }
@@ -158,7 +166,7 @@ export class Supervisor extends EventEmitter {
     const result = await rollingReload({
       log: options.log, status: options.status, slots: this.slots, cohorts: this.cohorts, probations: this.probations, held: this.held,
       launch: (slots, cohort) => this.launch('batch', slots, cohort),
-      fill: () => { void this.fill() }
+      fill: () => { void this.keeper.fill() }
     }, batch)
     this.lastReload = result
     this.rolledBack = undefined
@@ -272,17 +280,6 @@ export class Supervisor extends EventEmitter {
     return undefined
   }
 
-  /** Slots of the serving generation without a worker (the first start, or one that crashed) get one, unless one is starting. */
-  private async fill (why: 'start' | 'restart' = 'restart'): Promise<void> {
-    const cohort = this.cohorts.current
-    if (cohort === undefined || this.stopping !== undefined) return
-    const starting = this.cohorts.startingSlots(cohort.generation)
-    const missing = this.slots.filter((slot) => !cohort.workers.has(slot) && !starting.has(slot))
-    if (missing.length === 0) return
-    const result = await this.launch(why, missing, cohort)
-    if (!result.ok) for (const slot of missing) if (!cohort.workers.has(slot)) this.scheduleRestart(slot)
-  }
-
   /** A new generation is ready and committed: it serves, the previous one drains. */
   private serve (cohort: Cohort, { durationMs, bootMs }: ReloadResult, ready: boolean): void {
     const previous = this.cohorts.commit(cohort)
@@ -321,7 +318,7 @@ export class Supervisor extends EventEmitter {
       this.cohorts.vacate(cohort)
     } else if (worker.state === 'serving') {
       this.options.log.error({ supervisor: 'worker-crashed', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
-      if (cohort !== undefined && cohort === this.cohorts.current) this.replaceCrashed(cohort, worker, how)
+      if (cohort !== undefined && cohort === this.cohorts.current) this.keeper.crashed(cohort, worker, how)
       // One of a rolling reload's new workers: the reload fails (all or nothing, rolling-reload.ts).
       else if (cohort !== undefined && cohort === this.cohorts.building) cohort.crashed ??= { pid: worker.pid, reason: `generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}` }
     }
@@ -331,73 +328,10 @@ export class Supervisor extends EventEmitter {
     this.emit('worker-exit', worker.pid)
   }
 
-  /**
-   * A serving worker crashed: within the probation its generation's predecessor serves again (and
-   * the rest of this generation drains away); after it, the slot gets a new worker.
-   */
-  private replaceCrashed (cohort: Cohort, worker: Worker, how: string): void {
-    const resumed = this.probations.resume(cohort, worker, how, (w) => this.held.forSlot(w.slot))
-    if (resumed !== undefined) {
-      const { predecessor, reason } = resumed
-      for (const w of cohort.workers.values()) {
-        w.state = 'draining'
-        send(w.child, this.probations.drainOrder(false))
-      }
-      this.cohorts.servesAgain(predecessor, cohort)
-      this.options.log.error({ supervisor: 'serves-again', workerPid: worker.pid, resumedPid: [...predecessor.workers.values()][0]?.pid, generation: predecessor.generation, reason },
-        `supervisor: ${reason}; generation ${predecessor.generation} (pid ${[...predecessor.workers.values()].map((w) => w.pid).join(', ')}) serves again`)
-      this.options.status.resumed(predecessor.generation, reason)
-      if (this.lastReload?.generation === cohort.generation) this.rolledBack = reason
-      this.changed()
-      if (predecessor.workers.size < this.slots.length) void this.fill()
-      return
-    }
-    this.restarts.crashedAfter(worker.slot, worker.servingSince === undefined ? undefined : Date.now() - worker.servingSince)
-    this.cohorts.vacate(cohort)
-    // While a reload is starting a new generation, it takes over; otherwise restart.
-    if (!this.requests.busy) this.scheduleRestart(worker.slot)
-  }
-
-  /**
-   * After a reload: a serving worker that crashed while it ran was left to it (crashes meanwhile
-   * schedule no restart). A reload that failed leaves its slot empty: restart it now.
-   */
-  private restartVacantSlots (): void {
-    if (this.stopping !== undefined) return
-    const current = this.cohorts.current
-    // A slot whose worker is starting already (a rolling reload fills the slots left empty) has one coming.
-    const starting = new Set([...this.cohorts.workers.values()].filter((w) => w.state === 'starting').map((w) => w.slot))
-    // With no generation serving, one restart starts a whole one.
-    const vacant = current === undefined ? this.slots.slice(0, 1) : this.slots.filter((slot) => !current.workers.has(slot))
-    for (const slot of vacant) if (!starting.has(slot)) this.scheduleRestart(slot)
-  }
-
-  /** After the slot's backoff: a new worker joins the serving generation, or (none serves) a new generation starts. */
-  private scheduleRestart (slot: number): void {
-    if (this.stopping !== undefined) return
-    const scheduled = this.restarts.schedule(slot, () => {
-      const current = this.cohorts.current
-      // A whole new generation is starting already (another slot's restart, a reload): it covers this slot too.
-      if (current === undefined && this.cohorts.startingSlots(this.cohorts.generation + 1).size > 0) return
-      // The slot got a worker meanwhile, or has one starting (fill).
-      if (current !== undefined && (current.workers.has(slot) || this.cohorts.startingSlots(current.generation).has(slot))) return
-      const run = current === undefined ? this.launch('restart', this.held.all().length === 0 ? [slot] : this.slots) : this.launch('restart', [slot], current)
-      void run.then((result) => {
-        const now = this.cohorts.current
-        if (!result.ok && (now === undefined || !now.workers.has(slot))) this.scheduleRestart(slot)
-        else if (result.ok) void this.fill()
-      })
-    })
-    if (scheduled !== undefined) {
-      this.options.log.warn({ supervisor: 'restart-scheduled', slot, delayMs: scheduled.delay, attempt: scheduled.attempt },
-        `supervisor: restarting the worker${this.slots.length > 1 ? ` of slot ${slot}` : ''} in ${scheduled.delay} ms (attempt ${scheduled.attempt})`)
-    }
-  }
-
   private async runShutdown (signal: NodeJS.Signals, why: string): Promise<number> {
     this.options.log.info({ supervisor: 'stopping', signal }, `supervisor: ${why}; stopping every worker gracefully`)
     this.options.status.stopping(process.pid)
-    this.restarts.cancelAll()
+    this.keeper.restarts.cancelAll()
     for (const successor of this.starting) successor.cancel('cancelled: the supervisor is stopping')
     await this.requests.current?.catch(() => {})
     // No generation comes after this one: new connections are refused, not queued.

@@ -93,6 +93,8 @@ test('supervised: with --max-draining 2, the oldest draining generation is cut a
   const stuck = []
   const workers = [await service.generationServing(1)]
   for (let next = 2; next <= 5; next++) {
+    // The generation before stops accepting once told to drain: until then a new connection may reach it.
+    if (workers.length > 1) await service.waitForLine((l) => l.pid === workers.at(-2) && l.hotReloadEvent === 'draining', 10000, 'the previous generation to drain')
     stuck.push(endless(target))
     await service.waitForLine((l) => l.pid === workers.at(-1) && l.req?.url === '/slow?ms=600000', 10000, 'the endless request to arrive')
     writeRelease(dir, { version: next, plugin })
