@@ -168,7 +168,7 @@ export class Handover {
     } else {
       await drained
     }
-    if (reason !== 'abort' && mode.name === 'standalone' && parent !== undefined) {
+    if (reason !== 'abort' && parent !== undefined) {
       // The generation before us may drain longer than we do and still be handing us connections:
       // it stops, and what it sent before it heard that drains here too, before we close.
       await parent.endHandoffs()

@@ -163,12 +163,13 @@ export class ParentLink {
   }
 
   /**
-   * Standalone: our drain is over; resolves once the predecessor has sent us its last connection
-   * (its answer, which follows every one sent before), once the channel is gone, or after
-   * `timeLimit` ms (a predecessor of an older release does not answer).
+   * Our drain is over; resolves once the predecessor has sent us its last connection (its answer,
+   * which follows every one sent before), once the channel is gone, or after `timeLimit` ms (a
+   * predecessor of an older release does not answer). A supervisor hands connections only to
+   * serving workers: nothing to wait for.
    */
   endHandoffs (timeLimit = HANDOFFS_END_LIMIT_MS): Promise<void> {
-    if (!this.port.connected) return Promise.resolve()
+    if (!this.port.connected || this.options.supervisorChannel === true) return Promise.resolve()
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer)

@@ -174,6 +174,9 @@ test('endHandoffs: resolves on the predecessor\'s answer, on the channel closing
   const gone = new FakePort({ connected: false })
   await new ParentLink(gone, { cutChannelOnBareCommit: true }).endHandoffs(5000)
   t.same(gone.sentOfType('handoffs-end'), [], 'no channel: nothing to ask, nothing to wait for')
+  const supervisor = new FakePort()
+  await new ParentLink(supervisor, { cutChannelOnBareCommit: false, supervisorChannel: true }).endHandoffs(5000)
+  t.same(supervisor.sentOfType('handoffs-end'), [], 'a supervisor hands connections to serving workers only: nothing to ask')
 })
 
 test('SuccessorChannel.endHandoffs: the standalone outlet reports closed from then on, and the successor hears so', async (t) => {
