@@ -27,12 +27,12 @@ const PING_LIMIT = 2_000
 /**
  * How long after the session's last response ended the GOAWAY waits at least. On loopback the PING
  * round trips take less than a client's own pause before its next request (a `setTimeout(0)` is
- * about a millisecond): without this, such a request could be on the wire as the GOAWAY leaves, and
- * be refused. Twice the longest pause this client has made between a response and its next
+ * about a millisecond, tens on a loaded machine): without this, such a request could be on the
+ * wire as the GOAWAY leaves, and be refused. Twice the longest pause this client has made between a response and its next
  * request, when longer (a loaded machine stretches a timer), up to MAX_QUIET_MS: a client that
  * pauses longer is between bursts. Held streams wait this much longer at most.
  */
-const QUIET_MS = 10
+const QUIET_MS = 50
 const MAX_QUIET_MS = 250
 
 /** Kept for every session: when its last stream ended, and its client's longest pause before the next. */
