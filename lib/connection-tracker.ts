@@ -10,34 +10,10 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
+import { closeAfter, type ConnectionState, markIdle, newConnectionState } from './connection-state'
+import { DrainMoves, type Handoff, type ReadyToMove } from './drain-moves'
 import { DrainSweep } from './drain-sweep'
-import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, isEncrypted, requestsQueuedBehind, timerClock } from './node-internals'
-
-/** @internal what a drain knows of one connection (read by DrainSweep too). */
-export interface ConnectionState {
-  /** Requests received and not yet answered (of those this drain knows about). */
-  busy: number
-  /** Responses not yet started, which still can get `Connection: close`. */
-  responses: Set<ServerResponse>
-  idleSince: number
-  bytesReadWhenIdle: number
-  /** WebSocket and other upgrades, and HTTP/2 sessions (they end by GOAWAY): never idle from here. */
-  upgraded: boolean
-  server: HttpServer
-  socket: Socket
-  tracker: ConnectionTracker
-  /** The handoff was refused for this connection: it drains here the ordinary way. */
-  stays: boolean
-  /** It could have moved once, but another move had the turn. */
-  missedTurn: boolean
-  /** The response this drain gave `Connection: close` (the connection's last parsed request's). */
-  closing: ServerResponse | undefined
-}
-
-/** Moves an idle connection to the next generation; false when it cannot (it then drains here). */
-export type Handoff = (socket: Socket, server: HttpServer) => boolean
-/** False while a connection that looks idle may not move yet (its next request has begun arriving). */
-export type ReadyToMove = (socket: Socket, server: HttpServer) => boolean
+import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, isEncrypted, timerClock } from './node-internals'
 
 /**
  * The connection each followed response belongs to (undefined once it closed). Kept beside the
@@ -58,13 +34,8 @@ export class ConnectionTracker {
   /** Per watched server, its 'request' listener: attached while a drain runs, and only then. */
   private readonly requestListeners = new Map<HttpServer, RequestListener>()
   private draining = false
-  /** The drain's moves are over (endMoves): a busy connection still here closes after its response. */
-  private movesOver = false
-  private handoff: Handoff | undefined
-  private readyToMove: ReadyToMove | undefined
-  /** False while another move has the turn (connection-handoff.ts: one at a time, spread over a ramp). */
-  private hasRoom: (() => boolean) | undefined
-  private moved = 0
+  /** Which connections move to the next generation during a drain (lib/drain-moves.ts). */
+  private readonly moves: DrainMoves
   /** The idle sweep while a drain runs (lib/drain-sweep.ts). */
   private readonly sweeper: DrainSweep
   private emptied: (() => void) | undefined
@@ -74,7 +45,8 @@ export class ConnectionTracker {
   constructor () {
     const tracker = this
     this.onSocketClose = function (this: Socket) { tracker.socketClosed(this) }
-    this.sweeper = new DrainSweep(this.connections, (state) => this.staysHere(state), (socket, state) => this.tryHandoff(socket, state))
+    this.moves = new DrainMoves(this.connections, (socket) => this.forget(socket))
+    this.sweeper = new DrainSweep(this.connections, (state) => this.moves.staysHere(state), (socket, state) => this.moves.tryHandoff(socket, state))
   }
 
   get size (): number {
@@ -87,7 +59,7 @@ export class ConnectionTracker {
 
   /** Connections handed to the next generation during the drain. */
   get movedConnections (): number {
-    return this.moved
+    return this.moves.moved
   }
 
   watch (server: HttpServer): void {
@@ -122,6 +94,11 @@ export class ConnectionTracker {
 
   private socketClosed (socket: Socket): void {
     this.open.delete(socket)
+    this.forget(socket)
+  }
+
+  /** The drain no longer waits for this connection (closed or moved). */
+  private forget (socket: Socket): void {
     if (this.connections.delete(socket) && this.connections.size === 0) this.emptied?.()
   }
 
@@ -135,14 +112,10 @@ export class ConnectionTracker {
   private stateOf (socket: Socket, server: HttpServer): ConnectionState {
     let state = this.connections.get(socket)
     if (state === undefined) {
-      state = { busy: 0, responses: new Set(), idleSince: Date.now(), bytesReadWhenIdle: socket.bytesRead, upgraded: this.upgradedSockets.has(socket), server, socket, tracker: this, stays: false, missedTurn: false, closing: undefined }
+      state = newConnectionState(socket, server, this, this.upgradedSockets.has(socket))
       this.connections.set(socket, state)
       // A socket the 'connection' event never showed us (an HTTP/2 request's socket proxy, say).
-      if (!this.open.has(socket)) {
-        socket.once('close', () => {
-          if (this.connections.delete(socket) && this.connections.size === 0) this.emptied?.()
-        })
-      }
+      if (!this.open.has(socket)) socket.once('close', () => this.forget(socket))
     }
     return state
   }
@@ -166,18 +139,14 @@ export class ConnectionTracker {
     const listening = followed.has(response)
     followed.set(response, state)
     state.busy++
-    if (this.movesOver && state.missedTurn) state.stays = true
-    if (this.staysHere(state)) {
+    this.moves.requestArrived(state)
+    if (this.moves.staysHere(state)) {
       closeAfter(response, state)
     } else {
       state.responses.add(response)
     }
     // One shared listener, no closure per response (a response followed by an earlier drain has it).
     if (!listening) response.on('close', onResponseClose)
-  }
-
-  private staysHere (state: ConnectionState): boolean {
-    return this.handoff === undefined || state.stays || state.upgraded
   }
 
   /** @internal called by onResponseClose */
@@ -188,8 +157,7 @@ export class ConnectionTracker {
     const socket = state.socket
     state.busy--
     state.responses.delete(response)
-    state.idleSince = Date.now()
-    state.bytesReadWhenIdle = socket.bytesRead
+    markIdle(state)
     // A pipelined response queued before the drain started is the connection's current one now.
     // (Only real sockets: an HTTP/2 request's socket proxy throws once its stream is gone.)
     if (this.open.has(socket) && !socket.destroyed) {
@@ -197,35 +165,12 @@ export class ConnectionTracker {
       if (next !== null && next !== response && followed.get(next) !== state) this.follow(next, state)
     }
     // Busy connections move as soon as their last response has finished, in the same tick.
-    if (this.draining && state.busy === 0 && !socket.destroyed) this.tryHandoff(socket, state)
-  }
-
-  private tryHandoff (socket: Socket, state: ConnectionState): void {
-    if (this.handoff === undefined || this.staysHere(state) || !this.connections.has(socket)) return
-    // Not yet: it is tried again after its next response, or at the next sweep.
-    if (this.hasRoom !== undefined && !this.hasRoom()) {
-      // Another move has the turn: served here meanwhile, and closed after a response once the moves are over (endMoves).
-      state.missedTurn = true
-      return
-    }
-    if (this.readyToMove !== undefined && !this.readyToMove(socket, state.server)) return
-    if (this.handoff(socket, state.server)) {
-      this.connections.delete(socket)
-      this.moved++
-      if (this.connections.size === 0) this.emptied?.()
-      return
-    }
-    // It drains here after all: from now on its responses close it.
-    state.stays = true
-    for (const response of state.responses) closeAfter(response, state)
+    if (this.draining && state.busy === 0 && !socket.destroyed) this.moves.tryHandoff(socket, state)
   }
 
   /** Offers every idle connection to the handoff again (it has room for one more now). */
   offerIdle (): void {
-    if (!this.draining || this.handoff === undefined) return
-    for (const [socket, state] of [...this.connections]) {
-      if (state.busy === 0 && !socket.destroyed) this.tryHandoff(socket, state)
-    }
+    if (this.draining) this.moves.offerIdle()
   }
 
   /**
@@ -235,17 +180,14 @@ export class ConnectionTracker {
   drain (idleGrace: number, handoff?: Handoff, readyToMove?: ReadyToMove, hasRoom?: () => boolean): Promise<void> {
     if (!this.draining) {
       this.draining = true
-      this.movesOver = false
-      this.handoff = handoff
-      this.readyToMove = readyToMove
-      this.hasRoom = hasRoom
+      this.moves.begin(handoff, readyToMove, hasRoom)
       for (const server of this.requestListeners.keys()) this.listenForRequests(server)
       const now = Date.now()
       const clock = timerClock()
       for (const [socket, server] of this.open) this.stateAtDrainStart(socket, server, now, clock)
       // Idle connections move in the same tick as this check.
       for (const [socket, state] of [...this.connections]) {
-        if (state.busy === 0) this.tryHandoff(socket, state)
+        if (state.busy === 0) this.moves.tryHandoff(socket, state)
       }
       this.sweeper.begin(idleGrace)
     }
@@ -265,24 +207,9 @@ export class ConnectionTracker {
     })
   }
 
-  /**
-   * The drain's moves are over (connection-handoff.ts movesDeadlineMs). A connection still here
-   * that missed its turn (its responses ended while another move had it, and its client sent the
-   * next request at once) would be served here, on the old code, until the deadline cut it with a
-   * request in flight: from now on it closes after its response, and its client reconnects to the
-   * new generation. Idle ones still move, and so does one busy with its first response since the drain began.
-   */
+  /** The drain's moves are over (see DrainMoves.end): a connection that missed its turn closes after its response. */
   endMoves (): void {
-    if (!this.draining || this.handoff === undefined) return
-    this.movesOver = true
-    for (const state of this.connections.values()) {
-      if (state.busy === 0 || !state.missedTurn || this.staysHere(state)) continue
-      const unsent = [...state.responses].filter((response) => !response.headersSent)
-      // Its response under way said keep-alive already: it may still move once that ends.
-      if (unsent.length === 0) continue
-      state.stays = true
-      for (const response of unsent) closeAfter(response, state)
-    }
+    if (this.draining) this.moves.end()
   }
 
   /** Open connections, drain or not (what a worker reports to the supervisor's balance). */
@@ -316,9 +243,8 @@ export class ConnectionTracker {
     }
     const state = this.stateOf(socket, server)
     state.stays = true
-    state.idleSince = Date.now()
-    state.bytesReadWhenIdle = socket.bytesRead
-    this.moved--
+    markIdle(state)
+    this.moves.kept()
   }
 
   /**
@@ -329,9 +255,7 @@ export class ConnectionTracker {
   resume (): void {
     if (!this.draining) return
     this.draining = false
-    this.movesOver = false
-    this.handoff = undefined
-    this.moved = 0
+    this.moves.stop()
     this.sweeper.stop()
     for (const [server, listener] of this.requestListeners) server.removeListener('request', listener)
     // Back to no work per request: what the drain knew is asked of Node again at the next one.
@@ -348,29 +272,6 @@ export class ConnectionTracker {
     for (const socket of sockets) socket.destroy()
     return sockets.size
   }
-}
-
-/**
- * `Connection: close` on the response of the connection's last parsed request, once it is the one
- * being written, and on no earlier one: Node ends the connection after a response that says so, and
- * would drop the responses of requests pipelined behind it (handlers already ran: a POST done, its
- * answer lost). An earlier response that said so before another request arrived says keep-alive
- * again while it can; a connection whose last response went out unmarked is closed by the idle sweep.
- */
-function closeAfter (response: ServerResponse, state: ConnectionState): void {
-  // A request arrived behind the response marked so far: that one must not end the connection.
-  const earlier = state.closing
-  if (earlier !== undefined && earlier !== response && !earlier.headersSent) {
-    earlier.removeHeader('connection')
-    state.closing = undefined
-  }
-  if (response.headersSent || requestsQueuedBehind(state.socket, response)) return
-  // Only the response being written now. One still queued may be written (its head fixed) before
-  // its turn, and a request arriving meanwhile would queue behind a response that ends the connection.
-  const current = currentResponse(state.socket)
-  if (current !== null && current !== response) return
-  response.setHeader('connection', 'close')
-  state.closing = response
 }
 
 function onResponseClose (this: ServerResponse): void {

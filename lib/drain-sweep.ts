@@ -3,7 +3,7 @@
 // Apart from the tracker because it is the only part that runs on a timer; it owns that timer and
 // the grace, and reads (never adds or removes) the tracker's connections.
 import type { Socket } from 'node:net'
-import type { ConnectionState } from './connection-tracker'
+import type { ConnectionState } from './connection-state'
 import { hasHttp1Parser, parserIsIdle } from './node-internals'
 
 export class DrainSweep {
