@@ -54,6 +54,9 @@ test('supervised: the first generation behind such a hook fails its start at onc
   const failed = refused.service.find((l) => l.supervisor === 'generation-failed')
   t.equal(failed?.err?.code, 'HOT_RELOAD_SUCCESSOR_FAILED', 'and the supervisor heard it (not only that it exited)')
   t.match(failed?.err?.message, /answered 401/, 'with the reason')
+  const stopping = refused.service.find((l) => l.supervisor === 'stopping')
+  t.equal(stopping?.signal, undefined, 'its stop names no signal: none came')
+  t.type(stopping?.reason, 'string', 'it says why it stops instead')
 
   const { dir, control, service } = startSupervised(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN, authHook: 'except-probes' })

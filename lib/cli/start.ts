@@ -165,7 +165,7 @@ export async function start (argv: string[]): Promise<number> {
   let code: number
   if (first === undefined && supervisor.status().state !== 'stopping') {
     log.error({ supervisor: 'first-generation-failed' }, 'supervisor: the first generation did not start; stopping')
-    code = await supervisor.shutdown('SIGTERM', 'the first generation did not start').then(() => 1)
+    code = await supervisor.shutdown(undefined, 'the first generation did not start').then(() => 1)
   } else {
     code = await finished
   }

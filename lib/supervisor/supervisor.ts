@@ -7,13 +7,12 @@
 // Who owns what: the workers, cohorts, generation number and instance count are Cohorts'
 // (cohorts.ts); the held sockets HeldSockets'; probations Probations'; the per-slot restarts and
 // their backoff SlotKeeper's; the reload gate and the reloads waiting for it ReloadRequests' (reload-requests.ts);
-// the workers being started, the last reload, the first start and stopping are this class's. A
-// rolling reload is rolling-reload.ts, a worker's messages worker-messages.ts, the status snapshot
-// status.ts, killing stragglers at shutdown stop-workers.ts.
+// stopping Shutdown's (shutdown.ts); the workers being started, the last reload and the first start
+// are this class's. A rolling reload is rolling-reload.ts, a worker's messages worker-messages.ts,
+// the status snapshot status.ts.
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { ENV } from '../handoff-env'
-import { CLOSE_GRACE_MS } from '../handover'
 import { unwrap, type ChildMessage } from '../ipc'
 import { runCohort } from '../reload'
 import { notServing } from '../reload-result'
@@ -29,8 +28,8 @@ import { Probations } from './probation'
 import type { SupervisorOptions } from './options'
 import { SlotKeeper } from './slot-keeper'
 import { rollingReload } from './rolling-reload'
+import { Shutdown } from './shutdown'
 import { describeStatus, type SupervisorStatus } from './status'
-import { stopWorkers } from './stop-workers'
 import { onWorkerMessage } from './worker-messages'
 import type { Cohort, Worker } from './worker'
 
@@ -51,15 +50,13 @@ export class Supervisor extends EventEmitter {
   private lastReload: ReloadResult | undefined
   /** The last reload's generation crashed within its probation, and the one before serves again (why). */
   private rolledBack: string | undefined
-  private stopping: Promise<number> | undefined
+  private readonly stopping: Shutdown
   /** The reload running: what its serving workers are told of it. */
   private news: ReloadNews | undefined
   private lastExitCode = 0
   private readonly startedAt = Date.now()
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
-  /** A second SIGTERM/SIGINT came while stopping: every worker was killed. */
-  private forced = false
   private readonly held: HeldSockets
   /** Empty slots' sockets, accepted on by another worker meanwhile. */
   private readonly empty: EmptySlots
@@ -76,7 +73,7 @@ export class Supervisor extends EventEmitter {
     this.balance = new KeepAliveBalance(this.cohorts, this.slots.length)
     this.keeper = new SlotKeeper({
       options, slots: this.slots, cohorts: this.cohorts, probations: this.probations, held: this.held,
-      stopping: () => this.stopping !== undefined,
+      stopping: () => this.stopping.active,
       reloading: () => this.requests.busy,
       launch: (why, slots, into) => this.launch(why, slots, into),
       changed: () => this.changed(),
@@ -86,8 +83,18 @@ export class Supervisor extends EventEmitter {
       log: options.log,
       // Until every slot has had its first start: a reload while the other slots still bind their
       // own sockets would bind them again (a socket no worker accepts on).
-      firstStart: () => this.stopping === undefined ? this.firstStart : undefined,
+      firstStart: () => this.stopping.active ? undefined : this.firstStart,
       run: () => this.runReload()
+    })
+    this.stopping = new Shutdown({
+      log: options.log, status: options.status, drainTimeout: options.drainTimeout, workers: this.cohorts.workers, events: this,
+      quiesce: async () => {
+        this.keeper.restarts.cancelAll()
+        for (const successor of this.starting) successor.cancel('cancelled: the supervisor is stopping')
+        await this.requests.current?.catch(() => {})
+      },
+      closeSockets: () => this.held.closeAll(),
+      exitCode: () => this.lastExitCode
     })
     if (this.held.sharedBecause !== undefined) {
       options.log.warn({ supervisor: 'shared-socket', reason: this.held.sharedBecause },
@@ -127,7 +134,7 @@ export class Supervisor extends EventEmitter {
 
   status (): SupervisorStatus {
     return describeStatus({
-      stopping: this.stopping !== undefined, reloading: this.requests.busy, cohorts: this.cohorts, restarts: this.keeper.restarts,
+      stopping: this.stopping.active, reloading: this.requests.busy, cohorts: this.cohorts, restarts: this.keeper.restarts,
       slots: this.slots.length, startedAt: this.startedAt, sockets: this.held.all(), lastReload: this.lastReload,
       rolledBack: this.rolledBack,
       connectionsOf: (pid) => this.balance.connectionsOf(pid)
@@ -142,8 +149,8 @@ export class Supervisor extends EventEmitter {
   /** A reload now, or why none can run. */
   private runReload (): { now: () => Promise<ReloadResult> } | { refused: ReloadResult } {
     const serving = this.cohorts.servingWorkers()
-    if (this.stopping !== undefined || serving.length === 0) {
-      const why = this.stopping !== undefined ? 'the supervisor is stopping' : 'no worker is serving yet'
+    if (this.stopping.active || serving.length === 0) {
+      const why = this.stopping.active ? 'the supervisor is stopping' : 'no worker is serving yet'
       return { refused: notServing(serving[0]?.pid ?? 0, `reload ignored: ${why}`, this.cohorts.current?.generation ?? 0) }
     }
     const batch = this.options.reloadBatch ?? this.slots.length
@@ -178,30 +185,12 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
-   * SIGTERM/SIGINT: every worker drains and exits; resolves with the exit code to use. `why` when
-   * no signal came (the first generation did not start).
+   * SIGTERM/SIGINT: every worker drains and exits; resolves with the exit code to use. A second
+   * signal meanwhile kills every worker. `signal` undefined when none came (`why`: the first
+   * generation did not start).
    */
-  shutdown (signal: NodeJS.Signals, why = `${signal} received`): Promise<number> {
-    if (this.stopping !== undefined) {
-      this.forceStop(signal)
-      return this.stopping
-    }
-    this.stopping = this.runShutdown(signal, why)
-    return this.stopping
-  }
-
-  /**
-   * A second SIGTERM/SIGINT while stopping: no more waiting for drains, as a second signal ends a
-   * standalone generation at once. Every worker is killed; the exit code is 1.
-   */
-  private forceStop (signal: NodeJS.Signals): void {
-    if (this.forced) return
-    this.forced = true
-    this.options.log.warn({ supervisor: 'stop-forced', signal, workers: this.cohorts.workers.size },
-      `supervisor: ${signal} again while stopping; killing every worker now`)
-    for (const worker of this.cohorts.workers.values()) {
-      try { process.kill(worker.pid, 'SIGKILL') } catch {}
-    }
+  shutdown (signal: NodeJS.Signals | undefined, why = `${signal ?? 'stop'} received`): Promise<number> {
+    return this.stopping.begin(signal, why)
   }
 
   /**
@@ -275,7 +264,7 @@ export class Supervisor extends EventEmitter {
    * beside the new generation and never be told to drain).
    */
   private cancelReason (into: Cohort | undefined): string | undefined {
-    if (this.stopping !== undefined) return 'cancelled: the supervisor is stopping'
+    if (this.stopping.active) return 'cancelled: the supervisor is stopping'
     if (into !== undefined && into !== this.cohorts.current && into !== this.cohorts.building) return `cancelled: generation ${into.generation} no longer serves`
     return undefined
   }
@@ -312,7 +301,7 @@ export class Supervisor extends EventEmitter {
     const cohort = this.cohorts.remove(worker)
     const how = signal === null ? `code ${code}` : `signal ${signal}`
     if (cohort !== undefined && cohort === this.cohorts.current) this.lastExitCode = code ?? 1
-    if (worker.state === 'draining' || this.stopping !== undefined) {
+    if (worker.state === 'draining' || this.stopping.active) {
       this.options.log.info({ supervisor: 'worker-exited', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal },
         `supervisor: generation ${worker.generation} (pid ${worker.pid}) exited with ${how}`)
       this.cohorts.vacate(cohort)
@@ -324,20 +313,7 @@ export class Supervisor extends EventEmitter {
     }
     // A worker still starting: the launch that started it reports the failure.
     this.balance.forget(worker.pid)
-    if (this.stopping === undefined) this.changed()
+    if (!this.stopping.active) this.changed()
     this.emit('worker-exit', worker.pid)
-  }
-
-  private async runShutdown (signal: NodeJS.Signals, why: string): Promise<number> {
-    this.options.log.info({ supervisor: 'stopping', signal }, `supervisor: ${why}; stopping every worker gracefully`)
-    this.options.status.stopping(process.pid)
-    this.keeper.restarts.cancelAll()
-    for (const successor of this.starting) successor.cancel('cancelled: the supervisor is stopping')
-    await this.requests.current?.catch(() => {})
-    // No generation comes after this one: new connections are refused, not queued.
-    this.held.closeAll()
-    const killed = await stopWorkers(this.cohorts.workers, this.options.drainTimeout + CLOSE_GRACE_MS, this, this.options.log)
-    if (killed > 0 || this.forced) this.lastExitCode = 1
-    return this.lastExitCode
   }
 }
