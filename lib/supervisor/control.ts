@@ -86,27 +86,36 @@ export async function listenControl (path: string, handler: ControlHandler): Pro
     let buffer = ''
     socket.setEncoding('utf8')
     socket.on('error', () => {})
-    socket.on('data', (chunk) => {
+    const answer = (body: object): void => { socket.end(JSON.stringify(body) + '\n') }
+    const badRequest = (message: string): void => answer({ ok: false, error: { code: 'HOT_RELOAD_BAD_REQUEST', message } })
+    const onData = (chunk: string): void => {
       buffer += chunk
-      if (buffer.length > MAX_REQUEST) return socket.destroy()
+      if (buffer.length > MAX_REQUEST) {
+        socket.destroy()
+        return
+      }
       const end = buffer.indexOf('\n')
       if (end === -1) return
-      let request: ControlRequest
+      // One request per connection: whatever follows its line is not read.
+      socket.removeListener('data', onData)
+      let request: unknown
       try {
         request = JSON.parse(buffer.slice(0, end))
       } catch {
-        socket.end(JSON.stringify({ ok: false, error: { code: 'HOT_RELOAD_BAD_REQUEST', message: 'request is not JSON' } }) + '\n')
-        return
+        return badRequest('request is not JSON')
       }
-      if (request.command !== 'reload' && request.command !== 'status') {
-        socket.end(JSON.stringify({ ok: false, error: { code: 'HOT_RELOAD_BAD_REQUEST', message: `unknown command ${JSON.stringify((request as { command?: unknown }).command)}` } }) + '\n')
-        return
+      const command = typeof request === 'object' && request !== null ? (request as { command?: unknown }).command : undefined
+      if (command !== 'reload' && command !== 'status') {
+        return badRequest(typeof request === 'object' && request !== null && !Array.isArray(request)
+          ? `unknown command ${JSON.stringify(command)}`
+          : 'request is not a JSON object with a "command"')
       }
-      handler(request).then(
-        (answer) => socket.end(JSON.stringify(answer) + '\n'),
-        (err: Error) => socket.end(JSON.stringify({ ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: err.message } }) + '\n')
+      handler(request as ControlRequest).then(
+        (body) => answer(body),
+        (err: Error) => answer({ ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: err.message } })
       )
-    })
+    }
+    socket.on('data', onData)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
