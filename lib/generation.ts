@@ -71,6 +71,8 @@ export class Generation {
   private removeShutdown: (() => void) | undefined
   /** Several workers: our part in the supervisor's keep-alive balance. */
   private readonly balance: ConnectionBalance
+  /** Instances the app closed itself, not through our drain: a shutdown ends only once their close is over. */
+  private readonly closedByApp = new Set<Instance>()
 
   constructor (private readonly context: GenerationContext) {
     const { options, parent, port, mode, log } = context
@@ -295,7 +297,12 @@ export class Generation {
     this.context.parent?.sendStopping()
     this.reloads.cancel('reload cancelled: shutting down')
     await this.reloads.current
-    return await this.handover.drain('shutdown') as DrainResult
+    const result = await this.handover.drain('shutdown') as DrainResult
+    // The app's own handler of the same signal may have closed an instance (fastify-cli's server.js
+    // does): ending the process now would cut its onClose hooks short. A second close() of a
+    // Fastify instance resolves once the first one is over.
+    await Promise.all([...this.closedByApp].map(async (instance) => { await instance.app.close().catch(() => {}) }))
+    return result
   }
 
   /**
@@ -308,6 +315,7 @@ export class Generation {
     this.instances.delete(instance)
     this.listened.delete(instance)
     const draining = this.lifecycle.state === 'draining'
+    if (!draining) this.closedByApp.add(instance)
     if (this.instances.size > 0) {
       // Our own drain closes every instance and then says 'drained' to each.
       if (!draining) this.audience.delete(instance.facade)

@@ -219,6 +219,18 @@ for (const how of ['SIGTERM', 'a reload']) {
   })
 }
 
+for (const own of ['close-with-grace', 'handler']) {
+  test(`an app with its own SIGTERM handler that closes it (${own}): SIGTERM ends the process only after the app's onClose hooks ran`, async (t) => {
+    const dir = tempDir(t)
+    writeRelease(dir, { version: 1, plugin: { idleGrace: 300 }, onCloseMs: 500, ownSigterm: own })
+    const service = Service.start(t, { cwd: dir })
+    await service.listening()
+    process.kill(service.pid, 'SIGTERM')
+    t.same(await service.exit, { code: 0, signal: null }, 'exited 0')
+    t.ok(service.find((l) => l.event === 'onClose-ran' && l.pid === service.pid), 'its onClose hook ran to its end')
+  })
+}
+
 /** A raw connection: writes what it is given, collects every byte the server sends until it closes. */
 function rawClient (target) {
   const net = require('node:net')
