@@ -5,6 +5,7 @@
 import { lookup } from 'node:dns'
 import { existsSync, renameSync } from 'node:fs'
 import type { Server } from 'node:net'
+import { dirname, join } from 'node:path'
 import { hotReloadError } from './errors'
 import type { InheritedSocket, ReusePortPlan } from './handoff-env'
 import {
@@ -135,8 +136,13 @@ export class SocketAdoption {
    * rename it into place: the path then outlives every generation's close.
    */
   private bindUnixKeepingPath (server: Server, path: string, args: ListenArgs, listen: Listen): boolean {
-    const temporary = `${path}.${process.pid}.tmp`
-    if (path.startsWith('\0') || existsSync(path) || Buffer.byteLength(temporary) > MAX_UNIX_PATH) return false
+    if (path.startsWith('\0') || existsSync(path)) return false
+    const temporary = temporaryUnixPath(path, process.pid)
+    if (temporary === undefined) {
+      process.emitWarning(`fastify-hot-reload: the unix socket path ${path} leaves no room in its directory's name for a temporary name of ${MAX_UNIX_PATH} bytes at most; ` +
+        'it is bound as it is, and the first reload will remove it (the generation that bound it unlinks it as it closes). Use a shorter directory', { code: 'HOT_RELOAD_UNIX_PATH' })
+      return false
+    }
     server.prependOnceListener('listening', () => {
       try {
         renameSync(temporary, path)
@@ -151,4 +157,15 @@ export class SocketAdoption {
     listen([options, ...args.slice(1)])
     return true
   }
+}
+
+/**
+ * A temporary name beside `path` (same directory: a rename does not cross file systems) that fits
+ * a unix socket's address, or undefined when none does. `<path>.<pid>.tmp` first; for a long path a
+ * short name in its directory.
+ */
+export function temporaryUnixPath (path: string, pid: number): string | undefined {
+  const directory = dirname(path)
+  const candidates = [`${path}.${pid}.tmp`, join(directory, `.${pid}.tmp`), join(directory, `.${pid}`)]
+  return candidates.find((candidate) => candidate !== path && Buffer.byteLength(candidate) <= MAX_UNIX_PATH)
 }
