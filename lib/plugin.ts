@@ -74,11 +74,35 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
       await app.register(underPressure, options.underPressure)
     }
     registerHealthRoutes(app, () => generation.notReadyReason(instance), generation, options)
-    app.addHook('onListen', async () => { await generation.onListen(instance) })
+    let onListenRan = false
+    app.addHook('onListen', async () => {
+      onListenRan = true
+      await generation.onListen(instance)
+    })
+    warnIfListenBypassed(app, () => onListenRan || !generation.open)
   } catch (error) {
     close()
     throw error
   }
+}
+
+/** How long after the server listens Fastify's onListen hooks (ours among them) must have begun. */
+const ON_LISTEN_GRACE_MS = 2000
+
+/**
+ * An app that listens with `app.server.listen()` (after `app.ready()`) instead of `app.listen()`
+ * never runs Fastify's onListen hooks, where this plugin starts serving: /health would say
+ * `starting` for ever and reloads would wait. Said once, with what to do instead.
+ */
+function warnIfListenBypassed (app: FastifyInstance, fine: () => boolean): void {
+  app.server.once('listening', () => {
+    setTimeout(() => {
+      if (fine()) return
+      app.log.warn({ hotReload: 'listen-bypassed' },
+        'hot-reload: the server listens, but Fastify\'s onListen hooks have not run: was app.server.listen() called instead of app.listen()? ' +
+        'This plugin starts serving (readiness, reloads) when Fastify listens; /health answers 503 until then. Call app.listen()')
+    }, ON_LISTEN_GRACE_MS).unref()
+  })
 }
 
 /** Said once, at the process's first registration: what will not work the way the user expects. */

@@ -91,3 +91,24 @@ test('a worker whose supervisor is gone before it starts does not serve on the s
     stdio: ['ignore', 'pipe', 'pipe', server._handle.fd]
   }, new RegExp(`started by a supervisor \\(pid ${process.pid}\\) that is gone; not serving`))
 })
+
+test('an app that listens with app.server.listen() instead of app.listen() is told why /health stays 503', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, listenOnServer: true })
+  const service = Service.start(t, { cwd: dir })
+  const { port } = await service.waitForLine((l) => l.event === 'server-listening', 15000, 'the app to listen on app.server')
+  const warned = await service.waitForLine((l) => l.hotReload === 'listen-bypassed', 10000, 'the warning')
+  t.equal(warned.level, 40, 'a warning')
+  const health = await fetch(`http://127.0.0.1:${port}/health`)
+  t.equal(health.status, 503, 'readiness says not ready (Fastify\'s onListen never ran)')
+  t.equal(service.filter((l) => l.hotReload === 'listen-bypassed').length, 1, 'said once')
+})
+
+test('an app that listens with app.listen() gets no such warning', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1 })
+  const service = Service.start(t, { cwd: dir })
+  await service.listening()
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  t.notOk(service.find((l) => l.hotReload === 'listen-bypassed'), 'no listen-bypassed warning')
+})
