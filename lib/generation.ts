@@ -189,7 +189,7 @@ export class Generation {
       const asked = [...this.instances].flatMap((each) => each.listeners.addresses())
       const unclaimed = unclaimedMessage(this.pool.pending, asked)
       log.error({ hotReload: 'unclaimed-socket', code: 'HOT_RELOAD_UNCLAIMED_SOCKET' }, `hot-reload: ${unclaimed}`)
-      await parent?.failed(unclaimed)
+      await parent?.failed(unclaimed, 'HOT_RELOAD_UNCLAIMED_SOCKET')
       await this.handover.drain('abort')
       this.lifecycle.end(1)
       return

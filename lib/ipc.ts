@@ -21,7 +21,8 @@ export type ChildMessage =
    * (the next wave waits for their 'ready').
    */
   | { type: 'listening' }
-  | { type: 'failed', message: string }
+  /** `code`: a failure with a code of its own (an unclaimed socket); otherwise HOT_RELOAD_SUCCESSOR_FAILED. */
+  | { type: 'failed', message: string, code?: 'HOT_RELOAD_UNCLAIMED_SOCKET' }
   /**
    * Told to abort, the successor drains and exits: the parent waits for that (absent from older
    * releases, which are given only a short time then).

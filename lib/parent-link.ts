@@ -185,10 +185,10 @@ export class ParentLink {
   }
 
   /** Resolves once the message is written to the channel (or there is none): exit only after that. */
-  failed (message: string): Promise<void> {
+  failed (message: string, code?: 'HOT_RELOAD_UNCLAIMED_SOCKET'): Promise<void> {
     return new Promise((resolve) => {
       if (!this.port.connected) return resolve()
-      this.port.send(wrap({ type: 'failed', message }), undefined, () => resolve())
+      this.port.send(wrap({ type: 'failed', message, ...(code !== undefined && { code }) }), undefined, () => resolve())
     })
   }
 

@@ -170,7 +170,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         const bootMs = typeof message.listenedAt === 'number' && message.listenedAt >= spawnedAt ? Math.round(message.listenedAt - spawnedAt) : undefined
         resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace, true) })
       } else if (message.type === 'failed') {
-        fail(hotReloadError('HOT_RELOAD_SUCCESSOR_FAILED', `${who} (pid ${child.pid}) failed: ${message.message}`))
+        const code = message.code === 'HOT_RELOAD_UNCLAIMED_SOCKET' ? message.code : 'HOT_RELOAD_SUCCESSOR_FAILED'
+        fail(hotReloadError(code, `${who} (pid ${child.pid}) failed: ${message.message}`))
       }
     }
 

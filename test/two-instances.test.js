@@ -169,7 +169,7 @@ test('broken releases: the admin instance throws at boot, or listens elsewhere (
   const elsewhere = await freePort()
   release(3, { adminPort: elsewhere })
   const unclaimed = (await get(ports.adminPort, '/reload', { method: 'POST' })).body
-  t.match(unclaimed, { ok: false, error: { code: 'HOT_RELOAD_SUCCESSOR_FAILED', message: new RegExp(`127\\.0\\.0\\.1:${ports.adminPort}.*not claimed`) } },
+  t.match(unclaimed, { ok: false, error: { code: 'HOT_RELOAD_UNCLAIMED_SOCKET', message: new RegExp(`127\\.0\\.0\\.1:${ports.adminPort}.*not claimed`) } },
     'the successor says the admin socket went unclaimed')
   await waitFor(() => service.events('reloadFailed').length >= 4, 10000, 'reloadFailed on both instances, twice')
   t.same(service.events('reloadFailed').map((l) => l.instance).sort(), ['admin', 'admin', 'app', 'app'])
