@@ -62,7 +62,8 @@ export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
     throw hotReloadError('HOT_RELOAD_INVALID_OPTION', `fastify-hot-reload: ${KEEP_PID_ENV} must be 1 (keep the pid) or 0 (standalone reloads), got ${JSON.stringify(forced)}`)
   }
   if (forced === '0') return skip(`${KEEP_PID_ENV}=0`)
-  if (facts.option === false) return skip('keepPid: false')
+  // The variable wins over the option either way: an operator's word over the code's.
+  if (facts.option === false && forced !== '1') return skip('keepPid: false')
   const asked = forced === '1' || facts.option === true
   if (!asked) {
     const runner = TEST_RUNNER_VARS.find((name) => facts.env[name] !== undefined)

@@ -362,7 +362,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
 }
 
 test('under a test runner (tap sets TAP) and with keepPid: false, the pid is not replaced', async (t) => {
-  for (const [what, env, plugin] of [['TAP=1', { FASTIFY_HOT_RELOAD_KEEP_PID: undefined, TAP: '1' }, PLUGIN], ['keepPid: false', KEEP, { ...PLUGIN, keepPid: false }]]) {
+  for (const [what, env, plugin] of [['TAP=1', { FASTIFY_HOT_RELOAD_KEEP_PID: undefined, TAP: '1' }, PLUGIN], ['keepPid: false', { FASTIFY_HOT_RELOAD_KEEP_PID: undefined }, { ...PLUGIN, keepPid: false }]]) {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin })
     const service = Service.start(t, { cwd: dir, env })

@@ -32,6 +32,7 @@ test('decideKeepPid: not kept, silently, where it does not apply or was turned o
   t.same(quiet({ option: false }), [false, false], 'keepPid: false')
   t.same(quiet({ env: { [KEEP_PID_ENV]: '0' } }), [false, false], `${KEEP_PID_ENV}=0`)
   t.same(quiet({ option: true, env: { [KEEP_PID_ENV]: '0' } }), [false, false], 'the variable wins over the option')
+  t.same(quiet({ option: false, env: { [KEEP_PID_ENV]: '1' } }), [true, undefined], 'either way: =1 keeps it despite keepPid: false')
   for (const runner of ['NODE_TEST_CONTEXT', 'JEST_WORKER_ID', 'VITEST', 'TAP']) {
     t.same(quiet({ env: { [runner]: '1' } }), [false, false], `a test runner (${runner})`)
   }
