@@ -125,7 +125,11 @@ test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile 
   t.ok(Date.now() - started >= 200, 'they waited for the restart')
   const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
   t.equal(status.restarts, 1)
+  t.same([status.generation, status.workers.map((w) => w.generation)], [1, [1]], 'a crash restart is not a reload: generation 1 serves again (as a slot restart with --workers 2)')
   t.ok(service.find((l) => l.supervisor === 'worker-crashed' && l.signal === 'SIGKILL' && l.workerPid === before.body.pid), 'the crash is logged')
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const reload = JSON.parse((await cli(['reload', '--control', control, '--json'])).stdout)
+  t.match(reload, { ok: true, generation: 2 }, 'the next reload brings generation 2')
 })
 
 test('the serving worker dies while a reload boots, and the reload fails: the slot is restarted, and requests that waited succeed', async (t) => {

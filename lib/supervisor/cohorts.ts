@@ -105,7 +105,7 @@ export class Cohorts {
   commit (cohort: Cohort): Cohort | undefined {
     const previous = this.serving
     this.serving = cohort
-    this.latest = cohort.generation
+    this.latest = Math.max(this.latest, cohort.generation)
     return previous
   }
 

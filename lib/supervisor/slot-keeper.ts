@@ -21,8 +21,8 @@ export interface SlotKeeperHost {
   stopping: () => boolean
   /** A reload runs: it starts a new generation, which takes over from a crashed worker's slot. */
   reloading: () => boolean
-  /** Starts workers for `slots` into `into`, or (none given) a new generation of them. */
-  launch: (why: 'start' | 'restart', slots: number[], into?: Cohort) => Promise<ReloadResult>
+  /** Starts workers for `slots` into `into`, or (none given) a new generation of them, numbered `generation` if given. */
+  launch: (why: 'start' | 'restart', slots: number[], into?: Cohort, generation?: number) => Promise<ReloadResult>
   /** Who serves changed. */
   changed: () => void
   /** A worker of `cohort` crashed within its probation and the generation before serves again (why). */
@@ -32,6 +32,8 @@ export interface SlotKeeperHost {
 export class SlotKeeper {
   /** The per-slot backoff. */
   readonly restarts: SlotRestarts
+  /** The serving generation that lost its last worker to a crash after its probation. */
+  private emptied: number | undefined
 
   constructor (private readonly host: SlotKeeperHost) {
     this.restarts = new SlotRestarts(host.slots, host.options)
@@ -74,6 +76,7 @@ export class SlotKeeper {
     }
     this.restarts.crashedAfter(worker.slot, worker.servingSince === undefined ? undefined : Date.now() - worker.servingSince)
     cohorts.vacate(cohort)
+    if (cohorts.current === undefined) this.emptied = cohort.generation
     // While a reload is starting a new generation, it takes over; otherwise restart.
     if (!this.host.reloading()) this.scheduleRestart(worker.slot)
   }
@@ -99,11 +102,16 @@ export class SlotKeeper {
     const { cohorts, held, slots, options } = this.host
     const scheduled = this.restarts.schedule(slot, () => {
       const current = cohorts.current
+      // A crash is not a reload: the generation that lost its workers comes back under its own number
+      // (unless another served since), as a restart into a generation that still serves joins it.
+      const renumber = this.emptied !== undefined && this.emptied === cohorts.generation ? this.emptied : undefined
       // A whole new generation is starting already (another slot's restart, a reload): it covers this slot too.
-      if (current === undefined && cohorts.startingSlots(cohorts.generation + 1).size > 0) return
+      if (current === undefined && [renumber, cohorts.generation + 1].some((g) => g !== undefined && cohorts.startingSlots(g).size > 0)) return
       // The slot got a worker meanwhile, or has one starting (fill).
       if (current !== undefined && (current.workers.has(slot) || cohorts.startingSlots(current.generation).has(slot))) return
-      const run = current === undefined ? this.host.launch('restart', held.all().length === 0 ? [slot] : slots) : this.host.launch('restart', [slot], current)
+      const run = current === undefined
+        ? this.host.launch('restart', held.all().length === 0 ? [slot] : slots, undefined, renumber)
+        : this.host.launch('restart', [slot], current)
       void run.then((result) => {
         const now = cohorts.current
         if (!result.ok && (now === undefined || !now.workers.has(slot))) this.scheduleRestart(slot)

@@ -75,7 +75,7 @@ export class Supervisor extends EventEmitter {
       options, slots: this.slots, cohorts: this.cohorts, probations: this.probations, held: this.held,
       stopping: () => this.stopping.active,
       reloading: () => this.requests.busy,
-      launch: (why, slots, into) => this.launch(why, slots, into),
+      launch: (why, slots, into, generation) => this.launch(why, slots, into, generation),
       changed: () => this.changed(),
       rolledBack: (cohort, reason) => { if (this.lastReload?.generation === cohort.generation) this.rolledBack = reason }
     })
@@ -197,8 +197,8 @@ export class Supervisor extends EventEmitter {
    * Starts workers for `slots` of a new generation; once all are ready they are its cohort and it
    * serves (the previous one drains). A 'restart' of some slots while others serve joins them instead.
    */
-  private async launch (why: Launch, slots: number[], into?: Cohort): Promise<ReloadResult> {
-    const next = into?.generation ?? this.cohorts.generation + 1
+  private async launch (why: Launch, slots: number[], into?: Cohort, generation?: number): Promise<ReloadResult> {
+    const next = into?.generation ?? generation ?? this.cohorts.generation + 1
     const { options } = this
     if (why === 'reload') options.status.reloading(next)
     const started = new Map<number, Worker>()
