@@ -195,7 +195,14 @@ export class Generation {
       return
     }
     this.lifecycle.to('serving')
-    if (options.gracefulShutdown) this.removeShutdown = installShutdown(log, { forceAfterMs: options.drainTimeout + CLOSE_GRACE_MS, run: () => this.shutdown() })
+    if (options.gracefulShutdown) this.removeShutdown = installShutdown(log, {
+        forceAfterMs: options.drainTimeout + CLOSE_GRACE_MS,
+        run: async () => {
+          await this.shutdown()
+          return this.handover.exitCode
+        },
+        exit: (code) => this.lifecycle.end(code)
+      })
     if (this.lifecycle.confirmed) this.becameMain()
     const ready = [...this.listened]
     for (const each of ready) this.logAdopted(each)

@@ -65,14 +65,23 @@ export class ReloadSignals {
 
 export interface Shutdown {
   forceAfterMs: number
-  run: () => Promise<unknown>
+  /** Drains and closes; resolves with the exit code (1: the app's onClose hooks did not finish in time). */
+  run: () => Promise<number>
+  /** Ends the process with a code other than 0 (close-with-grace ends it with 0 once `run` resolves). */
+  exit: (code: number) => void
 }
 
 /** SIGTERM/SIGINT drain and exit (installed once the generation serves); returns the function that removes them. */
 export function installShutdown (log: FastifyBaseLogger, shutdown: Shutdown): () => void {
-  const graceful = closeWithGrace({ delay: shutdown.forceAfterMs, logger: log, skip: NOT_OURS }, async ({ signal }) => {
+  // The same record of an app close cut short as after a reload (Handover's close-timeout), whichever
+  // deadline comes first: this one (from the signal) or the drain's own (from the drain's start).
+  const onTimeout = (delay: number): void => {
+    log.error({ hotReload: 'close-timeout', waitedMs: delay }, `hot-reload: the shutdown (the drain and the app's onClose hooks) did not finish within ${delay} ms; exiting with code 1`)
+  }
+  const graceful = closeWithGrace({ delay: shutdown.forceAfterMs, logger: log, skip: NOT_OURS, onTimeout }, async ({ signal }) => {
     log.info({ hotReload: 'shutting-down', signal }, `hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
-    await shutdown.run()
+    const code = await shutdown.run()
+    if (code !== 0) shutdown.exit(code)
   })
   return () => { graceful.uninstall() }
 }

@@ -193,6 +193,18 @@ test('an onClose hook that never settles: after a reload the old generation stil
   t.same([fresh.body.version, fresh.body.pid], [2, successor], 'generation 2 serves')
 })
 
+test('an onClose hook that never settles: at SIGTERM the process exits with code 1 at drainTimeout + 5 s, and logs close-timeout as after a reload', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: { idleGrace: 300, drainTimeout: 1000 }, onCloseHangs: true })
+  const service = Service.start(t, { cwd: dir })
+  await service.listening()
+  const signalled = Date.now()
+  process.kill(service.pid, 'SIGTERM')
+  t.same(await service.exit, { code: 1, signal: null }, 'exited 1')
+  t.ok(Date.now() - signalled < 10000, `within drainTimeout + 5 s and a margin (${Date.now() - signalled} ms)`)
+  t.ok(service.find((l) => l.hotReload === 'close-timeout'), 'close-timeout in the log')
+})
+
 for (const how of ['SIGTERM', 'a reload']) {
   test(`after ${how}, signals that come while the app's onClose hooks run neither kill the process nor cut the hooks short: exit 0`, async (t) => {
     const dir = tempDir(t)
