@@ -33,6 +33,8 @@ export class GenerationReloads {
   private committedUpTo = 0
   /** A reload signal came before this generation served: one reload runs once it serves, however many came. */
   private deferred = false
+  /** The successor that took over from this generation (a refused reload names it: it serves afterwards). */
+  private successor: { generation: number, pid: number } | undefined
 
   constructor (private readonly host: ReloadHost) {}
 
@@ -59,6 +61,7 @@ export class GenerationReloads {
 
   /** This generation serves now (it took over, or its predecessor committed it): a deferred reload runs. */
   served (): void {
+    this.successor = undefined
     if (!this.deferred) return
     this.deferred = false
     // After the rest of the takeover (the 'serving' line, the ready report): the reload follows it.
@@ -100,7 +103,9 @@ export class GenerationReloads {
     const refusal = this.host.lifecycle.reloadRefusal()
     if (refusal !== null) {
       log.warn({ hotReload: 'reload-ignored', reason: refusal }, `hot-reload: reload ignored: ${refusal}`)
-      return Promise.resolve(notServing(this.host.pid, `reload ignored: ${refusal}`, this.host.generation))
+      // A generation that handed over names the one that serves afterwards, as every result does.
+      const serving = this.host.lifecycle.leaving ? this.successor : undefined
+      return Promise.resolve(notServing(serving?.pid ?? this.host.pid, `reload ignored: ${refusal}`, serving?.generation ?? this.host.generation))
     }
     return this.gate.enter(() => this.run()).result
   }
@@ -141,6 +146,7 @@ export class GenerationReloads {
       return result
     }
     this.committedUpTo = next
+    this.successor = { generation: next, pid: outcome.pid }
     this.host.status.serving(next, outcome.pid)
     log.info({ hotReload: 'successor-ready', generation: next, successorPid: outcome.pid, durationMs: result.durationMs, bootMs: result.bootMs },
       `hot-reload: successor pid ${outcome.pid} ready after ${result.durationMs} ms${result.bootMs === undefined ? '' : ` (its own boot: ${result.bootMs} ms)`}; draining generation ${this.host.generation}`)
@@ -161,6 +167,7 @@ export class GenerationReloads {
   /** Supervised: how that reload ended; when it succeeded, the drain order follows. */
   supervisorReloaded (result: ReloadResult): void {
     if (result.ok) {
+      this.successor = { generation: result.generation, pid: result.pid }
       this.host.lifecycle.emit('reloaded', result)
       return
     }

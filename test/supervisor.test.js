@@ -494,3 +494,15 @@ test('an app that closes itself under the supervisor: its worker ends as the pro
   t.equal(answer.status, 200, 'the service answers again')
   t.not(answer.body.pid, first, 'from a new worker')
 })
+
+test('supervised: reload() asked of a worker that has handed over answers HOT_RELOAD_NOT_SERVING naming the generation that serves afterwards', async (t) => {
+  const { dir, control, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN, reloadWhenDraining: true })
+  await servingTarget(service)
+  const oldPid = await service.generationServing(1)
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const reload = JSON.parse((await cli(['reload', '--control', control, '--json'])).stdout)
+  t.match(reload, { ok: true, generation: 2 })
+  const { result } = await service.waitForLine((l) => l.event === 'reload-while-draining' && l.pid === oldPid, 15000, 'the old worker\'s answer')
+  t.match(result, { ok: false, error: 'HOT_RELOAD_NOT_SERVING', generation: 2, pid: reload.pid })
+})
