@@ -270,6 +270,11 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
   const noService = await cli(['reload', '--control', path.join(dir, 'none.sock')])
   t.equal(noService.code, 2)
   t.match(noService.stderr, /no supervisor listens on .*none\.sock/)
+  for (const command of ['reload', 'status']) {
+    const asJson = await cli([command, '--json', '--control', path.join(dir, 'none.sock')])
+    t.equal(asJson.code, 2, `${command} --json with no supervisor: exit 2`)
+    t.match(JSON.parse(asJson.stdout), { ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: /no supervisor listens/ } }, `${command} --json says so as JSON`)
+  }
   fs.writeFileSync(path.join(dir, 'file.sock'), 'not a socket')
   fs.chmodSync(dir, 0o700)
   const notSocket = await cli(['start', '--control', path.join(dir, 'file.sock'), FIXTURE_APP], { cwd: dir })

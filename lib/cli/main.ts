@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { SUPERVISOR_SIGNALS, RANGES } from '../validate'
 import { readPidFile, readReloadRecord } from '../pid-file'
-import { defaultControlDir, defaultControlPath, requestControl } from '../supervisor/control'
+import { defaultControlDir, defaultControlPath, requestControl, type ControlRequest } from '../supervisor/control'
 import { start } from './start'
 import { help, numberFlag, parse, USAGE, UsageError } from './usage'
 
@@ -28,7 +28,7 @@ async function reload (argv: string[]): Promise<number> {
   const controlPath = values['pid-file'] === undefined ? controlPathFrom(values as { control?: string, name?: string }) : ''
   const result = values['pid-file'] !== undefined
     ? await reloadStandalone(resolve(values['pid-file'] as string), (values.signal as string | undefined) ?? 'SIGUSR2', timeout)
-    : await requestControl(controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`))
+    : await ask(values.json === true, controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`))
   if (values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n')
   } else if (result.ok === true) {
@@ -49,7 +49,7 @@ async function status (argv: string[]): Promise<number> {
   const { values } = parse(argv, { json: { type: 'boolean' }, name: { type: 'string' }, control: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
   if (values.help === true) return help('status')
   const path = controlPathFrom(values as { control?: string, name?: string })
-  const answer = await requestControl(path, { command: 'status' }, 10_000)
+  const answer = await ask(values.json === true, path, { command: 'status' }, 10_000)
   if (values.json === true) {
     process.stdout.write(JSON.stringify(answer) + '\n')
     return 0
@@ -65,6 +65,16 @@ async function status (argv: string[]): Promise<number> {
   ]
   process.stdout.write(lines.join('\n') + '\n')
   return 0
+}
+
+/** Asks the supervisor; one that cannot be asked (no socket, refused, no parsable answer) is exit 2, said as JSON too with --json. */
+async function ask (json: boolean, path: string, request: ControlRequest, timeout: number, onTimeout?: () => Record<string, unknown>): Promise<Record<string, unknown>> {
+  try {
+    return await requestControl(path, request, timeout, onTimeout)
+  } catch (err) {
+    if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: (err as Error).message } }) + '\n')
+    throw err
+  }
 }
 
 /** Standalone mode: signal the pid in the pid file, then wait for the record of that reload. */

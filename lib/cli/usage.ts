@@ -11,7 +11,8 @@ Commands:
   reload [--json]                   reload a running supervisor; exit 0 when the new generation serves
   status [--json]                   generations, pids, state, uptime, last reload
 
-Run 'fastify-hot-reload <command> --help' for its options; --version prints this package's version.`,
+Run 'fastify-hot-reload <command> --help' (or 'help') for its options; --version (-v) prints this
+package's version. Exit code 2: a usage error, or no supervisor to reach.`,
   start: `Usage: fastify-hot-reload start [options] -- <command...>
        fastify-hot-reload start [options] <app.js> [args...]
 
@@ -38,7 +39,8 @@ Options:
                             it dies sooner, the old one serves again (default 2000; 0: off)
   --max-draining <n>        old generations that may drain at once; a reload beyond it makes the
                             oldest cut what it still has open and exit (default 5)
-  --reload-signal <SIG>     signal that reloads (repeatable; default SIGHUP and SIGUSR2)
+  --reload-signal <SIG>     signal that reloads (repeatable; default SIGHUP and SIGUSR2; none: no
+                            signal reloads, only the reload command)
   --pid-file <path>         write the supervisor's pid here (atomically)
   --control <path>          control socket (default: <private dir>/<name>.sock)
   --name <name>             service name for the default control path (default: the script's name)
