@@ -195,7 +195,9 @@ export class Generation {
       return
     }
     this.lifecycle.to('serving')
-    if (options.gracefulShutdown) this.removeShutdown = installShutdown(log, {
+    if (options.gracefulShutdown) {
+      this.removeShutdown = installShutdown(log, {
+        generation: this.generation,
         forceAfterMs: options.drainTimeout + CLOSE_GRACE_MS,
         run: async () => {
           await this.shutdown()
@@ -203,6 +205,7 @@ export class Generation {
         },
         exit: (code) => this.lifecycle.end(code)
       })
+    }
     if (this.lifecycle.confirmed) this.becameMain()
     const ready = [...this.listened]
     for (const each of ready) this.logAdopted(each)

@@ -97,12 +97,28 @@ const ON_LISTEN_GRACE_MS = 2000
 function warnIfListenBypassed (app: FastifyInstance, fine: () => boolean): void {
   app.server.once('listening', () => {
     setTimeout(() => {
-      if (fine()) return
+      // Fastify's listen() ran, and an onListen hook of the app before ours takes its time.
+      if (fine() || fastifyListened(app) === true) return
       app.log.warn({ hotReload: 'listen-bypassed' },
         'hot-reload: the server listens, but Fastify\'s onListen hooks have not run: was app.server.listen() called instead of app.listen()? ' +
         'This plugin starts serving (readiness, reloads) when Fastify listens; /health answers 503 until then. Call app.listen()')
     }, ON_LISTEN_GRACE_MS).unref()
   })
+}
+
+/**
+ * Whether Fastify's own listen() has run for this instance: its internal state says so (set before
+ * it runs the onListen hooks, never by a listen on app.server). Undefined when that state is not
+ * where Fastify 5 keeps it.
+ */
+function fastifyListened (app: FastifyInstance): boolean | undefined {
+  for (let object: object | null = app; object !== null; object = Object.getPrototypeOf(object) as object | null) {
+    const key = Object.getOwnPropertySymbols(object).find((symbol) => symbol.description === 'fastify.state')
+    if (key === undefined) continue
+    const state = (object as Record<symbol, unknown>)[key] as { listening?: unknown } | undefined
+    return typeof state?.listening === 'boolean' ? state.listening : undefined
+  }
+  return undefined
 }
 
 /** Said once, at the process's first registration: what will not work the way the user expects. */

@@ -64,6 +64,8 @@ export class ReloadSignals {
 }
 
 export interface Shutdown {
+  /** This process's generation (the close-timeout record names it). */
+  generation: number
   forceAfterMs: number
   /** Drains and closes; resolves with the exit code (1: the app's onClose hooks did not finish in time). */
   run: () => Promise<number>
@@ -76,7 +78,7 @@ export function installShutdown (log: FastifyBaseLogger, shutdown: Shutdown): ()
   // The same record of an app close cut short as after a reload (Handover's close-timeout), whichever
   // deadline comes first: this one (from the signal) or the drain's own (from the drain's start).
   const onTimeout = (delay: number): void => {
-    log.error({ hotReload: 'close-timeout', waitedMs: delay }, `hot-reload: the shutdown (the drain and the app's onClose hooks) did not finish within ${delay} ms; exiting with code 1`)
+    log.error({ hotReload: 'close-timeout', generation: shutdown.generation, waitedMs: delay }, `hot-reload: the shutdown (the drain and the app's onClose hooks) did not finish within ${delay} ms; exiting with code 1`)
   }
   const graceful = closeWithGrace({ delay: shutdown.forceAfterMs, logger: log, skip: NOT_OURS, onTimeout }, async ({ signal }) => {
     log.info({ hotReload: 'shutting-down', signal }, `hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)

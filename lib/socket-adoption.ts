@@ -137,7 +137,7 @@ export class SocketAdoption {
    */
   private bindUnixKeepingPath (server: Server, path: string, args: ListenArgs, listen: Listen): boolean {
     if (path.startsWith('\0') || existsSync(path)) return false
-    const temporary = temporaryUnixPath(path, process.pid)
+    const temporary = temporaryUnixPath(path, process.pid, ++temporaryNames)
     if (temporary === undefined) {
       process.emitWarning(`fastify-hot-reload: the unix socket path ${path} leaves no room in its directory's name for a temporary name of ${MAX_UNIX_PATH} bytes at most; ` +
         'it is bound as it is, and the first reload will remove it (the generation that bound it unlinks it as it closes). Use a shorter directory', { code: 'HOT_RELOAD_UNIX_PATH' })
@@ -159,13 +159,16 @@ export class SocketAdoption {
   }
 }
 
+/** Temporary unix socket names made by this process: two binds in one directory at once get two. */
+let temporaryNames = 0
+
 /**
  * A temporary name beside `path` (same directory: a rename does not cross file systems) that fits
  * a unix socket's address, or undefined when none does. `<path>.<pid>.tmp` first; for a long path a
- * short name in its directory.
+ * short name in its directory, told apart from this process's other binds by `serial`.
  */
-export function temporaryUnixPath (path: string, pid: number): string | undefined {
+export function temporaryUnixPath (path: string, pid: number, serial: number): string | undefined {
   const directory = dirname(path)
-  const candidates = [`${path}.${pid}.tmp`, join(directory, `.${pid}.tmp`), join(directory, `.${pid}`)]
+  const candidates = [`${path}.${pid}.tmp`, join(directory, `.${pid}-${serial}.tmp`), join(directory, `.${pid}-${serial}`)]
   return candidates.find((candidate) => candidate !== path && Buffer.byteLength(candidate) <= MAX_UNIX_PATH)
 }

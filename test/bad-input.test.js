@@ -104,11 +104,11 @@ test('an app that listens with app.server.listen() instead of app.listen() is to
   t.equal(service.filter((l) => l.hotReload === 'listen-bypassed').length, 1, 'said once')
 })
 
-test('an app that listens with app.listen() gets no such warning', async (t) => {
+test('an app that listens with app.listen() gets no such warning, even with an onListen hook of its own that takes 3 s', async (t) => {
   const dir = tempDir(t)
-  writeRelease(dir, { version: 1 })
+  writeRelease(dir, { version: 1, slowOnListenMs: 3000 })
   const service = Service.start(t, { cwd: dir })
   await service.listening()
-  await new Promise((resolve) => setTimeout(resolve, 2500))
+  await service.generationServing(1)
   t.notOk(service.find((l) => l.hotReload === 'listen-bypassed'), 'no listen-bypassed warning')
 })

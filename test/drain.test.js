@@ -202,7 +202,7 @@ test('an onClose hook that never settles: at SIGTERM the process exits with code
   process.kill(service.pid, 'SIGTERM')
   t.same(await service.exit, { code: 1, signal: null }, 'exited 1')
   t.ok(Date.now() - signalled < 10000, `within drainTimeout + 5 s and a margin (${Date.now() - signalled} ms)`)
-  t.ok(service.find((l) => l.hotReload === 'close-timeout'), 'close-timeout in the log')
+  t.match(service.find((l) => l.hotReload === 'close-timeout'), { generation: 1, waitedMs: Number }, 'close-timeout in the log, with its fields')
 })
 
 for (const how of ['SIGTERM', 'a reload']) {

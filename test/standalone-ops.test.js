@@ -61,6 +61,9 @@ test('pid file, and a reload command that answers for a standalone service', asy
   const none = await cli(['reload', '--pid-file', pidFile])
   t.equal(none.code, 2)
   t.match(none.stderr, /does not hold a pid/)
+  const noneAsJson = await cli(['reload', '--pid-file', pidFile, '--json'])
+  t.equal(noneAsJson.code, 2)
+  t.match(JSON.parse(noneAsJson.stdout), { ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: /does not hold a pid/ } }, 'with --json, said as JSON too')
 })
 
 test('a pid file in a directory that does not exist is a clear error', async (t) => {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { SUPERVISOR_SIGNALS, RANGES } from '../validate'
 import { readPidFile, readReloadRecord } from '../pid-file'
-import { defaultControlDir, defaultControlPath, requestControl, type ControlRequest } from '../supervisor/control'
+import { defaultControlDir, defaultControlPath, requestControl } from '../supervisor/control'
 import { start } from './start'
 import { help, numberFlag, parse, USAGE, UsageError } from './usage'
 
@@ -26,9 +26,11 @@ async function reload (argv: string[]): Promise<number> {
   if (values.help === true) return help('reload')
   const timeout = numberFlag('timeout', values.timeout as string | undefined, 120_000, RANGES.timeout)
   const controlPath = values['pid-file'] === undefined ? controlPathFrom(values as { control?: string, name?: string }) : ''
-  const result = values['pid-file'] !== undefined
-    ? await reloadStandalone(resolve(values['pid-file'] as string), (values.signal as string | undefined) ?? 'SIGUSR2', timeout)
-    : await ask(values.json === true, controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`))
+  const signal = (values.signal as string | undefined) ?? 'SIGUSR2'
+  if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
+  const result = await reachable(values.json === true, values['pid-file'] !== undefined
+    ? async () => await reloadStandalone(resolve(values['pid-file'] as string), signal, timeout)
+    : async () => await requestControl(controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`)))
   if (values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n')
   } else if (result.ok === true) {
@@ -49,7 +51,7 @@ async function status (argv: string[]): Promise<number> {
   const { values } = parse(argv, { json: { type: 'boolean' }, name: { type: 'string' }, control: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
   if (values.help === true) return help('status')
   const path = controlPathFrom(values as { control?: string, name?: string })
-  const answer = await ask(values.json === true, path, { command: 'status' }, 10_000)
+  const answer = await reachable(values.json === true, async () => await requestControl(path, { command: 'status' }, 10_000))
   if (values.json === true) {
     process.stdout.write(JSON.stringify(answer) + '\n')
     return 0
@@ -67,10 +69,13 @@ async function status (argv: string[]): Promise<number> {
   return 0
 }
 
-/** Asks the supervisor; one that cannot be asked (no socket, refused, no parsable answer) is exit 2, said as JSON too with --json. */
-async function ask (json: boolean, path: string, request: ControlRequest, timeout: number, onTimeout?: () => Record<string, unknown>): Promise<Record<string, unknown>> {
+/**
+ * Asks the service; one that cannot be asked (no supervisor on the socket, no pid in the pid file,
+ * a pid that cannot be signalled) is exit 2, said as JSON too with --json.
+ */
+async function reachable (json: boolean, asking: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
   try {
-    return await requestControl(path, request, timeout, onTimeout)
+    return await asking()
   } catch (err) {
     if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: (err as Error).message } }) + '\n')
     throw err
@@ -79,7 +84,6 @@ async function ask (json: boolean, path: string, request: ControlRequest, timeou
 
 /** Standalone mode: signal the pid in the pid file, then wait for the record of that reload. */
 async function reloadStandalone (pidFile: string, signal: string, timeout: number): Promise<Record<string, unknown>> {
-  if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
   const pid = readPidFile(pidFile)
   if (pid === null) throw new UsageError(`${pidFile} does not hold a pid (is the service running with the pidFile option?)`)
   // The record of a reload before ours (a failed one leaves the same pid serving) is not our answer.

@@ -16,6 +16,8 @@ export class Cohorts {
   /** The new generation while a rolling reload builds it. */
   private rolling: Cohort | undefined
   private latest = 0
+  /** The serving generation that lost its last worker (vacate). */
+  private lastEmptied: number | undefined
   /** How many Fastify instances the held sockets belong to: a serving worker's word (the next worker waits for that many). */
   private instanceCount = 1
   /** Round robin over the serving workers for connections handed over by a draining one. */
@@ -82,7 +84,18 @@ export class Cohorts {
    * that worker joins it and serves, and the other slots' restarts join it too.
    */
   vacate (cohort: Cohort | undefined): void {
-    if (cohort !== undefined && cohort === this.serving && cohort.workers.size === 0 && this.startingSlots(cohort.generation).size === 0) this.serving = undefined
+    if (cohort !== undefined && cohort === this.serving && cohort.workers.size === 0 && this.startingSlots(cohort.generation).size === 0) {
+      this.serving = undefined
+      this.lastEmptied = cohort.generation
+    }
+  }
+
+  /**
+   * The generation a restart of the whole service starts: the one that lost its last worker (a crash
+   * is not a reload: it keeps its number), unless another served since; else a new number.
+   */
+  get restartGeneration (): number {
+    return this.lastEmptied === this.latest ? this.latest : this.latest + 1
   }
 
   /** Slots with a worker of `generation` still starting (a restart into it, or its own start). */

@@ -32,8 +32,6 @@ export interface SlotKeeperHost {
 export class SlotKeeper {
   /** The per-slot backoff. */
   readonly restarts: SlotRestarts
-  /** The serving generation that lost its last worker to a crash after its probation. */
-  private emptied: number | undefined
 
   constructor (private readonly host: SlotKeeperHost) {
     this.restarts = new SlotRestarts(host.slots, host.options)
@@ -76,7 +74,6 @@ export class SlotKeeper {
     }
     this.restarts.crashedAfter(worker.slot, worker.servingSince === undefined ? undefined : Date.now() - worker.servingSince)
     cohorts.vacate(cohort)
-    if (cohorts.current === undefined) this.emptied = cohort.generation
     // While a reload is starting a new generation, it takes over; otherwise restart.
     if (!this.host.reloading()) this.scheduleRestart(worker.slot)
   }
@@ -104,13 +101,13 @@ export class SlotKeeper {
       const current = cohorts.current
       // A crash is not a reload: the generation that lost its workers comes back under its own number
       // (unless another served since), as a restart into a generation that still serves joins it.
-      const renumber = this.emptied !== undefined && this.emptied === cohorts.generation ? this.emptied : undefined
+      const whole = cohorts.restartGeneration
       // A whole new generation is starting already (another slot's restart, a reload): it covers this slot too.
-      if (current === undefined && [renumber, cohorts.generation + 1].some((g) => g !== undefined && cohorts.startingSlots(g).size > 0)) return
+      if (current === undefined && [whole, cohorts.generation + 1].some((g) => cohorts.startingSlots(g).size > 0)) return
       // The slot got a worker meanwhile, or has one starting (fill).
       if (current !== undefined && (current.workers.has(slot) || cohorts.startingSlots(current.generation).has(slot))) return
       const run = current === undefined
-        ? this.host.launch('restart', held.all().length === 0 ? [slot] : slots, undefined, renumber)
+        ? this.host.launch('restart', held.all().length === 0 ? [slot] : slots, undefined, whole)
         : this.host.launch('restart', [slot], current)
       void run.then((result) => {
         const now = cohorts.current
