@@ -163,7 +163,7 @@ test('a reload asked while one boots runs after it (a second deploy right after 
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
   const firstPid = await service.generationServing(1)
-  writeRelease(dir, { version: 2, slowBootMs: 1500, plugin: PLUGIN })
+  writeRelease(dir, { version: 2, slowBootMs: 3000, plugin: PLUGIN })
   const first = cli(['reload', '--control', control, '--json'])
   await waitFor(() => service.find((l) => l.event === 'slow-boot' && l.pid !== firstPid), 10000, 'version 2 to boot')
   // Version 2's worker has read its code: version 3 lands now.
