@@ -50,7 +50,7 @@ export class ConnectionBalance {
   }
 
   private tick (): void {
-    const open = this.parts.instances().reduce((sum, instance) => sum + instance.openConnections, 0)
+    const open = this.parts.instances().reduce((sum, instance) => sum + instance.balancedConnections, 0)
     if (open === this.reported) return
     this.reported = open
     this.parts.report(open)

@@ -13,7 +13,7 @@ import { Server as TlsServer } from 'node:tls'
 import { closeAfter, type ConnectionState, markIdle, newConnectionState } from './connection-state'
 import { DrainMoves, type Handoff, type ReadyToMove } from './drain-moves'
 import { DrainSweep } from './drain-sweep'
-import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, isEncrypted, timerClock } from './node-internals'
+import { checkConnectionInternals, currentResponse, hasHttp1Parser, http2SessionConnection, idleForMs, isEncrypted, isEventStream, timerClock } from './node-internals'
 
 /**
  * The connection each followed response belongs to (undefined once it closed). Kept beside the
@@ -212,9 +212,25 @@ export class ConnectionTracker {
     if (this.draining) this.moves.end()
   }
 
-  /** Open connections, drain or not (what a worker reports to the supervisor's balance). */
+  /** Open connections, drain or not. */
   get openCount (): number {
     return this.open.size
+  }
+
+  /**
+   * What a worker reports to the supervisor's keep-alive balance: the open connections that carry
+   * requests and that a balance could move. Not upgraded ones (WebSockets) and HTTP/2 sessions, not
+   * TLS ones, not one held by an event stream: counted, they made the balance push the keep-alive
+   * clients, and their requests, onto the worker with fewer of those.
+   */
+  get balancedCount (): number {
+    let count = 0
+    for (const socket of this.open.keys()) {
+      if (this.upgradedSockets.has(socket) || isEncrypted(socket)) continue
+      const response = currentResponse(socket)
+      if (response === null || !isEventStream(response)) count++
+    }
+    return count
   }
 
   /**

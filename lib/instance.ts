@@ -155,9 +155,9 @@ export class Instance {
   get drainingConnections (): number { return this.tracker.isDraining ? this.tracker.size : 0 }
   get movedConnections (): number { return this.tracker.movedConnections }
 
-  /** Open connections (for the supervisor's balance). */
-  get openConnections (): number {
-    return this.tracker.openCount
+  /** Open connections the supervisor's balance weighs (keep-alive HTTP/1: not long-lived, not TLS). */
+  get balancedConnections (): number {
+    return this.tracker.balancedCount
   }
 
   /**

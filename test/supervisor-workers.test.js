@@ -9,6 +9,7 @@ const path = require('node:path')
 const { Service, BIN, FIXTURE_APP, cli, startSupervised, servingTarget, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, childrenOf, notifyReceiver } = require('./helpers/processes')
 const { freePort } = require('../tools/free-port')
 const { startLoad } = require('./helpers/load')
+const { webSocketClients } = require('./helpers/long-lived')
 const { reusePortSupported } = require('../dist/lib/supervisor/held-sockets')
 const { status, statusOnceUp, servingWorkers, STATUS_POLL_MS } = require('./helpers/supervisor-status')
 
@@ -237,12 +238,18 @@ test('--workers 2: while a killed worker\'s slot waits for its slow replacement,
   t.ok((stats.perPid[replaced.pid] || 0) > 0, 'the new worker serves')
 })
 
-test('--workers 2: keep-alive connections are spread evenly (20 connections, 2 rounds): each worker holds 10 ± 1 and serves its share of requests within ±25%, no client reconnects', { buffered: false }, async (t) => {
+test('--workers 2: keep-alive connections are spread evenly (20 connections, 2 rounds, WebSockets beside them): each worker holds 10 ± 1 and serves its share of requests within ±25%, no client reconnects', { buffered: false }, async (t) => {
   const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2'] })
-  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, websocket: true })
   const target = await servingTarget(service)
   const workers = await servingWorkers(service, control, 1, 2)
   const pids = workers.map((w) => w.pid)
+  // Long-lived connections carry no requests here and cannot move: they are not what the balance
+  // weighs (counted, they pushed the keep-alive clients onto the worker with fewer of them).
+  const webSockets = webSocketClients(t, target, '/ws', 6)
+  await waitFor(() => webSockets.clients.every((c) => c.greetings.length === 1), 10000, 'the WebSockets to open')
+  await sleep(500)
+  t.same((await status(control)).workers.filter((w) => pids.includes(w.pid)).map((w) => w.connections ?? 0), [0, 0], '6 WebSockets open: no worker counts them')
   for (let round = 1; round <= 2; round++) {
     // Clients that pause 10 ms between requests, each free connection used in turn (fifo): requests
     // then follow connections. (Saturating clients on this shared 2-core machine measure the
@@ -265,6 +272,8 @@ test('--workers 2: keep-alive connections are spread evenly (20 connections, 2 r
     t.equal(stats.socketsOpened, 20, `round ${round}: the clients kept their 20 connections (moved ones too)`)
     await waitFor(async () => (await status(control)).workers.every((w) => w.connections === 0), 5000, 'the connections to close', STATUS_POLL_MS)
   }
+  t.ok(webSockets.clients.every((c) => c.closes.length === 0), 'the WebSockets stayed open throughout')
+  webSockets.stop()
   process.kill(service.pid, 'SIGTERM')
   t.same(await service.exit, { code: 0, signal: null }, 'SIGTERM: the supervisor exits 0')
 })

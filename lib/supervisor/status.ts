@@ -16,7 +16,7 @@ export interface SupervisorStatus {
   workersPerGeneration: number
   uptimeMs: number
   sockets: string[]
-  /** `connections`: what a serving worker last reported holding (several workers: the balance). */
+  /** `connections`: the keep-alive connections a serving worker last reported holding (several workers: the balance; long-lived and TLS ones not counted). */
   workers: Array<{ generation: number, slot: number, pid: number, state: WorkerState, uptimeMs: number, restarts: number, connections?: number }>
   /** `rolledBack`: its generation crashed within the probation, and the one before serves again (why). */
   lastReload?: WireReloadResult & { rolledBack?: string }
