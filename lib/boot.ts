@@ -4,7 +4,7 @@
 // early (an abort while the app still boots ends a successor at once).
 import cluster from 'node:cluster'
 import { clearHandoffEnv, readHandoff, type Handoff, type InheritedSocket } from './handoff-env'
-import { captureLaunch, type Launch } from './launch'
+import { captureLaunch, CHANNEL_VARS, ipcWatcher, type Launch } from './launch'
 import { chooseMode, type Mode } from './mode'
 import type { ParentLink } from './parent-link'
 import { processPort, type ProcessPort } from './process-port'
@@ -50,7 +50,10 @@ export function boot (): Boot {
   // Neither the app's own children nor our successor start from these.
   if (info.handoff !== null || info.activated !== null || info.error !== undefined) clearHandoffEnv(process.env)
   clearHandoffEnv(launch.env)
-  const mode = chooseMode(info.handoff, info.clusterWorker)
+  // A successor's IPC channel is ours, made by spawn(): one inherited from whoever forked this
+  // process (a watcher, PM2, nodemon) would name an fd the successor holds a listening socket at.
+  for (const name of CHANNEL_VARS) delete launch.env[name]
+  const mode = chooseMode(info.handoff, info.clusterWorker, ipcWatcher(launch.args[0]))
   let unclaimed = info.handoff?.sockets ?? info.activated ?? []
   booted = {
     ...info,

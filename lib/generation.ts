@@ -93,7 +93,7 @@ export class Generation {
       instances: () => [...this.instances]
     })
     // Taken now, not at takeover: a reload signal during a slow boot waits for us to serve instead of ending the process.
-    this.signals = new ReloadSignals(port, log, options.reloadSignals, () => { this.reloads.signal() })
+    this.signals = new ReloadSignals(port, log, options.reloadSignals, () => { this.reloads.signal() }, parent !== undefined)
     this.balance = new ConnectionBalance({
       instances: () => [...this.instances],
       outlet: () => this.lifecycle.state === 'serving' ? mode.outlet(undefined, parent) : undefined,

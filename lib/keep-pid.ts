@@ -10,7 +10,7 @@ import type { Boot } from './boot'
 import { hotReloadError } from './errors'
 import { addListenHook } from './listen-interceptor'
 import { nameFromCommand } from './supervisor/control'
-import { type Launch } from './launch'
+import { ipcWatcher, type Launch } from './launch'
 import { canLoadSupervisor, runnerPreloads, supervisorEnvironment } from './supervisor-image'
 import type { ResolvedOptions } from './options'
 import { SUPERVISOR_SIGNALS } from './validate'
@@ -22,12 +22,6 @@ export const KEEP_PID_ENV = 'FASTIFY_HOT_RELOAD_KEEP_PID'
 
 // A test runner's process must never be replaced: a test that calls listen() would vanish.
 const TEST_RUNNER_VARS = ['NODE_TEST_CONTEXT', 'JEST_WORKER_ID', 'VITEST', 'TAP']
-// Development watchers that run the app as a script of their own, restart it themselves and talk to
-// it over IPC: replaced, the app would leave their channel (fastify-cli's watcher then forks it
-// again and again, and leaves the supervisors running when it stops).
-const IPC_WATCHERS: Array<{ script: RegExp, name: string }> = [
-  { script: /[\\/]fastify-cli[\\/]lib[\\/]watch[\\/]fork\.js$/, name: "fastify-cli's watch mode (fastify start -w)" }
-]
 
 export type KeepPidDecision =
   | { keep: true }
@@ -68,8 +62,8 @@ export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
   if (!asked) {
     const runner = TEST_RUNNER_VARS.find((name) => facts.env[name] !== undefined)
     if (runner !== undefined) return skip(`a test runner started this process (${runner} is set)`)
-    const watcher = IPC_WATCHERS.find(({ script }) => script.test(facts.script ?? ''))
-    if (watcher !== undefined) return skip(`${watcher.name} restarts the app itself and talks to it over IPC`)
+    const watcher = ipcWatcher(facts.script)
+    if (watcher !== undefined) return skip(`${watcher} restarts the app itself and talks to it over IPC`)
   }
   if (!facts.mainThread) return skip('not the main thread', asked)
   // Replaced by the supervisor, it would lose its primary's channel and bind the port by itself.

@@ -92,3 +92,19 @@ export function captureLaunch (): Launch {
     env: startedEnv(procStrings('/proc/self/environ'), process.env)
   }
 }
+
+// Development watchers that run the app as a script of their own, restart it themselves and talk to
+// it over IPC. Neither keepPid (replaced, the app would leave their channel: fastify-cli's watcher
+// then forks it again and again, and leaves the supervisors running when it stops) nor a reload (its
+// successor, outside the watcher, would hold the port the watcher's next restart binds) fits there.
+const IPC_WATCHERS: Array<{ script: RegExp, name: string }> = [
+  { script: /[\\/]fastify-cli[\\/]lib[\\/]watch[\\/]fork\.js$/, name: "fastify-cli's watch mode (fastify start -w)" }
+]
+
+/** The development watcher whose own script started this process, if any (its name). */
+export function ipcWatcher (script: string | undefined): string | undefined {
+  return IPC_WATCHERS.find((watcher) => watcher.script.test(script ?? ''))?.name
+}
+
+/** The variables that describe Node's IPC channel to the parent: the channel is this process's own (it survives neither execve nor a spawn). */
+export const CHANNEL_VARS = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE']

@@ -137,7 +137,24 @@ class ClusterWorker extends Standalone {
   }
 }
 
-export function chooseMode (handoff: Handoff | null, clusterWorker = false): Mode {
+/**
+ * The child of a development watcher (fastify-cli's `fastify start -w`): the watcher restarts it on
+ * every change. A reload's successor would live outside the watcher and hold the port its next
+ * restart binds: reload signals are answered HOT_RELOAD_UNSUPPORTED, and the watcher's restarts
+ * work as without the plugin. Otherwise standalone.
+ */
+class WatchedChild extends Standalone {
+  override readonly reloadUnsupported: string
+
+  constructor (watcher: string) {
+    super()
+    this.reloadUnsupported = `${watcher} restarts the app on every change itself; a reload's successor would run outside it`
+  }
+}
+
+export function chooseMode (handoff: Handoff | null, clusterWorker = false, watcher?: string): Mode {
   if (handoff?.supervised === true) return new Supervised(handoff.parentPid)
-  return clusterWorker && handoff === null ? new ClusterWorker() : new Standalone()
+  if (handoff !== null) return new Standalone()
+  if (clusterWorker) return new ClusterWorker()
+  return watcher !== undefined ? new WatchedChild(watcher) : new Standalone()
 }

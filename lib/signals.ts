@@ -20,8 +20,16 @@ export class ReloadSignals {
   private readonly installed: Array<[NodeJS.Signals, () => void]> = []
   private readonly setAside: Array<[NodeJS.Signals, PortListener]> = []
 
-  /** Takes `signals` now; `reload` runs on each. Node's signal handles do not keep the process alive. */
-  constructor (private readonly port: ProcessPort, private readonly log: FastifyBaseLogger, signals: NodeJS.Signals[], reload: () => void) {
+  /** Said at warn level once (see setAsideOthers); every later time at info. */
+  private warned: boolean
+
+  /**
+   * Takes `signals` now; `reload` runs on each. Node's signal handles do not keep the process alive.
+   * `successor`: a later generation, whose app sets up the same listeners the first one's did (the
+   * first one warned about them).
+   */
+  constructor (private readonly port: ProcessPort, private readonly log: FastifyBaseLogger, signals: NodeJS.Signals[], reload: () => void, successor = false) {
+    this.warned = successor
     for (const signal of signals) {
       const handler = (): void => {
         log.info({ hotReload: 'signal-received', signal }, `hot-reload: ${signal} received`)
@@ -46,8 +54,11 @@ export class ReloadSignals {
     for (const [signal, ours] of this.installed) {
       const others = port.listeners(signal).filter((listener) => listener !== ours)
       if (others.length === 0) continue
-      log.warn({ hotReload: 'signal-listeners-set-aside', signal, listeners: others.length },
+      // Once at warn (the first generation's first time); fastify-cli's close-with-grace comes back
+      // with every generation, and adds more at its first SIGTERM: expected, said at info.
+      log[this.warned ? 'info' : 'warn']({ hotReload: 'signal-listeners-set-aside', signal, listeners: others.length },
         `hot-reload: ${signal} had ${others.length} other listener(s) (fastify-cli's close-with-grace shuts the app down on it); they are set aside while ${signal} reloads`)
+      this.warned = true
       for (const other of others) {
         port.off(signal, other)
         this.setAside.push([signal, other])

@@ -13,9 +13,7 @@
 //   (`--require dd-trace/init`, `--import ...`) would run in the supervisor too, which holds none of
 //   the app's state, and take the app's port there. The image's NODE_OPTIONS keeps only the runners'
 //   preloads above; the workers get the whole of it back (WORKER_NODE_OPTIONS).
-
-/** The variables that describe Node's IPC channel to the parent: the channel does not survive execve. */
-const CHANNEL_VARS = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE']
+import { CHANNEL_VARS } from './launch'
 
 /** The app's own NODE_OPTIONS, kept aside in the supervisor's environment for its workers. */
 export const WORKER_NODE_OPTIONS = 'FASTIFY_HOT_RELOAD_WORKER_NODE_OPTIONS'

@@ -131,3 +131,17 @@ test('reload() asked of a generation that has handed over answers HOT_RELOAD_NOT
   const { result } = await service.waitForLine((l) => l.event === 'reload-while-draining' && l.pid === service.pid, 15000, 'the old generation\'s answer')
   t.match(result, { ok: false, error: 'HOT_RELOAD_NOT_SERVING', generation: 2, pid: successor })
 })
+
+test('an app forked with an IPC channel (fd 3, as nodemon and PM2 fork mode fork it) reloads standalone: its successor does not take that channel for its own', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  // The parent forks the app (NODE_CHANNEL_FD=3 in its environment) and stays, as a forker does.
+  const forker = `const { fork } = require('node:child_process'); const child = fork(${JSON.stringify(require('./helpers/processes').FIXTURE_APP)}, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }); child.on('exit', (code) => process.exit(code ?? 1))`
+  const service = Service.start(t, { cwd: dir, args: ['-e', forker] })
+  const first = await service.generationServing(1)
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  process.kill(first, 'SIGUSR2')
+  const second = await service.generationServing(2)
+  t.not(second, first, 'generation 2 serves, in a new process')
+  t.notOk(service.find((l) => l.hotReload === 'reload-failed'), 'the reload did not fail')
+})
