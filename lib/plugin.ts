@@ -10,6 +10,8 @@ import { Generation } from './generation'
 import { registerHealthRoutes } from './health'
 import { keepPidAtListen } from './keep-pid'
 import { limitDrain, resolveOptions } from './options'
+import { fastifyCliCloseGraceMs } from './fastify-cli'
+import { CLOSE_GRACE_MS } from './handover'
 import { describeSignalsBlocked, signalsBlockedHere } from './signal-path'
 import type { HotReloadOptions } from './types'
 
@@ -36,7 +38,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
   }
-  if (active === undefined) warnAtStart(app)
+  if (active === undefined) warnAtStart(app, options.drainTimeout)
   if (options.drainTimeout < asked.drainTimeout) {
     app.log.info({ hotReload: 'drain-limited', drainTimeout: options.drainTimeout, closeSpread: options.closeSpread, asked: asked.drainTimeout },
       `hot-reload: drains take at most ${options.drainTimeout} ms here, the supervisor's --drain-timeout (drainTimeout asks ${asked.drainTimeout})`)
@@ -122,10 +124,20 @@ function fastifyListened (app: FastifyInstance): boolean | undefined {
 }
 
 /** Said once, at the process's first registration: what will not work the way the user expects. */
-function warnAtStart (app: FastifyInstance): void {
+function warnAtStart (app: FastifyInstance, drainTimeout: number): void {
   // The process the user started (not a successor or a worker): can its signals reach it?
   const blocked = booted.handoff === null ? signalsBlockedHere() : undefined
   if (blocked !== undefined) app.log.warn({ hotReload: 'signals-blocked', ...blocked }, `hot-reload: ${describeSignalsBlocked(blocked)}`)
+  // fastify-cli ends the process on its own clock at SIGTERM/SIGINT; a supervisor's workers run its
+  // command line too (said by the first worker, not by every generation).
+  const first = booted.handoff === null || (booted.handoff.generation === 1 && (booted.handoff.slot ?? 0) === 0)
+  const grace = first ? fastifyCliCloseGraceMs(booted.launch.args, process.env) : undefined
+  const needed = drainTimeout + CLOSE_GRACE_MS
+  if (grace !== undefined && grace < needed) {
+    app.log.warn({ hotReload: 'close-grace-short', closeGraceDelay: grace, needed },
+      `hot-reload: fastify-cli exits ${grace} ms after SIGTERM/SIGINT (--close-grace-delay): requests still running then and the app's onClose hooks are cut. ` +
+      `Start it with --close-grace-delay ${needed} (drainTimeout + ${CLOSE_GRACE_MS} ms) or more`)
+  }
   // A cluster worker: said at start, not only when a reload is refused.
   const unsupported = booted.mode.reloadUnsupported
   if (unsupported !== undefined) {

@@ -17,7 +17,7 @@ const FASTIFY_CLI = path.join(REPO, 'node_modules/.bin/fastify')
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 300 }
 
 /** A port nobody listens on right now (fastify-cli takes 0 to mean its default, 3000). */
-async function reloadsUnderFastifyCli (t, argsFor) {
+async function reloadsUnderFastifyCli (t, argsFor, shortGrace) {
   const dir = tempDir(t)
   fs.copyFileSync(path.join(REPO, 'test/fixtures/cli-app.js'), path.join(dir, 'app.js'))
   writeRelease(dir, { version: 1, plugin: PLUGIN })
@@ -39,14 +39,18 @@ async function reloadsUnderFastifyCli (t, argsFor) {
   const warnings = service.filter((l) => l.hotReload === 'signal-listeners-set-aside' && l.level === 40)
   t.equal(warnings.length, 1, 'the plugin warned once that it set fastify-cli\'s listeners aside, not again at each generation')
   t.equal(warnings[0]?.signal, 'SIGUSR2')
+  // fastify-cli exits --close-grace-delay ms after SIGTERM (default 500): shorter than a drain, it is said at start.
+  const short = service.filter((l) => l.hotReload === 'close-grace-short')
+  if (shortGrace === undefined) t.same(short, [], 'a --close-grace-delay past drainTimeout + 5 s: no warning')
+  else t.match(short, [{ level: 40, closeGraceDelay: shortGrace, needed: PLUGIN.drainTimeout + 5000 }], `fastify-cli's close grace of ${shortGrace} ms is said once, with what it needs`)
 }
 
-test('fastify start -a 127.0.0.1 -p N app.js: SIGUSR2 reloads under load, 0 failed, the service stays up', async (t) => {
-  await reloadsUnderFastifyCli(t, (port) => ['-a', '127.0.0.1', '-p', String(port)])
+test('fastify start -a 127.0.0.1 -p N --close-grace-delay 20000 app.js: SIGUSR2 reloads under load, 0 failed, the service stays up', async (t) => {
+  await reloadsUnderFastifyCli(t, (port) => ['-a', '127.0.0.1', '-p', String(port), '--close-grace-delay', '20000'])
 })
 
-test('fastify start app.js (port from PORT, default address): the same', async (t) => {
-  await reloadsUnderFastifyCli(t, () => [])
+test('fastify start app.js (port from PORT, default address, default close grace): the same, and a warning that its 500 ms close grace cuts drains', async (t) => {
+  await reloadsUnderFastifyCli(t, () => [], 500)
 })
 
 // fastify-cli's watch mode runs the app as its own script (lib/watch/fork.js), talks to it over IPC
