@@ -11,7 +11,7 @@ import { ParentLink } from './parent-link'
 import type { ProcessPort } from './process-port'
 import { createNotifier } from './sd-notify'
 import { ServiceStatus } from './service-status'
-import type { SuccessorChannel } from './successor'
+import type { SuccessorChannel } from './successor-channel'
 import type { ReloadResult } from './types'
 
 export interface Mode {

@@ -8,7 +8,8 @@ import type { Launch } from './launch'
 import type { ListeningSockets } from './listeners'
 import { formatAddress } from './listener-address'
 import { failed, succeeded, type Serving } from './reload-result'
-import { startSuccessor, type ListenerCopy, type SpawnPlan, type StartedSuccessor, type SuccessorChannel, type SuccessorOutcome, type SuccessorTimings } from './successor'
+import { startSuccessor, type ListenerCopy, type SpawnPlan, type StartedSuccessor, type SuccessorOutcome, type SuccessorTimings } from './successor'
+import type { SuccessorChannel } from './successor-channel'
 import type { HotReloadError, ReloadResult, SuccessorOptions } from './types'
 
 /** The command a generation runs: the same binary, flags, script and arguments as ours, by default. */

@@ -1,14 +1,15 @@
 // The parent's whole view of a successor (the next generation, or a supervisor's worker): starts it
 // with our listening sockets at fds 3.., waits for its ready message, and either commits it or takes
-// it down again (abort over IPC, then SIGKILL). Once committed, its channel carries handed-over
-// connections one way and news of later drains the other.
+// it down again (abort over IPC, then SIGKILL). Once committed, its channel (successor-channel.ts)
+// carries handed-over connections one way and news of later drains the other.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { monotonicMs } from './boot-clock'
 import { lowerWhileBooting } from './boot-priority'
 import { hotReloadError } from './errors'
 import type { HotReloadError } from './types'
-import { unwrap, wrap, type ChildMessage, type ParentMessage } from './ipc'
+import { unwrap, type ChildMessage } from './ipc'
+import { commit, send, type SuccessorChannel } from './successor-channel'
 
 export interface SpawnPlan {
   execPath: string
@@ -204,71 +205,6 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
 
 function isHandle (value: unknown): value is ListenerCopy['handle'] {
   return typeof value === 'object' && value !== null && typeof (value as { close?: unknown }).close === 'function'
-}
-
-export function send (child: ChildProcess, message: ParentMessage, then?: () => void): void {
-  if (!child.connected) {
-    then?.()
-    return
-  }
-  child.send(wrap(message), (err) => {
-    if (err !== null && err !== undefined) child.emit('error', err)
-    then?.()
-  })
-}
-
-/**
- * The successor is the serving generation now. The channel stays: the previous generation (or the
- * supervisor) cuts it when its drain is over. `keepChannel` tells a successor that runs an older
- * release of this plugin not to cut it itself; `passAcks` (the supervisor) that each connection it
- * hands up is answered once passed on ('connection-passed').
- */
-function commit (child: ChildProcess, supervisor: boolean): SuccessorChannel {
-  send(child, supervisor ? { type: 'commit', keepChannel: true, passAcks: true } : { type: 'commit', keepChannel: true })
-  return new SuccessorChannel(child)
-}
-
-/** A committed successor's channel, until our drain is over. */
-export class SuccessorChannel {
-  /** False once the successor said its own drain is over ('handoffs-end'). */
-  private handoffsOpen = true
-
-  constructor (readonly child: ChildProcess) {}
-
-  /** It takes handed-over connections: alive, and its own drain is not over. */
-  get takesConnections (): boolean {
-    return this.handoffsOpen && this.child.connected
-  }
-
-  /** Its drain is over: no connection goes to it from now on, and it hears so after every one sent before. */
-  endHandoffs (): void {
-    this.handoffsOpen = false
-    send(this.child, { type: 'handoffs-ended' })
-  }
-
-  onExit (listener: (code: number | null, signal: NodeJS.Signals | null) => void): void {
-    this.child.once('exit', listener)
-  }
-
-  onMessage (listener: (message: ChildMessage) => void): void {
-    this.child.on('message', (raw: unknown) => {
-      const message = unwrap(raw) as ChildMessage | undefined
-      if (message !== undefined) listener(message)
-    })
-  }
-
-  /** An idle keep-alive connection for the successor; resolves once its handle is on its way. */
-  sendConnection (listener: string, handle: object): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.child.send(wrap({ type: 'connection', listener }), handle as never, (err) => err ? reject(err) : resolve())
-    })
-  }
-
-  /** Our drain is over: the successor runs on by itself. */
-  release (): void {
-    if (this.child.connected) this.child.disconnect()
-    this.child.unref()
-  }
 }
 
 /**

@@ -97,12 +97,12 @@ test('--workers 2: both workers crash, the second while the first one\'s restart
 })
 
 test('--workers 2: a reload asked while the first start still boots the other slots waits for them (it bound their sockets a second time, and a socket no worker accepted on took connections)', async (t) => {
-  // A ready timeout well beyond slot 1's 5 s boot: on a loaded machine 10 s was too short, and its
-  // start then failed before the reload came (which then had no first start to wait for).
-  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2', '--ready-timeout', '30000'] })
+  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN, slots: { 1: { bootDelay: 5000 } } })
   const target = await servingTarget(service)
-  await service.waitForLine((l) => l.supervisor === 'generation-starting' && l.slot === 1, 15000, 'slot 1\'s first start')
+  const slot1 = await service.waitForLine((l) => l.supervisor === 'generation-starting' && l.slot === 1, 15000, 'slot 1\'s first start')
+  // Not before slot 1's worker has read release 1 (on a loaded machine it read release 2, and booted at once).
+  await service.waitForLine((l) => l.event === 'boot-delay' && l.pid === slot1.workerPid, 15000, 'slot 1\'s worker to read its release')
   writeRelease(dir, { version: 2, plugin: PLUGIN })
   const reload = await cli(['reload', '--control', control, '--json'])
   t.equal(reload.code, 0, 'the reload succeeds')

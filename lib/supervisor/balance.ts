@@ -6,7 +6,7 @@
 // when the most loaded holds two or more than the least, it is asked to hand half the difference
 // of its idle keep-alive connections to us ('shed'); we give each to the least loaded worker, as a
 // draining worker's connections are given. Nothing per request; per connection, nothing here.
-import { send } from '../successor'
+import { send } from '../successor-channel'
 import type { Cohorts } from './cohorts'
 import type { Worker } from './worker'
 

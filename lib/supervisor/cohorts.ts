@@ -5,7 +5,7 @@
 // methods. (A worker's own `state` is set where its order is sent: join, drain, serve again.)
 import type { Socket } from 'node:net'
 import { wrap } from '../ipc'
-import { send } from '../successor'
+import { send } from '../successor-channel'
 import type { SupervisorLogger } from './options'
 import type { Cohort, Worker } from './worker'
 

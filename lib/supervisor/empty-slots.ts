@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net'
 import { wrap } from '../ipc'
 import { formatAddress } from '../listener-address'
-import { send } from '../successor'
+import { send } from '../successor-channel'
 import type { Cohorts } from './cohorts'
 import type { HeldSockets } from './held-sockets'
 import type { SupervisorLogger } from './options'

@@ -8,7 +8,7 @@ import { wrap, type ParentMessage } from '../ipc'
 import { formatAddress, type ListenerAddress } from '../listener-address'
 import { handleOfHeldFd } from '../node-internals'
 import { Probation } from '../probation'
-import { send } from '../successor'
+import { send } from '../successor-channel'
 import type { SupervisorLogger } from './options'
 import type { Cohort, Worker } from './worker'
 

@@ -4,7 +4,7 @@
 // spawned, then 'reloaded' or 'reloadFailed' with the result, sent before any drain order, as a
 // standalone generation hears its successor's verdict before it drains.
 import { toWire } from '../reload-result'
-import { send } from '../successor'
+import { send } from '../successor-channel'
 import type { ReloadResult } from '../types'
 import type { Worker } from './worker'
 

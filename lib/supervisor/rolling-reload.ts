@@ -6,7 +6,7 @@
 import { hotReloadError } from '../errors'
 import { failed, succeeded } from '../reload-result'
 import type { ServiceStatus } from '../service-status'
-import { send } from '../successor'
+import { send } from '../successor-channel'
 import type { HotReloadError, ReloadResult } from '../types'
 import type { Cohorts } from './cohorts'
 import type { HeldSockets } from './held-sockets'

@@ -3,7 +3,7 @@
 // gets a new worker after the slot's backoff (restart-policy.ts), joining the serving generation,
 // or starting a whole one when none serves. After a reload, slots left empty get theirs. The
 // Supervisor starts the workers (launch) and owns the cohorts' changes through Cohorts.
-import { send } from '../successor'
+import { send } from '../successor-channel'
 import type { ReloadResult } from '../types'
 import type { Cohorts } from './cohorts'
 import type { HeldSockets } from './held-sockets'

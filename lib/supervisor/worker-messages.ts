@@ -5,7 +5,7 @@
 // this module keeps none of its own.
 import type { ChildMessage } from '../ipc'
 import { toWire } from '../reload-result'
-import { send } from '../successor'
+import { send } from '../successor-channel'
 import type { ReloadResult } from '../types'
 import type { KeepAliveBalance } from './balance'
 import type { Cohorts } from './cohorts'

@@ -181,7 +181,7 @@ test('endHandoffs: resolves on the predecessor\'s answer, on the channel closing
 
 test('SuccessorChannel.endHandoffs: the standalone outlet reports closed from then on, and the successor hears so', async (t) => {
   const { EventEmitter } = require('node:events')
-  const { SuccessorChannel } = require('../../dist/lib/successor')
+  const { SuccessorChannel } = require('../../dist/lib/successor-channel')
   const { chooseMode } = require('../../dist/lib/mode')
   const child = new EventEmitter()
   child.connected = true
