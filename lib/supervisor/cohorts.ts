@@ -92,10 +92,13 @@ export class Cohorts {
 
   /**
    * The generation a restart of the whole service starts: the one that lost its last worker (a crash
-   * is not a reload: it keeps its number), unless another served since; else a new number.
+   * is not a reload: it keeps its number, also after a newer one was rolled back to it), unless a
+   * live worker still carries that number; else a new one.
    */
   get restartGeneration (): number {
-    return this.lastEmptied === this.latest ? this.latest : this.latest + 1
+    const emptied = this.lastEmptied
+    if (emptied === undefined || [...this.live.values()].some((worker) => worker.generation === emptied)) return this.latest + 1
+    return emptied
   }
 
   /** Slots with a worker of `generation` still starting (a restart into it, or its own start). */

@@ -90,11 +90,12 @@ export async function listenControl (path: string, handler: ControlHandler): Pro
     const badRequest = (message: string): void => answer({ ok: false, error: { code: 'HOT_RELOAD_BAD_REQUEST', message } })
     const onData = (chunk: string): void => {
       buffer += chunk
-      if (buffer.length > MAX_REQUEST) {
+      const end = buffer.indexOf('\n')
+      // A line longer than any request is not one: closed unanswered. (What follows a line is not read.)
+      if (end === -1 ? buffer.length > MAX_REQUEST : end > MAX_REQUEST) {
         socket.destroy()
         return
       }
-      const end = buffer.indexOf('\n')
       if (end === -1) return
       // One request per connection: whatever follows its line is not read.
       socket.removeListener('data', onData)

@@ -40,9 +40,23 @@ test('a restart of the whole service keeps the number of the generation that los
   t.equal(cohorts.current, undefined, 'that restart failed: none serves')
   t.equal(cohorts.restartGeneration, 2, 'the next restart is generation 2 again')
 
-  // A generation that served after the emptied one: a new number.
   const third = serve(cohorts, 3, [0])
-  t.equal(cohorts.restartGeneration, 4, 'while generation 3 serves, a whole restart would be a new one')
   cohorts.vacate(cohorts.remove(third.workers[0]))
   t.equal(cohorts.restartGeneration, 3)
+
+  // Generation 4 rolled back to 3 in its probation (servesAgain), then 3 crashed: still 3.
+  const back = serve(cohorts, 3, [0])
+  const fourth = serve(cohorts, 4, [0])
+  cohorts.remove(fourth.workers[0])
+  cohorts.servesAgain(back.cohort, fourth.cohort)
+  t.equal(cohorts.current, back.cohort, 'generation 3 serves again')
+  cohorts.vacate(cohorts.remove(back.workers[0]))
+  t.equal(cohorts.restartGeneration, 3, 'its crash restarts generation 3, not 5')
+
+  // A worker that still carries the emptied number (one of its generation still draining): a new number.
+  const fifth = serve(cohorts, 5, [0, 1])
+  fifth.workers[1].state = 'draining'
+  fifth.cohort.workers.delete(1)
+  cohorts.vacate(cohorts.remove(fifth.workers[0]))
+  t.equal(cohorts.restartGeneration, 6, 'generation 5 still has a live worker: 6')
 })

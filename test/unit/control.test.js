@@ -56,4 +56,7 @@ test('malformed requests are answered HOT_RELOAD_BAD_REQUEST; the socket serves 
   t.same(answer, { ok: true, command: 'reload' })
   t.same(handled, ['reload'], 'one reload for one connection')
   t.same(await requestControl(socketPath, { command: 'status' }, 5000), { ok: true, command: 'status' }, 'and the socket still answers a good request')
+  // A good first line followed by more than a request's worth of bytes in the same write: answered.
+  const flood = JSON.parse(await rawRequest(socketPath, '{"command":"status"}\n'.repeat(300)))
+  t.same(flood, { ok: true, command: 'status' }, 'a first line with 6 KB behind it in one write is answered')
 })
