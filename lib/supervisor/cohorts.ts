@@ -93,12 +93,17 @@ export class Cohorts {
   /**
    * The generation a restart of the whole service starts: the one that lost its last worker (a crash
    * is not a reload: it keeps its number, also after a newer one was rolled back to it), unless a
-   * live worker still carries that number; else a new one.
+   * worker of that number still serves or drains; else a new one.
    */
   get restartGeneration (): number {
     const emptied = this.lastEmptied
-    if (emptied === undefined || [...this.live.values()].some((worker) => worker.generation === emptied)) return this.latest + 1
-    return emptied
+    const taken = [...this.live.values()].some((worker) => worker.generation === emptied && worker.state !== 'starting')
+    return emptied === undefined || taken ? this.latest + 1 : emptied
+  }
+
+  /** None serves and a whole generation is starting (a restart, a reload): it covers every slot. */
+  get wholeStarting (): boolean {
+    return this.serving === undefined && [...this.live.values()].some((worker) => worker.state === 'starting')
   }
 
   /** Slots with a worker of `generation` still starting (a restart into it, or its own start). */

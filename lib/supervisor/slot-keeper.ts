@@ -99,15 +99,14 @@ export class SlotKeeper {
     const { cohorts, held, slots, options } = this.host
     const scheduled = this.restarts.schedule(slot, () => {
       const current = cohorts.current
-      // A crash is not a reload: the generation that lost its workers comes back under its own number
-      // (unless another served since), as a restart into a generation that still serves joins it.
-      const whole = cohorts.restartGeneration
       // A whole new generation is starting already (another slot's restart, a reload): it covers this slot too.
-      if (current === undefined && [whole, cohorts.generation + 1].some((g) => cohorts.startingSlots(g).size > 0)) return
+      if (cohorts.wholeStarting) return
       // The slot got a worker meanwhile, or has one starting (fill).
       if (current !== undefined && (current.workers.has(slot) || cohorts.startingSlots(current.generation).has(slot))) return
       const run = current === undefined
-        ? this.host.launch('restart', held.all().length === 0 ? [slot] : slots, undefined, whole)
+        // A crash is not a reload: the generation that lost its workers comes back under its own
+        // number (Cohorts.restartGeneration), as a restart into a generation that still serves joins it.
+        ? this.host.launch('restart', held.all().length === 0 ? [slot] : slots, undefined, cohorts.restartGeneration)
         : this.host.launch('restart', [slot], current)
       void run.then((result) => {
         const now = cohorts.current

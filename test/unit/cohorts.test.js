@@ -53,6 +53,14 @@ test('a restart of the whole service keeps the number of the generation that los
   cohorts.vacate(cohorts.remove(back.workers[0]))
   t.equal(cohorts.restartGeneration, 3, 'its crash restarts generation 3, not 5')
 
+  // A whole restart of generation 3 starting: still 3 for it, and a second slot's restart sees it start.
+  const restarting = { generation: 3, slot: 0, pid: 333, state: 'starting', startedAt: 0 }
+  cohorts.add(restarting)
+  t.equal(cohorts.restartGeneration, 3, 'its own starting worker does not take the number')
+  t.equal(cohorts.wholeStarting, true, 'a whole generation is starting')
+  cohorts.remove(restarting)
+  t.equal(cohorts.wholeStarting, false)
+
   // A worker that still carries the emptied number (one of its generation still draining): a new number.
   const fifth = serve(cohorts, 5, [0, 1])
   fifth.workers[1].state = 'draining'
