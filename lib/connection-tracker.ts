@@ -226,7 +226,7 @@ export class ConnectionTracker {
   get balancedCount (): number {
     let count = 0
     for (const socket of this.open.keys()) {
-      if (this.upgradedSockets.has(socket) || isEncrypted(socket)) continue
+      if (!this.canEverMove(socket)) continue
       const response = currentResponse(socket)
       if (response === null || !isEventStream(response)) count++
     }
@@ -244,10 +244,15 @@ export class ConnectionTracker {
     for (const [socket, server] of this.open) {
       if (found.length >= max) break
       // Not one the server is ending (a `Connection: close` response went out).
-      if (socket.destroyed || !socket.writable || this.upgradedSockets.has(socket) || currentResponse(socket) !== null || isEncrypted(socket)) continue
+      if (socket.destroyed || !socket.writable || !this.canEverMove(socket) || currentResponse(socket) !== null) continue
       if (socket.bytesRead > 0 && hasHttp1Parser(socket) && readyToMove(socket, server)) found.push({ socket, server })
     }
     return found
+  }
+
+  /** Neither upgraded (a WebSocket, an HTTP/2 session) nor TLS: the balance may count and move it. */
+  private canEverMove (socket: Socket): boolean {
+    return !this.upgradedSockets.has(socket) && !isEncrypted(socket)
   }
 
   /** A connection whose handoff failed after all: track it again, to drain the ordinary way. */
