@@ -198,6 +198,8 @@ test('an onClose hook that never settles: at SIGTERM the process exits with code
   writeRelease(dir, { version: 1, plugin: { idleGrace: 300, drainTimeout: 1000 }, onCloseHangs: true })
   const service = Service.start(t, { cwd: dir })
   await service.listening()
+  // Its SIGTERM handler is installed once it serves (Fastify logs that it listens just before).
+  await service.generationServing(1)
   const signalled = Date.now()
   process.kill(service.pid, 'SIGTERM')
   t.same(await service.exit, { code: 1, signal: null }, 'exited 1')
@@ -211,6 +213,8 @@ for (const how of ['SIGTERM', 'a reload']) {
     writeRelease(dir, { version: 1, plugin: { idleGrace: 300 }, onCloseMs: 2000 })
     const service = Service.start(t, { cwd: dir })
     await service.listening()
+    // Its SIGTERM handler is installed once it serves (Fastify logs that it listens just before).
+    await service.generationServing(1)
     if (how === 'SIGTERM') {
       process.kill(service.pid, 'SIGTERM')
     } else {
@@ -237,6 +241,8 @@ for (const own of ['close-with-grace', 'handler']) {
     writeRelease(dir, { version: 1, plugin: { idleGrace: 300 }, onCloseMs: 500, ownSigterm: own })
     const service = Service.start(t, { cwd: dir })
     await service.listening()
+    // Its SIGTERM handler is installed once it serves (Fastify logs that it listens just before).
+    await service.generationServing(1)
     process.kill(service.pid, 'SIGTERM')
     t.same(await service.exit, { code: 0, signal: null }, 'exited 0')
     t.ok(service.find((l) => l.event === 'onClose-ran' && l.pid === service.pid), 'its onClose hook ran to its end')
