@@ -150,6 +150,10 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       if (settled) return
       cleanup()
       for (const copy of listenerCopies.splice(0)) copy.handle.close()
+      // A copy on its way when it failed (sent before our abort reached it) would otherwise stay
+      // open here: a listening socket kept alive with nobody accepting, whose queued connections
+      // are reset when this process exits instead of being refused.
+      child.on('message', closeLateCopy)
       // Keep an 'error' listener: a late EPIPE on the channel must not crash the serving process.
       child.on('error', () => {})
       takeDown(child, exited, timings.abortGrace, listenedYet).then(() => resolve({ ok: false, pid: child.pid, error }))
@@ -201,6 +205,11 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     child.on('error', onError)
     expose((reason) => fail(hotReloadError('HOT_RELOAD_NOT_SERVING', reason)))
   })
+}
+
+/** A listener copy that came after its successor failed: nobody will listen on it. */
+function closeLateCopy (raw: unknown, handle: unknown): void {
+  if ((unwrap(raw) as ChildMessage | undefined)?.type === 'listener' && isHandle(handle)) handle.close()
 }
 
 function isHandle (value: unknown): value is ListenerCopy['handle'] {

@@ -1,10 +1,12 @@
 'use strict'
 // A bad release never takes the service down: the successor is killed, the old generation keeps
 // serving, and reload() says why.
+const fs = require('node:fs')
 const http = require('node:http')
+const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
-const { Service, tempDir, writeRelease, isAlive, sleep } = require('./helpers/processes')
+const { Service, tempDir, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 
 // Three tests at a time: each waits mostly on a successor that fails (readyTimeout, a boot that
@@ -90,6 +92,45 @@ test('a successor that listened and is taken down says it drains: its onClose ho
   // Its close takes longer than a successor that does not answer is given.
   const { service } = await failedReload(t, { notReady: true, onCloseMs: 3000 }, 'HOT_RELOAD_READY_TIMEOUT', { ...PLUGIN, readyTimeout: 6000, drainTimeout: 10000 })
   t.ok(service.find((l) => l.event === 'onClose-ran' && l.version === 2 && l.pid !== service.pid), 'the successor\'s onClose hook finished before it exited')
+})
+
+/** How many of `pid`'s fds are the listening socket on `port` (its inode from /proc/net/tcp). */
+function listeningSocketFds (pid, port) {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0')
+  const row = fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').map((line) => line.trim().split(/\s+/))
+    .find((fields) => fields[1]?.endsWith(`:${hexPort}`) && fields[3] === '0A')
+  const link = `socket:[${row[9]}]`
+  return fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => { try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === link } catch { return false } }).length
+}
+
+test('a successor that times out in a synchronous boot step and listens after: the copy of the listening socket it still sends is closed, not kept open by the old generation', async (t) => {
+  // readyTimeout fires while the successor is busy; it listens after, sends its copy of the
+  // socket, and only then reads the abort. A copy kept here held the socket open after a later
+  // stop closed ours, with nobody accepting: the connections queued on it were reset, not refused.
+  const plugin = { ...PLUGIN, readyTimeout: 3000 }
+  const dir = tempDir(t)
+  const busyUntil = path.join(dir, 'boot-step-done')
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  t.equal(listeningSocketFds(service.pid, target.port), 1, 'before the reload: one fd for the listening socket')
+  writeRelease(dir, { version: 2, plugin, busyUntilFile: busyUntil })
+  const reloaded = post(target, '/admin/reload')
+  await service.waitForLine((l) => l.hotReload === 'reload-started')
+  const startedAt = Date.now()
+  await service.waitForLine((l) => l.event === 'busy-before-listen' && l.pid !== service.pid)
+  // The step ends after readyTimeout, well before the abort's kill (2 s later).
+  await sleep(startedAt + plugin.readyTimeout + 300 - Date.now())
+  fs.writeFileSync(busyUntil, '')
+  const { body: result } = await reloaded
+  t.equal(result.error?.code, 'HOT_RELOAD_READY_TIMEOUT', 'the reload failed at readyTimeout')
+  await waitFor(() => !isAlive(result.successorPid), 10000, 'the failed successor to be gone')
+  t.ok(service.find((l) => l.hotReload === 'adopted-socket' && l.pid === result.successorPid), 'the successor listened after it had failed (what this test is about)')
+  t.equal(listeningSocketFds(service.pid, target.port), 1, 'the old generation holds the listening socket once, as before the reload')
+  const health = await new Promise((resolve) => http.get({ ...target, path: '/health', agent: false }, resolve))
+  t.equal(health.statusCode, 200, 'and serves on')
+  health.resume()
 })
 
 test('a successor that is not ready never takes a connection, under new connections too', async (t) => {
