@@ -55,14 +55,21 @@ export class HeldSockets {
   /**
    * A socket a worker bound itself (its listener message): kept for the later workers of its slot
    * (or of every slot when shared). Returns the address kept, undefined when there was nothing to
-   * keep, or null when the message held no usable socket.
+   * keep, or null when the message held no usable socket. A socket not kept is closed: our copy
+   * would hold it open, listening, with nobody accepting.
    */
   hold (slot: number, name: string, handle: unknown): string | undefined | null {
     const address = fdNameToAddress(encodeURIComponent(name))
     const fd = (handle as { fd?: unknown } | undefined)?.fd
-    if (address === null || typeof fd !== 'number') return null
+    if (address === null || typeof fd !== 'number') {
+      closeHandle(handle)
+      return null
+    }
     const held = this.perSlot ? this.bySlot.get(slot) ?? [] : this.shared
-    if (held.some((s) => formatAddress(s.address) === formatAddress(address))) return undefined
+    if (held.some((s) => formatAddress(s.address) === formatAddress(address))) {
+      closeHandle(handle)
+      return undefined
+    }
     held.push({ address, fd, handle })
     if (this.perSlot) this.bySlot.set(slot, held)
     return formatAddress(address)
@@ -77,10 +84,12 @@ export class HeldSockets {
   closeAll (): void {
     const lists = this.perSlot ? [...this.bySlot.values()] : [this.shared]
     for (const list of lists) {
-      for (const socket of list) {
-        const handle = socket.handle as { close?: () => void } | undefined
-        if (typeof handle?.close === 'function') handle.close()
-      }
+      for (const socket of list) closeHandle(socket.handle)
     }
   }
+}
+
+function closeHandle (handle: unknown): void {
+  const closable = handle as { close?: () => void } | undefined
+  if (typeof closable?.close === 'function') closable.close()
 }
