@@ -205,16 +205,23 @@ export class ConnectionHandoff {
 }
 
 /**
- * A connection moved in idle waits for its client's next request. Node counts it as waiting for a
- * first request, so at `headersTimeout` it would answer 408 Request Timeout to a client that was only
- * keeping the connection alive. Close it quietly before that, at the keep-alive timeout (as Node does
- * with any connection idle after a response) or just before `headersTimeout` when that comes first,
- * unless a request has begun on it by then (from there on Node's own timeouts apply).
+ * A connection moved in idle waits for its client's next request. Node treats it as just accepted:
+ * it arms the server's `timeout` (Fastify's `connectionTimeout`), meant for a first request, and it
+ * counts it as waiting for that request, so at `headersTimeout` it would answer 408 Request Timeout
+ * to a client that was only keeping the connection alive. Idle, it gets what Node gives a connection
+ * idle after a response instead: closed quietly at the keep-alive timeout (`keepAliveTimeout` and
+ * the server's `keepAliveTimeoutBuffer`), or just before `headersTimeout` when that comes first,
+ * unless a request has begun on it by then. From its first response on, Node's own timeouts apply;
+ * that first request goes without the server's `timeout` (Node restores it only after a keep-alive
+ * wait that it set itself).
  */
 function closeQuietlyIfUnused (socket: Socket, server: object): void {
   // An HTTP/1 server (only those move connections); read defensively all the same.
-  const { keepAliveTimeout, headersTimeout } = server as Partial<Pick<HttpServer, 'keepAliveTimeout' | 'headersTimeout'>>
-  const limits = [keepAliveTimeout ?? 0, (headersTimeout ?? 0) - HEADERS_TIMEOUT_MARGIN_MS].filter((ms) => ms > 0)
+  const { keepAliveTimeout, keepAliveTimeoutBuffer, headersTimeout } = server as Partial<Pick<HttpServer, 'keepAliveTimeout' | 'headersTimeout'>> & { keepAliveTimeoutBuffer?: number }
+  socket.setTimeout(0)
+  const buffer = Number.isFinite(keepAliveTimeoutBuffer) && (keepAliveTimeoutBuffer as number) >= 0 ? keepAliveTimeoutBuffer as number : KEEP_ALIVE_TIMEOUT_BUFFER_MS
+  const keepAlive = keepAliveTimeout !== undefined && keepAliveTimeout > 0 ? keepAliveTimeout + buffer : 0
+  const limits = [keepAlive, (headersTimeout ?? 0) - HEADERS_TIMEOUT_MARGIN_MS].filter((ms) => ms > 0)
   if (limits.length === 0) return
   const timer = setTimeout(() => {
     if (socket.bytesRead === 0 && !socket.destroyed) socket.destroy()
@@ -223,6 +230,8 @@ function closeQuietlyIfUnused (socket: Socket, server: object): void {
   socket.once('close', () => clearTimeout(timer))
 }
 
+// Node's default keepAliveTimeoutBuffer (Node 20 has it as a constant, not a server property).
+const KEEP_ALIVE_TIMEOUT_BUFFER_MS = 1000
 // Node checks headersTimeout on an interval, never before the timeout itself: closing this much
 // earlier is always first.
 const HEADERS_TIMEOUT_MARGIN_MS = 100

@@ -167,3 +167,36 @@ test('a connection moved in that stays idle is closed quietly before Node would 
   const again = await used.get('/')
   t.equal(again.status, 200, 'and serves its next request')
 })
+
+test('a connection moved in that stays idle is kept for the keep-alive timeout and its buffer, as Node keeps one idle after a response, not closed at the server\'s connectionTimeout', async (t) => {
+  // The server's `timeout` is Fastify's connectionTimeout: Node arms it on a connection it takes as
+  // new, for its first request. A moved-in connection that only keeps alive was closed by it.
+  const CONNECTION_TIMEOUT = 1000
+  // Long enough that generation 1 keeps the connection until the move on a loaded machine.
+  const KEEP_ALIVE_TIMEOUT = 8000
+  // Larger than Node's default (1000), so that it stands out from when the drain ended.
+  const BUFFER = 3000
+  const timeouts = { serverTimeouts: { timeout: CONNECTION_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, keepAliveTimeoutBuffer: BUFFER } }
+  const { dir, service, target } = await start(t, timeouts)
+  const idle = await RawConnection.open(target)
+  t.teardown(() => idle.close())
+  t.equal(JSON.parse((await idle.get('/')).body).version, 1)
+  const first = service.pid
+  writeRelease(dir, { version: 2, plugin: PLUGIN, ...timeouts })
+  process.kill(first, 'SIGUSR2')
+  await service.generationServing(2)
+  const drained = await service.waitForEvent('drained', (l) => l.pid === first, DRAIN_TIMEOUT + 10000)
+  assertQuickDrain(t, drained, 1, 'generation 1')
+  // It moved during that drain, just before its end (its log line's time).
+  const movedAt = drained.time
+  t.teardown(() => waitUntilGone(first))
+
+  await sleep(Math.max(0, movedAt + CONNECTION_TIMEOUT * 2.5 - Date.now()))
+  t.notOk(idle.closed, `still open ${Date.now() - movedAt} ms after the move, past the server's timeout (${CONNECTION_TIMEOUT} ms)`)
+  await waitFor(() => idle.closed, KEEP_ALIVE_TIMEOUT + BUFFER + 5000, 'the idle moved-in connection to be closed')
+  const idleFor = Date.now() - movedAt
+  t.equal(idle.buffer.length, 0, 'closed with nothing written to it')
+  // Without the buffer it closed within keepAliveTimeout of the move (which came before movedAt).
+  t.ok(idleFor > KEEP_ALIVE_TIMEOUT + BUFFER / 2, `closed ${idleFor} ms after the move: keepAliveTimeout (${KEEP_ALIVE_TIMEOUT} ms) and its buffer (${BUFFER} ms)`)
+})
+
