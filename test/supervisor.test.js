@@ -132,6 +132,26 @@ test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile 
   t.match(reload, { ok: true, generation: 2 }, 'the next reload brings generation 2')
 })
 
+test('a worker sent SIGTERM itself drains, exits 0 and is started again; that is logged as a stop, not as a crash', async (t) => {
+  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  const before = await get(target)
+  process.kill(before.body.pid, 'SIGTERM')
+  await waitUntilGone(before.body.pid)
+  const after = await get(target)
+  t.equal(after.status, 200, 'served on')
+  t.not(after.body.pid, before.body.pid, 'by a worker started in its place')
+  const stopped = service.find((l) => l.supervisor === 'worker-stopped' && l.workerPid === before.body.pid)
+  t.ok(stopped, 'the stop is logged')
+  t.equal(stopped?.code, 0, 'with its exit code')
+  t.ok(stopped?.level < 50, 'below error level')
+  t.notOk(service.find((l) => l.supervisor === 'worker-crashed'), 'and not as a crash')
+  const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.same(status.workers.map((w) => w.state), ['serving'], 'one worker serves')
+})
+
 test('the serving worker dies while a reload boots, and the reload fails: the slot is restarted, and requests that waited succeed', async (t) => {
   // As when a container's memory limit kills both processes of a reload.
   const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })

@@ -306,7 +306,12 @@ export class Supervisor extends EventEmitter {
         `supervisor: generation ${worker.generation} (pid ${worker.pid}) exited with ${how}`)
       this.cohorts.vacate(cohort)
     } else if (worker.state === 'serving') {
-      this.options.log.error({ supervisor: 'worker-crashed', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
+      if (worker.stopping === true) {
+        // Someone stopped the worker itself: its slot is filled again, as after a crash.
+        this.options.log.warn({ supervisor: 'worker-stopped', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) was stopped by a signal sent to it and exited with ${how}; its slot is started again`)
+      } else {
+        this.options.log.error({ supervisor: 'worker-crashed', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
+      }
       if (cohort !== undefined && cohort === this.cohorts.current) this.keeper.crashed(cohort, worker, how)
       // One of a rolling reload's new workers: the reload fails (all or nothing, rolling-reload.ts).
       else if (cohort !== undefined && cohort === this.cohorts.building) cohort.crashed ??= { pid: worker.pid, reason: `generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}` }

@@ -38,6 +38,7 @@ export function onWorkerMessage (host: MessageHost, worker: Worker, message: Chi
     if (worker.state === 'serving') host.balance.report(worker, message.connections)
   } else if (message.type === 'stopping') {
     // Stopped on purpose (a signal sent to the worker itself): its exit is not a failed release.
+    worker.stopping = true
     if (worker.cohort?.predecessor !== undefined) host.probations.end(worker.cohort)
   } else if (message.type === 'reload-request') {
     void host.reload().then((result) => send(worker.child, { type: 'reload-result', id: message.id, result: toWire(result) }))

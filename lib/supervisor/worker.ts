@@ -19,6 +19,8 @@ export interface Worker {
   covers?: boolean
   /** Its generation's cohort, once committed. */
   cohort?: Cohort
+  /** It said it stops (a signal sent to the worker itself, not through us): its exit is no crash. */
+  stopping?: boolean
 }
 
 /** The workers of one generation. */
