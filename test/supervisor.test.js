@@ -138,7 +138,16 @@ test('a worker sent SIGTERM itself drains, exits 0 and is started again; that is
   const target = await servingTarget(service)
   await service.generationServing(1)
   const before = await get(target)
+  // A request in flight keeps it draining for a while.
+  const slow = get(target, '/slow?ms=3000')
+  await sleep(300)
   process.kill(before.body.pid, 'SIGTERM')
+  await waitFor(async () => {
+    const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+    return status.workers.some((w) => w.pid === before.body.pid && w.state === 'draining')
+  }, 5000, 'status to show the worker draining')
+  t.pass('status shows it draining meanwhile')
+  t.match(await slow, { status: 200, body: { pid: before.body.pid } }, 'its request in flight finished')
   await waitUntilGone(before.body.pid)
   const after = await get(target)
   t.equal(after.status, 200, 'served on')

@@ -51,7 +51,8 @@ export function describeStatus (of: StatusOf): SupervisorStatus {
     uptimeMs: now - of.startedAt,
     sockets: of.sockets.map((socket) => formatAddress(socket.address)),
     workers: [...cohorts.workers.values()].map((w) => ({
-      generation: w.generation, slot: w.slot, pid: w.pid, state: w.state, uptimeMs: now - w.startedAt, restarts: restarts.of(w.slot), connections: of.connectionsOf(w.pid)
+      // A worker stopped by a signal sent to it drains, though it still holds its slot here.
+      generation: w.generation, slot: w.slot, pid: w.pid, state: w.stopping === true ? 'draining' : w.state, uptimeMs: now - w.startedAt, restarts: restarts.of(w.slot), connections: of.connectionsOf(w.pid)
     })),
     lastReload: of.lastReload === undefined ? undefined : { ...toWire(of.lastReload), ...(of.rolledBack === undefined ? {} : { rolledBack: of.rolledBack }) },
     restarts: restarts.total
