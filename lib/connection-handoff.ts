@@ -216,22 +216,30 @@ export class ConnectionHandoff {
  * wait that it set itself).
  */
 function closeQuietlyIfUnused (socket: Socket, server: object): void {
-  // An HTTP/1 server (only those move connections); read defensively all the same.
-  const { keepAliveTimeout, keepAliveTimeoutBuffer, headersTimeout } = server as Partial<Pick<HttpServer, 'keepAliveTimeout' | 'headersTimeout'>> & { keepAliveTimeoutBuffer?: number }
+  // An HTTP/1 server (only those move connections); read as Node reads them (not a finite number
+  // of ms or below 0: off, or the default buffer).
+  const timeouts = server as Partial<Record<'keepAliveTimeout' | 'keepAliveTimeoutBuffer' | 'headersTimeout', unknown>>
+  const keepAliveTimeout = milliseconds(timeouts.keepAliveTimeout) ?? 0
+  const buffer = milliseconds(timeouts.keepAliveTimeoutBuffer) ?? KEEP_ALIVE_TIMEOUT_BUFFER_MS
+  const headersTimeout = milliseconds(timeouts.headersTimeout) ?? 0
   socket.setTimeout(0)
-  const buffer = Number.isFinite(keepAliveTimeoutBuffer) && (keepAliveTimeoutBuffer as number) >= 0 ? keepAliveTimeoutBuffer as number : KEEP_ALIVE_TIMEOUT_BUFFER_MS
-  const keepAlive = keepAliveTimeout !== undefined && keepAliveTimeout > 0 ? keepAliveTimeout + buffer : 0
-  const limits = [keepAlive, (headersTimeout ?? 0) - HEADERS_TIMEOUT_MARGIN_MS].filter((ms) => ms > 0)
+  const limits = [keepAliveTimeout > 0 ? keepAliveTimeout + buffer : 0, headersTimeout - HEADERS_TIMEOUT_MARGIN_MS].filter((ms) => ms > 0)
   if (limits.length === 0) return
   const timer = setTimeout(() => {
     if (socket.bytesRead === 0 && !socket.destroyed) socket.destroy()
-  }, Math.min(...limits))
+  }, Math.min(...limits, MAX_TIMER_MS))
   timer.unref()
   socket.once('close', () => clearTimeout(timer))
 }
 
+function milliseconds (value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
+}
+
 // Node's default keepAliveTimeoutBuffer (Node 20 has it as a constant, not a server property).
 const KEEP_ALIVE_TIMEOUT_BUFFER_MS = 1000
+// setTimeout() takes a longer delay for 1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1
 // Node checks headersTimeout on an interval, never before the timeout itself: closing this much
 // earlier is always first.
 const HEADERS_TIMEOUT_MARGIN_MS = 100
