@@ -109,13 +109,18 @@ test('reload exits 0 on a good release and non-zero on broken ones; the old gene
   t.equal(status.workers.length, 1, 'one worker left')
 })
 
-test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile wait and succeed', async (t) => {
+/** One worker serving release 1, restarted 300 ms after it ends; `before` is an answer from it. */
+async function oneServingWorker (t) {
   const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
   // Once it serves, the supervisor holds a copy of the socket the first worker bound.
   await service.generationServing(1)
-  const before = await get(target)
+  return { dir, control, service, target, before: await get(target) }
+}
+
+test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile wait and succeed', async (t) => {
+  const { dir, control, service, target, before } = await oneServingWorker(t)
   process.kill(before.body.pid, 'SIGKILL')
   await waitUntilGone(before.body.pid)
   const started = Date.now()
@@ -133,11 +138,7 @@ test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile 
 })
 
 test('a worker sent SIGTERM itself drains, exits 0 and is started again; that is logged as a stop, not as a crash', async (t) => {
-  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })
-  writeRelease(dir, { version: 1, plugin: PLUGIN })
-  const target = await servingTarget(service)
-  await service.generationServing(1)
-  const before = await get(target)
+  const { control, service, target, before } = await oneServingWorker(t)
   // A request in flight keeps it draining for a while.
   const slow = get(target, '/slow?ms=3000')
   await sleep(300)
