@@ -300,21 +300,19 @@ export class Supervisor extends EventEmitter {
   private onWorkerExit (worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     const cohort = this.cohorts.remove(worker)
     const how = signal === null ? `code ${code}` : `signal ${signal}`
+    const who = `generation ${worker.generation} (pid ${worker.pid})`
+    const fields = { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }
     if (cohort !== undefined && cohort === this.cohorts.current) this.lastExitCode = code ?? 1
     if (worker.state === 'draining' || this.stopping.active) {
-      this.options.log.info({ supervisor: 'worker-exited', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal },
-        `supervisor: generation ${worker.generation} (pid ${worker.pid}) exited with ${how}`)
+      this.options.log.info({ supervisor: 'worker-exited', ...fields }, `supervisor: ${who} exited with ${how}`)
       this.cohorts.vacate(cohort)
     } else if (worker.state === 'serving') {
-      if (worker.stopping === true) {
-        // Someone stopped the worker itself: its slot is filled again, as after a crash.
-        this.options.log.warn({ supervisor: 'worker-stopped', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) was stopped by a signal sent to it and exited with ${how}; its slot is started again`)
-      } else {
-        this.options.log.error({ supervisor: 'worker-crashed', workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }, `supervisor: generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}`)
-      }
+      // Someone stopped the worker itself: no crash, though its slot is filled again as after one.
+      if (worker.stopping === true) this.options.log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}; its slot is started again`)
+      else this.options.log.error({ supervisor: 'worker-crashed', ...fields }, `supervisor: ${who} crashed with ${how}`)
       if (cohort !== undefined && cohort === this.cohorts.current) this.keeper.crashed(cohort, worker, how)
       // One of a rolling reload's new workers: the reload fails (all or nothing, rolling-reload.ts).
-      else if (cohort !== undefined && cohort === this.cohorts.building) cohort.crashed ??= { pid: worker.pid, reason: `generation ${worker.generation} (pid ${worker.pid}) crashed with ${how}` }
+      else if (cohort !== undefined && cohort === this.cohorts.building) cohort.crashed ??= { pid: worker.pid, reason: `${who} crashed with ${how}` }
     }
     // A worker still starting: the launch that started it reports the failure.
     this.balance.forget(worker.pid)
