@@ -7,7 +7,7 @@ import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionTracker } from './connection-tracker'
 import type { Listeners } from './listeners'
-import { detachConnection, hasHttp1Parser, parserIsIdle, reattachConnection, socketFromHandle } from './node-internals'
+import { beforeNextRequest, detachConnection, hasHttp1Parser, parserIsIdle, reattachConnection, socketFromHandle } from './node-internals'
 
 /** Where handed-over connections go. */
 export interface ConnectionOutlet {
@@ -211,25 +211,30 @@ export class ConnectionHandoff {
  * to a client that was only keeping the connection alive. Idle, it gets what Node gives a connection
  * idle after a response instead: closed quietly at the keep-alive timeout (`keepAliveTimeout` and
  * the server's `keepAliveTimeoutBuffer`), or just before `headersTimeout` when that comes first,
- * unless a request has begun on it by then. From its first response on, Node's own timeouts apply;
- * that first request goes without the server's `timeout` (Node restores it only after a keep-alive
- * wait that it set itself).
+ * unless a request has begun on it by then. Its first request gets the server's `timeout` back when
+ * it begins, as Node gives it back to a connection that was idle after a response; from its first
+ * response on, Node's own timeouts apply.
  */
 function closeQuietlyIfUnused (socket: Socket, server: object): void {
   // An HTTP/1 server (only those move connections); read as Node reads them (not a finite number
   // of ms or below 0: off, or the default buffer).
-  const timeouts = server as Partial<Record<'keepAliveTimeout' | 'keepAliveTimeoutBuffer' | 'headersTimeout', unknown>>
+  const timeouts = server as Partial<Record<'keepAliveTimeout' | 'keepAliveTimeoutBuffer' | 'headersTimeout' | 'timeout', unknown>>
   const keepAliveTimeout = milliseconds(timeouts.keepAliveTimeout) ?? 0
   const buffer = milliseconds(timeouts.keepAliveTimeoutBuffer) ?? KEEP_ALIVE_TIMEOUT_BUFFER_MS
   const headersTimeout = milliseconds(timeouts.headersTimeout) ?? 0
   socket.setTimeout(0)
   const limits = [keepAliveTimeout > 0 ? keepAliveTimeout + buffer : 0, headersTimeout - HEADERS_TIMEOUT_MARGIN_MS].filter((ms) => ms > 0)
-  if (limits.length === 0) return
-  const timer = setTimeout(() => {
-    if (socket.bytesRead === 0 && !socket.destroyed) socket.destroy()
-  }, Math.min(...limits, MAX_TIMER_MS))
-  timer.unref()
-  socket.once('close', () => clearTimeout(timer))
+  const timer = limits.length === 0
+    ? undefined
+    : setTimeout(() => {
+      if (socket.bytesRead === 0 && !socket.destroyed) socket.destroy()
+    }, Math.min(...limits, MAX_TIMER_MS)).unref()
+  const requestTimeout = milliseconds(timeouts.timeout) ?? 0
+  beforeNextRequest(socket, () => {
+    clearTimeout(timer)
+    if (requestTimeout > 0) socket.setTimeout(requestTimeout)
+  })
+  if (timer !== undefined) socket.once('close', () => clearTimeout(timer))
 }
 
 function milliseconds (value: unknown): number | undefined {

@@ -42,7 +42,7 @@ export function listeningHandle (server: Server): object {
 
 interface SocketInternals {
   _handle?: { readStop?: () => number, readStart?: () => number, reading?: boolean, fd?: number } | null
-  parser?: { _consumed?: boolean, unconsume?: () => void, consume?: (handle: object) => void, incoming?: unknown } | null
+  parser?: { _consumed?: boolean, unconsume?: () => void, consume?: (handle: object) => void, incoming?: unknown, onIncoming?: unknown } | null
   encrypted?: boolean
 }
 
@@ -81,6 +81,24 @@ export function reattachConnection (socket: Socket): boolean {
   parser._consumed = true
   handle.reading = true
   handle.readStart()
+  return true
+}
+
+/**
+ * Calls `atStart` once, when the HTTP/1 parser of this connection has read the headers of its next
+ * request and before Node's server takes the request in (its parser.onIncoming, which Node sets for
+ * each connection; only this connection's is wrapped, and only until then). False where there is
+ * no such parser: nothing is called then.
+ */
+export function beforeNextRequest (socket: Socket, atStart: () => void): boolean {
+  const parser = (socket as unknown as SocketInternals).parser
+  const onIncoming = parser?.onIncoming
+  if (parser === undefined || parser === null || typeof onIncoming !== 'function') return false
+  parser.onIncoming = function (this: unknown, ...args: unknown[]): unknown {
+    parser.onIncoming = onIncoming
+    atStart()
+    return onIncoming.apply(this, args)
+  }
   return true
 }
 

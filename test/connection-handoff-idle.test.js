@@ -200,3 +200,38 @@ test('a connection moved in that stays idle is kept for the keep-alive timeout a
   t.ok(idleFor > KEEP_ALIVE_TIMEOUT + BUFFER / 2, `closed ${idleFor} ms after the move: keepAliveTimeout (${KEEP_ALIVE_TIMEOUT} ms) and its buffer (${BUFFER} ms)`)
 })
 
+test('the first request on a connection moved in gets the server\'s connectionTimeout, as on a connection accepted here: a stalled one is cut at it', async (t) => {
+  // The server's `timeout` (Fastify's connectionTimeout) closes a connection with no I/O for that
+  // long, also in the middle of a request. A moved-in connection waits without it (above); its
+  // first request must get it back.
+  const CONNECTION_TIMEOUT = 1000
+  const STALL_MS = 6000
+  // Long enough that generation 1 keeps the connection until the move on a loaded machine.
+  const timeouts = { serverTimeouts: { timeout: CONNECTION_TIMEOUT, keepAliveTimeout: 15000 } }
+  const { dir, service, target } = await start(t, timeouts)
+  const moved = await RawConnection.open(target)
+  t.teardown(() => moved.close())
+  t.equal(JSON.parse((await moved.get('/')).body).version, 1)
+  const first = service.pid
+  writeRelease(dir, { version: 2, plugin: PLUGIN, ...timeouts })
+  process.kill(first, 'SIGUSR2')
+  const next = await service.generationServing(2)
+  const drained = await service.waitForEvent('drained', (l) => l.pid === first, DRAIN_TIMEOUT + 10000)
+  assertQuickDrain(t, drained, 1, 'generation 1')
+  t.teardown(() => waitUntilGone(first))
+  // The same stalled request on a connection generation 2 accepted itself, side by side.
+  const accepted = await RawConnection.open(target)
+  t.teardown(() => accepted.close())
+
+  const startedAt = Date.now()
+  const outcomes = await Promise.all([moved, accepted].map(async (connection) => {
+    connection.write(`GET /slow?ms=${STALL_MS} HTTP/1.1\r\nHost: a\r\n\r\n`)
+    const outcome = await connection.readResponse(STALL_MS * 2).then((r) => `answered by ${JSON.parse(r.body).pid}`, (err) => err.code)
+    return { outcome, afterMs: Date.now() - startedAt }
+  }))
+  t.same(outcomes.map((o) => o.outcome), ['CLOSED', 'CLOSED'], `both connections are closed without an answer (generation 2 is pid ${next})`)
+  for (const [which, { afterMs }] of [['moved in', outcomes[0]], ['accepted here', outcomes[1]]]) {
+    t.ok(afterMs < STALL_MS, `the one ${which} at the server's timeout (${afterMs} ms), not when the request would have ended (${STALL_MS} ms)`)
+  }
+})
+

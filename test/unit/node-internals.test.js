@@ -92,6 +92,36 @@ test(`handleOfHeldFd: a held (inherited, never listened) fd becomes a handle ano
   holder.send('bye')
 })
 
+test(`beforeNextRequest: called once, when the next request's headers are in and before the server's 'request'; later requests are as before (Node ${process.version})`, async (t) => {
+  const http = require('node:http')
+  const { beforeNextRequest } = require('../../dist/lib/node-internals')
+  const seen = []
+  const server = http.createServer((request, response) => {
+    seen.push(`request ${request.url}`)
+    response.end('ok')
+  })
+  server.on('connection', (socket) => {
+    const wrapped = beforeNextRequest(socket, () => seen.push('before'))
+    seen.push(`wrapped ${wrapped}`)
+  })
+  await listen(server, { host: '127.0.0.1', port: 0 })
+  t.teardown(() => close(server))
+  const client = net.connect(server.address().port, '127.0.0.1')
+  t.teardown(() => client.destroy())
+  let received = ''
+  client.on('data', (chunk) => { received += chunk })
+  const answers = (n) => new Promise((resolve) => { const wait = () => received.split('HTTP/1.1 200').length > n ? resolve() : setTimeout(wait, 10); wait() })
+  client.write('GET /a HTTP/1.1\r\nHo')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(seen, ['wrapped true'], 'not called for half a request')
+  client.write('st: a\r\n\r\n')
+  await answers(1)
+  client.write('GET /b HTTP/1.1\r\nHost: a\r\n\r\n')
+  await answers(2)
+  t.same(seen, ['wrapped true', 'before', 'request /a', 'request /b'], 'once, before the first request only')
+  t.equal(beforeNextRequest(new net.Socket(), () => t.fail('not called')), false, 'a socket without an HTTP parser: false')
+})
+
 test(`parserIsIdle: false while the next pipelined request is half read, true between requests (Node ${process.version})`, async (t) => {
   const http = require('node:http')
   const { parserIsIdle } = require('../../dist/lib/node-internals')
