@@ -203,7 +203,8 @@ export class Generation {
           await this.shutdown()
           return this.handover.exitCode
         },
-        exit: (code) => this.lifecycle.end(code)
+        exit: (code) => this.lifecycle.end(code),
+        ignoreRepeats: this.context.mode.repeatedStopSignalIgnored
       })
     }
     if (this.lifecycle.confirmed) this.becameMain()

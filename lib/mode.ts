@@ -18,6 +18,11 @@ export interface Mode {
   readonly name: 'standalone' | 'supervised' | 'cluster-worker'
   /** Why this process can never reload itself (whatever its state), or undefined. */
   readonly reloadUnsupported: string | undefined
+  /**
+   * A SIGTERM/SIGINT while it already stops is ignored (a supervised worker: its supervisor passes
+   * on the signal it got, and forces a stop with SIGKILL), not an exit at once.
+   */
+  readonly repeatedStopSignalIgnored: boolean
   /** The link to whoever started us, connected early: an abort during boot ends us at once. */
   connectParent (port: ProcessPort): ParentLink | undefined
   /** Why this process must not serve at all, or undefined. */
@@ -38,6 +43,7 @@ export interface Mode {
 class Standalone implements Mode {
   readonly name: Mode['name'] = 'standalone'
   readonly reloadUnsupported: string | undefined = undefined
+  readonly repeatedStopSignalIgnored = false
 
   connectParent (port: ProcessPort): ParentLink | undefined {
     return ParentLink.connect(port, { cutChannelOnBareCommit: true })
@@ -76,6 +82,7 @@ class Standalone implements Mode {
 class Supervised implements Mode {
   readonly name = 'supervised'
   readonly reloadUnsupported = undefined
+  readonly repeatedStopSignalIgnored = true
 
   constructor (private readonly supervisorPid: number) {}
 

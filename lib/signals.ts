@@ -82,6 +82,29 @@ export interface Shutdown {
   run: () => Promise<number>
   /** Ends the process with a code other than 0 (close-with-grace ends it with 0 once `run` resolves). */
   exit: (code: number) => void
+  /** A SIGTERM/SIGINT after the first is ignored instead of ending the process at once (a supervised worker). */
+  ignoreRepeats: boolean
+}
+
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
+
+/**
+ * After the first SIGTERM/SIGINT, once every listener has had it: every listener is taken off both
+ * signals and a repeat is only logged. A supervised worker gets repeats as a matter of course: its
+ * supervisor passes on the signal it got, while systemd's default stop (KillMode=control-group),
+ * `pkill` or `killall` signal every process at once. close-with-grace (ours, and an app's own, as
+ * fastify-cli's) would end the process at the second one, cutting its drain; the supervisor forces a
+ * stop with SIGKILL instead. Ours goes on first, so that a signal is never without a listener (Node
+ * would let it end the process).
+ */
+function ignoreRepeatedStopSignals (log: FastifyBaseLogger): void {
+  for (const signal of STOP_SIGNALS) {
+    const ignore = (): void => {
+      log.info({ hotReload: 'signal-ignored', signal }, `hot-reload: ${signal} again while stopping; ignored (the supervisor ends this worker if it does not stop in time)`)
+    }
+    process.on(signal, ignore)
+    for (const listener of process.listeners(signal)) if (listener !== ignore) process.off(signal, listener as () => void)
+  }
 }
 
 /** SIGTERM/SIGINT drain and exit (installed once the generation serves); returns the function that removes them. */
@@ -91,10 +114,20 @@ export function installShutdown (log: FastifyBaseLogger, shutdown: Shutdown): ()
   const onTimeout = (delay: number): void => {
     log.error({ hotReload: 'close-timeout', generation: shutdown.generation, waitedMs: delay }, `hot-reload: the shutdown (the drain and the app's onClose hooks) did not finish within ${delay} ms; exiting with code 1`)
   }
+  // At the first signal close-with-grace takes its listener off and puts another on: with no other
+  // listener, Node gives the signal its default action in between, and a second signal then
+  // (a supervised worker's supervisor passing on the one it got) killed the process outright.
+  const keepHandled = (): void => {}
+  for (const signal of STOP_SIGNALS) process.on(signal, keepHandled)
   const graceful = closeWithGrace({ delay: shutdown.forceAfterMs, logger: log, skip: NOT_OURS, onTimeout }, async ({ signal }) => {
+    // The other listeners of this signal still get it: the emit runs on a copy of the list.
+    if (signal !== undefined && shutdown.ignoreRepeats) process.nextTick(() => ignoreRepeatedStopSignals(log))
     log.info({ hotReload: 'shutting-down', signal }, `hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
     const code = await shutdown.run()
     if (code !== 0) shutdown.exit(code)
   })
-  return () => { graceful.uninstall() }
+  return () => {
+    graceful.uninstall()
+    for (const signal of STOP_SIGNALS) process.off(signal, keepHandled)
+  }
 }

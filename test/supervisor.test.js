@@ -426,6 +426,31 @@ test('SIGTERM: while the workers drain, a new connection is refused at once (not
   t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
 })
 
+// systemd's default KillMode (control-group) sends SIGTERM to every process of the service at once,
+// and so do pkill and killall. The worker gets it twice (once from its supervisor): the second must
+// not cut its drain, also in an app with its own close-with-grace (fastify-cli's server.js).
+for (const [first, ownSigterm] of [['worker', undefined], ['worker', 'close-with-grace'], ['supervisor', undefined]]) {
+  test(`SIGTERM to the supervisor and its worker at once (${first} first${ownSigterm ? `, an app with its own ${ownSigterm}` : ''}): one graceful stop, the request in flight finishes, exit 0, no worker left`, async (t) => {
+    const { dir, service } = startSupervised(t)
+    writeRelease(dir, { version: 1, ownSigterm, plugin: { ...PLUGIN, drainTimeout: 10000 } })
+    const target = await servingTarget(service)
+    await service.generationServing(1)
+    const slow = get(target, '/slow?ms=1500')
+    await sleep(300)
+    const worker = childrenOf(service.pid)
+    t.equal(worker.length, 1, 'one worker')
+    const order = first === 'worker' ? [worker[0], service.pid] : [service.pid, worker[0]]
+    for (const pid of order) process.kill(pid, 'SIGTERM')
+    const answer = await slow.catch((err) => ({ status: err.code }))
+    t.equal(answer.status, 200, 'the request in flight finished')
+    t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
+    // A replacement started for a worker that stopped by itself, had its stop come first, is cancelled.
+    const started = service.lines.filter((l) => l.supervisor === 'generation-starting').map((l) => l.workerPid)
+    for (const pid of started) t.notOk(isAlive(pid), `worker ${pid} is gone`)
+    t.notOk(service.find((l) => l.supervisor === 'worker-killed'), 'none had to be killed')
+  })
+}
+
 test('a second SIGTERM while the workers drain forces the stop at once: exit 1, the request in flight cut', async (t) => {
   const { dir, service } = startSupervised(t)
   writeRelease(dir, { version: 1, plugin: { ...PLUGIN, drainTimeout: 10000 } })

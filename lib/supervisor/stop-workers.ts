@@ -11,6 +11,8 @@ const POLL_MS = 100
 /** Resolves with how many workers had to be killed. `events` says 'worker-exit' as each one exits. */
 export async function stopWorkers (workers: ReadonlyMap<number, Worker>, graceMs: number, events: EventEmitter, log: SupervisorLogger): Promise<number> {
   for (const worker of workers.values()) {
+    // One that said it stops (signalled itself, as systemd's default stop signals every process) drains already.
+    if (worker.stopping === true) continue
     try { process.kill(worker.pid, 'SIGTERM') } catch {}
   }
   const deadline = Date.now() + graceMs
