@@ -110,8 +110,8 @@ test('reload exits 0 on a good release and non-zero on broken ones; the old gene
 })
 
 /** One worker serving release 1, restarted 300 ms after it ends; `before` is an answer from it. */
-async function oneServingWorker (t) {
-  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })
+async function oneServingWorker (t, extra = []) {
+  const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300', ...extra] })
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   const target = await servingTarget(service)
   // Once it serves, the supervisor holds a copy of the socket the first worker bound.
@@ -137,10 +137,11 @@ test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile 
   t.match(reload, { ok: true, generation: 2 }, 'the next reload brings generation 2')
 })
 
-test('a worker sent SIGTERM itself drains, exits 0 and is started again; that is logged as a stop, not as a crash', async (t) => {
-  const { control, service, target, before } = await oneServingWorker(t)
-  // A request in flight keeps it draining for a while.
-  const slow = get(target, '/slow?ms=3000')
+test('a worker sent SIGTERM itself drains and exits 0; another takes its slot at once, not once it has drained; logged as a stop, not as a crash', async (t) => {
+  // A request in flight keeps it draining for a while, long enough for a replacement to boot on a busy machine.
+  const { control, service, target, before } = await oneServingWorker(t, ['--drain-timeout', '15000'])
+  let slowDone = false
+  const slow = get(target, '/slow?ms=6000').finally(() => { slowDone = true })
   await sleep(300)
   process.kill(before.body.pid, 'SIGTERM')
   await waitFor(async () => {
@@ -148,11 +149,17 @@ test('a worker sent SIGTERM itself drains, exits 0 and is started again; that is
     return status.workers.some((w) => w.pid === before.body.pid && w.state === 'draining')
   }, 5000, 'status to show the worker draining')
   t.pass('status shows it draining meanwhile')
+  // A new connection while it drains: the stopped worker no longer accepts, and its replacement answers.
+  const meanwhile = await get(target)
+  t.equal(meanwhile.status, 200, 'a request that arrives while it drains is served')
+  t.not(meanwhile.body.pid, before.body.pid, 'by a worker started in its place')
+  t.notOk(slowDone, 'before the stopped worker finished its request in flight')
+  t.ok(isAlive(before.body.pid), 'while the stopped worker still drains')
   t.match(await slow, { status: 200, body: { pid: before.body.pid } }, 'its request in flight finished')
   await waitUntilGone(before.body.pid)
   const after = await get(target)
   t.equal(after.status, 200, 'served on')
-  t.not(after.body.pid, before.body.pid, 'by a worker started in its place')
+  t.equal(after.body.pid, meanwhile.body.pid, 'by the same replacement')
   const stopped = service.find((l) => l.supervisor === 'worker-stopped' && l.workerPid === before.body.pid)
   t.ok(stopped, 'the stop is logged')
   t.equal(stopped?.code, 0, 'with its exit code')
@@ -160,6 +167,7 @@ test('a worker sent SIGTERM itself drains, exits 0 and is started again; that is
   t.notOk(service.find((l) => l.supervisor === 'worker-crashed'), 'and not as a crash')
   const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
   t.same(status.workers.map((w) => w.state), ['serving'], 'one worker serves')
+  t.equal(status.restarts, 0, 'a stop is not counted as a crash restart')
 })
 
 test('the serving worker dies while a reload boots, and the reload fails: the slot is restarted, and requests that waited succeed', async (t) => {

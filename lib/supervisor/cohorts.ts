@@ -80,6 +80,16 @@ export class Cohorts {
   }
 
   /**
+   * A serving worker stops by itself (a signal sent to it): it drains, still live, and its slot is
+   * free for another worker at once, as it no longer accepts.
+   */
+  release (worker: Worker): void {
+    worker.state = 'draining'
+    const cohort = worker.cohort
+    if (cohort !== undefined && cohort.workers.get(worker.slot) === worker) cohort.workers.delete(worker.slot)
+  }
+
+  /**
    * The serving cohort lost its last worker: none serves. Not while a restart into it is starting:
    * that worker joins it and serves, and the other slots' restarts join it too.
    */

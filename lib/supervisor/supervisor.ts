@@ -290,11 +290,28 @@ export class Supervisor extends EventEmitter {
   private track (child: ChildProcess, pid: number, generation: number, slot: number): Worker {
     const worker: Worker = { generation, slot, pid, child, state: 'starting', startedAt: Date.now() }
     this.cohorts.add(worker)
-    const host = { log: this.options.log, cohorts: this.cohorts, held: this.held, probations: this.probations, balance: this.balance, reload: () => this.reload() }
+    const host = {
+      log: this.options.log, cohorts: this.cohorts, held: this.held, probations: this.probations, balance: this.balance,
+      reload: () => this.reload(), stopped: (w: Worker) => this.replaceStopped(w)
+    }
     child.on('message', (raw: unknown, handle: unknown) => onWorkerMessage(host, worker, unwrap(raw) as ChildMessage | undefined, handle))
     child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal))
     child.on('error', (err) => this.options.log.warn({ supervisor: 'worker-channel-error', err, workerPid: pid }, 'supervisor: worker channel error'))
     return worker
+  }
+
+  /**
+   * A serving worker stops by itself (a signal sent to it, not through us): it has stopped accepting
+   * and drains, so its slot gets a new worker now rather than once it exits (up to its drain
+   * timeout later, with new connections waiting meanwhile). No back-off: it did not crash. While a
+   * reload runs, its new generation takes the slot over; while we stop, nothing is started.
+   */
+  private replaceStopped (worker: Worker): void {
+    const cohort = worker.cohort
+    if (this.stopping.active || worker.state !== 'serving' || cohort === undefined || cohort !== this.cohorts.current) return
+    this.cohorts.release(worker)
+    this.changed()
+    if (!this.requests.busy) void this.keeper.fill()
   }
 
   private onWorkerExit (worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
@@ -304,11 +321,13 @@ export class Supervisor extends EventEmitter {
     const fields = { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }
     if (cohort !== undefined && cohort === this.cohorts.current) this.lastExitCode = code ?? 1
     if (worker.state === 'draining' || this.stopping.active) {
-      this.options.log.info({ supervisor: 'worker-exited', ...fields }, `supervisor: ${who} exited with ${how}`)
+      // Someone stopped the worker itself (replaceStopped): no crash, and its slot was filled at its stop.
+      if (worker.stopping === true && !this.stopping.active) this.options.log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}; another worker took its slot when it stopped`)
+      else this.options.log.info({ supervisor: 'worker-exited', ...fields }, `supervisor: ${who} exited with ${how}`)
       this.cohorts.vacate(cohort)
     } else if (worker.state === 'serving') {
-      // Someone stopped the worker itself: no crash, though its slot is filled again as after one.
-      if (worker.stopping === true) this.options.log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}; its slot is started again`)
+      // A worker of a generation that does not serve yet (a rolling reload's) stopped by a signal sent to it: no crash, though the reload fails.
+      if (worker.stopping === true) this.options.log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}`)
       else this.options.log.error({ supervisor: 'worker-crashed', ...fields }, `supervisor: ${who} crashed with ${how}`)
       if (cohort !== undefined && cohort === this.cohorts.current) this.keeper.crashed(cohort, worker, how)
       // One of a rolling reload's new workers: the reload fails (all or nothing, rolling-reload.ts).

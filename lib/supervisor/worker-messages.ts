@@ -21,6 +21,8 @@ export interface MessageHost {
   probations: Probations
   balance: KeepAliveBalance
   reload: () => Promise<ReloadResult>
+  /** A worker said it stops by itself: its slot needs another worker. */
+  stopped: (worker: Worker) => void
 }
 
 export function onWorkerMessage (host: MessageHost, worker: Worker, message: ChildMessage | undefined, handle: unknown): void {
@@ -40,6 +42,7 @@ export function onWorkerMessage (host: MessageHost, worker: Worker, message: Chi
     // Stopped on purpose (a signal sent to the worker itself): its exit is not a failed release.
     worker.stopping = true
     if (worker.cohort?.predecessor !== undefined) host.probations.end(worker.cohort)
+    host.stopped(worker)
   } else if (message.type === 'reload-request') {
     void host.reload().then((result) => send(worker.child, { type: 'reload-result', id: message.id, result: toWire(result) }))
   }
