@@ -43,6 +43,28 @@ function assertQuickDrain (t, drained, moved, what) {
   t.ok(drained.durationMs < DRAIN_TIMEOUT / 2, `${what}: the drain took ${drained.durationMs} ms, well under drainTimeout (${DRAIN_TIMEOUT} ms)`)
 }
 
+/**
+ * `count` keep-alive connections, each used once in generation 1, moved to generation 2 by one
+ * reload with the server options `timeouts`. Does not wait for generation 1 to be gone (it comes,
+ * on a loaded machine, long after the move): resolves at its drained event, whose time is about
+ * when the connections moved.
+ */
+async function connectionsMoved (t, timeouts, count = 1) {
+  const { dir, service, target } = await start(t, timeouts)
+  const connections = []
+  for (let i = 0; i < count; i++) connections.push(await RawConnection.open(target))
+  t.teardown(() => { for (const connection of connections) connection.close() })
+  for (const connection of connections) t.equal(JSON.parse((await connection.get('/')).body).version, 1)
+  const first = service.pid
+  writeRelease(dir, { version: 2, plugin: PLUGIN, ...timeouts })
+  process.kill(first, 'SIGUSR2')
+  const next = await service.generationServing(2)
+  const drained = await service.waitForEvent('drained', (l) => l.pid === first, DRAIN_TIMEOUT + 10000)
+  assertQuickDrain(t, drained, count, 'generation 1')
+  t.teardown(() => waitUntilGone(first))
+  return { service, target, connections, next, movedAt: drained.time }
+}
+
 test('one idle keep-alive connection (node:http Agent) is moved on at every reload: 3 chained reloads, no cut, one connection', async (t) => {
   const { dir, service, target } = await start(t)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
@@ -134,22 +156,8 @@ test('a connection moved in that stays idle is closed quietly before Node would 
   // load 20), so nothing was left to move.
   const KEEP_ALIVE_TIMEOUT = 20000
   const timeouts = { serverTimeouts: { headersTimeout: HEADERS_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 50 } }
-  const { dir, service, target } = await start(t, timeouts)
-  const idle = await RawConnection.open(target)
-  const used = await RawConnection.open(target)
-  t.teardown(() => { idle.close(); used.close() })
-  for (const connection of [idle, used]) t.equal(JSON.parse((await connection.get('/')).body).version, 1)
-  // Not reload(): it waits for generation 1 to be gone, which on a loaded machine came more than
-  // headersTimeout after the move, and the used connection was then closed as idle before its turn.
-  const first = service.pid
-  writeRelease(dir, { version: 2, plugin: PLUGIN, ...timeouts })
-  process.kill(first, 'SIGUSR2')
-  const next = await service.generationServing(2)
-  const drained = await service.waitForEvent('drained', (l) => l.pid === first, DRAIN_TIMEOUT + 10000)
-  assertQuickDrain(t, drained, 2, 'generation 1')
-  // Both connections moved during that drain: counted from its end (its log line's time).
-  const movedAt = drained.time
-  t.teardown(() => waitUntilGone(first))
+  // Both connections moved during generation 1's drain: counted from its end.
+  const { connections: [idle, used], next, movedAt } = await connectionsMoved(t, timeouts, 2)
 
   // Used before its headersTimeout: answered, and it stays open past that timeout (Node's own
   // keep-alive timeout, KEEP_ALIVE_TIMEOUT, applies from its response on).
@@ -177,19 +185,8 @@ test('a connection moved in that stays idle is kept for the keep-alive timeout a
   // Larger than Node's default (1000), so that it stands out from when the drain ended.
   const BUFFER = 3000
   const timeouts = { serverTimeouts: { timeout: CONNECTION_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, keepAliveTimeoutBuffer: BUFFER } }
-  const { dir, service, target } = await start(t, timeouts)
-  const idle = await RawConnection.open(target)
-  t.teardown(() => idle.close())
-  t.equal(JSON.parse((await idle.get('/')).body).version, 1)
-  const first = service.pid
-  writeRelease(dir, { version: 2, plugin: PLUGIN, ...timeouts })
-  process.kill(first, 'SIGUSR2')
-  await service.generationServing(2)
-  const drained = await service.waitForEvent('drained', (l) => l.pid === first, DRAIN_TIMEOUT + 10000)
-  assertQuickDrain(t, drained, 1, 'generation 1')
-  // It moved during that drain, just before its end (its log line's time).
-  const movedAt = drained.time
-  t.teardown(() => waitUntilGone(first))
+  // It moved during generation 1's drain, just before its end.
+  const { connections: [idle], movedAt } = await connectionsMoved(t, timeouts)
 
   await sleep(Math.max(0, movedAt + CONNECTION_TIMEOUT * 2.5 - Date.now()))
   t.notOk(idle.closed, `still open ${Date.now() - movedAt} ms after the move, past the server's timeout (${CONNECTION_TIMEOUT} ms)`)
@@ -208,17 +205,7 @@ test('the first request on a connection moved in gets the server\'s connectionTi
   const STALL_MS = 6000
   // Long enough that generation 1 keeps the connection until the move on a loaded machine.
   const timeouts = { serverTimeouts: { timeout: CONNECTION_TIMEOUT, keepAliveTimeout: 15000 } }
-  const { dir, service, target } = await start(t, timeouts)
-  const moved = await RawConnection.open(target)
-  t.teardown(() => moved.close())
-  t.equal(JSON.parse((await moved.get('/')).body).version, 1)
-  const first = service.pid
-  writeRelease(dir, { version: 2, plugin: PLUGIN, ...timeouts })
-  process.kill(first, 'SIGUSR2')
-  const next = await service.generationServing(2)
-  const drained = await service.waitForEvent('drained', (l) => l.pid === first, DRAIN_TIMEOUT + 10000)
-  assertQuickDrain(t, drained, 1, 'generation 1')
-  t.teardown(() => waitUntilGone(first))
+  const { target, connections: [moved], next } = await connectionsMoved(t, timeouts)
   // The same stalled request on a connection generation 2 accepted itself, side by side.
   const accepted = await RawConnection.open(target)
   t.teardown(() => accepted.close())
