@@ -170,6 +170,20 @@ test('a worker sent SIGTERM itself drains and exits 0; another takes its slot at
   t.equal(status.restarts, 0, 'a stop is not counted as a crash restart')
 })
 
+test('a worker sent SIGTERM itself with nothing to drain, gone at once: its slot gets another worker without the crash back-off', async (t) => {
+  // A restart after a crash would wait out this delay.
+  const { control, service, target, before } = await oneServingWorker(t, ['--restart-delay', '20000'])
+  process.kill(before.body.pid, 'SIGTERM')
+  await waitUntilGone(before.body.pid)
+  const after = await get(target)
+  t.equal(after.status, 200, 'a request after it is gone is served')
+  t.not(after.body.pid, before.body.pid, 'by another worker')
+  t.ok(service.find((l) => l.supervisor === 'worker-stopped' && l.workerPid === before.body.pid), 'logged as a stop')
+  t.notOk(service.find((l) => l.supervisor === 'restart-scheduled'), 'no restart was scheduled with the back-off')
+  const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.equal(status.restarts, 0, 'not counted as a crash restart')
+})
+
 test('the serving worker dies while a reload boots, and the reload fails: the slot is restarted, and requests that waited succeed', async (t) => {
   // As when a container's memory limit kills both processes of a reload.
   const { dir, control, service } = startSupervised(t, { extra: ['--restart-delay', '300'] })
@@ -452,9 +466,10 @@ for (const [first, ownSigterm] of [['worker', undefined], ['worker', 'close-with
     const answer = await slow.catch((err) => ({ status: err.code }))
     t.equal(answer.status, 200, 'the request in flight finished')
     t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
-    // A replacement started for a worker that stopped by itself, had its stop come first, is cancelled.
+    // The worker's word that it stops can come before the supervisor's own signal: no replacement for it then.
     const started = service.lines.filter((l) => l.supervisor === 'generation-starting').map((l) => l.workerPid)
-    for (const pid of started) t.notOk(isAlive(pid), `worker ${pid} is gone`)
+    t.same(started, [worker[0]], 'no worker was started for the slot of the one that stopped with the service')
+    t.notOk(isAlive(worker[0]), 'the worker is gone')
     t.notOk(service.find((l) => l.supervisor === 'worker-killed'), 'none had to be killed')
   })
 }

@@ -36,6 +36,9 @@ import type { Cohort, Worker } from './worker'
 export type { SupervisorLogger, SupervisorOptions } from './options'
 export type { SupervisorStatus } from './status'
 
+/** How long after a worker says it stops by itself its slot gets another (Supervisor.replaceStopped). */
+const REPLACE_STOPPED_AFTER_MS = 100
+
 /** Why workers are started: `batch` is one step of a rolling reload (the reload itself is accounted once). */
 type Launch = 'start' | 'reload' | 'restart' | 'batch'
 
@@ -229,16 +232,14 @@ export class Supervisor extends EventEmitter {
       for (const worker of started.values()) this.cohorts.forget(worker)
       // A restart that was the last hope of an empty serving generation: none serves now.
       if (into !== undefined) this.cohorts.vacate(into)
-      const cancelled = result.error?.code === 'HOT_RELOAD_NOT_SERVING' && this.cancelReason(into) !== undefined
-      options.log[cancelled ? 'warn' : 'error']({
-        supervisor: cancelled ? 'generation-cancelled' : 'generation-failed',
-        trigger: why,
-        generation: next,
-        servingGeneration: this.cohorts.current?.generation,
-        err: result.error,
-        workerPid: result.successorPid
-      },
-        `supervisor: ${why} failed${this.cohorts.current ? `, generation ${this.cohorts.current.generation} keeps serving` : ''}: ${result.error?.message}`)
+      const fields = { trigger: why, generation: next, servingGeneration: this.cohorts.current?.generation, workerPid: result.successorPid }
+      if (result.error?.code === 'HOT_RELOAD_NOT_SERVING' && this.cancelReason(into) !== undefined) {
+        // Called off on purpose (we stop, or a reload overtook a restart): no failure, no stack.
+        options.log.info({ supervisor: 'generation-cancelled', ...fields, reason: result.error.message }, `supervisor: ${why} called off: ${result.error.message}`)
+      } else {
+        options.log.error({ supervisor: 'generation-failed', ...fields, err: result.error },
+          `supervisor: ${why} failed${this.cohorts.current ? `, generation ${this.cohorts.current.generation} keeps serving` : ''}: ${result.error?.message}`)
+      }
       if (why === 'reload') options.status.reloadFailed(result.error?.message ?? 'unknown')
     } else if (into !== undefined) {
       for (const worker of started.values()) this.cohorts.join(into, worker)
@@ -292,7 +293,11 @@ export class Supervisor extends EventEmitter {
     this.cohorts.add(worker)
     const host = {
       log: this.options.log, cohorts: this.cohorts, held: this.held, probations: this.probations, balance: this.balance,
-      reload: () => this.reload(), stopped: (w: Worker) => this.replaceStopped(w)
+      reload: () => this.reload(),
+      // Not at once: when every process of the service gets the signal together (systemd's default
+      // stop, pkill), a worker's word can come before our own signal, and a replacement started
+      // then would only be called off.
+      stopped: (w: Worker) => { setTimeout(() => this.replaceStopped(w), REPLACE_STOPPED_AFTER_MS).unref() }
     }
     child.on('message', (raw: unknown, handle: unknown) => onWorkerMessage(host, worker, unwrap(raw) as ChildMessage | undefined, handle))
     child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal))
@@ -308,8 +313,9 @@ export class Supervisor extends EventEmitter {
    */
   private replaceStopped (worker: Worker): void {
     const cohort = worker.cohort
-    if (this.stopping.active || worker.state !== 'serving' || cohort === undefined || cohort !== this.cohorts.current) return
-    this.cohorts.release(worker)
+    if (this.stopping.active || cohort === undefined || cohort !== this.cohorts.current) return
+    // Still live: it drains. (One that exited already is out of its cohort.)
+    if (worker.state === 'serving' && this.cohorts.workers.has(worker.pid)) this.cohorts.release(worker)
     this.changed()
     if (!this.requests.busy) void this.keeper.fill()
   }
@@ -326,12 +332,17 @@ export class Supervisor extends EventEmitter {
       else this.options.log.info({ supervisor: 'worker-exited', ...fields }, `supervisor: ${who} exited with ${how}`)
       this.cohorts.vacate(cohort)
     } else if (worker.state === 'serving') {
-      // A worker of a generation that does not serve yet (a rolling reload's) stopped by a signal sent to it: no crash, though the reload fails.
-      if (worker.stopping === true) this.options.log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}`)
+      const stopped = worker.stopping === true
+      if (stopped) this.options.log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}`)
       else this.options.log.error({ supervisor: 'worker-crashed', ...fields }, `supervisor: ${who} crashed with ${how}`)
-      if (cohort !== undefined && cohort === this.cohorts.current) this.keeper.crashed(cohort, worker, how)
-      // One of a rolling reload's new workers: the reload fails (all or nothing, rolling-reload.ts).
-      else if (cohort !== undefined && cohort === this.cohorts.building) cohort.crashed ??= { pid: worker.pid, reason: `${who} crashed with ${how}` }
+      // Stopped, and gone before its replacement was due: it is due now. No crash: no back-off.
+      if (cohort !== undefined && cohort === this.cohorts.current) {
+        if (stopped) this.replaceStopped(worker)
+        else this.keeper.crashed(cohort, worker, how)
+      } else if (cohort !== undefined && cohort === this.cohorts.building) {
+        // One of a rolling reload's new workers: the reload fails (all or nothing, rolling-reload.ts).
+        cohort.crashed ??= { pid: worker.pid, reason: `${who} ${stopped ? 'was stopped' : 'crashed'} with ${how}` }
+      }
     }
     // A worker still starting: the launch that started it reports the failure.
     this.balance.forget(worker.pid)
