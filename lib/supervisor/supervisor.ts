@@ -9,7 +9,7 @@
 // their backoff SlotKeeper's; the reload gate and the reloads waiting for it ReloadRequests' (reload-requests.ts);
 // stopping Shutdown's (shutdown.ts); the workers being started, the last reload and the first start
 // are this class's. A rolling reload is rolling-reload.ts, a worker's messages worker-messages.ts,
-// the status snapshot status.ts.
+// what follows a worker's exit or its own stop worker-exits.ts, the status snapshot status.ts.
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { ENV } from '../handoff-env'
@@ -31,13 +31,11 @@ import { rollingReload } from './rolling-reload'
 import { Shutdown } from './shutdown'
 import { describeStatus, type SupervisorStatus } from './status'
 import { onWorkerMessage } from './worker-messages'
+import { WorkerExits } from './worker-exits'
 import type { Cohort, Worker } from './worker'
 
 export type { SupervisorLogger, SupervisorOptions } from './options'
 export type { SupervisorStatus } from './status'
-
-/** How long after a worker says it stops by itself its slot gets another (Supervisor.replaceStopped). */
-const REPLACE_STOPPED_AFTER_MS = 100
 
 /** Why workers are started: `batch` is one step of a rolling reload (the reload itself is accounted once). */
 type Launch = 'start' | 'reload' | 'restart' | 'batch'
@@ -56,7 +54,8 @@ export class Supervisor extends EventEmitter {
   private readonly stopping: Shutdown
   /** The reload running: what its serving workers are told of it. */
   private news: ReloadNews | undefined
-  private lastExitCode = 0
+  /** Workers that end, or stop by themselves (worker-exits.ts). */
+  private readonly exits: WorkerExits
   private readonly startedAt = Date.now()
   /** The first generation's start, while it runs: a reload asked meanwhile waits for it. */
   private firstStart: Promise<void> | undefined
@@ -89,6 +88,12 @@ export class Supervisor extends EventEmitter {
       firstStart: () => this.stopping.active ? undefined : this.firstStart,
       run: () => this.runReload()
     })
+    this.exits = new WorkerExits({
+      log: options.log, cohorts: this.cohorts, keeper: this.keeper,
+      stopping: () => this.stopping.active,
+      reloading: () => this.requests.busy,
+      changed: () => this.changed()
+    })
     this.stopping = new Shutdown({
       log: options.log, status: options.status, drainTimeout: options.drainTimeout, workers: this.cohorts.workers, events: this,
       quiesce: async () => {
@@ -97,7 +102,7 @@ export class Supervisor extends EventEmitter {
         await this.requests.current?.catch(() => {})
       },
       closeSockets: () => this.held.closeAll(),
-      exitCode: () => this.lastExitCode
+      exitCode: () => this.exits.lastExitCode
     })
     if (this.held.sharedBecause !== undefined) {
       options.log.warn({ supervisor: 'shared-socket', reason: this.held.sharedBecause },
@@ -293,60 +298,16 @@ export class Supervisor extends EventEmitter {
     this.cohorts.add(worker)
     const host = {
       log: this.options.log, cohorts: this.cohorts, held: this.held, probations: this.probations, balance: this.balance,
-      reload: () => this.reload(),
-      // Not at once: when every process of the service gets the signal together (systemd's default
-      // stop, pkill), a worker's word can come before our own signal, and a replacement started
-      // then would only be called off.
-      stopped: (w: Worker) => { setTimeout(() => this.replaceStopped(w), REPLACE_STOPPED_AFTER_MS).unref() }
+      reload: () => this.reload(), stopped: (w: Worker) => this.exits.stopped(w)
     }
     child.on('message', (raw: unknown, handle: unknown) => onWorkerMessage(host, worker, unwrap(raw) as ChildMessage | undefined, handle))
-    child.on('exit', (code, signal) => this.onWorkerExit(worker, code, signal))
+    child.on('exit', (code, signal) => {
+      this.exits.exited(worker, code, signal)
+      this.balance.forget(worker.pid)
+      if (!this.stopping.active) this.changed()
+      this.emit('worker-exit', worker.pid)
+    })
     child.on('error', (err) => this.options.log.warn({ supervisor: 'worker-channel-error', err, workerPid: pid }, 'supervisor: worker channel error'))
     return worker
-  }
-
-  /**
-   * A serving worker stops by itself (a signal sent to it, not through us): it has stopped accepting
-   * and drains, so its slot gets a new worker now rather than once it exits (up to its drain
-   * timeout later, with new connections waiting meanwhile). No back-off: it did not crash. While a
-   * reload runs, its new generation takes the slot over; while we stop, nothing is started.
-   */
-  private replaceStopped (worker: Worker): void {
-    const cohort = worker.cohort
-    if (this.stopping.active || cohort === undefined || cohort !== this.cohorts.current) return
-    // Still live: it drains. (One that exited already is out of its cohort.)
-    if (worker.state === 'serving' && this.cohorts.workers.has(worker.pid)) this.cohorts.release(worker)
-    this.changed()
-    if (!this.requests.busy) void this.keeper.fill()
-  }
-
-  private onWorkerExit (worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
-    const cohort = this.cohorts.remove(worker)
-    const how = signal === null ? `code ${code}` : `signal ${signal}`
-    const who = `generation ${worker.generation} (pid ${worker.pid})`
-    const fields = { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }
-    if (cohort !== undefined && cohort === this.cohorts.current) this.lastExitCode = code ?? 1
-    if (worker.state === 'draining' || this.stopping.active) {
-      // Someone stopped the worker itself (replaceStopped): no crash, and its slot was filled at its stop.
-      if (worker.stopping === true && !this.stopping.active) this.options.log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}; another worker took its slot when it stopped`)
-      else this.options.log.info({ supervisor: 'worker-exited', ...fields }, `supervisor: ${who} exited with ${how}`)
-      this.cohorts.vacate(cohort)
-    } else if (worker.state === 'serving') {
-      const stopped = worker.stopping === true
-      if (stopped) this.options.log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}`)
-      else this.options.log.error({ supervisor: 'worker-crashed', ...fields }, `supervisor: ${who} crashed with ${how}`)
-      // Stopped, and gone before its replacement was due: it is due now. No crash: no back-off.
-      if (cohort !== undefined && cohort === this.cohorts.current) {
-        if (stopped) this.replaceStopped(worker)
-        else this.keeper.crashed(cohort, worker, how)
-      } else if (cohort !== undefined && cohort === this.cohorts.building) {
-        // One of a rolling reload's new workers: the reload fails (all or nothing, rolling-reload.ts).
-        cohort.crashed ??= { pid: worker.pid, reason: `${who} ${stopped ? 'was stopped' : 'crashed'} with ${how}` }
-      }
-    }
-    // A worker still starting: the launch that started it reports the failure.
-    this.balance.forget(worker.pid)
-    if (!this.stopping.active) this.changed()
-    this.emit('worker-exit', worker.pid)
   }
 }
