@@ -160,7 +160,8 @@ test('a worker sent SIGTERM itself drains and exits 0; another takes its slot at
   const after = await get(target)
   t.equal(after.status, 200, 'served on')
   t.equal(after.body.pid, meanwhile.body.pid, 'by the same replacement')
-  const stopped = service.find((l) => l.supervisor === 'worker-stopped' && l.workerPid === before.body.pid)
+  // Logged at its exit, which the replacement's answer may come before.
+  const stopped = await service.waitForLine((l) => l.supervisor === 'worker-stopped' && l.workerPid === before.body.pid, 5000, 'the stop to be logged')
   t.ok(stopped, 'the stop is logged')
   t.equal(stopped?.code, 0, 'with its exit code')
   t.ok(stopped?.level < 50, 'below error level')
@@ -178,7 +179,7 @@ test('a worker sent SIGTERM itself with nothing to drain, gone at once: its slot
   const after = await get(target)
   t.equal(after.status, 200, 'a request after it is gone is served')
   t.not(after.body.pid, before.body.pid, 'by another worker')
-  t.ok(service.find((l) => l.supervisor === 'worker-stopped' && l.workerPid === before.body.pid), 'logged as a stop')
+  t.ok(await service.waitForLine((l) => l.supervisor === 'worker-stopped' && l.workerPid === before.body.pid, 5000, 'the stop to be logged'), 'logged as a stop')
   t.notOk(service.find((l) => l.supervisor === 'restart-scheduled'), 'no restart was scheduled with the back-off')
   const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
   t.equal(status.restarts, 0, 'not counted as a crash restart')
