@@ -246,11 +246,13 @@ app.listen({ port: 0, host: '127.0.0.1' })
     for (const worker of workers) await waitUntilGone(worker, 15000)
   })
 
-  test('PM2 fork mode: pm2 sendSignal SIGUSR2 reloads with 0 failed, PM2 sees one pid and no restart', async (t) => {
+  test('PM2 fork mode: pm2 sendSignal SIGUSR2 reloads with 0 failed, PM2 sees one pid and no restart; pm2 stop drains', async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
     const { pm2, logLines } = usePm2(t, dir, KEEP)
-    const started = await pm2('start', FIXTURE_APP, '--name', 'kp', '--no-autorestart')
+    // PM2 ends a process with SIGINT to its whole tree (supervisor and worker at once), then SIGKILL
+    // after kill_timeout (1600 ms by default): long enough here for the drain below.
+    const started = await pm2('start', FIXTURE_APP, '--name', 'kp', '--no-autorestart', '--kill-timeout', '15000')
     t.equal(started.code, 0, `pm2 start ${started.stderr}`)
     const list = async () => JSON.parse((await pm2('jlist')).stdout).find((app) => app.name === 'kp')
     // Asked every 200 ms: each `pm2 jlist` is a Node process, and the app boots meanwhile.
@@ -277,8 +279,11 @@ app.listen({ port: 0, host: '127.0.0.1' })
     const after = await list()
     t.same([after.pid, after.pm2_env.status, after.pm2_env.restart_time], [pid, 'online', 0], 'PM2: same pid, online, never restarted')
     const workers = descendantsOf(pid)
+    const slow = fetch(`http://${url.host}/slow?ms=1500`).then((res) => res.status, (err) => err.cause?.code ?? err.message)
+    await waitFor(() => lines().find((l) => l.req?.url === '/slow?ms=1500'), 10000, 'the slow request to arrive')
     const stopped = await pm2('stop', 'kp')
     t.equal(stopped.code, 0, 'pm2 stop')
+    t.equal(await slow, 200, 'the request in flight at pm2 stop finished: PM2\'s SIGINT to every process and the supervisor\'s SIGTERM are one stop for the worker')
     await waitUntilGone(pid, 15000)
     for (const worker of workers) await waitUntilGone(worker, 15000)
     t.pass('pm2 stop ends the service and its workers')
