@@ -53,13 +53,13 @@ export class WorkerExits {
     const fields = { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, code, signal }
     if (cohort !== undefined && cohort === cohorts.current) this.exitCode = code ?? 1
     const stopped = worker.stopping === true && !this.host.stopping()
+    const logStopped = (): void => log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}`)
     if (worker.state === 'draining' || this.host.stopping()) {
-      // Stopped by itself, and its slot was given another worker then (replace).
-      if (stopped) log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}; another worker took its slot when it stopped`)
+      if (stopped) logStopped()
       else log.info({ supervisor: 'worker-exited', ...fields }, `supervisor: ${who} exited with ${how}`)
       cohorts.vacate(cohort)
     } else if (worker.state === 'serving') {
-      if (stopped) log.warn({ supervisor: 'worker-stopped', ...fields }, `supervisor: ${who} was stopped by a signal sent to it and exited with ${how}`)
+      if (stopped) logStopped()
       else log.error({ supervisor: 'worker-crashed', ...fields }, `supervisor: ${who} crashed with ${how}`)
       if (cohort !== undefined && cohort === cohorts.current) {
         // Stopped, and gone before its replacement was due: it is due now.
