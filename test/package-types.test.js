@@ -42,6 +42,8 @@ test(`the packed package is typed right for every module resolution (Node ${proc
   const tarball = path.join(dir, JSON.parse(pack.stdout)[0].filename)
   const files = JSON.parse(pack.stdout)[0].files.map((file) => file.path)
   t.ok(files.includes('dist/index.d.ts') && files.includes('dist/lib/types.d.ts'), 'the declarations are packed')
+  // The README sends users to these: the deploy script, the systemd units, the Dockerfile, the design notes.
+  for (const file of ['examples/deploy/deploy.sh', 'examples/systemd/app.service', 'examples/docker/Dockerfile', 'docs/architecture.md', 'BENCHMARKS.md']) t.ok(files.includes(file), `${file} is packed`)
 
   // A new app beside the tarball: the package from it, fastify and Node's types as the repo pins them.
   const app = path.join(dir, 'app')
