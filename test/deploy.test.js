@@ -1,6 +1,7 @@
 'use strict'
 // examples/deploy/deploy.sh against a supervised service: a good release serves, a broken one is
-// switched back automatically, and no request fails either way.
+// switched back automatically, and no request fails either way; one that crashes within its
+// probation is switched back too.
 const fs = require('node:fs')
 const path = require('node:path')
 const { execFile } = require('node:child_process')
@@ -23,12 +24,12 @@ function deploy (root, dir, name, control) {
   return new Promise((resolve) => {
     execFile('bash', [DEPLOY, dir, name], {
       timeout: 60000,
-      env: { ...process.env, APP_ROOT: root, RELOAD_CMD: `${process.execPath} ${BIN} reload --control ${control}` }
+      env: { ...process.env, APP_ROOT: root, RELOAD_CMD: `${process.execPath} ${BIN} reload --control ${control} --wait-probation` }
     }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }))
   })
 }
 
-test('deploy.sh: a good release serves; a broken one is switched back; 0 failed requests', async (t) => {
+test('deploy.sh: a good release serves; a broken one is switched back, with 0 failed requests; so is one that crashes within its probation', async (t) => {
   const root = tempDir(t)
   const control = path.join(root, 'run', 'app.sock')
   fs.mkdirSync(path.join(root, 'releases'))
@@ -56,4 +57,12 @@ test('deploy.sh: a good release serves; a broken one is switched back; 0 failed 
   t.equal(stats.non2xx, 0)
   t.ok(stats.versions[2] > 0, 'v2 served')
   t.notOk(stats.versions[3], 'v3 never served')
+
+  // Ready, serving, then dead within the probation: the supervisor rolls it back, and so does the
+  // deploy. (Without load: what the crashing worker had in flight dies with it, as in any crash.)
+  const late = await deploy(root, source(root, 4, { exitAfterServingMs: 300 }), 'v4', control)
+  t.equal(late.code, 1, 'a release that crashes within its probation fails the deploy')
+  t.match(late.stdout, /HOT_RELOAD_ROLLED_BACK/)
+  t.equal(fs.readlinkSync(path.join(root, 'current')), 'releases/v2', 'current points back at the good release again')
+  t.equal((await new Promise((resolve) => execFile(process.execPath, [BIN, 'status', '--control', control, '--json'], (err, stdout) => resolve(err ? {} : JSON.parse(stdout))))).generation, 2, 'generation 2 (v2) serves in the end')
 })

@@ -211,6 +211,30 @@ test('the serving worker dies while a reload boots, and the reload fails: the sl
   t.equal(status.workers.length, 1, 'one worker serves')
 })
 
+test('reload --wait-probation: exit 0 once a good release has served its probation; exit 1 (HOT_RELOAD_ROLLED_BACK) for one that crashes within it, naming what serves again', async (t) => {
+  const PROBATION = 1500
+  const { dir, control, service } = startSupervised(t, { extra: ['--probation', String(PROBATION)] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const startedAt = Date.now()
+  const good = await cli(['reload', '--control', control, '--wait-probation', '--json'])
+  t.equal(good.code, 0, 'a good release: exit 0')
+  t.match(JSON.parse(good.stdout), { ok: true, generation: 2 })
+  t.ok(Date.now() - startedAt >= PROBATION, 'after its probation')
+  const serving = await get(target)
+  // Ready, then dead within the probation: the plain answer says ok; the verdict does not.
+  writeRelease(dir, { version: 3, plugin: PLUGIN, exitAfterServingMs: 300 })
+  const bad = await cli(['reload', '--control', control, '--wait-probation', '--json'])
+  t.equal(bad.code, 1, 'a release that crashes within its probation: exit 1')
+  t.match(JSON.parse(bad.stdout), { ok: false, generation: 2, pid: serving.body.pid, error: { code: 'HOT_RELOAD_ROLLED_BACK', message: /generation 3 was rolled back/ } }, 'naming the generation that serves again')
+  t.match((await get(target)).body, { version: 2, pid: serving.body.pid }, 'which answers')
+  const usage = await cli(['reload', '--pid-file', path.join(dir, 'app.pid'), '--wait-probation'])
+  t.equal(usage.code, 2, 'with --pid-file: a usage error')
+  t.match(usage.stderr, /--wait-probation/)
+})
+
 test('a reload asked while one boots runs after it (a second deploy right after the first): the newest release serves, each caller gets its own reload\'s answer', async (t) => {
   const { dir, control, service } = startSupervised(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Deploys a release with versioned directories and a `current` symlink, reloads the running service,
 # and switches `current` back when the reload reports failure (the old generation never stopped
-# serving, so only the symlink needs putting back).
+# serving, or serves again, so only the symlink needs putting back). --wait-probation makes a
+# release that crashes within the supervisor's probation, after it took over, a failure too:
+# otherwise `current` would keep pointing at it, and the next restart would start it.
 #
-#   APP_ROOT=/srv/app RELOAD_CMD="fastify-hot-reload reload --name app" deploy.sh <source-dir> [release-name]
+#   APP_ROOT=/srv/app RELOAD_CMD="fastify-hot-reload reload --name app --wait-probation" deploy.sh <source-dir> [release-name]
 #
 # APP_ROOT holds releases/<name>/ and current -> releases/<name>. The service runs from
 # $APP_ROOT/current (its logical working directory), so a reload starts the new release's code.
@@ -12,7 +14,7 @@ set -euo pipefail
 source_dir=${1:?usage: deploy.sh <source-dir> [release-name]}
 name=${2:-$(date -u +%Y%m%d%H%M%S)}
 root=${APP_ROOT:?set APP_ROOT to the directory holding releases/ and current}
-reload_cmd=${RELOAD_CMD:-fastify-hot-reload reload --name app}
+reload_cmd=${RELOAD_CMD:-fastify-hot-reload reload --name app --wait-probation}
 
 release="$root/releases/$name"
 [ -e "$release" ] && { echo "deploy: release $name exists already" >&2; exit 2; }

@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { SUPERVISOR_SIGNALS, RANGES } from '../validate'
 import { readPidFile, readReloadRecord } from '../pid-file'
 import { defaultControlDir, defaultControlPath, requestControl } from '../supervisor/control'
+import { probationVerdict } from './probation-verdict'
 import { start } from './start'
 import { help, numberFlag, parse, USAGE, UsageError } from './usage'
 
@@ -21,6 +22,7 @@ async function reload (argv: string[]): Promise<number> {
     'pid-file': { type: 'string' },
     signal: { type: 'string' },
     timeout: { type: 'string' },
+    'wait-probation': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   })
   if (values.help === true) return help('reload')
@@ -28,9 +30,14 @@ async function reload (argv: string[]): Promise<number> {
   const controlPath = values['pid-file'] === undefined ? controlPathFrom(values as { control?: string, name?: string }) : ''
   const signal = (values.signal as string | undefined) ?? 'SIGUSR2'
   if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
+  const waitProbation = values['wait-probation'] === true
+  if (waitProbation && values['pid-file'] !== undefined) throw new UsageError('--wait-probation asks the supervisor\'s status: use --name or --control, not --pid-file')
   const result = await reachable(values.json === true, values['pid-file'] !== undefined
     ? async () => await reloadStandalone(resolve(values['pid-file'] as string), signal, timeout)
-    : async () => await requestControl(controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`)))
+    : async () => {
+      const answer = await requestControl(controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`))
+      return waitProbation && answer.ok === true ? await probationVerdict(controlPath, answer, timeout) : answer
+    })
   if (values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n')
   } else if (result.ok === true) {

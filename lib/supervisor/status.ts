@@ -14,6 +14,8 @@ export interface SupervisorStatus {
   generation: number
   /** Workers per generation. */
   workersPerGeneration: number
+  /** How long a new generation is on probation (--probation; 0: none). */
+  probationMs: number
   uptimeMs: number
   sockets: string[]
   /** `connections`: the keep-alive connections a serving worker last reported holding (several workers: the balance; long-lived and TLS ones not counted). */
@@ -29,6 +31,7 @@ export interface StatusOf {
   cohorts: Cohorts
   restarts: SlotRestarts
   slots: number
+  probationMs: number
   startedAt: number
   sockets: HeldSocket[]
   lastReload: ReloadResult | undefined
@@ -48,6 +51,7 @@ export function describeStatus (of: StatusOf): SupervisorStatus {
     state,
     generation: cohorts.current?.generation ?? 0,
     workersPerGeneration: of.slots,
+    probationMs: of.probationMs,
     uptimeMs: now - of.startedAt,
     sockets: of.sockets.map((socket) => formatAddress(socket.address)),
     workers: [...cohorts.workers.values()].map((w) => ({
