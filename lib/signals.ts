@@ -82,28 +82,47 @@ export interface Shutdown {
   run: () => Promise<number>
   /** Ends the process with a code other than 0 (close-with-grace ends it with 0 once `run` resolves). */
   exit: (code: number) => void
-  /** A SIGTERM/SIGINT after the first is ignored instead of ending the process at once (a supervised worker). */
+  /** A SIGTERM/SIGINT after the first is ignored for good, not only within SAME_STOP_MS (a supervised worker). */
   ignoreRepeats: boolean
 }
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const
 
 /**
- * After the first SIGTERM/SIGINT, once every listener has had it: every listener is taken off both
- * signals and a repeat is only logged. A supervised worker gets repeats as a matter of course: its
- * supervisor passes on the signal it got, while systemd's default stop (KillMode=control-group),
- * `pkill` or `killall` signal every process at once. close-with-grace (ours, and an app's own, as
- * fastify-cli's) would end the process at the second one, cutting its drain; the supervisor forces a
- * stop with SIGKILL instead. Ours goes on first, so that a signal is never without a listener (Node
- * would let it end the process).
+ * A repeat this soon after the first stop signal is the same stop delivered twice, not someone
+ * asking to force it: npm passes on the Ctrl-C the terminal also sent to its whole process group,
+ * and coreutils `timeout` signals its child and the child's group.
  */
-function ignoreRepeatedStopSignals (log: FastifyBaseLogger): void {
+export const SAME_STOP_MS = 300
+
+/**
+ * After the first SIGTERM/SIGINT, once every listener has had it: a repeat is only logged, for
+ * SAME_STOP_MS, or for good (`forGood`: a supervised worker). A supervised worker gets repeats as a
+ * matter of course: its supervisor passes on the signal it got, while systemd's default stop
+ * (KillMode=control-group), PM2, `pkill` or `killall` signal every process at once; its supervisor
+ * forces a stop with SIGKILL. close-with-grace (ours, and an app's own, as fastify-cli's) would end
+ * the process at the second signal, cutting its drain: every other listener is set aside meanwhile
+ * (and put back after the window). Ours goes on first, so that a signal is never without a listener
+ * (Node would let it end the process).
+ */
+function holdRepeatedStopSignals (log: FastifyBaseLogger, forGood: boolean): void {
+  const held: Array<[NodeJS.Signals, () => void]> = []
   for (const signal of STOP_SIGNALS) {
     const ignore = (): void => {
-      log.info({ hotReload: 'signal-ignored', signal }, `hot-reload: ${signal} again while stopping; ignored (the supervisor ends this worker if it does not stop in time)`)
+      log.info({ hotReload: 'signal-ignored', signal }, `hot-reload: ${signal} again while stopping; ignored (${forGood ? 'the supervisor ends this worker if it does not stop in time' : 'the same stop delivered twice'})`)
     }
     process.on(signal, ignore)
-    for (const listener of process.listeners(signal)) if (listener !== ignore) process.off(signal, listener as () => void)
+    for (const listener of process.listeners(signal) as Array<() => void>) {
+      if (listener === ignore) continue
+      process.off(signal, listener)
+      held.push([signal, listener])
+    }
+    if (!forGood) {
+      setTimeout(() => {
+        for (const [which, listener] of held) if (which === signal) process.on(signal, listener)
+        process.off(signal, ignore)
+      }, SAME_STOP_MS).unref()
+    }
   }
 }
 
@@ -121,7 +140,7 @@ export function installShutdown (log: FastifyBaseLogger, shutdown: Shutdown): ()
   for (const signal of STOP_SIGNALS) process.on(signal, keepHandled)
   const graceful = closeWithGrace({ delay: shutdown.forceAfterMs, logger: log, skip: NOT_OURS, onTimeout }, async ({ signal }) => {
     // The other listeners of this signal still get it: the emit runs on a copy of the list.
-    if (signal !== undefined && shutdown.ignoreRepeats) process.nextTick(() => ignoreRepeatedStopSignals(log))
+    if (signal !== undefined) process.nextTick(() => holdRepeatedStopSignals(log, shutdown.ignoreRepeats))
     log.info({ hotReload: 'shutting-down', signal }, `hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
     const code = await shutdown.run()
     if (code !== 0) shutdown.exit(code)

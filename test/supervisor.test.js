@@ -13,6 +13,7 @@ const { childrenOf: children } = require('./helpers/processes')
 const childrenOf = (pid) => children(pid).map((c) => c.pid)
 const zombieChildren = (pid) => children(pid).filter((c) => c.state === 'Z').map((c) => c.pid)
 const { startLoad } = require('./helpers/load')
+const { SAME_STOP_MS } = require('../dist/lib/signals')
 
 // Two tests at a time: most wait on boots, readyTimeout, restarts and back-offs, so their waits
 // overlap. Each has its own supervisor, port and load. The two under 30 clients of keep-alive load
@@ -499,6 +500,22 @@ for (const [first, ownSigterm] of [['worker', undefined], ['worker', 'close-with
   })
 }
 
+test('SIGINT to the supervisor twice at once (npm passing on the Ctrl-C the terminal sent to its whole group, coreutils timeout): one graceful stop, not a forced one', async (t) => {
+  const { dir, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: { ...PLUGIN, drainTimeout: 10000 } })
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  const slow = get(target, '/slow?ms=1500')
+  await sleep(300)
+  process.kill(service.pid, 'SIGINT')
+  // Not in the same instant: the kernel would merge two pending signals into one.
+  await sleep(50)
+  process.kill(service.pid, 'SIGINT')
+  t.equal((await slow.catch((err) => ({ status: err.code }))).status, 200, 'the request in flight finished')
+  t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
+  t.notOk(service.find((l) => l.supervisor === 'stop-forced'), 'not forced')
+})
+
 test('a second SIGTERM while the workers drain forces the stop at once: exit 1, the request in flight cut', async (t) => {
   const { dir, service } = startSupervised(t)
   writeRelease(dir, { version: 1, plugin: { ...PLUGIN, drainTimeout: 10000 } })
@@ -508,6 +525,8 @@ test('a second SIGTERM while the workers drain forces the stop at once: exit 1, 
   await sleep(300)
   process.kill(service.pid, 'SIGTERM')
   await service.waitForLine((l) => l.hotReload === 'shutting-down', 5000, 'the worker to start its drain')
+  // A person's second signal, not the same one delivered twice at once (below).
+  await sleep(SAME_STOP_MS + 100)
   const forcedAt = Date.now()
   process.kill(service.pid, 'SIGTERM')
   t.same(await service.exit, { code: 1, signal: null }, 'exit 1')

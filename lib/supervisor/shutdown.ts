@@ -1,11 +1,12 @@
 // A supervisor's shutdown: SIGTERM/SIGINT, or a first generation that could not start. Nothing new
 // starts, every worker drains and exits (stop-workers.ts), and a second signal meanwhile kills them
-// all, as a second signal ends a standalone generation at once. Owns whether we are stopping and
-// whether that was forced; the workers stay Cohorts', the exit code of the last serving worker the
-// Supervisor's.
+// all, as a second signal ends a standalone generation at once (not the same one delivered twice,
+// within SAME_STOP_MS). Owns whether we are stopping and whether that was forced; the workers stay
+// Cohorts', the exit code of the last serving worker WorkerExits' (worker-exits.ts).
 import type { EventEmitter } from 'node:events'
 import { CLOSE_GRACE_MS } from '../handover'
 import type { ServiceStatus } from '../service-status'
+import { SAME_STOP_MS } from '../signals'
 import type { SupervisorLogger } from './options'
 import { stopWorkers } from './stop-workers'
 import type { Worker } from './worker'
@@ -30,6 +31,8 @@ export class Shutdown {
   private running: Promise<number> | undefined
   /** A second signal came while stopping: every worker was killed. */
   private forced = false
+  /** When the stop began (performance.now()). */
+  private startedAt = 0
 
   constructor (private readonly parts: ShutdownParts) {}
 
@@ -43,9 +46,15 @@ export class Shutdown {
    */
   begin (signal: NodeJS.Signals | undefined, why: string): Promise<number> {
     if (this.running !== undefined) {
-      if (signal !== undefined) this.force(signal)
+      // The same stop delivered twice (npm passing on a Ctrl-C, coreutils `timeout`) does not force it.
+      if (signal !== undefined && performance.now() - this.startedAt < SAME_STOP_MS) {
+        this.parts.log.info({ supervisor: 'signal-repeated', signal }, `supervisor: ${signal} again at once; the same stop, not forced`)
+      } else if (signal !== undefined) {
+        this.force(signal)
+      }
       return this.running
     }
+    this.startedAt = performance.now()
     this.running = this.run(signal, why)
     return this.running
   }
