@@ -136,7 +136,7 @@ export class GenerationReloads {
     })
     this.starting = undefined
     const result = outcome.result
-    this.host.status.recordReload(result, this.host.pid)
+    this.host.status.recordReload(result, this.host.pid, options.probation)
     if (outcome.channel === undefined) {
       if (this.host.lifecycle.state === 'reloading') this.host.lifecycle.to('serving')
       this.host.status.reloadFailed(result.error?.message ?? 'unknown')

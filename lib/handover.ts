@@ -216,6 +216,7 @@ export class Handover {
     lifecycle.to('serving')
     this.parts.servingAgain()
     this.parts.status.resumed(generation, reason, pid)
+    this.parts.status.recordRollback(reason, { generation, pid })
     log.error({ hotReload: 'resumed', successorPid: retirement.successorPid, generation, reason },
       `hot-reload: ${reason}; generation ${generation} took its sockets back and serves again`)
     lifecycle.emit('resumed', { generation, ...(retirement.successorPid !== undefined && { successorPid: retirement.successorPid }), reason })

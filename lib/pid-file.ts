@@ -58,7 +58,16 @@ export function removePidFileIfOurs (path: string, pid: number): void {
 }
 
 /** The outcome of the last reload, in the one wire form, with who ran it and when it finished (ms since the epoch). */
-export type ReloadRecord = WireReloadResult & { fromPid: number, finishedAt: number }
+export type ReloadRecord = WireReloadResult & {
+  fromPid: number
+  finishedAt: number
+  /** How long the new generation is on probation (0: none). */
+  probationMs?: number
+  /** It crashed within its probation, and the generation before serves again (why). */
+  rolledBack?: string
+  /** Which generation serves again then, and its pid (the serving worker's, under a supervisor). */
+  servesAgain?: { generation: number, pid: number }
+}
 
 export function writeReloadRecord (pidFile: string, record: ReloadRecord): void {
   writeAtomically(reloadRecordPath(pidFile), JSON.stringify(record) + '\n')

@@ -1,7 +1,7 @@
 // What the outside world is told about the service: systemd (sd_notify: READY, RELOADING, MAINPID,
 // STOPPING, STATUS), the pid file and the record of the last reload beside it. The same words from a
 // standalone generation and from the supervisor.
-import { removePidFileIfOurs, writePidFile, writeReloadRecord } from './pid-file'
+import { removePidFileIfOurs, writePidFile, writeReloadRecord, type ReloadRecord } from './pid-file'
 import { toWire } from './reload-result'
 import type { Notifier } from './sd-notify'
 import type { ReloadResult } from './types'
@@ -11,6 +11,9 @@ export interface StatusLogger {
 }
 
 export class ServiceStatus {
+  /** The last reload record written, for its rollback (recordRollback). */
+  private lastRecord: ReloadRecord | undefined
+
   constructor (
     private readonly notify: Notifier | undefined,
     private readonly pidFile: string | undefined,
@@ -45,10 +48,20 @@ export class ServiceStatus {
   }
 
   /** Beside the pid file, for `fastify-hot-reload reload --pid-file` to learn the outcome. */
-  recordReload (result: ReloadResult, fromPid: number): void {
+  recordReload (result: ReloadResult, fromPid: number, probationMs: number): void {
+    this.writeRecord({ ...toWire(result), fromPid, finishedAt: Date.now(), probationMs })
+  }
+
+  /** The last reload's generation crashed within its probation, and `servesAgain` serves again (why). */
+  recordRollback (reason: string, servesAgain: { generation: number, pid: number }): void {
+    if (this.lastRecord?.ok === true) this.writeRecord({ ...this.lastRecord, rolledBack: reason, servesAgain })
+  }
+
+  private writeRecord (record: ReloadRecord): void {
     if (this.pidFile === undefined) return
+    this.lastRecord = record
     try {
-      writeReloadRecord(this.pidFile, { ...toWire(result), fromPid, finishedAt: Date.now() })
+      writeReloadRecord(this.pidFile, record)
     } catch (err) {
       this.log.warn({ hotReload: 'reload-record-failed', err }, 'hot-reload: could not write the reload record beside the pid file')
     }

@@ -66,6 +66,33 @@ test('pid file, and a reload command that answers for a standalone service', asy
   t.match(JSON.parse(noneAsJson.stdout), { ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: /does not hold a pid/ } }, 'with --json, said as JSON too')
 })
 
+test('reload --pid-file --wait-probation: exit 0 once a good release has served its probation; exit 1 (HOT_RELOAD_ROLLED_BACK) for one that crashes within it, naming the generation that serves again', async (t) => {
+  const dir = tempDir(t)
+  const pidFile = path.join(dir, 'app.pid')
+  const PROBATION = 1500
+  const plugin = { idleGrace: 300, readyTimeout: 20000, pidFile, probation: PROBATION }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  await service.listening()
+  await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
+  writeRelease(dir, { version: 2, plugin })
+  const startedAt = Date.now()
+  const good = await cli(['reload', '--pid-file', pidFile, '--wait-probation', '--json'])
+  t.equal(good.code, 0, 'a good release: exit 0')
+  const second = JSON.parse(good.stdout)
+  t.match(second, { ok: true, generation: 2, probationMs: PROBATION })
+  t.ok(Date.now() - startedAt >= PROBATION, 'after its probation')
+  // Ready, then dead within the probation: its predecessor serves again.
+  writeRelease(dir, { version: 3, plugin, exitAfterServingMs: 300 })
+  const bad = await cli(['reload', '--pid-file', pidFile, '--wait-probation', '--json'])
+  t.equal(bad.code, 1, 'a release that crashes within its probation: exit 1')
+  t.match(JSON.parse(bad.stdout), { ok: false, generation: 2, pid: second.pid, error: { code: 'HOT_RELOAD_ROLLED_BACK', message: /generation 3 was rolled back/ } }, 'naming the generation that serves again')
+  t.equal(readPid(pidFile), second.pid, 'which the pid file names')
+  const text = await cli(['reload', '--pid-file', pidFile, '--wait-probation'])
+  t.equal(text.code, 1)
+  t.match(text.stdout, /reload failed: generation \d+ was rolled back within the probation: .*\(HOT_RELOAD_ROLLED_BACK\); generation 2 \(pid \d+\) keeps serving/, 'and says so in words')
+})
+
 test('a pid file in a directory that does not exist is a clear error', async (t) => {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: { pidFile: path.join(dir, 'missing', 'app.pid') } })

@@ -231,9 +231,6 @@ test('reload --wait-probation: exit 0 once a good release has served its probati
   t.equal(bad.code, 1, 'a release that crashes within its probation: exit 1')
   t.match(JSON.parse(bad.stdout), { ok: false, generation: 2, pid: serving.body.pid, error: { code: 'HOT_RELOAD_ROLLED_BACK', message: /generation 3 was rolled back/ } }, 'naming the generation that serves again')
   t.match((await get(target)).body, { version: 2, pid: serving.body.pid }, 'which answers')
-  const usage = await cli(['reload', '--pid-file', path.join(dir, 'app.pid'), '--wait-probation'])
-  t.equal(usage.code, 2, 'with --pid-file: a usage error')
-  t.match(usage.stderr, /--wait-probation/)
 })
 
 test('a reload asked while one boots runs after it (a second deploy right after the first): the newest release serves, each caller gets its own reload\'s answer', async (t) => {

@@ -30,14 +30,14 @@ async function reload (argv: string[]): Promise<number> {
   const controlPath = values['pid-file'] === undefined ? controlPathFrom(values as { control?: string, name?: string }) : ''
   const signal = (values.signal as string | undefined) ?? 'SIGUSR2'
   if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
-  const waitProbation = values['wait-probation'] === true
-  if (waitProbation && values['pid-file'] !== undefined) throw new UsageError('--wait-probation asks the supervisor\'s status: use --name or --control, not --pid-file')
-  const result = await reachable(values.json === true, values['pid-file'] !== undefined
-    ? async () => await reloadStandalone(resolve(values['pid-file'] as string), signal, timeout)
-    : async () => {
-      const answer = await requestControl(controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`))
-      return waitProbation && answer.ok === true ? await probationVerdict(controlPath, answer, timeout) : answer
-    })
+  const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
+  const result = await reachable(values.json === true, async () => {
+    const answer = pidFile !== undefined
+      ? await reloadStandalone(pidFile, signal, timeout)
+      : await requestControl(controlPath, { command: 'reload' }, timeout, () => noAnswer(0, timeout, `no reload outcome from ${controlPath} within ${timeout} ms`))
+    if (values['wait-probation'] !== true || answer.ok !== true) return answer
+    return await probationVerdict(pidFile !== undefined ? { pidFile } : { control: controlPath }, answer, timeout)
+  })
   if (values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n')
   } else if (result.ok === true) {

@@ -45,7 +45,7 @@ Options:
   --control <path>          control socket (default: <private dir>/<name>.sock)
   --name <name>             service name for the default control path (default: the script's name)
   -h, --help                this help`,
-  reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path> [--wait-probation] | --pid-file <path> [--signal <SIG>]] [--timeout <ms>]
+  reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path> | --pid-file <path> [--signal <SIG>]] [--wait-probation] [--timeout <ms>]
 
 Asks the running supervisor (or a standalone service with a pid file) to reload and waits for the
 outcome: exit 0 when the new generation serves, 1 when the reload failed (the old generation keeps
@@ -57,8 +57,8 @@ Options:
   --control <path>    the control socket path given to 'start'
   --pid-file <path>   a standalone service's pid file (the plugin's pidFile option); sends SIGUSR2
   --signal <SIG>      with --pid-file: the reload signal the service listens to (default SIGUSR2)
-  --wait-probation    with a supervisor: once the new generation serves, wait out its --probation;
-                      exit 1 (HOT_RELOAD_ROLLED_BACK) if it crashed meanwhile and the previous
+  --wait-probation    once the new generation serves, wait out its probation; exit 1
+                      (HOT_RELOAD_ROLLED_BACK) if it crashed meanwhile and the previous
                       generation serves again (what a deploy script should check)
   --timeout <ms>      how long to wait for the outcome (default 120000)
   -h, --help          this help`,

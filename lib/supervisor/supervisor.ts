@@ -79,7 +79,12 @@ export class Supervisor extends EventEmitter {
       reloading: () => this.requests.busy,
       launch: (why, slots, into, generation) => this.launch(why, slots, into, generation),
       changed: () => this.changed(),
-      rolledBack: (cohort, reason) => { if (this.lastReload?.generation === cohort.generation) this.rolledBack = reason }
+      rolledBack: (cohort, reason) => {
+        if (this.lastReload?.generation !== cohort.generation) return
+        this.rolledBack = reason
+        const again = this.cohorts.current
+        if (again !== undefined) options.status.recordRollback(reason, { generation: again.generation, pid: this.servingPid ?? 0 })
+      }
     })
     this.requests = new ReloadRequests({
       log: options.log,
@@ -185,7 +190,7 @@ export class Supervisor extends EventEmitter {
     }, batch)
     this.lastReload = result
     this.rolledBack = undefined
-    options.status.recordReload(result, process.pid)
+    options.status.recordReload(result, process.pid, options.probation)
     this.news?.finished(result)
     this.changed()
     this.emit(result.ok ? 'serving' : 'failed', result)
@@ -257,7 +262,7 @@ export class Supervisor extends EventEmitter {
     if (why === 'reload') {
       this.lastReload = result
       this.rolledBack = undefined
-      options.status.recordReload(result, process.pid)
+      options.status.recordReload(result, process.pid, options.probation)
     }
     this.changed()
     this.emit(result.ok ? 'serving' : 'failed', result)
