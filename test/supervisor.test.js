@@ -448,13 +448,22 @@ test('a reload signal while the first generation still boots is not lost: it run
   t.same([after.generation, after.lastReload?.ok], [2, true], 'the reload ran once generation 1 served, and succeeded')
 })
 
-test('SIGTERM: while the workers drain, a new connection is refused at once (nothing will accept it), and the request in flight finishes', async (t) => {
+/**
+ * One worker serving release 1 (`release`: more of its options), drainTimeout 10 s, and a request
+ * of `ms` in flight on it for 300 ms; `slow` resolves with its answer, or the error that ended it.
+ */
+async function slowRequestInFlight (t, ms, release = {}) {
   const { dir, service } = startSupervised(t)
-  writeRelease(dir, { version: 1, plugin: { ...PLUGIN, drainTimeout: 10000 } })
+  writeRelease(dir, { version: 1, ...release, plugin: { ...PLUGIN, drainTimeout: 10000 } })
   const target = await servingTarget(service)
-  await service.generationServing(1)
-  const slow = get(target, '/slow?ms=2500')
+  const worker = await service.generationServing(1)
+  const slow = get(target, `/slow?ms=${ms}`).catch((err) => err)
   await sleep(300)
+  return { service, target, worker, slow }
+}
+
+test('SIGTERM: while the workers drain, a new connection is refused at once (nothing will accept it), and the request in flight finishes', async (t) => {
+  const { service, target, slow } = await slowRequestInFlight(t, 2500)
   process.kill(service.pid, 'SIGTERM')
   await service.waitForLine((l) => l.hotReload === 'shutting-down', 5000, 'the worker to start its drain')
   await sleep(200)
@@ -476,18 +485,12 @@ test('SIGTERM: while the workers drain, a new connection is refused at once (not
 // not cut its drain, also in an app with its own close-with-grace (fastify-cli's server.js).
 for (const [first, ownSigterm] of [['worker', undefined], ['worker', 'close-with-grace'], ['supervisor', undefined]]) {
   test(`SIGTERM to the supervisor and its worker at once (${first} first${ownSigterm ? `, an app with its own ${ownSigterm}` : ''}): one graceful stop, the request in flight finishes, exit 0, no worker left`, async (t) => {
-    const { dir, service } = startSupervised(t)
-    writeRelease(dir, { version: 1, ownSigterm, plugin: { ...PLUGIN, drainTimeout: 10000 } })
-    const target = await servingTarget(service)
-    await service.generationServing(1)
-    const slow = get(target, '/slow?ms=1500')
-    await sleep(300)
+    const { service, slow } = await slowRequestInFlight(t, 1500, { ownSigterm })
     const worker = childrenOf(service.pid)
     t.equal(worker.length, 1, 'one worker')
     const order = first === 'worker' ? [worker[0], service.pid] : [service.pid, worker[0]]
     for (const pid of order) process.kill(pid, 'SIGTERM')
-    const answer = await slow.catch((err) => ({ status: err.code }))
-    t.equal(answer.status, 200, 'the request in flight finished')
+    t.equal((await slow).status, 200, 'the request in flight finished')
     t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
     // The worker's word that it stops can come before the supervisor's own signal: no replacement for it then.
     const started = service.lines.filter((l) => l.supervisor === 'generation-starting').map((l) => l.workerPid)
@@ -498,28 +501,18 @@ for (const [first, ownSigterm] of [['worker', undefined], ['worker', 'close-with
 }
 
 test('SIGINT to the supervisor twice at once (npm passing on the Ctrl-C the terminal sent to its whole group, coreutils timeout): one graceful stop, not a forced one', async (t) => {
-  const { dir, service } = startSupervised(t)
-  writeRelease(dir, { version: 1, plugin: { ...PLUGIN, drainTimeout: 10000 } })
-  const target = await servingTarget(service)
-  await service.generationServing(1)
-  const slow = get(target, '/slow?ms=1500')
-  await sleep(300)
+  const { service, slow } = await slowRequestInFlight(t, 1500)
   process.kill(service.pid, 'SIGINT')
   // Not in the same instant: the kernel would merge two pending signals into one.
   await sleep(50)
   process.kill(service.pid, 'SIGINT')
-  t.equal((await slow.catch((err) => ({ status: err.code }))).status, 200, 'the request in flight finished')
+  t.equal((await slow).status, 200, 'the request in flight finished')
   t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
   t.notOk(service.find((l) => l.supervisor === 'stop-forced'), 'not forced')
 })
 
 test('a second SIGTERM while the workers drain forces the stop at once: exit 1, the request in flight cut', async (t) => {
-  const { dir, service } = startSupervised(t)
-  writeRelease(dir, { version: 1, plugin: { ...PLUGIN, drainTimeout: 10000 } })
-  const target = await servingTarget(service)
-  const worker = await service.generationServing(1)
-  const slow = get(target, '/slow?ms=8000').catch((err) => err)
-  await sleep(300)
+  const { service, worker, slow } = await slowRequestInFlight(t, 8000)
   process.kill(service.pid, 'SIGTERM')
   await service.waitForLine((l) => l.hotReload === 'shutting-down', 5000, 'the worker to start its drain')
   // A person's second signal, not the same one delivered twice at once (below).
