@@ -106,23 +106,18 @@ export const SAME_STOP_MS = 300
  * (Node would let it end the process).
  */
 function holdRepeatedStopSignals (log: FastifyBaseLogger, forGood: boolean): void {
-  const held: Array<[NodeJS.Signals, () => void]> = []
   for (const signal of STOP_SIGNALS) {
     const ignore = (): void => {
       log.info({ hotReload: 'signal-ignored', signal }, `hot-reload: ${signal} again while stopping; ignored (${forGood ? 'the supervisor ends this worker if it does not stop in time' : 'the same stop delivered twice'})`)
     }
     process.on(signal, ignore)
-    for (const listener of process.listeners(signal) as Array<() => void>) {
-      if (listener === ignore) continue
-      process.off(signal, listener)
-      held.push([signal, listener])
-    }
-    if (!forGood) {
-      setTimeout(() => {
-        for (const [which, listener] of held) if (which === signal) process.on(signal, listener)
-        process.off(signal, ignore)
-      }, SAME_STOP_MS).unref()
-    }
+    const held = (process.listeners(signal) as Array<() => void>).filter((listener) => listener !== ignore)
+    for (const listener of held) process.off(signal, listener)
+    if (forGood) continue
+    setTimeout(() => {
+      for (const listener of held) process.on(signal, listener)
+      process.off(signal, ignore)
+    }, SAME_STOP_MS).unref()
   }
 }
 
