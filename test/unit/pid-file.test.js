@@ -32,3 +32,18 @@ test('a missing directory, a regular file as the directory, a directory that ref
   if (process.getuid() !== 0) t.match(pidFileProblem(path.join(readOnly, 'app.pid')), /is not writable \(EACCES\)/)
   else t.comment('root: a mode 500 directory does not refuse files to us; /proc stands in for it above')
 })
+
+test('the reload record: a rollback marks the last good reload, with what serves again; a failed one is left as it is', async (t) => {
+  const { ServiceStatus } = require('../../dist/lib/service-status')
+  const { readReloadRecord } = require('../../dist/lib/pid-file')
+  const pidFile = path.join(dir(t), 'app.pid')
+  const status = new ServiceStatus(undefined, pidFile, { warn: () => t.fail('no warning') })
+  status.recordReload({ ok: true, generation: 2, pid: 222, durationMs: 300 }, 111, 2000)
+  t.match(readReloadRecord(pidFile), { ok: true, generation: 2, pid: 222, fromPid: 111, probationMs: 2000 })
+  t.notOk('rolledBack' in readReloadRecord(pidFile), 'no rollback yet')
+  status.recordRollback('generation 2 (pid 222) exited with code 1', { generation: 1, pid: 111 })
+  t.match(readReloadRecord(pidFile), { ok: true, generation: 2, rolledBack: 'generation 2 (pid 222) exited with code 1', servesAgain: { generation: 1, pid: 111 } }, 'the same record, marked')
+  status.recordReload({ ok: false, generation: 1, pid: 111, durationMs: 100, error: Object.assign(new Error('boom'), { code: 'HOT_RELOAD_SUCCESSOR_EXITED' }) }, 111, 2000)
+  status.recordRollback('late', { generation: 1, pid: 111 })
+  t.notOk('rolledBack' in readReloadRecord(pidFile), 'a failed reload has nothing to roll back')
+})
