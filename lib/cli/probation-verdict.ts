@@ -20,9 +20,8 @@ export type VerdictSource = { control: string } | { pidFile: string }
  * failure (HOT_RELOAD_ROLLED_BACK) naming what serves instead. No probation (0): nothing to wait for.
  */
 export async function probationVerdict (source: VerdictSource, result: Answer, timeout: number): Promise<Answer> {
-  const probationMs = 'control' in source
-    ? Number((await requestControl(source.control, { command: 'status' }, timeout)).probationMs)
-    : Number(result.probationMs)
+  // Both answers say how long the probation is: the supervisor's, and the reload record.
+  const probationMs = Number(result.probationMs)
   if (!(probationMs > 0)) return result
   await new Promise((resolve) => setTimeout(resolve, probationMs + VERDICT_MARGIN_MS))
   const verdict = 'control' in source ? await fromStatus(source.control, result, timeout) : fromRecord(source.pidFile, result)

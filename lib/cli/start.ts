@@ -123,9 +123,10 @@ export async function start (argv: string[]): Promise<number> {
     if (request.command === 'status') return { ok: true, ...supervisor.status() }
     const result = toWire(await supervisor.reload())
     if (!result.ok) return result
-    // Every worker of the new generation, for `reload` to name (the result names the first).
+    // Every worker of the new generation, for `reload` to name (the result names the first), and its
+    // probation, for `reload --wait-probation` (as the reload record beside a pid file says it).
     const workers = supervisor.status().workers.filter((w) => w.generation === result.generation && w.state === 'serving')
-    return { ...result, workerPids: workers.map((w) => w.pid) }
+    return { ...result, workerPids: workers.map((w) => w.pid), probationMs: probation }
   }
   let control: Server | undefined
   try {
