@@ -46,10 +46,11 @@ export class Shutdown {
    */
   begin (signal: NodeJS.Signals | undefined, why: string): Promise<number> {
     if (this.running !== undefined) {
+      if (signal === undefined) return this.running
       // The same stop delivered twice (npm passing on a Ctrl-C, coreutils `timeout`) does not force it.
-      if (signal !== undefined && performance.now() - this.startedAt < SAME_STOP_MS) {
+      if (performance.now() - this.startedAt < SAME_STOP_MS) {
         this.parts.log.info({ supervisor: 'signal-repeated', signal }, `supervisor: ${signal} again at once; the same stop, not forced`)
-      } else if (signal !== undefined) {
+      } else {
         this.force(signal)
       }
       return this.running
