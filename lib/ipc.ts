@@ -24,6 +24,11 @@ export type ChildMessage =
   /** `code`: a failure with a code of its own (an unclaimed socket); otherwise HOT_RELOAD_SUCCESSOR_FAILED. */
   | { type: 'failed', message: string, code?: 'HOT_RELOAD_UNCLAIMED_SOCKET' }
   /**
+   * An exception nobody caught (or a rejection nobody handled) is about to end the process before it
+   * said ready: what it was, so that the reload's failure names the cause. Absent from older releases.
+   */
+  | { type: 'crashing', cause: string }
+  /**
    * Told to abort, the successor drains and exits: the parent waits for that (absent from older
    * releases, which are given only a short time then).
    */

@@ -78,11 +78,21 @@ export class ParentLink {
       reloadFinished: () => {}
     }
     port.on('message', this.onRawMessage)
+    port.on('uncaughtExceptionMonitor', this.onCrashing)
     // A parent that is gone can no longer serve: we are the serving generation.
     port.once('disconnect', this.onDisconnect)
   }
 
   private readonly onRawMessage = (raw: unknown, handle: unknown): void => this.onMessage(raw, handle)
+
+  /**
+   * Before we said ready, an uncaught exception is a boot that failed: the parent is told what it
+   * was, so the reload's failure says more than an exit code. (A monitor: Node still prints the
+   * error and exits as it would. The channel writes a short message at once, before the exit.)
+   */
+  private readonly onCrashing = (err: unknown, origin: string): void => {
+    this.send({ type: 'crashing', cause: crashCause(err, origin) })
+  }
 
   private readonly onDisconnect = (): void => {
     this.settle('commit')
@@ -145,6 +155,7 @@ export class ParentLink {
 
   /** Reports ready and resolves with the parent's verdict. */
   ready (pid: number, generation: number, instances = 1, listenedAt?: number): Promise<Verdict> {
+    this.port.off('uncaughtExceptionMonitor', this.onCrashing)
     this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
@@ -287,4 +298,14 @@ export class ParentLink {
 function closeHandle (handle: object): void {
   const closable = handle as { close?: () => void }
   if (typeof closable.close === 'function') closable.close()
+}
+
+/** The longest crash cause sent: a line for a reload's failure, not the whole stack. */
+const CRASH_CAUSE_MAX = 500
+
+/** One line for what ended a boot: the error's name and message, and whether it was a rejection. */
+export function crashCause (err: unknown, origin: string): string {
+  const what = err instanceof Error ? `${err.name}: ${err.message}` : `${typeof err === 'string' ? err : String(err)}`
+  const line = (origin === 'unhandledRejection' ? `an unhandled rejection: ${what}` : what).split('\n')[0]
+  return line.length > CRASH_CAUSE_MAX ? `${line.slice(0, CRASH_CAUSE_MAX - 1)}…` : line
 }

@@ -125,6 +125,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
   return new Promise((resolve) => {
     let settled = false
     let listenedYet = false
+    /** What it said ended it ('crashing'), for the failure's message. */
+    let crashCause: string | undefined
     const listenerCopies: ListenerCopy[] = []
     const exited = new Promise<void>((resolveExit) => {
       if (child.exitCode !== null || child.signalCode !== null) resolveExit()
@@ -174,6 +176,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         child.on('error', () => {})
         const bootMs = typeof message.listenedAt === 'number' && message.listenedAt >= spawnedAt ? Math.round(message.listenedAt - spawnedAt) : undefined
         resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace, true) })
+      } else if (message.type === 'crashing') {
+        crashCause = message.cause
       } else if (message.type === 'failed') {
         const code = message.code === 'HOT_RELOAD_UNCLAIMED_SOCKET' ? message.code : 'HOT_RELOAD_SUCCESSOR_FAILED'
         fail(hotReloadError(code, `${who} (pid ${child.pid}) failed: ${message.message}`))
@@ -182,7 +186,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
 
     function onExit (code: number | null, signal: NodeJS.Signals | null): void {
       const how = signal === null ? `code ${code}` : `signal ${signal}`
-      const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED', `${who} (pid ${child.pid}) exited with ${how} before it was ready`))
+      const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED',
+        `${who} (pid ${child.pid}) exited with ${how} before it was ready${crashCause === undefined ? '' : `: ${crashCause}`}`))
       // The exit can be seen before the channel's last messages are read (a 'failed' that says why):
       // read them first, until the channel closes (briefly: a grandchild may hold it open).
       if (!child.connected) return exited()

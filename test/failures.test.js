@@ -62,8 +62,13 @@ async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepA
   return { service, target, dir, result }
 }
 
-test('a successor that throws at boot', async (t) => {
+test('a successor that throws at boot (the app catches it and exits 1)', async (t) => {
   await failedReload(t, { throwAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
+})
+
+test('a successor that dies of an uncaught exception at boot: the failure names it', async (t) => {
+  const { result } = await failedReload(t, { throwUncaughtAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
+  t.match(result.error.message, /exited with code 1 before it was ready: TypeError: release 2 reads an undefined setting$/)
 })
 
 test('a successor that exits right after spawning', async (t) => {

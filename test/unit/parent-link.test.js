@@ -194,3 +194,24 @@ test('SuccessorChannel.endHandoffs: the standalone outlet reports closed from th
   t.equal(outlet.open, false, 'closed once it said its drain is over')
   t.same(sent.map((m) => m.type), ['handoffs-ended'], 'and it is answered')
 })
+
+test('an uncaught exception before ready tells the parent what it was; after ready, nothing', async (t) => {
+  const port = new FakePort()
+  const link = new ParentLink(port, { cutChannelOnBareCommit: false })
+  port.emit('uncaughtExceptionMonitor', new TypeError('x is not a function'), 'uncaughtException')
+  t.same(port.sentOfType('crashing').map((m) => m.cause), ['TypeError: x is not a function'])
+  void link.ready(port.pid, 2)
+  port.emit('uncaughtExceptionMonitor', new Error('later'), 'uncaughtException')
+  t.equal(port.sentOfType('crashing').length, 1, 'a crash once it serves is not a failed boot')
+})
+
+test('crashCause: one line, rejections said so, anything thrown, and a bound on length', async (t) => {
+  const { crashCause } = require('../../dist/lib/parent-link')
+  t.equal(crashCause(new Error('db down\n    at connect'), 'uncaughtException'), 'Error: db down')
+  t.equal(crashCause(new RangeError('bad'), 'unhandledRejection'), 'an unhandled rejection: RangeError: bad')
+  t.equal(crashCause('a string', 'uncaughtException'), 'a string')
+  t.equal(crashCause(undefined, 'unhandledRejection'), 'an unhandled rejection: undefined')
+  const long = crashCause(new Error('y'.repeat(2000)), 'uncaughtException')
+  t.equal(long.length, 500)
+  t.ok(long.endsWith('…'))
+})
