@@ -150,7 +150,8 @@ export class Generation {
       checkReadiness: this.context.parent !== undefined,
       notReadyReason: () => this.notReadyReason(instance),
       listenCalled: () => this.context.parent?.listening(),
-      readinessRefused: (reason) => { void this.readinessRefused(reason) }
+      readinessRefused: (reason) => { void this.readinessRefused(reason) },
+      notReadyYet: (reason) => this.context.parent?.notReady(reason)
     })
     this.instances.add(instance)
     this.audience.add(facade)

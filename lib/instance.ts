@@ -34,6 +34,8 @@ export interface InstanceParts {
   listenCalled: () => void
   /** Its readiness check can never pass, and why (a hook of the app answers the readiness route). */
   readinessRefused: (reason: string) => void
+  /** Its readiness check did not pass yet, and why (said again when that changes). */
+  notReadyYet: (reason: string) => void
 }
 
 export class Instance {
@@ -88,7 +90,8 @@ export class Instance {
           app,
           healthPath: options.healthPath === false ? false : probeUrl(app, options.healthPath),
           notReadyReason: this.parts.notReadyReason,
-          givenUp: () => lifecycle.leaving
+          givenUp: () => lifecycle.leaving,
+          notYet: this.parts.notReadyYet
         })
         this.checked = verdict.ready
         if (!verdict.ready && verdict.refused !== undefined) this.parts.readinessRefused(verdict.refused)

@@ -28,6 +28,8 @@ export type ChildMessage =
    * said ready: what it was, so that the reload's failure names the cause. Absent from older releases.
    */
   | { type: 'crashing', cause: string }
+  /** Its readiness check did not pass yet: why (said again when that changes). Absent from older releases. */
+  | { type: 'not-ready', reason: string }
   /**
    * Told to abort, the successor drains and exits: the parent waits for that (absent from older
    * releases, which are given only a short time then).

@@ -153,6 +153,11 @@ export class ParentLink {
     this.send({ type: 'listening' })
   }
 
+  /** Our readiness check did not pass yet, and why: the parent names it if readyTimeout comes first. */
+  notReady (reason: string): void {
+    this.send({ type: 'not-ready', reason })
+  }
+
   /** Reports ready and resolves with the parent's verdict. */
   ready (pid: number, generation: number, instances = 1, listenedAt?: number): Promise<Verdict> {
     this.port.off('uncaughtExceptionMonitor', this.onCrashing)

@@ -12,6 +12,8 @@ export interface ReadinessCheck {
   notReadyReason: () => string | null
   /** True once the generation is being taken down: stop checking. */
   givenUp: () => boolean
+  /** Told why it is not ready yet, at the first answer and whenever the reason changes. */
+  notYet?: (reason: string) => void
 }
 
 /** Ready; given up (the generation is taken down meanwhile); or refused, for good, and why. */
@@ -19,12 +21,15 @@ export type ReadinessVerdict = { ready: true } | { ready: false, refused?: strin
 
 /** Resolves once ready, once given up, or at once when the answer can never become 200. */
 export async function waitUntilReady (check: ReadinessCheck): Promise<ReadinessVerdict> {
+  let said: string | undefined
   for (let attempt = 1; ; attempt++) {
     if (check.givenUp()) return { ready: false }
     const answer = await notReadyNow(check)
     if (answer === null) return { ready: true }
     if (answer.refused) return { ready: false, refused: answer.reason }
     if (attempt === 1) check.app.log.warn({ hotReload: 'successor-not-ready', reason: answer.reason }, `hot-reload: not ready yet (${answer.reason}); checking again`)
+    if (answer.reason !== said) check.notYet?.(answer.reason)
+    said = answer.reason
     await new Promise((resolve) => setTimeout(resolve, CHECK_INTERVAL))
   }
 }

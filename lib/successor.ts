@@ -125,8 +125,9 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
   return new Promise((resolve) => {
     let settled = false
     let listenedYet = false
-    /** What it said ended it ('crashing'), for the failure's message. */
+    /** What it said ended it ('crashing'), and why it was not ready yet ('not-ready'), for a failure's message. */
     let crashCause: string | undefined
+    let notReadyBecause: string | undefined
     const listenerCopies: ListenerCopy[] = []
     const exited = new Promise<void>((resolveExit) => {
       if (child.exitCode !== null || child.signalCode !== null) resolveExit()
@@ -136,8 +137,13 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     // A supervisor's workers (its first generation included) are workers, not anyone's successor.
     const who = timings.supervised === true ? 'the worker' : 'the successor'
     const timer = setTimeout(() => {
-      fail(hotReloadError('HOT_RELOAD_READY_TIMEOUT', `${who} (pid ${child.pid}) did not report ready within readyTimeout (${timings.readyTimeout} ms)`))
+      fail(hotReloadError('HOT_RELOAD_READY_TIMEOUT', `${who} (pid ${child.pid}) did not report ready within readyTimeout (${timings.readyTimeout} ms): ${whereItWas()}`))
     }, timings.readyTimeout)
+    /** How far a successor that timed out got: still booting, or not passing its readiness check (and why). */
+    const whereItWas = (): string => {
+      if (!listenedYet) return 'its app had not called listen() yet (still booting)'
+      return notReadyBecause === undefined ? 'its app called listen(); its readiness check had not passed' : `its readiness check last found: ${notReadyBecause}`
+    }
 
     function cleanup (): void {
       settled = true
@@ -178,6 +184,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace, true) })
       } else if (message.type === 'crashing') {
         crashCause = message.cause
+      } else if (message.type === 'not-ready') {
+        notReadyBecause = message.reason
       } else if (message.type === 'failed') {
         const code = message.code === 'HOT_RELOAD_UNCLAIMED_SOCKET' ? message.code : 'HOT_RELOAD_SUCCESSOR_FAILED'
         fail(hotReloadError(code, `${who} (pid ${child.pid}) failed: ${message.message}`))

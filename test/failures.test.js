@@ -75,14 +75,16 @@ test('a successor that exits right after spawning', async (t) => {
   await failedReload(t, { exitAtStart: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
 })
 
-test('a successor that hangs before listening is killed at readyTimeout', async (t) => {
-  await failedReload(t, { hangBeforeListen: true }, 'HOT_RELOAD_READY_TIMEOUT')
+test('a successor that hangs before listening is killed at readyTimeout: the failure says it was still booting', async (t) => {
+  const { result } = await failedReload(t, { hangBeforeListen: true }, 'HOT_RELOAD_READY_TIMEOUT')
+  t.match(result.error.message, /: its app had not called listen\(\) yet \(still booting\)$/)
 })
 
 test('a successor whose own /health never says ready is taken down at readyTimeout', async (t) => {
   // Long enough for a slow successor to boot and run its first check before it is taken down.
-  const { service } = await failedReload(t, { notReady: true }, 'HOT_RELOAD_READY_TIMEOUT', { ...PLUGIN, readyTimeout: 6000 })
+  const { service, result } = await failedReload(t, { notReady: true }, 'HOT_RELOAD_READY_TIMEOUT', { ...PLUGIN, readyTimeout: 6000 })
   t.ok(service.find((l) => l.hotReload === 'successor-not-ready' && typeof l.reason === 'string' && l.pid !== service.pid), 'the successor said why it was not ready')
+  t.match(result.error.message, /: its readiness check last found: GET \/health answered 500$/, 'and the failure says what its readiness check found')
 })
 
 test('a successor stuck in its plugins\' boot (it never listens) is given up soon after readyTimeout, not after its drainTimeout', async (t) => {
