@@ -5,6 +5,7 @@
 import type { Server } from 'node:net'
 import { listeningHandle } from './node-internals'
 import { unwrap, wrap, type ChildMessage, type ParentMessage } from './ipc'
+import { preloadWatches, reportCrashes, stopPreloadWatch } from './crash-report'
 import type { ProcessPort } from './process-port'
 import { fromWire, notServing } from './reload-result'
 import type { ReloadResult } from './types'
@@ -60,6 +61,7 @@ export class ParentLink {
   private saidListening = false
   private readonly passing = new Map<number, (err?: Error) => void>()
   private orders: ParentOrders
+  private readonly stopCrashReport: () => void
 
   constructor (private readonly port: ProcessPort, private readonly options: ParentLinkOptions) {
     this.orders = {
@@ -78,21 +80,13 @@ export class ParentLink {
       reloadFinished: () => {}
     }
     port.on('message', this.onRawMessage)
-    port.on('uncaughtExceptionMonitor', this.onCrashing)
+    // A successor's preload watches from before the app's first line; else we do, from now.
+    this.stopCrashReport = preloadWatches() ? () => {} : reportCrashes(port)
     // A parent that is gone can no longer serve: we are the serving generation.
     port.once('disconnect', this.onDisconnect)
   }
 
   private readonly onRawMessage = (raw: unknown, handle: unknown): void => this.onMessage(raw, handle)
-
-  /**
-   * Before we said ready, an uncaught exception is a boot that failed: the parent is told what it
-   * was, so the reload's failure says more than an exit code. (A monitor: Node still prints the
-   * error and exits as it would. The channel writes a short message at once, before the exit.)
-   */
-  private readonly onCrashing = (err: unknown, origin: string): void => {
-    this.send({ type: 'crashing', cause: crashCause(err, origin) })
-  }
 
   private readonly onDisconnect = (): void => {
     this.settle('commit')
@@ -160,7 +154,9 @@ export class ParentLink {
 
   /** Reports ready and resolves with the parent's verdict. */
   ready (pid: number, generation: number, instances = 1, listenedAt?: number): Promise<Verdict> {
-    this.port.off('uncaughtExceptionMonitor', this.onCrashing)
+    // Before ready, what ends us is a boot that failed, told to the parent; from now on, a crash.
+    this.stopCrashReport()
+    stopPreloadWatch()
     this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
@@ -305,12 +301,3 @@ function closeHandle (handle: object): void {
   if (typeof closable.close === 'function') closable.close()
 }
 
-/** The longest crash cause sent: a line for a reload's failure, not the whole stack. */
-const CRASH_CAUSE_MAX = 500
-
-/** One line for what ended a boot: the error's name and message, and whether it was a rejection. */
-export function crashCause (err: unknown, origin: string): string {
-  const what = err instanceof Error ? `${err.name}: ${err.message}` : `${typeof err === 'string' ? err : String(err)}`
-  const line = (origin === 'unhandledRejection' ? `an unhandled rejection: ${what}` : what).split('\n')[0]
-  return line.length > CRASH_CAUSE_MAX ? `${line.slice(0, CRASH_CAUSE_MAX - 1)}…` : line
-}

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { monotonicMs } from './boot-clock'
 import { lowerWhileBooting } from './boot-priority'
+import { withCrashReport } from './crash-report'
 import { hotReloadError } from './errors'
 import type { HotReloadError } from './types'
 import { unwrap, type ChildMessage } from './ipc'
@@ -87,7 +88,8 @@ export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): Sta
   try {
     child = spawn(plan.execPath, plan.args, {
       cwd: plan.cwd,
-      env: cleanEnv(plan.env),
+      // A preload tells us what ended it if it dies before it is ready (crash-report.ts).
+      env: withCrashReport(cleanEnv(plan.env)),
       stdio: ['inherit', 'inherit', 'inherit', ...plan.fds, 'ipc'],
       // A supervisor forwards signals itself: a terminal's Ctrl-C must not reach workers twice.
       detached: timings.supervised === true

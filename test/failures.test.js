@@ -33,7 +33,7 @@ function post (target, path) {
   })
 }
 
-async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepAlive = true) {
+async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepAlive = true, deploy = () => {}) {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin })
   const service = Service.start(t, { cwd: dir })
@@ -41,6 +41,7 @@ async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepA
   const target = { host: url.hostname, port: Number(url.port) }
   const load = startLoad(t, target, { connections: 10, keepAlive })
   await sleep(200)
+  deploy(dir)
   writeRelease(dir, { version: 2, plugin, ...badRelease })
   const { body: result } = await post(target, '/admin/reload')
   await sleep(300)
@@ -64,6 +65,14 @@ async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepA
 
 test('a successor that throws at boot (the app catches it and exits 1)', async (t) => {
   await failedReload(t, { throwAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
+})
+
+test('a successor with a syntax error: the failure names it and where it is, though the app never got to load the plugin', async (t) => {
+  const { result, dir } = await failedReload(t, { requireFirst: 'broken.js' }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES, true, (dir) => {
+    fs.writeFileSync(path.join(dir, 'broken.js'), 'const settings = (1;\n')
+  })
+  t.match(result.error.message, /exited with code 1 before it was ready: /)
+  t.equal(result.error.message.replace(/^.*before it was ready: /, ''), `SyntaxError: Unexpected token ';' (${path.join(dir, 'broken.js')}:1)`)
 })
 
 test('a successor that dies of an uncaught exception at boot: the failure names it', async (t) => {

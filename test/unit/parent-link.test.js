@@ -204,14 +204,3 @@ test('an uncaught exception before ready tells the parent what it was; after rea
   port.emit('uncaughtExceptionMonitor', new Error('later'), 'uncaughtException')
   t.equal(port.sentOfType('crashing').length, 1, 'a crash once it serves is not a failed boot')
 })
-
-test('crashCause: one line, rejections said so, anything thrown, and a bound on length', async (t) => {
-  const { crashCause } = require('../../dist/lib/parent-link')
-  t.equal(crashCause(new Error('db down\n    at connect'), 'uncaughtException'), 'Error: db down')
-  t.equal(crashCause(new RangeError('bad'), 'unhandledRejection'), 'an unhandled rejection: RangeError: bad')
-  t.equal(crashCause('a string', 'uncaughtException'), 'a string')
-  t.equal(crashCause(undefined, 'unhandledRejection'), 'an unhandled rejection: undefined')
-  const long = crashCause(new Error('y'.repeat(2000)), 'uncaughtException')
-  t.equal(long.length, 500)
-  t.ok(long.endsWith('…'))
-})

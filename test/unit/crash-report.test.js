@@ -1,0 +1,56 @@
+'use strict'
+// lib/crash-report.ts: the one line a failed boot's cause is told in, and the preload its parent
+// gives a successor (it takes itself out of NODE_OPTIONS, so the app's own children never load it).
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
+const { test } = require('tap')
+const { crashCause, withCrashReport, restoreNodeOptions, ORIGINAL_NODE_OPTIONS } = require('../../dist/lib/crash-report')
+
+test('crashCause: the first line of the error, a CommonJS syntax error\'s place, anything thrown, and a bound on length', async (t) => {
+  t.equal(crashCause(new Error('db down\n    at connect')), 'Error: db down')
+  t.equal(crashCause(new RangeError('bad')), 'RangeError: bad')
+  t.equal(crashCause('a string'), 'a string')
+  t.equal(crashCause(undefined), 'undefined')
+  let syntax
+  try {
+    require('node:vm').runInThisContext('const a = (1;', { filename: '/srv/app/config.js' })
+  } catch (err) {
+    syntax = err
+  }
+  t.equal(crashCause(syntax), 'SyntaxError: Unexpected token \';\' (/srv/app/config.js:1)')
+  const long = crashCause(new Error('y'.repeat(2000)))
+  t.equal(long.length, 500)
+  t.ok(long.endsWith('…'))
+})
+
+test('withCrashReport adds the preload to NODE_OPTIONS, quoted, and keeps what was there to put back', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-crash-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const preload = path.join(dir, 'a "quoted" dir', 'boot-report.js')
+  fs.mkdirSync(path.dirname(preload))
+  fs.writeFileSync(preload, '')
+  const none = withCrashReport({ PATH: '/bin' }, preload, false)
+  t.equal(none.NODE_OPTIONS, `--require "${path.join(dir, 'a \\"quoted\\" dir', 'boot-report.js')}"`)
+  t.equal(none[ORIGINAL_NODE_OPTIONS], 'null')
+  const some = withCrashReport({ NODE_OPTIONS: '--max-old-space-size=512' }, preload, false)
+  t.match(some.NODE_OPTIONS, /^--max-old-space-size=512 --require "/)
+  t.equal(some[ORIGINAL_NODE_OPTIONS], '"--max-old-space-size=512"')
+  t.same(withCrashReport({ A: '1' }, path.join(dir, 'gone.js'), false), { A: '1' }, 'a preload file that is gone (a removed release) is not asked for')
+  t.same(withCrashReport({ A: '1' }, preload, true), { A: '1' }, 'nor under Yarn Plug\'n\'Play')
+  const env = { ...some }
+  restoreNodeOptions(env)
+  t.same(env, { NODE_OPTIONS: '--max-old-space-size=512' }, 'the preload puts NODE_OPTIONS back as it was')
+  const unset = { ...none }
+  restoreNodeOptions(unset)
+  t.same(unset, { PATH: '/bin' }, 'and takes it out when there was none')
+})
+
+test('the real preload, through Node: loaded by NODE_OPTIONS, gone from the environment the app sees', async (t) => {
+  const env = withCrashReport({ PATH: process.env.PATH, NODE_OPTIONS: '--no-warnings' })
+  t.ok(env.NODE_OPTIONS.includes('boot-report.js'), 'the built preload exists')
+  const seen = JSON.parse(execFileSync(process.execPath, ['-e', 'console.log(JSON.stringify({ options: process.env.NODE_OPTIONS, saved: process.env.FASTIFY_HOT_RELOAD_NODE_OPTIONS ?? null, loaded: Object.keys(require.cache).some((f) => f.endsWith("boot-report.js")) }))'],
+    { env, encoding: 'utf8', timeout: 10000 }))
+  t.same(seen, { options: '--no-warnings', saved: null, loaded: true })
+})
