@@ -91,8 +91,15 @@ class Supervised implements Mode {
   }
 
   /** A worker never serves on the supervisor's sockets by itself: no one would reload or stop it. */
-  refusal (parent: ParentLink | undefined): Error | undefined {
+  refusal (parent: ParentLink | undefined, parentPid = process.ppid): Error | undefined {
     if (parent !== undefined && parent.connected) return undefined
+    // A runner between the supervisor and node (npx, npm, tsx's CLI) starts node afresh: Node gave
+    // the runner the channel, and the runner does not pass it on.
+    if (parentPid !== this.supervisorPid && isAlive(this.supervisorPid)) {
+      return hotReloadError('HOT_RELOAD_WORKER_NOT_CONNECTED',
+        `fastify-hot-reload: this worker was started by the supervisor (pid ${this.supervisorPid}) through another process (pid ${parentPid}), which did not pass on its channel to the supervisor. ` +
+        'Give the supervisor the node command itself after "--", with its flags: "fastify-hot-reload start -- node --import tsx app.ts", not "-- npx tsx app.ts" or "-- npm start"; not serving')
+    }
     return hotReloadError('HOT_RELOAD_SUPERVISOR_GONE',
       `fastify-hot-reload: this worker was started by a supervisor (pid ${this.supervisorPid}) that is gone; not serving`)
   }
@@ -164,4 +171,14 @@ export function chooseMode (handoff: Handoff | null, clusterWorker = false, watc
   if (handoff !== null) return new Standalone()
   if (clusterWorker) return new ClusterWorker()
   return watcher !== undefined ? new WatchedChild(watcher) : new Standalone()
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists, as another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }

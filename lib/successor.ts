@@ -177,8 +177,11 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         priority.restore()
         listened()
       } else if (message.type === 'listener') {
+        // A socket that did not come with its message: a runner between us and node (tsx's CLI)
+        // passes messages on but not sockets. Nothing the worker binds could be kept for the next.
+        if (!isHandle(handle)) return fail(socketsNotPassed(who, child.pid, message.address))
         // Supervised workers' listener messages are the supervisor's (it tracks them itself).
-        if (timings.supervised !== true && isHandle(handle)) listenerCopies.push({ address: message.address, handle })
+        if (timings.supervised !== true) listenerCopies.push({ address: message.address, handle })
       } else if (message.type === 'ready') {
         cleanup()
         child.on('error', () => {})
@@ -220,6 +223,12 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     child.on('error', onError)
     expose((reason) => fail(hotReloadError('HOT_RELOAD_NOT_SERVING', reason)))
   })
+}
+
+function socketsNotPassed (who: string, pid: number | undefined, address: string): HotReloadError {
+  return hotReloadError('HOT_RELOAD_WORKER_NOT_CONNECTED',
+    `${who} (pid ${pid}) sent its listening socket ${address} without the socket: a runner between us and node passes messages on but not sockets. ` +
+    'Give the supervisor the node command itself after "--", with its flags: "fastify-hot-reload start -- node --import tsx app.ts", not "-- tsx app.ts"')
 }
 
 /** A listener copy that came after its successor failed: nobody will listen on it. */

@@ -571,6 +571,25 @@ test('the serving worker\'s fastify.hotReload hears of every reload the supervis
   t.match(health, { status: 200, body: { state: 'serving', pid: good.pid } }, 'it serves on, in state serving')
 })
 
+test('a runner between the supervisor and node that passes messages on but not sockets (tsx\'s CLI): the first generation fails, saying to give the supervisor node itself', async (t) => {
+  const { dir, service } = startSupervised(t, { beforeScript: [require.resolve('tsx/cli')] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  t.equal((await service.closed).code, 1, 'the supervisor stops with exit 1')
+  const failed = service.find((l) => l.supervisor === 'generation-failed')
+  t.match(failed, { err: { code: 'HOT_RELOAD_WORKER_NOT_CONNECTED' } }, 'its first generation failed, and why')
+  t.ok(service.find((l) => l.supervisor === 'first-generation-failed'))
+})
+
+test('a runner between the supervisor and node that keeps the channel to itself (npm start): the app refuses to serve, saying to give the supervisor node itself', async (t) => {
+  const dir = tempDir(t)
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', private: true, scripts: { start: `node ${FIXTURE_APP}` } }))
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const service = Service.start(t, { cwd: dir, args: [BIN, 'start', '--control', path.join(dir, 'ctl', 'app.sock'), '--ready-timeout', '10000', '--', 'npm', 'start'] })
+  t.equal((await service.closed).code, 1, 'the supervisor stops with exit 1')
+  t.ok(service.find((l) => l.msg === 'boot failed' && l.code === 'HOT_RELOAD_WORKER_NOT_CONNECTED'), 'the app said why it would not serve')
+  t.notOk(service.find((l) => l.code === 'HOT_RELOAD_SUPERVISOR_GONE'), 'not that its supervisor is gone')
+})
+
 test('a first generation that cannot start: the supervisor stops with exit code 1, without scheduling a restart it will not run', async (t) => {
   const { dir, service } = startSupervised(t)
   writeRelease(dir, { version: 1, throwAtBoot: true })

@@ -236,14 +236,14 @@ function cli (args, options = {}) {
  * temporary directory by default), with its control socket at <dir>/ctl/app.sock unless `args`
  * says otherwise.
  */
-function startSupervised (t, { dir, extra = [], env, command, args, script = FIXTURE_APP } = {}) {
+function startSupervised (t, { dir, extra = [], env, command, args, script = FIXTURE_APP, beforeScript = [] } = {}) {
   dir = dir || tempDir(t)
   const control = path.join(dir, 'ctl', 'app.sock')
   const service = Service.start(t, {
     cwd: dir,
     env,
     command,
-    args: args || [BIN, 'start', '--control', control, '--ready-timeout', '10000', '--drain-timeout', '5000', ...extra, '--', process.execPath, script]
+    args: args || [BIN, 'start', '--control', control, '--ready-timeout', '10000', '--drain-timeout', '5000', ...extra, '--', process.execPath, ...beforeScript, script]
   })
   return { dir, control, service }
 }
