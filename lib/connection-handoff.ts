@@ -168,6 +168,24 @@ export class ConnectionHandoff {
     return true
   }
 
+  /**
+   * A connection handed to us, passed on as it came (a raw handle, never read here): our copy goes
+   * once theirs is on its way. Served here after all when it cannot be sent.
+   */
+  passOn (listener: string, handle: object, outlet: ConnectionOutlet): void {
+    let done: () => void = () => {}
+    const sending = new Promise<void>((resolve) => { done = resolve })
+    const settle = (err?: Error | null): void => {
+      if (!this.inFlight.delete(settle)) return
+      if (err === undefined || err === null) (handle as { close?: () => void }).close?.()
+      else this.receive(listener, handle)
+      done()
+      this.offerIdleAtNextTurn()
+    }
+    this.inFlight.set(settle, sending)
+    outlet.send(listener, handle).then(() => settle(), settle)
+  }
+
   private offerIdleAtNextTurn (): void {
     const wait = this.nextMoveAt - performance.now()
     if (wait <= 0) {

@@ -45,6 +45,8 @@ export class Instance {
   readonly listeners: Listeners
   private readonly tracker = new ConnectionTracker()
   private readonly drainer: Drain
+  /** Where this instance's drain moves connections (the next generation), while it drains for a reload. */
+  private drainOutlet: ConnectionOutlet | undefined
   private readonly handoff: ConnectionHandoff
   /** Other slots' sockets we accept on while those slots have no worker (supervised). */
   private readonly covers: SlotCovers
@@ -125,6 +127,7 @@ export class Instance {
 
   /** Resolves once no connection is left here (or the drain was stopped). */
   drain (outlet: ConnectionOutlet | undefined, atDeadline: () => void, why: 'reload' | 'shutdown', rampMs?: number): Promise<void> {
+    this.drainOutlet = outlet
     if (outlet !== undefined) {
       const ramp = drainRampMs(rampMs, this.options)
       this.handoff.beginRamp(this.tracker.openCount, ramp, movesDeadlineMs(ramp, this.options.drainTimeout))
@@ -149,6 +152,7 @@ export class Instance {
 
   /** The generation serves again: this drain stops where it is. */
   stopDrain (): void {
+    this.drainOutlet = undefined
     this.handoff.endRamp()
     this.drainer.stop()
   }
@@ -185,8 +189,14 @@ export class Instance {
     return this.listeners.serverFor(listener) !== undefined
   }
 
-  /** A connection the previous generation handed over (for one of our listeners, or closed with a warning). */
+  /**
+   * A connection the previous generation handed over (for one of our listeners, or closed with a
+   * warning). Handed to us while we drain ourselves (two reloads close together), it goes on to the
+   * generation after us unread, instead of being served here on the older code first.
+   */
   receive (listener: string, handle: object): void {
-    this.handoff.receive(listener, handle)
+    const outlet = this.drainOutlet
+    if (outlet?.open === true) this.handoff.passOn(listener, handle, outlet)
+    else this.handoff.receive(listener, handle)
   }
 }

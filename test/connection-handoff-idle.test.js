@@ -3,7 +3,9 @@
 // was moved in from the previous one and stayed idle, or it was accepted and its client has not
 // sent anything yet) is as idle as one between two requests: the drain moves it on, it is not cut
 // at drainTimeout.
+const fs = require('node:fs')
 const http = require('node:http')
+const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
 const { Service, tempDir, writeRelease, waitUntilGone, waitFor, sleep } = require('./helpers/processes')
@@ -124,6 +126,31 @@ test('a connection moved in that gets a request in flight during the next drain:
   const after = await connection.get('/')
   t.equal(after.status, 200)
   t.same(JSON.parse(after.body), { version: 3, pid: pid3 }, 'the same connection reaches generation 3')
+  t.notOk(connection.closed, 'the connection was never closed')
+})
+
+test('two reloads close together: a connection moved to a generation that drains already goes on to the newest, unread', async (t) => {
+  // A longer probation: the first drain's moves last 4 s (movesDeadlineMs), time for the second reload.
+  const plugin = { ...PLUGIN, probation: 5000 }
+  const { dir, service, target } = await start(t, { plugin })
+  const connection = await RawConnection.open(target)
+  t.teardown(() => connection.close())
+  const pid1 = service.pid
+  // In flight in generation 1 while two reloads happen; answered when the test says so.
+  connection.write('GET /until?file=answer HTTP/1.1\r\nHost: a\r\n\r\n')
+  await waitFor(() => service.find((l) => l.pid === pid1 && l.req?.url === '/until?file=answer'), 10000, 'the request to reach generation 1')
+  writeRelease(dir, { version: 2, plugin })
+  process.kill(pid1, 'SIGUSR2')
+  const pid2 = await service.generationServing(2)
+  writeRelease(dir, { version: 3, plugin })
+  process.kill(pid2, 'SIGUSR2')
+  const pid3 = await service.generationServing(3)
+  fs.writeFileSync(path.join(dir, 'answer'), '')
+  const inFlight = await connection.readResponse()
+  t.same(JSON.parse(inFlight.body), { version: 1, pid: pid1 }, 'the request in flight is answered by generation 1')
+  t.not(inFlight.headers.connection, 'close', 'without Connection: close: the connection is to move')
+  const after = await connection.get('/')
+  t.same(JSON.parse(after.body), { version: 3, pid: pid3 }, 'its next request is answered by the newest generation, not by the one that drains')
   t.notOk(connection.closed, 'the connection was never closed')
 })
 
