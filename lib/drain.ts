@@ -77,6 +77,8 @@ export class Drain {
 
   /** Ends the drain: the connections still open are cut and counted (after CUT_GRACE_MS, but at the deadline). */
   cutNow (why: string, cause: DrainCutCause): void {
+    // Before the grace: a WebSocket's close frame (1001), an event stream's end, go out first.
+    if (this.active) this.longLived.closeNow(this.servers())
     if (cause !== 'drain-timeout' && this.active && this.tracker.size > 0) {
       this.graceTimer ??= setTimeout(() => this.cutOpen(why, cause), CUT_GRACE_MS)
       return

@@ -139,6 +139,29 @@ test("another upgraded protocol: the app's 'upgradeDraining' listener gets the c
   await sleep(10)
 })
 
+test('a drain cut before its time (maxDrainingGenerations): WebSockets whose moment had not come get 1001 then, not a reset', async (t) => {
+  // A long closeSpread: at the cut, ~1 s into the drain, most of generation 1's WebSockets are still open.
+  const plugin = { idleGrace: 300, probation: 300, drainTimeout: 20000, closeSpread: 15000, maxDrainingGenerations: 1 }
+  const { dir, service, target } = await start(t, { plugin, websocket: true })
+  const { clients, stop } = webSocketClients(t, target, '/ws', 10)
+  await waitFor(() => clients.every((c) => c.greetings.length === 1), 20000, 'every client to be greeted')
+  const pid1 = service.pid
+  writeRelease(dir, { version: 2, plugin, websocket: true })
+  process.kill(pid1, 'SIGUSR2')
+  const pid2 = await service.generationServing(2)
+  writeRelease(dir, { version: 3, plugin, websocket: true })
+  process.kill(pid2, 'SIGUSR2')
+  await service.generationServing(3)
+  // Cut as soon as generation 2 drains too: gone long before its closeSpread.
+  const cutAt = Date.now()
+  await waitUntilGone(pid1, 10000)
+  t.ok(Date.now() - cutAt < 6000, `generation 1 was cut, not drained over its closeSpread (gone ${Date.now() - cutAt} ms after generation 3 served)`)
+  await waitFor(() => clients.every((c) => c.closes.length >= 1), 5000, 'every generation 1 WebSocket to be closed')
+  stop()
+  const first = clients.map((c) => c.closes[0])
+  t.same(first.map((c) => c.code), Array(10).fill(1001), 'every WebSocket of generation 1 was closed with 1001 (Going Away), none reset (1006)')
+})
+
 test('SIGTERM: WebSocket clients get 1001 too, spread over closeSpread, and the process exits 0 with nothing cut', async (t) => {
   const plugin = { idleGrace: 300, drainTimeout: 5000, closeSpread: 1000 }
   const { service, target } = await start(t, { plugin, websocket: true })
