@@ -15,7 +15,14 @@ const { usePm2 } = require('./helpers/pm2')
 const { freePort } = require('../tools/free-port')
 
 const PLUGIN = { idleGrace: 300, drainTimeout: 10000, readyTimeout: 20000, probation: 500 }
-const KEEP = { FASTIFY_HOT_RELOAD_KEEP_PID: '1' }
+/**
+ * keepPid on, and a runtime directory of the test's own: the default control socket (named after
+ * the app: app.sock) is then this test's, not shared with another test file's services running at
+ * the same time, whose sockets would come and go beside it.
+ */
+function keep (t) {
+  return { FASTIFY_HOT_RELOAD_KEEP_PID: '1', XDG_RUNTIME_DIR: tempDir(t) }
+}
 
 /**
  * Once the service has ended: every supervisor it ran stopped cleanly (its `stopped` line) and
@@ -78,7 +85,9 @@ if (canExecve) {
   test('node app.js: the started pid becomes the supervisor and keeps serving across reloads, 0 failed; SIGTERM ends it all', async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const service = Service.start(t, { cwd: dir, env: KEEP })
+    // Both services below in one runtime directory: two app.js, as on one machine.
+    const env = keep(t)
+    const service = Service.start(t, { cwd: dir, env })
     const pid = service.pid
     const url = await service.listening()
     await service.generationServing(1)
@@ -87,10 +96,12 @@ if (canExecve) {
     // A second service of the same name (app.js) keeps its pid too, on a control socket of its own.
     const otherDir = tempDir(t)
     writeRelease(otherDir, { version: 1, plugin: PLUGIN })
-    const other = Service.start(t, { cwd: otherDir, env: KEEP })
+    const other = Service.start(t, { cwd: otherDir, env })
     await other.generationServing(1)
     const controls = [service, other].map((s) => s.find((l) => l.pid === s.pid && typeof l.controlPath === 'string')?.controlPath)
     t.ok(controls[0] && controls[1] && controls[0] !== controls[1], `two app.js, two control sockets: ${controls.join(', ')}`)
+    t.match(other.find((l) => l.supervisor === 'control-name-taken' && l.level === 40), { name: 'app', controlPath: controls[1] },
+      'the second one warns that `--name app` reaches the other, and names its own socket')
     process.kill(other.pid, 'SIGTERM')
     t.same(await other.exit, { code: 0, signal: null }, 'the second one stops on its own')
     const load = startLoad(t, { host: url.hostname, port: Number(url.port) }, { connections: 10, keepAlive: true })
@@ -115,7 +126,7 @@ if (canExecve) {
     const ran = path.join(dir, 'preloaded-in')
     fs.writeFileSync(path.join(dir, 'agent.js'), `require('node:fs').appendFileSync(${JSON.stringify(ran)}, process.pid + '\\n')\n`)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const service = Service.start(t, { cwd: dir, env: { ...KEEP, NODE_OPTIONS: `--require ${path.join(dir, 'agent.js')} --max-old-space-size=256` } })
+    const service = Service.start(t, { cwd: dir, env: { ...keep(t), NODE_OPTIONS: `--require ${path.join(dir, 'agent.js')} --max-old-space-size=256` } })
     const pid = service.pid
     await service.listening()
     const first = await service.generationServing(1)
@@ -148,7 +159,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
 `)
     for (let run = 1; run <= 3; run++) {
       fs.rmSync(logFile, { force: true })
-      const service = Service.start(t, { cwd: dir, script: path.join(dir, 'app.js'), env: KEEP })
+      const service = Service.start(t, { cwd: dir, script: path.join(dir, 'app.js'), env: keep(t) })
       // The supervisor's own lines (its stdout) say when the first generation serves.
       await service.waitForLine((l) => l.supervisor === 'generation-serving', 20000, 'the first generation to serve')
       const parsed = (line) => { try { return JSON.parse(line) } catch { return {} } }
@@ -164,7 +175,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
     // A directory that cannot be made: its parent is a file (as a read-only /tmp refuses it).
     fs.writeFileSync(path.join(dir, 'not-a-dir'), '')
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const service = Service.start(t, { cwd: dir, env: { ...KEEP, XDG_RUNTIME_DIR: path.join(dir, 'not-a-dir') } })
+    const service = Service.start(t, { cwd: dir, env: { ...keep(t), XDG_RUNTIME_DIR: path.join(dir, 'not-a-dir') } })
     const pid = service.pid
     const url = await service.listening()
     await service.generationServing(1)
@@ -184,7 +195,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
       cwd: dir,
       command: 'unshare',
       args: ['--pid', '--fork', '--mount-proc', process.execPath, FIXTURE_APP],
-      env: KEEP,
+      env: keep(t),
       trackLogPids: false // pids in the log are the namespace's
     })
     const url = await service.listening()
@@ -213,7 +224,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
     fs.copyFileSync(FIXTURE_APP, path.join(dir, 'app.js'))
     fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'keep-pid-app', private: true, scripts: { start: 'node app.js' } }))
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const service = Service.start(t, { cwd: dir, command: 'npm', args: ['start', '--silent'], env: KEEP })
+    const service = Service.start(t, { cwd: dir, command: 'npm', args: ['start', '--silent'], env: keep(t) })
     const url = await service.listening()
     await service.generationServing(1)
     // The process npm started (sh -c execs node): the one that runs the supervisor now.
@@ -231,7 +242,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
   test('PM2 fork mode with --wait-ready: the app says at start that PM2 will wait out listen_timeout, and still comes online with the same pid', async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const { pm2, logLines } = usePm2(t, dir, KEEP)
+    const { pm2, logLines } = usePm2(t, dir, keep(t))
     const started = await pm2('start', FIXTURE_APP, '--name', 'wr', '--no-autorestart', '--wait-ready', '--listen-timeout', '2000')
     t.equal(started.code, 0, `pm2 start --wait-ready ${started.stderr}`)
     const app = JSON.parse((await pm2('jlist')).stdout).find((a) => a.name === 'wr')
@@ -249,7 +260,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
   test('PM2 fork mode: pm2 sendSignal SIGUSR2 reloads with 0 failed, PM2 sees one pid and no restart; pm2 stop drains', async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const { pm2, logLines } = usePm2(t, dir, KEEP)
+    const { pm2, logLines } = usePm2(t, dir, keep(t))
     // PM2 ends a process with SIGINT to its whole tree (supervisor and worker at once), then SIGKILL
     // after kill_timeout (1600 ms by default): long enough here for the drain below.
     const started = await pm2('start', FIXTURE_APP, '--name', 'kp', '--no-autorestart', '--kill-timeout', '15000')
@@ -294,7 +305,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
     // TypeScript syntax: only a loader (tsx's, passed on in the workers' execArgv) runs this.
     fs.writeFileSync(path.join(dir, 'app.ts'), `const fixture: string = ${JSON.stringify(FIXTURE_APP)}\nrequire(fixture)\n`)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/tsx'), args: ['app.ts'], env: KEEP })
+    const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/tsx'), args: ['app.ts'], env: keep(t) })
     const url = await service.listening()
     await service.generationServing(1)
     const started = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under tsx')
@@ -321,7 +332,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
     writeRelease(dir, { version: 1, plugin: PLUGIN })
     // A fixed port, as a development server has: the restarted service listens on it again.
     const port = await freePort()
-    const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/nodemon'), args: ['--signal', 'SIGTERM', '--watch', 'app.js', '--delay', '0', 'app.js'], env: { ...KEEP, PORT: String(port) } })
+    const service = Service.start(t, { cwd: dir, command: path.join(REPO, 'node_modules/.bin/nodemon'), args: ['--signal', 'SIGTERM', '--watch', 'app.js', '--delay', '0', 'app.js'], env: { ...keep(t), PORT: String(port) } })
     const url = await service.listening()
     await service.generationServing(1)
     const first = await waitFor(() => descendantsOf(service.pid).find(isSupervisor), 10000, 'the supervisor under nodemon')
@@ -356,7 +367,7 @@ app.listen({ port: 0, host: '127.0.0.1' })
   test(`Node ${process.version} has no process.execve: a warning says the pid is not kept, reloads stay standalone`, async (t) => {
     const dir = tempDir(t)
     writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const service = Service.start(t, { cwd: dir, env: KEEP })
+    const service = Service.start(t, { cwd: dir, env: keep(t) })
     await service.generationServing(1)
     const warning = service.find((l) => l.level === 40 && l.keepPid === false)
     t.ok(warning, 'a warning at startup')

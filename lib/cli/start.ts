@@ -139,6 +139,9 @@ export async function start (argv: string[]): Promise<number> {
       if (!isControlTaken(err)) throw err
       controlPath = defaultControlPath(`${name}-${process.pid}`)
       control = await listenControl(controlPath, answer)
+      // `reload --name app` reaches the other one: say how to reach this one.
+      log.warn({ supervisor: 'control-name-taken', name, controlPath },
+        `supervisor: another service named ${name} runs here and answers \`--name ${name}\`; reach this one with \`fastify-hot-reload reload --name ${name}-${process.pid}\` (or --control ${controlPath})`)
     } catch (cause) {
       // The default place is not usable (a read-only /tmp, an XDG_RUNTIME_DIR of another user): the
       // service runs without its control socket, and signals still reload it.
