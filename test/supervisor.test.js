@@ -347,6 +347,7 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
   const noService = await cli(['reload', '--control', path.join(dir, 'none.sock')])
   t.equal(noService.code, 2)
   t.match(noService.stderr, /no supervisor listens on .*none\.sock/)
+  t.match(noService.stderr, /kill -USR2 <pid>.*--pid-file/, 'and how to reload a service that runs without one')
   for (const command of ['reload', 'status']) {
     const asJson = await cli([command, '--json', '--control', path.join(dir, 'none.sock')])
     t.equal(asJson.code, 2, `${command} --json with no supervisor: exit 2`)

@@ -129,7 +129,10 @@ export async function listenControl (path: string, handler: ControlHandler): Pro
 /** Sends one request to a supervisor and resolves with its answer (with `onTimeout`'s, when given, if none comes in time). */
 export function requestControl (path: string, request: ControlRequest, timeoutMs: number, onTimeout?: () => Record<string, unknown>): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    if (!existsSync(path)) return reject(controlError(`no supervisor listens on ${path} (no such socket)`))
+    if (!existsSync(path)) {
+      return reject(controlError(`no supervisor listens on ${path} (no such socket). ` +
+        'A service that runs without one (keepPid off, or Node before 22.15) is reloaded by signal: `kill -USR2 <pid>`, or `fastify-hot-reload reload --pid-file <its pidFile>`'))
+    }
     if (!statSync(path).isSocket()) return reject(controlError(`${path} is not a socket`))
     const socket = connect(path)
     let buffer = ''
