@@ -17,6 +17,15 @@ export type ErrorCode =
   | 'HOT_RELOAD_ALREADY_REGISTERED'
   | 'HOT_RELOAD_UNSUPPORTED'
 
+/**
+ * A failure as a log field (`error`, not pino's `err`, whose serializer adds a stack): its code and
+ * message. Not the stack: it would point into this package (where the error was made), not at the
+ * cause, which the message names.
+ */
+export function failureFields (err: HotReloadError | undefined): { type: string, code: string, message: string } | undefined {
+  return err === undefined ? undefined : { type: err.name, code: err.code, message: err.message }
+}
+
 export function hotReloadError (code: ErrorCode, message: string, cause?: unknown): HotReloadError {
   const err = new Error(message, cause === undefined ? undefined : { cause }) as HotReloadError
   err.code = code

@@ -6,6 +6,7 @@ import type { GenerationContext } from './generation'
 import type { Handover } from './handover'
 import type { Instance } from './instance'
 import type { Lifecycle } from './lifecycle'
+import { failureFields } from './errors'
 import { runReload, spawnPlan, successorCommand } from './reload'
 import { notServing, ReloadGate, unsupported } from './reload-result'
 import type { ServiceStatus } from './service-status'
@@ -140,7 +141,7 @@ export class GenerationReloads {
     if (outcome.channel === undefined) {
       if (this.host.lifecycle.state === 'reloading') this.host.lifecycle.to('serving')
       this.host.status.reloadFailed(result.error?.message ?? 'unknown')
-      log.error({ hotReload: 'reload-failed', err: result.error, successorPid: result.successorPid, generation: this.host.generation },
+      log.error({ hotReload: 'reload-failed', error: failureFields(result.error), successorPid: result.successorPid, generation: this.host.generation },
         `hot-reload: reload failed, generation ${this.host.generation} keeps serving: ${result.error?.message}`)
       this.host.lifecycle.emit('reloadFailed', result)
       return result

@@ -153,7 +153,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     remove()
     const argv = supervisorArgv(booted.launch, options, BIN)
     const deferred = deferredReload()
-    app.log.info({ hotReload: 'becoming-supervisor', keepPid: true, pid: process.pid, deferredReload: deferred },
+    app.log.info({ hotReload: 'becoming-supervisor', keepPid: true, deferredReload: deferred },
       `hot-reload: pid ${process.pid} becomes the supervisor and starts the app as its first generation` +
       (deferred ? ' (it loads the code on disk now: that answers the reload signal received during the boot)' : ''))
     // pino writes asynchronously: what is still on its way would be lost with the process image.

@@ -59,7 +59,9 @@ async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepA
   const health = await new Promise((resolve) => http.get({ ...target, path: '/health', agent: false }, resolve))
   t.equal(health.statusCode, 200, '/health stays 200')
   health.resume()
-  t.ok(service.find((l) => l.hotReload === 'reload-failed' && l.generation === 1 && l.pid === service.pid && l.level === 50), 'the failure is logged as an error')
+  const logged = service.find((l) => l.hotReload === 'reload-failed' && l.generation === 1 && l.pid === service.pid && l.level === 50)
+  t.ok(logged, 'the failure is logged as an error')
+  t.same(logged?.error, { type: 'Error', code: expectedCode, message: result.error.message }, 'with its code and message, not a stack into this package')
   return { service, target, dir, result }
 }
 

@@ -577,7 +577,7 @@ test('a runner between the supervisor and node that passes messages on but not s
   writeRelease(dir, { version: 1, plugin: PLUGIN })
   t.equal((await service.closed).code, 1, 'the supervisor stops with exit 1')
   const failed = service.find((l) => l.supervisor === 'generation-failed')
-  t.match(failed, { err: { code: 'HOT_RELOAD_WORKER_NOT_CONNECTED' } }, 'its first generation failed, and why')
+  t.match(failed, { error: { code: 'HOT_RELOAD_WORKER_NOT_CONNECTED' } }, 'its first generation failed, and why')
   t.ok(service.find((l) => l.supervisor === 'first-generation-failed'))
 })
 

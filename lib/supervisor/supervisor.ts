@@ -12,6 +12,7 @@
 // what follows a worker's exit or its own stop worker-exits.ts, the status snapshot status.ts.
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
+import { failureFields } from '../errors'
 import { ENV } from '../handoff-env'
 import { unwrap, type ChildMessage } from '../ipc'
 import { runCohort } from '../reload'
@@ -247,7 +248,7 @@ export class Supervisor extends EventEmitter {
         // Called off on purpose (we stop, or a reload overtook a restart): no failure, no stack.
         options.log.info({ supervisor: 'generation-cancelled', ...fields, reason: result.error.message }, `supervisor: ${why} called off: ${result.error.message}`)
       } else {
-        options.log.error({ supervisor: 'generation-failed', ...fields, err: result.error },
+        options.log.error({ supervisor: 'generation-failed', ...fields, error: failureFields(result.error) },
           `supervisor: ${why} failed${this.cohorts.current ? `, generation ${this.cohorts.current.generation} keeps serving` : ''}: ${result.error?.message}`)
       }
       if (why === 'reload') options.status.reloadFailed(result.error?.message ?? 'unknown')
