@@ -65,7 +65,10 @@ const PRELOAD = join(__dirname, 'boot-report.js')
  * release directory removed under a long-running supervisor: a --require of it would end every
  * successor), nor under Yarn Plug'n'Play (the file is inside a zip only PnP's runtime can read).
  */
-export function withCrashReport (env: Record<string, string>, preload = PRELOAD, pnp = process.versions.pnp !== undefined): Record<string, string> {
+export function withCrashReport (started: Record<string, string>, preload = PRELOAD, pnp = process.versions.pnp !== undefined): Record<string, string> {
+  // Never twice: an environment that has it already (ours, as we were started) gets the user's back first.
+  const env = { ...started }
+  restoreNodeOptions(env)
   if (pnp || !existsSync(preload)) return env
   const original = env.NODE_OPTIONS
   const quoted = `"${preload.replace(/[\\"]/g, (c) => `\\${c}`)}"`

@@ -49,6 +49,31 @@ test('standalone, node --env-file=.env: a reload reads the changed .env', async 
   }, { fromAnEnvFile: '--env-file' })
 })
 
+test('NODE_OPTIONS is as the user set it in every generation and in its children (the crash-report preload takes itself out): 3 chained reloads standalone, 2 supervised', async (t) => {
+  const userOptions = '--max-old-space-size=300'
+  const seenOptions = async (target) => (await request(target, { path: '/node-options' })).body
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const service = Service.start(t, { cwd: dir, env: { NODE_OPTIONS: userOptions } })
+  const target = await servingTarget(service)
+  let pid = service.pid
+  for (let version = 2; version <= 4; version++) {
+    writeRelease(dir, { version, plugin: PLUGIN })
+    process.kill(pid, 'SIGUSR2')
+    pid = await service.generationServing(version)
+    t.same(await seenOptions(target), { version, own: userOptions, child: userOptions }, `standalone generation ${version}`)
+  }
+  const supervised = startSupervised(t, { env: { NODE_OPTIONS: userOptions } })
+  writeRelease(supervised.dir, { version: 1, plugin: PLUGIN })
+  const supervisedTarget = await servingTarget(supervised.service)
+  for (let version = 2; version <= 3; version++) {
+    writeRelease(supervised.dir, { version, plugin: PLUGIN })
+    process.kill(supervised.service.pid, 'SIGHUP')
+    await supervised.service.generationServing(version)
+    t.same(await seenOptions(supervisedTarget), { version, own: userOptions, child: userOptions }, `supervised generation ${version}`)
+  }
+})
+
 test('standalone, dotenv in the app: a reload reads the changed .env', async (t) => {
   const dir = tempDir(t)
   writeDotEnv(dir, { GREETING: 'one' })

@@ -39,6 +39,8 @@ test('withCrashReport adds the preload to NODE_OPTIONS, quoted, and keeps what w
   t.equal(some[ORIGINAL_NODE_OPTIONS], '"--max-old-space-size=512"')
   t.same(withCrashReport({ A: '1' }, path.join(dir, 'gone.js'), false), { A: '1' }, 'a preload file that is gone (a removed release) is not asked for')
   t.same(withCrashReport({ A: '1' }, preload, true), { A: '1' }, 'nor under Yarn Plug\'n\'Play')
+  const again = withCrashReport(some, preload, false)
+  t.same(again, some, 'an environment that has it already (a generation\'s own, as it was started) gets it once, with the user\'s NODE_OPTIONS saved')
   const env = { ...some }
   restoreNodeOptions(env)
   t.same(env, { NODE_OPTIONS: '--max-old-space-size=512' }, 'the preload puts NODE_OPTIONS back as it was')
