@@ -213,6 +213,11 @@ export class Generation {
     for (const each of ready) this.logAdopted(each)
     if (parent === undefined) return
     parent.listening()
+    // A rejection the app's boot left unhandled ends the process at the end of this turn of the
+    // event loop (Node's default), and a boot that never waits on I/O gets this far first. Let it,
+    // before a socket is on its way (messages queue behind it, what ended us among them) and
+    // before we can say ready.
+    await new Promise((resolve) => setImmediate(resolve))
     for (const each of ready) await this.context.mode.shareListeners(each.listeners, parent, each.app.log)
     await this.reportReady(parent, ready)
   }

@@ -77,6 +77,11 @@ test('a successor with a syntax error: the failure names it and where it is, tho
   t.equal(result.error.message.replace(/^.*before it was ready: /, ''), `SyntaxError: Unexpected token ';' (${path.join(dir, 'broken.js')}:1)`)
 })
 
+test('a successor that leaves a rejection unhandled at boot fails the reload, naming it: it is not taken for ready in the moment before Node ends it', async (t) => {
+  const { result } = await failedReload(t, { rejectAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
+  t.match(result.error.message, /exited with code 1 before it was ready: Error: release 2 rejects at boot$/)
+})
+
 test('a successor that dies of an uncaught exception at boot: the failure names it', async (t) => {
   const { result } = await failedReload(t, { throwUncaughtAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
   t.match(result.error.message, /exited with code 1 before it was ready: TypeError: release 2 reads an undefined setting$/)

@@ -98,6 +98,11 @@ test('reload exits 0 on a good release and non-zero on broken ones; the old gene
   const broken = await cli(['reload', '--control', control, '--json'])
   t.equal(broken.code, 1, 'a release that cannot start: exit 1')
   t.match(JSON.parse(broken.stdout), { ok: false, generation: 2, error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED', message: /before it was ready: Error: Cannot find module 'a-module-not-installed'$/ } }, 'with what ended it')
+  // A rejection left unhandled at boot ends the worker at the end of that turn: never taken for ready first.
+  writeRelease(dir, { version: 3, plugin: PLUGIN, rejectAtBoot: true })
+  const rejected = await cli(['reload', '--control', control, '--json'])
+  t.equal(rejected.code, 1, 'a release that leaves a rejection unhandled at boot: exit 1')
+  t.match(JSON.parse(rejected.stdout), { ok: false, generation: 2, error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED', message: /before it was ready: Error: release 3 rejects at boot$/ } }, 'with what ended it')
   writeRelease(dir, { version: 4, notReady: true, plugin: PLUGIN })
   const hanging = await cli(['reload', '--control', control])
   t.equal(hanging.code, 1, 'a release that never becomes ready: exit 1')
