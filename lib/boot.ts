@@ -3,7 +3,6 @@
 // that from the environment so the app's own children never see it, and connect to the parent
 // early (an abort while the app still boots ends a successor at once).
 import cluster from 'node:cluster'
-import { restoreNodeOptions } from './crash-report'
 import { clearHandoffEnv, readHandoff, type Handoff, type InheritedSocket } from './handoff-env'
 import { captureLaunch, CHANNEL_VARS, ipcWatcher, type Launch } from './launch'
 import { chooseMode, type Mode } from './mode'
@@ -51,9 +50,6 @@ export function boot (): Boot {
   // Neither the app's own children nor our successor start from these.
   if (info.handoff !== null || info.activated !== null || info.error !== undefined) clearHandoffEnv(process.env)
   clearHandoffEnv(launch.env)
-  // The environment we were started with has our parent's crash-report preload in NODE_OPTIONS:
-  // the next successor gets NODE_OPTIONS as the user set it (and the preload once, from us).
-  restoreNodeOptions(launch.env)
   // A successor's IPC channel is ours, made by spawn(): one inherited from whoever forked this
   // process (a watcher, PM2, nodemon) would name an fd the successor holds a listening socket at.
   for (const name of CHANNEL_VARS) delete launch.env[name]

@@ -142,13 +142,10 @@ export class ConnectionHandoff {
     if (listener === undefined || !outlet.open) return false
     const handle = detachConnection(socket)
     if (handle === null) return false
-    // Our copy of the fd goes once theirs is on its way; the connection itself stays open.
-    let done: () => void = () => {}
-    const sending = new Promise<void>((resolve) => { done = resolve })
-    const settle = (err?: Error | null): void => {
-      // Once only: the successor's exit may settle it before Node does.
-      if (!this.inFlight.delete(settle)) return
-      if (err === undefined || err === null) {
+    this.nextMoveAt = performance.now() + this.spacingMs
+    this.dispatch(listener, handle, outlet, (err) => {
+      // Our copy of the fd goes once theirs is on its way; the connection itself stays open.
+      if (err === undefined) {
         socket.destroy()
       } else if (reattachConnection(socket)) {
         // Nothing was read meanwhile; it drains here with the ordinary close.
@@ -158,13 +155,7 @@ export class ConnectionHandoff {
         this.log.warn({ hotReload: 'handoff-failed', closed: true, err: err.message }, 'hot-reload: a connection could not be handed over nor kept; closing it')
         socket.destroy()
       }
-      done()
-      // Room for the next one (at its turn in the ramp): an idle connection need not wait for the drain's sweep.
-      this.offerIdleAtNextTurn()
-    }
-    this.inFlight.set(settle, sending)
-    this.nextMoveAt = performance.now() + this.spacingMs
-    outlet.send(listener, handle).then(() => settle(), settle)
+    })
     return true
   }
 
@@ -173,13 +164,22 @@ export class ConnectionHandoff {
    * once theirs is on its way. Served here after all when it cannot be sent.
    */
   passOn (listener: string, handle: object, outlet: ConnectionOutlet): void {
+    this.dispatch(listener, handle, outlet, (err) => {
+      if (err === undefined) (handle as { close?: () => void }).close?.()
+      else this.receive(listener, handle)
+    })
+  }
+
+  /** Sends `handle` through the outlet, counted in flight until `settled` has run, once (with the send's error, if any). */
+  private dispatch (listener: string, handle: object, outlet: ConnectionOutlet, settled: (err?: Error) => void): void {
     let done: () => void = () => {}
     const sending = new Promise<void>((resolve) => { done = resolve })
     const settle = (err?: Error | null): void => {
+      // Once only: the successor's exit may settle it before Node does.
       if (!this.inFlight.delete(settle)) return
-      if (err === undefined || err === null) (handle as { close?: () => void }).close?.()
-      else this.receive(listener, handle)
+      settled(err ?? undefined)
       done()
+      // Room for the next one (at its turn in the ramp): an idle connection need not wait for the drain's sweep.
       this.offerIdleAtNextTurn()
     }
     this.inFlight.set(settle, sending)

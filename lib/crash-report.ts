@@ -66,7 +66,8 @@ const PRELOAD = join(__dirname, 'boot-report.js')
  * successor), nor under Yarn Plug'n'Play (the file is inside a zip only PnP's runtime can read).
  */
 export function withCrashReport (started: Record<string, string>, preload = PRELOAD, pnp = process.versions.pnp !== undefined): Record<string, string> {
-  // Never twice: an environment that has it already (ours, as we were started) gets the user's back first.
+  // Never twice: the environment a successor was started with (what it starts the next one from,
+  // lib/launch.ts) has it already; the user's NODE_OPTIONS comes back first.
   const env = { ...started }
   restoreNodeOptions(env)
   if (pnp || !existsSync(preload)) return env
