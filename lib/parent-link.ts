@@ -300,4 +300,3 @@ function closeHandle (handle: object): void {
   const closable = handle as { close?: () => void }
   if (typeof closable.close === 'function') closable.close()
 }
-
