@@ -36,3 +36,22 @@ export function scriptIndex (args: readonly string[]): number {
   }
   return -1
 }
+
+/** Package runners that start node as a child of their own, from their stdio only: a channel to them stops there. */
+const RUNNERS: ReadonlyMap<string, string> = new Map([
+  ['npm', 'npm'], ['npx', 'npx'], ['pnpm', 'pnpm'], ['pnpx', 'pnpx'], ['yarn', 'yarn'], ['yarnpkg', 'yarn'],
+  ['npm-cli.js', 'npm'], ['npx-cli.js', 'npx'], ['pnpm.cjs', 'pnpm'], ['yarn.js', 'yarn'], ['yarn.cjs', 'yarn']
+])
+
+/** The package runner a command starts (`npm start`, `node …/npm-cli.js start`), if it is one. */
+export function packageRunner (execPath: string, args: readonly string[]): string | undefined {
+  const program = baseName(execPath)
+  if (RUNNERS.has(program)) return RUNNERS.get(program)
+  if (!/^node(\.exe)?$/.test(program)) return undefined
+  const index = scriptIndex(args)
+  return index === -1 ? undefined : RUNNERS.get(baseName(args[index]))
+}
+
+function baseName (file: string): string {
+  return file.slice(Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\')) + 1)
+}

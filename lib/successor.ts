@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { monotonicMs } from './boot-clock'
 import { lowerWhileBooting } from './boot-priority'
+import { packageRunner } from './node-command'
 import { withCrashReport } from './crash-report'
 import { hotReloadError } from './errors'
 import type { HotReloadError } from './types'
@@ -197,10 +198,21 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       }
     }
 
+    /**
+     * A worker started through a package runner (`start -- npm start`) cannot reach us: the runner
+     * keeps our channel to itself. The app says so on its stderr; say it in our log too.
+     */
+    function throughRunner (): string {
+      const runner = timings.supervised === true && !listenedYet ? packageRunner(plan.execPath, plan.args) : undefined
+      return runner === undefined
+        ? ''
+        : `. Its command starts node through ${runner}, which does not pass on the channel to the supervisor: give the supervisor the node command itself after "--" ("fastify-hot-reload start -- node app.js", not "-- ${runner} …")`
+    }
+
     function onExit (code: number | null, signal: NodeJS.Signals | null): void {
       const how = signal === null ? `code ${code}` : `signal ${signal}`
       const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED',
-        `${who} (pid ${child.pid}) exited with ${how} before it was ready${crashCause === undefined ? '' : `: ${crashCause}`}`))
+        `${who} (pid ${child.pid}) exited with ${how} before it was ready${crashCause === undefined ? '' : `: ${crashCause}`}${throughRunner()}`))
       // The exit can be seen before the channel's last messages are read (a 'failed' that says why):
       // read them first, until the channel closes (briefly: a grandchild may hold it open).
       if (!child.connected) return exited()

@@ -594,6 +594,8 @@ test('a runner between the supervisor and node that keeps the channel to itself 
   t.equal((await service.closed).code, 1, 'the supervisor stops with exit 1')
   t.ok(service.find((l) => l.msg === 'boot failed' && l.code === 'HOT_RELOAD_WORKER_NOT_CONNECTED'), 'the app said why it would not serve')
   t.notOk(service.find((l) => l.code === 'HOT_RELOAD_SUPERVISOR_GONE'), 'not that its supervisor is gone')
+  // The supervisor's own log names the runner too: with only its log at hand, the cause is there.
+  t.match(service.find((l) => l.supervisor === 'generation-failed'), { error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED', message: /through npm\b/ } }, 'the supervisor names npm as the cause')
 })
 
 test('a first generation that cannot start: the supervisor stops with exit code 1, without scheduling a restart it will not run', async (t) => {

@@ -1,7 +1,7 @@
 'use strict'
 // lib/node-command.ts: which argument of a Node command line is the app's script.
 const { test } = require('tap')
-const { scriptIndex } = require('../../dist/lib/node-command')
+const { scriptIndex, packageRunner } = require('../../dist/lib/node-command')
 
 test('the script is the first argument that is neither an option nor an option\'s value', async (t) => {
   const cases = [
@@ -23,4 +23,21 @@ test('the script is the first argument that is neither an option nor an option\'
     [[], -1]
   ]
   for (const [args, expected] of cases) t.equal(scriptIndex(args), expected, `node ${args.join(' ')}`)
+})
+
+test('a package runner is found by its program, or by its script when node runs it', async (t) => {
+  const cases = [
+    ['npm', ['start'], 'npm'],
+    ['/usr/local/bin/npx', ['tsx', 'app.ts'], 'npx'],
+    ['pnpm', ['run', 'serve'], 'pnpm'],
+    ['yarnpkg', ['start'], 'yarn'],
+    ['/usr/bin/node', ['/usr/lib/node_modules/npm/bin/npm-cli.js', 'start'], 'npm'],
+    ['node', ['--enable-source-maps', 'npx-cli.js', 'app'], 'npx'],
+    ['node', ['app.js'], undefined],
+    ['node', ['-r', 'npm-cli.js', 'app.js'], undefined],
+    ['node', ['-e', '1'], undefined],
+    ['/opt/bin/npm-like', ['start'], undefined],
+    ['tsx', ['app.ts'], undefined]
+  ]
+  for (const [execPath, args, expected] of cases) t.equal(packageRunner(execPath, args), expected, `${execPath} ${args.join(' ')}`)
 })
