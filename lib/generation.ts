@@ -302,7 +302,6 @@ export class Generation {
     return this.reloads.reload()
   }
 
-
   // ---- shutdown ----------------------------------------------------------------------------
 
   /** SIGTERM/SIGINT: give up any reload in progress, then drain every instance and close. */
