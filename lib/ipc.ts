@@ -28,6 +28,11 @@ export type ChildMessage =
    * said ready: what it was, so that the reload's failure names the cause. Absent from older releases.
    */
   | { type: 'crashing', cause: string }
+  /**
+   * The app's boot failed (its ready() or listen() rejected) before it said ready: what with. The app
+   * may catch that and exit, or live on without listening. Absent from older releases.
+   */
+  | { type: 'boot-failed', cause: string }
   /** Its readiness check did not pass yet: why (said again when that changes). Absent from older releases. */
   | { type: 'not-ready', reason: string }
   /**

@@ -147,6 +147,11 @@ export class ParentLink {
     this.send({ type: 'listening' })
   }
 
+  /** The app's boot failed, and with what: the parent names it if we exit or time out before ready. */
+  bootFailed (cause: string): void {
+    this.send({ type: 'boot-failed', cause })
+  }
+
   /** Our readiness check did not pass yet, and why: the parent names it if readyTimeout comes first. */
   notReady (reason: string): void {
     this.send({ type: 'not-ready', reason })

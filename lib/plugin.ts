@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { boot } from './boot'
+import { crashCause } from './crash-report'
 import { hotReloadError } from './errors'
 import { HotReloadFacade } from './facade'
 import { Generation } from './generation'
@@ -11,6 +12,7 @@ import { registerHealthRoutes } from './health'
 import { keepPidAtListen } from './keep-pid'
 import { limitDrain, resolveOptions } from './options'
 import { fastifyCliCloseGraceMs } from './fastify-cli'
+import { bootUnderWay, fastifyListened } from './fastify-state'
 import { CLOSE_GRACE_MS } from './handover'
 import { describeSignalsBlocked, signalsBlockedHere } from './signal-path'
 import type { HotReloadOptions } from './types'
@@ -34,6 +36,10 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   }
   const refusal = mode.refusal(parent)
   if (refusal !== undefined) throw refusal
+  // A successor's boot that fails from here on (a plugin of the app throws: its database is not
+  // there) mostly ends by the app's own hand, as Fastify's docs show: logged, then process.exit(1).
+  // The parent hears why first, for the reload's failure.
+  if (parent !== undefined) bootUnderWay(app)?.then(undefined, (err: unknown) => { parent.bootFailed(crashCause(err)) })
   if (app.hasDecorator('hotReload')) {
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
@@ -106,21 +112,6 @@ function warnIfListenBypassed (app: FastifyInstance, fine: () => boolean): void 
         'This plugin starts serving (readiness, reloads) when Fastify listens; /health answers 503 until then. Call app.listen()')
     }, ON_LISTEN_GRACE_MS).unref()
   })
-}
-
-/**
- * Whether Fastify's own listen() has run for this instance: its internal state says so (set before
- * it runs the onListen hooks, never by a listen on app.server). Undefined when that state is not
- * where Fastify 5 keeps it.
- */
-function fastifyListened (app: FastifyInstance): boolean | undefined {
-  for (let object: object | null = app; object !== null; object = Object.getPrototypeOf(object) as object | null) {
-    const key = Object.getOwnPropertySymbols(object).find((symbol) => symbol.description === 'fastify.state')
-    if (key === undefined) continue
-    const state = (object as Record<symbol, unknown>)[key] as { listening?: unknown } | undefined
-    return typeof state?.listening === 'boolean' ? state.listening : undefined
-  }
-  return undefined
 }
 
 /** Said once, at the process's first registration: what will not work the way the user expects. */

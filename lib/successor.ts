@@ -131,6 +131,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     /** What it said ended it ('crashing'), and why it was not ready yet ('not-ready'), for a failure's message. */
     let crashCause: string | undefined
     let notReadyBecause: string | undefined
+    /** What its app's boot failed with ('boot-failed'): the first, when several instances failed. */
+    let bootFailure: string | undefined
     const listenerCopies: ListenerCopy[] = []
     const exited = new Promise<void>((resolveExit) => {
       if (child.exitCode !== null || child.signalCode !== null) resolveExit()
@@ -144,7 +146,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     }, timings.readyTimeout)
     /** How far a successor that timed out got: still booting, or not passing its readiness check (and why). */
     const whereItWas = (): string => {
-      if (!listenedYet) return 'its app had not called listen() yet (still booting)'
+      if (!listenedYet) return bootFailure === undefined ? 'its app had not called listen() yet (still booting)' : `its app's boot failed (${bootFailure}), and it did not exit`
       return notReadyBecause === undefined ? 'its app called listen(); its readiness check had not passed' : `its readiness check last found: ${notReadyBecause}`
     }
 
@@ -190,6 +192,8 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace, true) })
       } else if (message.type === 'crashing') {
         crashCause = message.cause
+      } else if (message.type === 'boot-failed') {
+        bootFailure ??= message.cause
       } else if (message.type === 'not-ready') {
         notReadyBecause = message.reason
       } else if (message.type === 'failed') {
@@ -211,8 +215,10 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
 
     function onExit (code: number | null, signal: NodeJS.Signals | null): void {
       const how = signal === null ? `code ${code}` : `signal ${signal}`
+      // What ended it: an exception nobody caught, or else a failed boot the app caught and exited on.
+      const cause = crashCause ?? (bootFailure === undefined ? undefined : `its app's boot failed: ${bootFailure}`)
       const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED',
-        `${who} (pid ${child.pid}) exited with ${how} before it was ready${crashCause === undefined ? '' : `: ${crashCause}`}${throughRunner()}`))
+        `${who} (pid ${child.pid}) exited with ${how} before it was ready${cause === undefined ? '' : `: ${cause}`}${throughRunner()}`))
       // The exit can be seen before the channel's last messages are read (a 'failed' that says why):
       // read them first, until the channel closes (briefly: a grandchild may hold it open).
       if (!child.connected) return exited()

@@ -87,6 +87,16 @@ test('a successor that dies of an uncaught exception at boot: the failure names 
   t.match(result.error.message, /exited with code 1 before it was ready: TypeError: release 2 reads an undefined setting$/)
 })
 
+test('a successor whose boot fails in a plugin of the app, which logs it and exits 1 as Fastify\'s docs show: the failure names what the boot failed with', async (t) => {
+  const { result } = await failedReload(t, { pluginFailsAtBoot: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
+  t.match(result.error.message, /exited with code 1 before it was ready: its app's boot failed: Error: release 2 cannot reach its database$/)
+})
+
+test('a successor whose boot fails and that lives on without listening: the failure at readyTimeout names what the boot failed with', async (t) => {
+  const { result } = await failedReload(t, { pluginFailsAtBoot: true, stayAfterBootFailure: true }, 'HOT_RELOAD_READY_TIMEOUT')
+  t.match(result.error.message, /: its app's boot failed \(Error: release 2 cannot reach its database\), and it did not exit$/)
+})
+
 test('a successor that exits right after spawning', async (t) => {
   await failedReload(t, { exitAtStart: true }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
 })

@@ -608,6 +608,13 @@ test('a first generation that cannot start: the supervisor stops with exit code 
   t.equal(service.filter((l) => l.supervisor === 'generation-starting').length, 1, 'one worker started')
 })
 
+test('a first generation whose boot fails in a plugin of the app (logged, then process.exit(1)): the supervisor\'s log names what it failed with', async (t) => {
+  const { dir, service } = startSupervised(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN, pluginFailsAtBoot: true })
+  t.equal((await service.closed).code, 1, 'exit 1')
+  t.match(service.find((l) => l.supervisor === 'generation-failed'), { error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED', message: /: its app's boot failed: Error: release 1 cannot reach its database$/ } })
+})
+
 test('--drain-timeout bounds the workers\' drains, whatever their drainTimeout: a stop cuts what is left then, and no worker has to be killed', async (t) => {
   // The plugin's drainTimeout is its default (30 s): without the bound the worker would wait for the request, and be killed at 2 + 5 s.
   const { dir, service } = startSupervised(t, { extra: ['--drain-timeout', '2000'] })
