@@ -13,7 +13,6 @@ import { nameFromCommand } from './supervisor/control'
 import { ipcWatcher, type Launch } from './launch'
 import { canLoadSupervisor, runnerPreloads, supervisorEnvironment } from './supervisor-image'
 import type { ResolvedOptions } from './options'
-import { SUPERVISOR_SIGNALS } from './validate'
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'fastify-hot-reload.js')
 
@@ -77,8 +76,6 @@ export function decideKeepPid (facts: KeepPidFacts): KeepPidDecision {
   }
   const custom = Object.keys(facts.options.successor).filter((key) => (facts.options.successor as Record<string, unknown>)[key] !== undefined)
   if (custom.length > 0) return skip(`the successor option (${custom.join(', ')}) needs standalone reloads`, true)
-  const unsupported = facts.options.reloadSignals.filter((signal) => !SUPERVISOR_SIGNALS.has(signal))
-  if (unsupported.length > 0) return skip(`the supervisor does not reload on ${unsupported.join(', ')}`, true)
   return { keep: true }
 }
 

@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os'
 import { resolve } from 'node:path'
 import { hotReloadError } from './errors'
 import { pidFileProblem } from './pid-file'
-import { expectation, inRange, RANGES, type Range } from './validate'
+import { expectation, inRange, RANGES, RELOAD_SIGNALS, type Range } from './validate'
 import type { HotReloadOptions, SuccessorOptions, UnderPressureOptions } from './types'
 
 export interface ResolvedOptions {
@@ -93,6 +93,8 @@ function signals (value: unknown): NodeJS.Signals[] {
     if (SHUTDOWN_SIGNALS.has(name)) {
       throw invalid('reloadSignals', 'signals other than SIGTERM and SIGINT (they shut down gracefully)', name)
     }
+    // SIGCHLD with every child process that ends, SIGPIPE, SIGSEGV...: a reload on those would come unasked.
+    if (!RELOAD_SIGNALS.has(name)) throw invalid('reloadSignals', `signals from ${[...RELOAD_SIGNALS].join(', ')}`, name)
   }
   return [...new Set(value as NodeJS.Signals[])]
 }

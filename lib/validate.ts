@@ -35,5 +35,9 @@ export function numberFromText (text: string): number {
   return /^\d+$/.test(text) ? Number(text) : Number.NaN
 }
 
-/** The signals the supervisor may reload on (`--reload-signal`). */
-export const SUPERVISOR_SIGNALS: ReadonlySet<string> = new Set(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM', 'SIGPWR'])
+/**
+ * The signals a reload may be asked by: the plugin's `reloadSignals`, the supervisor's
+ * `--reload-signal` and `reload --signal`. The others mean something else (SIGCHLD, SIGPIPE, SIGSEGV
+ * come from the system) or are the stop signals.
+ */
+export const RELOAD_SIGNALS: ReadonlySet<string> = new Set(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM', 'SIGPWR'])

@@ -1,7 +1,7 @@
 // The `fastify-hot-reload` command: start (the supervisor, cli/start.ts), reload, status.
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { SUPERVISOR_SIGNALS, RANGES } from '../validate'
+import { RELOAD_SIGNALS, RANGES } from '../validate'
 import { readPidFile, readReloadRecord } from '../pid-file'
 import { defaultControlDir, defaultControlPath, requestControl } from '../supervisor/control'
 import { probationVerdict } from './probation-verdict'
@@ -29,7 +29,7 @@ async function reload (argv: string[]): Promise<number> {
   const timeout = numberFlag('timeout', values.timeout as string | undefined, 120_000, RANGES.timeout)
   const controlPath = values['pid-file'] === undefined ? controlPathFrom(values as { control?: string, name?: string }) : ''
   const signal = (values.signal as string | undefined) ?? 'SIGUSR2'
-  if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
+  if (!RELOAD_SIGNALS.has(signal)) throw new UsageError(`--signal must be one of ${[...RELOAD_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
   const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
   const result = await reachable(values.json === true, async () => {
     const answer = pidFile !== undefined

@@ -10,7 +10,7 @@ import { DEFAULTS } from '../options'
 import { toWire } from '../reload-result'
 import { createNotifier } from '../sd-notify'
 import { ServiceStatus } from '../service-status'
-import { RANGES, SUPERVISOR_SIGNALS } from '../validate'
+import { RANGES, RELOAD_SIGNALS } from '../validate'
 import { pidFileProblem, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
 import { describeSignalsBlocked, signalsBlockedHere } from '../signal-path'
@@ -70,7 +70,7 @@ export async function start (argv: string[]): Promise<number> {
   // "none": reloads come through the control socket (or the app's reload()) only.
   const reloadSignals = signalFlags.filter((signal) => signal !== 'none')
   for (const signal of reloadSignals) {
-    if (!SUPERVISOR_SIGNALS.has(signal)) throw new UsageError(`--reload-signal must be one of ${[...SUPERVISOR_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
+    if (!RELOAD_SIGNALS.has(signal)) throw new UsageError(`--reload-signal must be one of ${[...RELOAD_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
   }
   const flag = (name: string): string | undefined => values[name] as string | undefined
   const readyTimeout = numberFlag('ready-timeout', flag('ready-timeout'), DEFAULTS.readyTimeout, RANGES.timeout)

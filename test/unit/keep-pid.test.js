@@ -52,7 +52,6 @@ test('decideKeepPid: not kept, with a warning, where it was meant to be and cann
   t.match(warned({ canExecve: false, nodeVersion: 'v20.20.2' }), /v20\.20\.2.*execve.*22\.15/, 'no process.execve: says which Node has it')
   t.match(warned({ activated: true }), /socket activation.*fastify-hot-reload start/, 'systemd socket activation: its fds are close-on-exec in Node; says what to do instead')
   t.match(warned({ options: resolveOptions({ successor: { args: ['other.js'] } }) }), /successor.*args/, 'a custom successor')
-  t.match(warned({ options: resolveOptions({ reloadSignals: ['SIGURG'] }) }), /SIGURG/, 'a signal the supervisor does not take')
   t.match(warned({ supervisorLoadable: false }), /Yarn.*\.pnp\.cjs/, 'the supervisor\'s script in a zip nothing would read: says how to start')
   t.match(warned({ supervisorLoadable: false, env: { [KEEP_PID_ENV]: '1' } }), /Yarn/, 'not even when forced: the image would die at start')
   t.equal(decideKeepPid(facts({ mainThread: false })).warn, false, 'a worker thread, by default: quiet')

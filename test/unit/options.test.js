@@ -135,6 +135,11 @@ const invalid = [
   [{ reloadSignals: ['SIGSTOP'] }, 'reloadSignals', /catchable signals.*"SIGSTOP"/],
   [{ reloadSignals: ['SIGTERM'] }, 'reloadSignals', /other than SIGTERM and SIGINT.*"SIGTERM"/],
   [{ reloadSignals: ['SIGHUP', 'SIGINT'] }, 'reloadSignals', /other than SIGTERM and SIGINT.*"SIGINT"/],
+  // Signals that come without anyone asking for a reload (a child process that ends, a closed pipe, a crash).
+  [{ reloadSignals: ['SIGCHLD'] }, 'reloadSignals', /signals from SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM, SIGPWR, got string "SIGCHLD"/],
+  [{ reloadSignals: ['SIGUSR2', 'SIGPIPE'] }, 'reloadSignals', /signals from .*"SIGPIPE"/],
+  [{ reloadSignals: ['SIGSEGV'] }, 'reloadSignals', /signals from .*"SIGSEGV"/],
+  [{ reloadSignals: ['SIGQUIT'] }, 'reloadSignals', /signals from .*"SIGQUIT"/],
   // routes
   [{ healthPath: 'health' }, 'healthPath', /a path starting with "\/" or false, got string "health"/],
   [{ healthPath: '' }, 'healthPath', /starting with "\/"/],
