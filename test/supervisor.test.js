@@ -379,7 +379,36 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
     const help = await cli([command, '--help'])
     t.equal(help.code, 0)
     t.match(help.stdout, new RegExp(`Usage: fastify-hot-reload ${command}`))
+    const topic = await cli(['help', command])
+    t.same([topic.code, topic.stdout], [0, help.stdout], `help ${command}: that command's help`)
   }
+  // A service name is a file name in the private directory, never a path out of it.
+  for (const name of ['../../escape', 'a/b', '', '..']) {
+    for (const args of [['start', '--name', name, FIXTURE_APP], ['reload', '--name', name], ['status', '--name', name]]) {
+      const badName = await cli(args, { cwd: dir })
+      t.equal(badName.code, 2, `${args[0]} --name ${JSON.stringify(name)}: exit 2`)
+      t.match(badName.stderr, /--name must be letters, digits, "\.", "_" or "-"/)
+    }
+  }
+  t.same(fs.readdirSync(dir), ['file.sock', 'open'], 'nothing made outside the private directory')
+  // What would be ignored is an error instead.
+  const extra = await cli(['reload', '--name', 'app', 'extra'])
+  t.equal(extra.code, 2)
+  t.match(extra.stderr, /reload takes only options, got "extra"/)
+  t.match((await cli(['status', '--name', 'app', 'x'])).stderr, /status takes only options/)
+  const signalAlone = await cli(['reload', '--name', 'app', '--signal', 'SIGUSR2'])
+  t.equal(signalAlone.code, 2)
+  t.match(signalAlone.stderr, /--signal goes with --pid-file/)
+  // A negative number given as the next argument gets the range's message, not the parser's.
+  const negative = await cli(['start', '--workers', '-1', FIXTURE_APP])
+  t.equal(negative.code, 2)
+  t.match(negative.stderr, /--workers must be .*got "-1"/)
+  t.match((await cli(['help', 'frobnicate'])).stderr, /no help for "frobnicate"/)
+  // Not usage errors: no pointer to --help.
+  const noPid = await cli(['reload', '--pid-file', path.join(dir, 'none.pid')])
+  t.equal(noPid.code, 2)
+  t.match(noPid.stderr, /does not hold a pid/)
+  t.notMatch(noPid.stderr, /--help/, 'a service not running is not a usage error')
 })
 
 test('started by name with no usable default place for its control socket: it runs, says so once, and reloads by signal', async (t) => {
@@ -596,6 +625,25 @@ test('a runner between the supervisor and node that keeps the channel to itself 
   t.notOk(service.find((l) => l.code === 'HOT_RELOAD_SUPERVISOR_GONE'), 'not that its supervisor is gone')
   // The supervisor's own log names the runner too: with only its log at hand, the cause is there.
   t.match(service.find((l) => l.supervisor === 'generation-failed'), { error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED', message: /through npm\b/ } }, 'the supervisor names npm as the cause')
+})
+
+test('SIGUSR2 or SIGHUP to a supervisor on which it does not reload (--reload-signal none): a graceful stop, with no socket or pid file left, not the signal\'s abrupt end', async (t) => {
+  for (const signal of ['SIGUSR2', 'SIGHUP']) {
+    const dir = tempDir(t)
+    const pidFile = path.join(dir, 'app.pid')
+    const { control, service } = startSupervised(t, { dir, extra: ['--reload-signal', 'none', '--pid-file', pidFile] })
+    writeRelease(dir, { version: 1, plugin: PLUGIN })
+    await servingTarget(service)
+    const worker = await service.generationServing(1)
+    process.kill(service.pid, signal)
+    const { code, signal: endedBy } = await service.closed
+    t.same({ code, endedBy }, { code: 0, endedBy: null }, `${signal}: exit 0, not killed by the signal`)
+    t.match(service.find((l) => l.supervisor === 'signal-stops'), { signal, reloadSignals: [] }, `${signal}: it says why it stops`)
+    t.ok(service.find((l) => l.supervisor === 'stopping'), 'its stop is the graceful one')
+    t.notOk(isAlive(worker), 'the worker is gone')
+    t.notOk(fs.existsSync(control), 'no control socket left')
+    t.notOk(fs.existsSync(pidFile), 'no pid file left')
+  }
 })
 
 test('a first generation that cannot start: the supervisor stops with exit code 1, without scheduling a restart it will not run', async (t) => {

@@ -3,19 +3,23 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { RELOAD_SIGNALS, RANGES } from '../validate'
 import { readPidFile, readReloadRecord } from '../pid-file'
-import { defaultControlDir, defaultControlPath, requestControl } from '../supervisor/control'
+import { defaultControlDir, defaultControlPath, requestControl, serviceNameProblem } from '../supervisor/control'
 import { probationVerdict } from './probation-verdict'
 import { start } from './start'
-import { help, numberFlag, parse, USAGE, UsageError } from './usage'
+import { help, noPositionals, numberFlag, parse, USAGE, UsageError } from './usage'
 
 function controlPathFrom (values: { control?: string, name?: string }): string {
   if (values.control !== undefined) return resolve(values.control)
-  if (values.name !== undefined) return defaultControlPath(values.name)
+  if (values.name !== undefined) {
+    const problem = serviceNameProblem(values.name)
+    if (problem !== undefined) throw new UsageError(`--name ${problem}`)
+    return defaultControlPath(values.name)
+  }
   throw new UsageError(`say which service: --name <name> or --control <path> (default sockets live in ${defaultControlDir()})`)
 }
 
 async function reload (argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
+  const { values, positionals } = parse(argv, {
     json: { type: 'boolean' },
     name: { type: 'string' },
     control: { type: 'string' },
@@ -26,6 +30,10 @@ async function reload (argv: string[]): Promise<number> {
     help: { type: 'boolean', short: 'h' }
   })
   if (values.help === true) return help('reload')
+  noPositionals('reload', positionals)
+  if (values.signal !== undefined && values['pid-file'] === undefined) {
+    throw new UsageError('--signal goes with --pid-file (a standalone service); a supervisor is reloaded through its control socket')
+  }
   const timeout = numberFlag('timeout', values.timeout as string | undefined, 120_000, RANGES.timeout)
   const controlPath = values['pid-file'] === undefined ? controlPathFrom(values as { control?: string, name?: string }) : ''
   const signal = (values.signal as string | undefined) ?? 'SIGUSR2'
@@ -55,8 +63,9 @@ async function reload (argv: string[]): Promise<number> {
 }
 
 async function status (argv: string[]): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' }, name: { type: 'string' }, control: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, name: { type: 'string' }, control: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
   if (values.help === true) return help('status')
+  noPositionals('status', positionals)
   const path = controlPathFrom(values as { control?: string, name?: string })
   const answer = await reachable(values.json === true, async () => await requestControl(path, { command: 'status' }, 10_000))
   if (values.json === true) {
@@ -92,14 +101,14 @@ async function reachable (json: boolean, asking: () => Promise<Record<string, un
 /** Standalone mode: signal the pid in the pid file, then wait for the record of that reload. */
 async function reloadStandalone (pidFile: string, signal: string, timeout: number): Promise<Record<string, unknown>> {
   const pid = readPidFile(pidFile)
-  if (pid === null) throw new UsageError(`${pidFile} does not hold a pid (is the service running with the pidFile option?)`)
+  if (pid === null) throw new Error(`${pidFile} does not hold a pid (is the service running with the pidFile option?)`)
   // The record of a reload before ours (a failed one leaves the same pid serving) is not our answer.
   const previous = readReloadRecord(pidFile)?.finishedAt ?? -Infinity
   const sentAt = Date.now()
   try {
     process.kill(pid, signal as NodeJS.Signals)
   } catch (err) {
-    throw new UsageError(`cannot signal pid ${pid} from ${pidFile}: ${(err as Error).message}`)
+    throw new Error(`cannot signal pid ${pid} from ${pidFile}: ${(err as Error).message}`)
   }
   const deadline = sentAt + timeout
   while (Date.now() < deadline) {
@@ -131,7 +140,12 @@ export async function main (argv: string[]): Promise<number> {
       case 'start': return await start(rest)
       case 'reload': return await reload(rest)
       case 'status': return await status(rest)
-      case 'help': case '--help': case '-h': return help('main')
+      case 'help': case '--help': case '-h': {
+        // `help reload`: that command's help.
+        const topic = rest[0] ?? 'main'
+        if (!(topic in USAGE) || rest.length > 1) throw new UsageError(`no help for ${JSON.stringify(rest.join(' '))}: the commands are start, reload and status`)
+        return help(topic)
+      }
       case undefined:
         process.stderr.write(USAGE.main + '\n')
         return 2

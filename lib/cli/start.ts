@@ -15,7 +15,7 @@ import { pidFileProblem, writePidFile } from '../pid-file'
 import { readSocketActivation } from '../socket-activation'
 import { describeSignalsBlocked, signalsBlockedHere } from '../signal-path'
 import { restoreWorkerNodeOptions } from '../supervisor-image'
-import { defaultControlPath, isControlTaken, listenControl, nameFromCommand, type ControlRequest } from '../supervisor/control'
+import { defaultControlPath, isControlTaken, listenControl, nameFromCommand, serviceNameProblem, type ControlRequest } from '../supervisor/control'
 import { defaultBootConcurrency } from '../supervisor/options'
 import { Supervisor, type SupervisorLogger } from '../supervisor/supervisor'
 import { help, numberFlag, parse, UsageError } from './usage'
@@ -88,6 +88,8 @@ export async function start (argv: string[]): Promise<number> {
   if (dash !== -1 && positionals.length > 0) throw new UsageError(`unexpected argument before --: ${positionals[0]}`)
   // The plugin passes the command line the app was really started with: no script to look for.
   const command = fromPlugin ? argv.slice(dash + 1) : appCommand(dash === -1 ? positionals : argv.slice(dash + 1), dash !== -1)
+  const nameProblem = values.name === undefined ? undefined : serviceNameProblem(values.name as string)
+  if (nameProblem !== undefined) throw new UsageError(`--name ${nameProblem}`)
   const name = (values.name as string | undefined) ?? nameFromCommand(command)
   let controlPath: string | undefined = values.control !== undefined ? resolve(values.control as string) : defaultControlPath(name)
   const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file'] as string)
@@ -117,6 +119,16 @@ export async function start (argv: string[]): Promise<number> {
     }
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.on(signal, () => { void supervisor.shutdown(signal).then(resolveExit) })
+    }
+    // SIGHUP and SIGUSR2 end a process that does not take them, at once: the service's workers,
+    // its socket and pid file left to their fate. Where they do not reload, they stop it gracefully.
+    for (const signal of ['SIGHUP', 'SIGUSR2'] as const) {
+      if (reloadSignals.includes(signal)) continue
+      process.on(signal, () => {
+        log.warn({ supervisor: 'signal-stops', signal, reloadSignals },
+          `supervisor: ${signal} received, which does not reload this service (${reloadSignals.length === 0 ? 'no signal reloads' : `only ${reloadSignals.join(', ')} reload`}); stopping gracefully, as for SIGTERM`)
+        void supervisor.shutdown(signal).then(resolveExit)
+      })
     }
   })
   const answer = async (request: ControlRequest): Promise<object> => {

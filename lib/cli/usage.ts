@@ -40,10 +40,12 @@ Options:
   --max-draining <n>        old generations that may drain at once; a reload beyond it makes the
                             oldest cut what it still has open and exit (default 5)
   --reload-signal <SIG>     signal that reloads (repeatable; default SIGHUP and SIGUSR2; none: no
-                            signal reloads, only the reload command)
+                            signal reloads, only the reload command); SIGHUP or SIGUSR2 that does
+                            not reload stops the service gracefully, as SIGTERM
   --pid-file <path>         write the supervisor's pid here (atomically)
   --control <path>          control socket (default: <private dir>/<name>.sock)
-  --name <name>             service name for the default control path (default: the script's name)
+  --name <name>             service name for the default control path (letters, digits, ".", "_",
+                            "-"; default: the script's name)
   -h, --help                this help`,
   reload: `Usage: fastify-hot-reload reload [--json] [--name <name> | --control <path> | --pid-file <path> [--signal <SIG>]] [--wait-probation] [--timeout <ms>]
 
@@ -83,10 +85,34 @@ export function numberFlag (name: string, value: string | undefined, fallback: n
   return number
 }
 
+/** A command that takes only options: an argument besides them would be ignored, so it is an error. */
+export function noPositionals (command: string, positionals: string[]): void {
+  if (positionals.length > 0) throw new UsageError(`${command} takes only options, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
+}
+
+/**
+ * A value that starts with a dash, given as the next argument (`--workers -1`), is taken for the
+ * value it is, so that its own check says what is expected (Node's parser calls it ambiguous).
+ */
+function joinDashedValues (args: string[], options: Record<string, { type: string }>): string[] {
+  const joined: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith('--') ? args[i].slice(2) : undefined
+    if (args[i] === '--') return [...joined, ...args.slice(i)]
+    if (name !== undefined && options[name]?.type === 'string' && /^-\d/.test(args[i + 1] ?? '')) {
+      joined.push(`${args[i]}=${args[i + 1]}`)
+      i++
+    } else {
+      joined.push(args[i])
+    }
+  }
+  return joined
+}
+
 /** `hidden`: options not for people, left out of the list an unknown option is answered with. */
 export function parse (args: string[], options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>, hidden: string[] = []) {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true })
+    return parseArgs({ args: joinDashedValues(args, options), options, allowPositionals: true, strict: true })
   } catch (err) {
     // Node's own text advises putting an unknown option after `--`, which would hand it to the app.
     const unknown = /^Unknown option '([^']+)'/.exec((err as Error).message)?.[1]

@@ -25,6 +25,12 @@ export function defaultControlPath (name: string): string {
   return join(defaultControlDir(), `${name}.sock`)
 }
 
+/** Why `name` cannot name a service's socket (it would be a path, or no name), or undefined when it can. */
+export function serviceNameProblem (name: string): string | undefined {
+  if (/^[A-Za-z0-9_.-]+$/.test(name) && name !== '.' && name !== '..') return undefined
+  return `must be letters, digits, ".", "_" or "-" (it names the socket file ${defaultControlPath('<name>')}), got ${JSON.stringify(name)}`
+}
+
 export function nameFromCommand (command: string[]): string {
   const index = scriptIndex(command.slice(1))
   const script = index === -1 ? command[0] : command[index + 1]
@@ -136,13 +142,19 @@ export function requestControl (path: string, request: ControlRequest, timeoutMs
     if (!statSync(path).isSocket()) return reject(controlError(`${path} is not a socket`))
     const socket = connect(path)
     let buffer = ''
+    let asked = false
     const timer = setTimeout(() => {
       socket.destroy()
-      if (onTimeout !== undefined) resolve(onTimeout())
+      // Not even connected: nothing was asked, so nothing may still finish.
+      if (!asked) reject(controlError(`could not ask the supervisor on ${path} within ${timeoutMs} ms: nothing was asked`))
+      else if (onTimeout !== undefined) resolve(onTimeout())
       else reject(controlError(`no answer from ${path} within ${timeoutMs} ms`))
     }, timeoutMs)
     socket.setEncoding('utf8')
-    socket.once('connect', () => socket.write(JSON.stringify(request) + '\n'))
+    socket.once('connect', () => {
+      asked = true
+      socket.write(JSON.stringify(request) + '\n')
+    })
     socket.on('data', (chunk) => { buffer += chunk })
     socket.once('error', (err) => {
       clearTimeout(timer)

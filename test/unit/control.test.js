@@ -60,3 +60,27 @@ test('malformed requests are answered HOT_RELOAD_BAD_REQUEST; the socket serves 
   const flood = JSON.parse(await rawRequest(socketPath, '{"command":"status"}\n'.repeat(300)))
   t.same(flood, { ok: true, command: 'status' }, 'a first line with 6 KB behind it in one write is answered')
 })
+
+test('a --timeout that ends before the request was even written: rejected as nothing asked, not the "no answer yet" of a request under way', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-control-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const socketPath = path.join(dir, 'ctl.sock')
+  const handled = []
+  const server = await listenControl(socketPath, async (request) => {
+    handled.push(request.command)
+    return { ok: true }
+  })
+  t.teardown(() => server.close())
+  const noAnswer = () => ({ ok: false, error: { code: 'HOT_RELOAD_NO_ANSWER' } })
+  const asking = requestControl(socketPath, { command: 'reload' }, 1, noAnswer)
+  // The loop is held past the timeout: its timer then runs before the connection is seen (timers come first in a turn).
+  const until = Date.now() + 20
+  while (Date.now() < until);
+  await t.rejects(asking, { message: /nothing was asked/ })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.same(handled, [], 'nothing reached the supervisor')
+  // Once written, the same timeout gives the caller's "no answer yet".
+  const slow = await listenControl(path.join(dir, 'slow.sock'), () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 500)))
+  t.teardown(() => slow.close())
+  t.same(await requestControl(path.join(dir, 'slow.sock'), { command: 'reload' }, 100, noAnswer), noAnswer())
+})
