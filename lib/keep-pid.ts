@@ -117,7 +117,13 @@ export function pm2WaitsForReady (env: Record<string, string | undefined>): bool
  * `deferredReload` says whether a reload signal came during the boot: the supervisor's first
  * generation starts after it, from the code on disk then, so it needs no reload of its own.
  */
-export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: ResolvedOptions, deferredReload: () => boolean): () => void {
+/** Whether this process becomes the supervisor at its first listen(), and what calls that off (the app closed first). */
+export interface KeepingPid {
+  keeping: boolean
+  stop: () => void
+}
+
+export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: ResolvedOptions, deferredReload: () => boolean): KeepingPid {
   const execve = (process as { execve?: Execve }).execve
   const decision = decideKeepPid({
     option: options.keepPid,
@@ -138,7 +144,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
         `hot-reload: the pid is not kept (${decision.reason}): each reload moves the service to a new process; ` +
         'run it under `fastify-hot-reload start` if something waits on this pid')
     }
-    return () => {}
+    return { keeping: false, stop: () => {} }
   }
   if (pm2WaitsForReady(process.env)) {
     app.log.warn({ hotReload: 'pm2-wait-ready', keepPid: true, listenTimeout: Number(process.env.listen_timeout) || undefined },
@@ -164,7 +170,7 @@ export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: Re
     })
     return true
   })
-  return remove
+  return { keeping: true, stop: remove }
 }
 
 /**

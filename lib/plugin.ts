@@ -44,13 +44,14 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
   }
-  if (active === undefined) warnAtStart(app, options.drainTimeout)
   if (options.drainTimeout < asked.drainTimeout) {
     app.log.info({ hotReload: 'drain-limited', drainTimeout: options.drainTimeout, closeSpread: options.closeSpread, asked: asked.drainTimeout },
       `hot-reload: drains take at most ${options.drainTimeout} ms here, the supervisor's --drain-timeout (drainTimeout asks ${asked.drainTimeout})`)
   }
   // The process's first registration decides whether the process becomes its own supervisor.
-  const stopKeepingPid = active === undefined ? keepPidAtListen(app, booted, options, () => active?.reloadDeferred === true) : () => {}
+  const keepingPid = active === undefined ? keepPidAtListen(app, booted, options, () => active?.reloadDeferred === true) : undefined
+  if (active === undefined) warnAtStart(app, options.drainTimeout, keepingPid?.keeping === true)
+  const stopKeepingPid = keepingPid?.stop ?? (() => {})
   const generation: Generation = active ?? new Generation({
     options,
     log: app.log,
@@ -115,13 +116,14 @@ function warnIfListenBypassed (app: FastifyInstance, fine: () => boolean): void 
 }
 
 /** Said once, at the process's first registration: what will not work the way the user expects. */
-function warnAtStart (app: FastifyInstance, drainTimeout: number): void {
+function warnAtStart (app: FastifyInstance, drainTimeout: number, becomesSupervisor: boolean): void {
   // The process the user started (not a successor or a worker): can its signals reach it?
   const blocked = booted.handoff === null ? signalsBlockedHere() : undefined
   if (blocked !== undefined) app.log.warn({ hotReload: 'signals-blocked', ...blocked }, `hot-reload: ${describeSignalsBlocked(blocked)}`)
   // fastify-cli ends the process on its own clock at SIGTERM/SIGINT; a supervisor's workers run its
-  // command line too (said by the first worker, not by every generation).
-  const first = booted.handoff === null || (booted.handoff.generation === 1 && (booted.handoff.slot ?? 0) === 0)
+  // command line too (said by the first worker, not by every generation, nor by a process that
+  // becomes the supervisor: its first worker says it).
+  const first = booted.handoff === null ? !becomesSupervisor : booted.handoff.generation === 1 && (booted.handoff.slot ?? 0) === 0
   const grace = first ? fastifyCliCloseGraceMs(booted.launch.args, process.env) : undefined
   const needed = drainTimeout + CLOSE_GRACE_MS
   if (grace !== undefined && grace < needed) {

@@ -53,6 +53,27 @@ test('fastify start app.js (port from PORT, default address, default close grace
   await reloadsUnderFastifyCli(t, () => [], 500)
 })
 
+test('fastify start app.js with keepPid (Node 22.15+): the process becomes the supervisor, and the short close grace is said once, not again by its first worker', async (t) => {
+  const dir = tempDir(t)
+  fs.copyFileSync(path.join(REPO, 'test/fixtures/cli-app.js'), path.join(dir, 'app.js'))
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const port = await freePort()
+  const service = Service.start(t, {
+    cwd: dir,
+    args: [FASTIFY_CLI, 'start', '-l', 'info', '-a', '127.0.0.1', '-p', String(port), 'app.js'],
+    env: { FASTIFY_HOT_RELOAD_KEEP_PID: '1', XDG_RUNTIME_DIR: tempDir(t) }
+  })
+  const worker = await service.generationServing(1)
+  const keeping = typeof process.execve === 'function'
+  t.equal(worker !== service.pid, keeping, keeping ? 'a worker serves under the pid that was started' : 'no process.execve here: it serves itself')
+  const short = service.filter((l) => l.hotReload === 'close-grace-short')
+  t.equal(short.length, 1, 'the 500 ms close grace is said once')
+  t.equal(short[0]?.pid, worker, 'by the process that serves')
+  process.kill(service.pid, 'SIGTERM')
+  t.same(await service.exit, { code: 0, signal: null }, 'SIGTERM ends it cleanly')
+  await waitUntilGone(worker, 10000)
+})
+
 // fastify-cli's watch mode runs the app as its own script (lib/watch/fork.js), talks to it over IPC
 // and restarts it on any change in the directory. keepPid must leave that process alone: replaced by
 // a supervisor, it left the watcher's channel, changes no longer restarted it, and the supervisor
