@@ -99,6 +99,44 @@ function signals (value: unknown): NodeJS.Signals[] {
   return [...new Set(value as NodeJS.Signals[])]
 }
 
+/** @fastify/under-pressure's options (9.x), and what each must be: it checks hardly any itself. */
+const UNDER_PRESSURE_KEYS: Record<string, { expected: string, valid: (value: unknown) => boolean }> = {
+  maxEventLoopDelay: { expected: 'milliseconds, 0 or more', valid: isNonNegative },
+  maxHeapUsedBytes: { expected: 'bytes, 0 or more', valid: isNonNegative },
+  maxRssBytes: { expected: 'bytes, 0 or more', valid: isNonNegative },
+  maxEventLoopUtilization: { expected: 'a fraction from 0 to 1', valid: (value) => isNonNegative(value) && (value as number) <= 1 },
+  eventLoopUtilizationMode: { expected: 'a string', valid: (value) => typeof value === 'string' },
+  sampleInterval: { expected: 'milliseconds, 0 or more', valid: isNonNegative },
+  retryAfter: { expected: 'seconds, 0 or more', valid: isNonNegative },
+  healthCheck: { expected: 'a function', valid: (value) => typeof value === 'function' },
+  healthCheckInterval: { expected: 'milliseconds, 0 or more', valid: isNonNegative },
+  pressureHandler: { expected: 'a function', valid: (value) => typeof value === 'function' },
+  customError: { expected: 'an error class', valid: (value) => typeof value === 'function' },
+  message: { expected: 'a string', valid: (value) => typeof value === 'string' },
+  exposeStatusRoute: { expected: 'true, false, a path or a route options object', valid: (value) => typeof value === 'boolean' || typeof value === 'string' || isPlainObject(value) }
+}
+
+function isNonNegative (value: unknown): boolean {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+}
+
+/**
+ * A copy of the options for @fastify/under-pressure, checked (a threshold it cannot read would
+ * never report pressure), or false. Not given: not registered. Without thresholds under-pressure
+ * never reports pressure, and its event-loop sampling (a 10 ms timer) would cost CPU every second
+ * for nothing (bench/cost.js). A copy: under-pressure writes into the object it is given.
+ */
+function underPressureOptions (value: unknown): UnderPressureOptions | false {
+  if (value === undefined || value === false) return false
+  if (!isPlainObject(value)) throw invalid('underPressure', 'an options object for @fastify/under-pressure or false', value)
+  for (const [key, setting] of Object.entries(value)) {
+    const rule = UNDER_PRESSURE_KEYS[key]
+    if (rule === undefined) throw invalid(`underPressure.${key}`, `one of ${Object.keys(UNDER_PRESSURE_KEYS).join(', ')} (unknown option)`, setting)
+    if (setting !== undefined && !rule.valid(setting)) throw invalid(`underPressure.${key}`, rule.expected, setting)
+  }
+  return { ...value }
+}
+
 function stringArray (name: string, value: unknown): string[] | undefined {
   if (value === undefined) return undefined
   if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
@@ -146,10 +184,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
       throw invalid(key, `one of ${[...KNOWN_OPTIONS].join(', ')} (unknown option)`, (opts as Record<string, unknown>)[key])
     }
   }
-  const underPressure = opts.underPressure
-  if (underPressure !== undefined && underPressure !== false && !isPlainObject(underPressure)) {
-    throw invalid('underPressure', 'an options object for @fastify/under-pressure or false', underPressure)
-  }
+  const underPressure = underPressureOptions(opts.underPressure)
   for (const name of ['gracefulShutdown', 'connectionHandoff', 'keepPid'] as const) {
     if (opts[name] !== undefined && typeof opts[name] !== 'boolean') throw invalid(name, 'true or false', opts[name])
   }
@@ -166,9 +201,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     idleGrace: wholeNumber('idleGrace', opts.idleGrace, DEFAULTS.idleGrace, RANGES.timeout),
     healthPath,
     livenessPath,
-    // Not given: not registered. Without thresholds under-pressure never reports pressure, and its
-    // event-loop sampling (a 10 ms timer) would cost CPU every second for nothing (bench/cost.js).
-    underPressure: underPressure === undefined ? false : underPressure,
+    underPressure,
     gracefulShutdown: (opts.gracefulShutdown as boolean | undefined) ?? DEFAULTS.gracefulShutdown,
     successor: successorOptions(opts.successor),
     pidFile: pidFile(opts.pidFile),

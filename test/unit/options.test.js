@@ -92,6 +92,13 @@ test('underPressure false skips it; an options object, even empty, registers it'
   t.same(resolveOptions({ underPressure: {} }).underPressure, {})
 })
 
+test('the underPressure options are a copy: @fastify/under-pressure writes into the object it gets, not into the app\'s', async (t) => {
+  const given = { maxEventLoopDelay: 1000, exposeStatusRoute: true, healthCheck: async () => true, healthCheckInterval: 500 }
+  const resolved = resolveOptions({ underPressure: given }).underPressure
+  t.same(resolved, given)
+  t.not(resolved, given, 'not the same object')
+})
+
 test("Fastify's own register keys are accepted", async (t) => {
   const options = resolveOptions({ prefix: '/api', logLevel: 'warn', logSerializers: {}, readyTimeout: 5000 })
   t.equal(options.readyTimeout, 5000)
@@ -155,6 +162,13 @@ const invalid = [
   [{ underPressure: null }, 'underPressure', /got null/],
   [{ underPressure: 'on' }, 'underPressure', /got string "on"/],
   [{ underPressure: [] }, 'underPressure', /got array/],
+  // under-pressure reads a threshold it cannot use as none: the app would never report pressure.
+  [{ underPressure: { maxEventLoopDelay: 'abc' } }, 'underPressure.maxEventLoopDelay', /milliseconds, 0 or more, got string "abc"/],
+  [{ underPressure: { maxHeapUsedBytes: -1 } }, 'underPressure.maxHeapUsedBytes', /bytes, 0 or more/],
+  [{ underPressure: { maxEventLoopUtilization: 1.5 } }, 'underPressure.maxEventLoopUtilization', /a fraction from 0 to 1/],
+  [{ underPressure: { healthCheck: true } }, 'underPressure.healthCheck', /a function/],
+  [{ underPressure: { maxEventloopDelay: 200 } }, 'underPressure.maxEventloopDelay', /one of maxEventLoopDelay, .* \(unknown option\)/],
+  [{ underPressure: { bogus: 1 } }, 'underPressure.bogus', /unknown option/],
   [{ gracefulShutdown: 'yes' }, 'gracefulShutdown', /true or false, got string "yes"/],
   [{ gracefulShutdown: 1 }, 'gracefulShutdown', /true or false/],
   [{ gracefulShutdown: null }, 'gracefulShutdown', /true or false/],
