@@ -13,6 +13,7 @@ import type { ServiceStatus } from './service-status'
 import type { StartedSuccessor } from './successor'
 import { socketsForSuccessor } from './takeover'
 import type { ReloadResult } from './types'
+import { generationField } from './log-fields'
 
 /** What a reload reads of its generation (Generation owns all of it). */
 export interface ReloadHost {
@@ -51,7 +52,7 @@ export class GenerationReloads {
       return
     }
     this.deferred = true
-    log.info({ hotReload: 'reload-deferred', generation: this.host.generation },
+    log.info({ hotReload: 'reload-deferred', ...generationField(log, this.host.generation) },
       `hot-reload: generation ${this.host.generation} does not serve yet; the reload runs once it serves`)
   }
 
@@ -141,7 +142,7 @@ export class GenerationReloads {
     if (outcome.channel === undefined) {
       if (this.host.lifecycle.state === 'reloading') this.host.lifecycle.to('serving')
       this.host.status.reloadFailed(result.error?.message ?? 'unknown')
-      log.error({ hotReload: 'reload-failed', error: failureFields(result.error), successorPid: result.successorPid, generation: this.host.generation },
+      log.error({ hotReload: 'reload-failed', error: failureFields(result.error), successorPid: result.successorPid, ...generationField(log, this.host.generation) },
         `hot-reload: reload failed, generation ${this.host.generation} keeps serving: ${result.error?.message}`)
       this.host.lifecycle.emit('reloadFailed', result)
       return result

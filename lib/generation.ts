@@ -25,6 +25,7 @@ import { installShutdown, ReloadSignals } from './signals'
 import { InheritedPool } from './socket-adoption'
 import { takeoverStep, unclaimedMessage } from './takeover'
 import type { DrainResult, HotReloadState, ReloadResult } from './types'
+import { generationField } from './log-fields'
 
 export interface GenerationContext {
   /** The process-wide options (reload signals, timeouts, successor, pid file...): the first registration's. */
@@ -275,7 +276,7 @@ export class Generation {
     if (verdict !== 'commit') return
     this.lifecycle.confirm()
     this.becameMain()
-    this.context.log.info({ hotReload: 'serving', generation: this.generation }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)
+    this.context.log.info({ hotReload: 'serving', ...generationField(this.context.log, this.generation) }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)
   }
 
   /** A connection the previous generation handed over: to the instance that listens on its address. */

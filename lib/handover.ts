@@ -15,6 +15,7 @@ import type { ServiceStatus } from './service-status'
 import type { ListenerCopy } from './successor'
 import type { SuccessorChannel } from './successor-channel'
 import type { DrainResult } from './types'
+import { generationField } from './log-fields'
 
 export type DrainReason = DrainResult['reason'] | 'abort'
 
@@ -78,7 +79,7 @@ export class Handover {
 
   /** Supervised: a successor serves; with a probation, wait for the supervisor's verdict after the drain. */
   onSupervisorDrain (probation: boolean, rampMs: number | undefined): void {
-    this.parts.log.info({ hotReload: 'supervisor-successor', generation: this.parts.generation },
+    this.parts.log.info({ hotReload: 'supervisor-successor', ...generationField(this.parts.log, this.parts.generation) },
       `hot-reload: the supervisor started a successor; draining generation ${this.parts.generation}`)
     if (probation) this.retirement = new Retirement(undefined)
     this.rampMs = rampMs
@@ -183,13 +184,13 @@ export class Handover {
       movedConnections: instances.reduce((sum, instance) => sum + instance.movedConnections, 0),
       reason: publicReason
     }
-    log.info({ hotReload: 'drained', generation: this.parts.generation, ...result }, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
+    log.info({ hotReload: 'drained', ...generationField(log, this.parts.generation), ...result }, `hot-reload: generation ${this.parts.generation} drained after ${result.durationMs} ms`)
     this.closeDeadline ??= new Deadline()
     this.closeDeadline.bringForward(startedAt + options.drainTimeout + CLOSE_GRACE_MS)
     const closeStartedAt = performance.now()
     this.closedInTime = await closeWithin(instances, this.closeDeadline)
     if (!this.closedInTime) {
-      log.error({ hotReload: 'close-timeout', generation: this.parts.generation, waitedMs: Math.round(performance.now() - closeStartedAt) },
+      log.error({ hotReload: 'close-timeout', ...generationField(log, this.parts.generation), waitedMs: Math.round(performance.now() - closeStartedAt) },
         `hot-reload: the app's onClose hooks did not finish within drainTimeout + ${CLOSE_GRACE_MS} ms (or ${CLOSE_GRACE_MS} ms after a cut); exiting anyway`)
     }
     // Only now: while the app closes, a successor may still say that too many generations drain (a cut).
@@ -217,7 +218,7 @@ export class Handover {
     this.parts.servingAgain()
     this.parts.status.resumed(generation, reason, pid)
     this.parts.status.recordRollback(reason, { generation, pid })
-    log.error({ hotReload: 'resumed', successorPid: retirement.successorPid, generation, reason },
+    log.error({ hotReload: 'resumed', successorPid: retirement.successorPid, ...generationField(log, generation), reason },
       `hot-reload: ${reason}; generation ${generation} took its sockets back and serves again`)
     lifecycle.emit('resumed', { generation, ...(retirement.successorPid !== undefined && { successorPid: retirement.successorPid }), reason })
   }

@@ -10,6 +10,7 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PortListener, ProcessPort } from './process-port'
+import { generationField } from './log-fields'
 
 // close-with-grace listens to these too; the plugin handles only SIGTERM and SIGINT.
 const NOT_OURS: closeWithGrace.AllEvents[] = ['SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2',
@@ -126,7 +127,7 @@ export function installShutdown (log: FastifyBaseLogger, shutdown: Shutdown): ()
   // The same record of an app close cut short as after a reload (Handover's close-timeout), whichever
   // deadline comes first: this one (from the signal) or the drain's own (from the drain's start).
   const onTimeout = (delay: number): void => {
-    log.error({ hotReload: 'close-timeout', generation: shutdown.generation, waitedMs: delay }, `hot-reload: the shutdown (the drain and the app's onClose hooks) did not finish within ${delay} ms; exiting with code 1`)
+    log.error({ hotReload: 'close-timeout', ...generationField(log, shutdown.generation), waitedMs: delay }, `hot-reload: the shutdown (the drain and the app's onClose hooks) did not finish within ${delay} ms; exiting with code 1`)
   }
   // At the first signal close-with-grace takes its listener off and puts another on: with no other
   // listener, Node gives the signal its default action in between, and a second signal then

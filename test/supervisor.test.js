@@ -115,6 +115,11 @@ test('reload exits 0 on a good release and non-zero on broken ones; the old gene
   t.equal(status.generation, 2)
   t.equal(status.lastReload.ok, false)
   t.equal(status.workers.length, 1, 'one worker left')
+  // A worker says its generation on every line (its logger's bindings): our own lines do not say it again.
+  await service.waitForLine((l) => l.hotReload === 'drained', 10000, 'the first worker\'s drain')
+  const ours = service.filter((l) => typeof l.hotReload === 'string' && typeof l.slot === 'number')
+  t.ok(ours.some((l) => l.hotReload === 'serving') && ours.some((l) => l.hotReload === 'drained'), 'its serving and drained lines among them')
+  t.same(ours.filter((l) => l.text.split('"generation":').length !== 2).map((l) => l.text), [], 'each names its generation once')
 })
 
 /** One worker serving release 1, restarted 300 ms after it ends; `before` is an answer from it. */

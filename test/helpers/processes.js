@@ -98,6 +98,8 @@ class Service {
         pending = pending.slice(index + 1)
         let line
         try { line = JSON.parse(text) } catch { line = { raw: text } }
+        // The line as written, for what parsing hides (a key written twice); not enumerable, so comparisons skip it.
+        Object.defineProperty(line, 'text', { value: text })
         if (trackLogPids) {
           // Every line that announces a new process carries its pid as a field.
           for (const field of ['pid', 'successorPid', 'workerPid']) {
