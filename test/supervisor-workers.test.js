@@ -135,6 +135,18 @@ test('--workers 2: a release that throws at boot, then one that never becomes re
   t.equal(messages().filter((m) => m.includes('READY=1')).length >= 1, true)
 })
 
+test('--workers 2, the second worker slow to boot at the first start: status says starting until both serve, as READY=1 waits', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: PLUGIN, slots: { 1: { bootDelay: 3000 } } })
+  const { control, service } = startSupervised(t, { dir, extra: ['--workers', '2'] })
+  await service.waitForLine((l) => l.event === 'boot-delay', 20000, 'the second worker\'s slow boot')
+  await servingTarget(service)
+  const early = await status(control)
+  t.match(early, { state: 'starting', generation: 1 }, 'the first worker serves, the service is still starting')
+  await waitFor(async () => (await status(control)).workers.filter((w) => w.state === 'serving').length === 2, 30000, 'both workers to serve')
+  t.equal((await status(control)).state, 'serving', 'serving once both serve')
+})
+
 test('--workers 2 under systemd socket activation: both workers serve the activated socket (shared, with a warning) and reload with 0 failed', async (t) => {
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })

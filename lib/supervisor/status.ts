@@ -27,6 +27,8 @@ export interface SupervisorStatus {
 
 export interface StatusOf {
   stopping: boolean
+  /** The first generation's start is under way (every slot started, as READY=1 waits for). */
+  firstStart: boolean
   reloading: boolean
   cohorts: Cohorts
   restarts: SlotRestarts
@@ -45,7 +47,7 @@ export function describeStatus (of: StatusOf): SupervisorStatus {
   const { cohorts, restarts } = of
   const state = of.stopping
     ? 'stopping'
-    : of.reloading ? 'reloading' : cohorts.current !== undefined ? 'serving' : restarts.pending ? 'restarting' : 'starting'
+    : of.firstStart ? 'starting' : of.reloading ? 'reloading' : cohorts.current !== undefined ? 'serving' : restarts.pending ? 'restarting' : 'starting'
   return {
     pid: process.pid,
     state,

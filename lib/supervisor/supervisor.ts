@@ -148,7 +148,7 @@ export class Supervisor extends EventEmitter {
 
   status (): SupervisorStatus {
     return describeStatus({
-      stopping: this.stopping.active, reloading: this.requests.busy, cohorts: this.cohorts, restarts: this.keeper.restarts,
+      stopping: this.stopping.active, firstStart: this.firstStart !== undefined, reloading: this.requests.busy, cohorts: this.cohorts, restarts: this.keeper.restarts,
       slots: this.slots.length, probationMs: this.options.probation, startedAt: this.startedAt, sockets: this.held.all(), lastReload: this.lastReload,
       rolledBack: this.rolledBack,
       connectionsOf: (pid) => this.balance.connectionsOf(pid)
