@@ -110,19 +110,19 @@ export function pm2WaitsForReady (env: Record<string, string | undefined>): bool
   return env.pm_id !== undefined && env.wait_ready === 'true'
 }
 
-/**
- * At registration: decides, says why not when it matters, and if the pid is kept, replaces the
- * process at the first listen() of this app (an app that never listens, as in tests with inject(),
- * is never replaced). Returns the function that takes the hook off (the app closed first).
- * `deferredReload` says whether a reload signal came during the boot: the supervisor's first
- * generation starts after it, from the code on disk then, so it needs no reload of its own.
- */
 /** Whether this process becomes the supervisor at its first listen(), and what calls that off (the app closed first). */
 export interface KeepingPid {
   keeping: boolean
   stop: () => void
 }
 
+/**
+ * At registration: decides, says why not when it matters, and if the pid is kept, replaces the
+ * process at the first listen() of this app (an app that never listens, as in tests with inject(),
+ * is never replaced). Returns whether it will, and what takes the hook off (the app closed first).
+ * `deferredReload` says whether a reload signal came during the boot: the supervisor's first
+ * generation starts after it, from the code on disk then, so it needs no reload of its own.
+ */
 export function keepPidAtListen (app: FastifyInstance, booted: Boot, options: ResolvedOptions, deferredReload: () => boolean): KeepingPid {
   const execve = (process as { execve?: Execve }).execve
   const decision = decideKeepPid({
