@@ -28,7 +28,8 @@ function rawRequest (socketPath, ...chunks) {
   })
 }
 
-test('malformed requests are answered HOT_RELOAD_BAD_REQUEST; the socket serves on, one command per connection', async (t) => {
+/** A control socket in a temporary directory, answering every command ok; `handled` lists what reached it. */
+async function controlServer (t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-control-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   const socketPath = path.join(dir, 'ctl.sock')
@@ -38,6 +39,11 @@ test('malformed requests are answered HOT_RELOAD_BAD_REQUEST; the socket serves 
     return { ok: true, command: request.command }
   })
   t.teardown(() => server.close())
+  return { dir, socketPath, handled }
+}
+
+test('malformed requests are answered HOT_RELOAD_BAD_REQUEST; the socket serves on, one command per connection', async (t) => {
+  const { socketPath, handled } = await controlServer(t)
   const uncaught = []
   const onUncaught = (err) => uncaught.push(err)
   process.on('uncaughtException', onUncaught)
@@ -62,15 +68,7 @@ test('malformed requests are answered HOT_RELOAD_BAD_REQUEST; the socket serves 
 })
 
 test('a --timeout that ends before the request was even written: rejected as nothing asked, not the "no answer yet" of a request under way', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-control-'))
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  const socketPath = path.join(dir, 'ctl.sock')
-  const handled = []
-  const server = await listenControl(socketPath, async (request) => {
-    handled.push(request.command)
-    return { ok: true }
-  })
-  t.teardown(() => server.close())
+  const { dir, socketPath, handled } = await controlServer(t)
   const noAnswer = () => ({ ok: false, error: { code: 'HOT_RELOAD_NO_ANSWER' } })
   const asking = requestControl(socketPath, { command: 'reload' }, 1, noAnswer)
   // The loop is held past the timeout: its timer then runs before the connection is seen (timers come first in a turn).
