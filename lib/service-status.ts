@@ -13,6 +13,8 @@ export interface StatusLogger {
 export class ServiceStatus {
   /** The last reload record written, for its rollback (recordRollback). */
   private lastRecord: ReloadRecord | undefined
+  /** The service stops: its pid file and record are gone, and nothing writes them again (a reload cancelled by the stop). */
+  private stopped = false
 
   constructor (
     private readonly notify: Notifier | undefined,
@@ -38,13 +40,14 @@ export class ServiceStatus {
   }
 
   stopping (pid: number): void {
+    this.stopped = true
     void this.notify?.({ STOPPING: '1' })
     if (this.pidFile !== undefined) removePidFileIfOurs(this.pidFile, pid)
   }
 
   /** The pid file names the serving process. */
   servingPid (pid: number): void {
-    if (this.pidFile !== undefined) writePidFile(this.pidFile, pid)
+    if (this.pidFile !== undefined && !this.stopped) writePidFile(this.pidFile, pid)
   }
 
   /** Beside the pid file, for `fastify-hot-reload reload --pid-file` to learn the outcome. */
@@ -58,7 +61,7 @@ export class ServiceStatus {
   }
 
   private writeRecord (record: ReloadRecord): void {
-    if (this.pidFile === undefined) return
+    if (this.pidFile === undefined || this.stopped) return
     this.lastRecord = record
     try {
       writeReloadRecord(this.pidFile, record)

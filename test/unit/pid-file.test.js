@@ -47,3 +47,18 @@ test('the reload record: a rollback marks the last good reload, with what serves
   status.recordRollback('late', { generation: 1, pid: 111 })
   t.notOk('rolledBack' in readReloadRecord(pidFile), 'a failed reload has nothing to roll back')
 })
+
+test('once the service stops, its pid file and reload record are gone and stay gone: a reload the stop cancelled writes no record after', async (t) => {
+  const { ServiceStatus } = require('../../dist/lib/service-status')
+  const d = dir(t)
+  const pidFile = path.join(d, 'app.pid')
+  const status = new ServiceStatus(undefined, pidFile, { warn: () => t.fail('no warning') })
+  status.servingPid(process.pid)
+  status.recordReload({ ok: true, generation: 2, pid: 222, durationMs: 300 }, process.pid, 0)
+  t.same(fs.readdirSync(d).sort(), ['app.pid', 'app.pid.reload.json'])
+  status.stopping(process.pid)
+  t.same(fs.readdirSync(d), [], 'both removed at the stop')
+  status.recordReload({ ok: false, generation: 2, pid: process.pid, durationMs: 50, error: Object.assign(new Error('reload cancelled: the supervisor is stopping'), { code: 'HOT_RELOAD_NOT_SERVING' }) }, process.pid, 0)
+  status.servingPid(process.pid)
+  t.same(fs.readdirSync(d), [], 'nothing written again after it')
+})
