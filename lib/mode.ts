@@ -8,6 +8,7 @@ import type { Handoff } from './handoff-env'
 import type { Listeners } from './listeners'
 import { formatAddress } from './listener-address'
 import { ParentLink } from './parent-link'
+import { isAlive } from './pid-file'
 import type { ProcessPort } from './process-port'
 import { createNotifier } from './sd-notify'
 import { ServiceStatus } from './service-status'
@@ -171,14 +172,4 @@ export function chooseMode (handoff: Handoff | null, clusterWorker = false, watc
   if (handoff !== null) return new Standalone()
   if (clusterWorker) return new ClusterWorker()
   return watcher !== undefined ? new WatchedChild(watcher) : new Standalone()
-}
-
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    // EPERM: it exists, as another user's.
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }

@@ -80,3 +80,14 @@ export function readReloadRecord (pidFile: string): ReloadRecord | null {
     return null
   }
 }
+
+/** Whether a process with this pid exists (ours or another user's). */
+export function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists, as another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

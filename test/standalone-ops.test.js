@@ -66,6 +66,21 @@ test('pid file, and a reload command that answers for a standalone service', asy
   t.match(JSON.parse(noneAsJson.stdout), { ok: false, error: { code: 'HOT_RELOAD_CONTROL_FAILED', message: /does not hold a pid/ } }, 'with --json, said as JSON too')
 })
 
+test('reload --pid-file --signal SIGHUP to a service that does not reload on it, which ends it: exit 1 at once, saying so, not after --timeout', async (t) => {
+  const dir = tempDir(t)
+  const pidFile = path.join(dir, 'app.pid')
+  writeRelease(dir, { version: 1, plugin: { pidFile } })
+  const service = Service.start(t, { cwd: dir })
+  await service.listening()
+  await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
+  const startedAt = Date.now()
+  const answer = await cli(['reload', '--pid-file', pidFile, '--signal', 'SIGHUP', '--timeout', '30000', '--json'])
+  t.equal(answer.code, 1, 'exit 1')
+  t.match(JSON.parse(answer.stdout), { ok: false, pid: service.pid, error: { code: 'HOT_RELOAD_NOT_SERVING', message: /exited after SIGHUP without a record of a reload/ } })
+  t.ok(Date.now() - startedAt < 10000, `answered in ${Date.now() - startedAt} ms, not at the 30 s timeout`)
+  t.equal((await service.exit).signal, 'SIGHUP', 'SIGHUP ended it, as Node does for a signal nobody takes')
+})
+
 test('reload --pid-file --wait-probation: exit 0 once a good release has served its probation; exit 1 (HOT_RELOAD_ROLLED_BACK) for one that crashes within it, naming the generation that serves again', async (t) => {
   const dir = tempDir(t)
   const pidFile = path.join(dir, 'app.pid')

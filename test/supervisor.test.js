@@ -401,6 +401,9 @@ test('wrong arguments, a missing app file, a control socket that is not ours: cl
   t.equal(extra.code, 2)
   t.match(extra.stderr, /reload takes only options, got "extra"/)
   t.match((await cli(['status', '--name', 'app', 'x'])).stderr, /status takes only options/)
+  const noneAndOne = await cli(['start', '--reload-signal', 'none', '--reload-signal', 'SIGHUP', FIXTURE_APP])
+  t.equal(noneAndOne.code, 2)
+  t.match(noneAndOne.stderr, /--reload-signal none means no signal reloads: not together with SIGHUP/)
   const signalAlone = await cli(['reload', '--name', 'app', '--signal', 'SIGUSR2'])
   t.equal(signalAlone.code, 2)
   t.match(signalAlone.stderr, /--signal goes with --pid-file/)
@@ -632,8 +635,9 @@ test('a runner between the supervisor and node that keeps the channel to itself 
   t.match(service.find((l) => l.supervisor === 'generation-failed'), { error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED', message: /through npm\b/ } }, 'the supervisor names npm as the cause')
 })
 
-test('SIGUSR2 or SIGHUP to a supervisor on which it does not reload (--reload-signal none): a graceful stop, with no socket or pid file left, not the signal\'s abrupt end', async (t) => {
-  for (const signal of ['SIGUSR2', 'SIGHUP']) {
+test('SIGUSR2, SIGHUP or SIGPWR to a supervisor on which it does not reload (--reload-signal none): a graceful stop, with no socket or pid file left, not the signal\'s abrupt end', async (t) => {
+  // SIGPWR too: LXC asks PID 1 to shut down with it.
+  for (const signal of ['SIGUSR2', 'SIGHUP', 'SIGPWR']) {
     const dir = tempDir(t)
     const pidFile = path.join(dir, 'app.pid')
     const { control, service } = startSupervised(t, { dir, extra: ['--reload-signal', 'none', '--pid-file', pidFile] })

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { RELOAD_SIGNALS, RANGES } from '../validate'
-import { readPidFile, readReloadRecord } from '../pid-file'
+import { isAlive, readPidFile, readReloadRecord } from '../pid-file'
 import { defaultControlDir, defaultControlPath, requestControl, serviceNameProblem } from '../supervisor/control'
 import { probationVerdict } from './probation-verdict'
 import { start } from './start'
@@ -111,15 +111,26 @@ async function reloadStandalone (pidFile: string, signal: string, timeout: numbe
     throw new Error(`cannot signal pid ${pid} from ${pidFile}: ${(err as Error).message}`)
   }
   const deadline = sentAt + timeout
-  while (Date.now() < deadline) {
+  const outcome = (): Record<string, unknown> | undefined => {
     const record = readReloadRecord(pidFile)
-    if (record !== null && record.fromPid === pid && record.finishedAt > previous) return record as unknown as Record<string, unknown>
+    return record !== null && record.fromPid === pid && record.finishedAt > previous ? record as unknown as Record<string, unknown> : undefined
+  }
+  while (Date.now() < deadline) {
+    const record = outcome()
+    if (record !== undefined) return record
+    // Gone with no record of a reload: the signal ended it (one it does not reload on), or it crashed.
+    if (!isAlive(pid)) return outcome() ?? notReloaded(pid, `pid ${pid} from ${pidFile} exited after ${signal} without a record of a reload: does it reload on ${signal}? (its reloadSignals)`)
     await new Promise((resolveWait) => setTimeout(resolveWait, 50))
   }
   return noAnswer(pid, timeout, `no reload outcome recorded beside ${pidFile} within ${timeout} ms`)
 }
 
 const NO_ANSWER = 'HOT_RELOAD_NO_ANSWER'
+
+/** The service signalled is gone and did not reload: exit 1, nothing serves there any more. */
+function notReloaded (pid: number, message: string): Record<string, unknown> {
+  return { ok: false, generation: 0, pid, durationMs: 0, error: { code: 'HOT_RELOAD_NOT_SERVING', message } }
+}
 
 /** `reload` gave up waiting (--timeout): exit 1, and the same answer by pid file or control socket. */
 function noAnswer (pid: number, timeout: number, message: string): Record<string, unknown> {

@@ -69,6 +69,9 @@ export async function start (argv: string[]): Promise<number> {
   const signalFlags = (values['reload-signal'] as string[] | undefined) ?? ['SIGHUP', 'SIGUSR2']
   // "none": reloads come through the control socket (or the app's reload()) only.
   const reloadSignals = signalFlags.filter((signal) => signal !== 'none')
+  if (reloadSignals.length > 0 && reloadSignals.length < signalFlags.length) {
+    throw new UsageError(`--reload-signal none means no signal reloads: not together with ${reloadSignals.join(', ')}`)
+  }
   for (const signal of reloadSignals) {
     if (!RELOAD_SIGNALS.has(signal)) throw new UsageError(`--reload-signal must be one of ${[...RELOAD_SIGNALS].join(', ')}, got ${JSON.stringify(signal)}`)
   }
@@ -120,9 +123,11 @@ export async function start (argv: string[]): Promise<number> {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.on(signal, () => { void supervisor.shutdown(signal).then(resolveExit) })
     }
-    // SIGHUP and SIGUSR2 end a process that does not take them, at once: the service's workers,
-    // its socket and pid file left to their fate. Where they do not reload, they stop it gracefully.
-    for (const signal of ['SIGHUP', 'SIGUSR2'] as const) {
+    // These end a process that does not take them, at once: the service's workers, its socket and
+    // pid file left to their fate. Where they do not reload, they stop it gracefully (LXC asks PID 1
+    // to shut down with SIGPWR). SIGUSR1 is left to Node (its inspector); the others' default is to
+    // do nothing.
+    for (const signal of ['SIGHUP', 'SIGUSR2', 'SIGALRM', 'SIGPWR'] as const) {
       if (reloadSignals.includes(signal)) continue
       process.on(signal, () => {
         log.warn({ supervisor: 'signal-stops', signal, reloadSignals },

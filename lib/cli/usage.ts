@@ -40,8 +40,8 @@ Options:
   --max-draining <n>        old generations that may drain at once; a reload beyond it makes the
                             oldest cut what it still has open and exit (default 5)
   --reload-signal <SIG>     signal that reloads (repeatable; default SIGHUP and SIGUSR2; none: no
-                            signal reloads, only the reload command); SIGHUP or SIGUSR2 that does
-                            not reload stops the service gracefully, as SIGTERM
+                            signal reloads, only the reload command); SIGHUP, SIGUSR2, SIGALRM or
+                            SIGPWR that does not reload stops the service gracefully, as SIGTERM
   --pid-file <path>         write the supervisor's pid here (atomically)
   --control <path>          control socket (default: <private dir>/<name>.sock)
   --name <name>             service name for the default control path (letters, digits, ".", "_",
