@@ -44,7 +44,8 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
   }
-  if (options.drainTimeout < asked.drainTimeout) {
+  // Said once, by the supervisor's first worker: every worker has the same bound.
+  if (options.drainTimeout < asked.drainTimeout && firstWorker()) {
     app.log.info({ hotReload: 'drain-limited', drainTimeout: options.drainTimeout, closeSpread: options.closeSpread, asked: asked.drainTimeout },
       `hot-reload: drains take at most ${options.drainTimeout} ms here, the supervisor's --drain-timeout (drainTimeout asks ${asked.drainTimeout})`)
   }
@@ -115,6 +116,11 @@ function warnIfListenBypassed (app: FastifyInstance, fine: () => boolean): void 
   })
 }
 
+/** This process is the first generation's first worker (or successor): what every worker would say, it says for all. */
+function firstWorker (): boolean {
+  return booted.handoff !== null && booted.handoff.generation === 1 && (booted.handoff.slot ?? 0) === 0
+}
+
 /** Said once, at the process's first registration: what will not work the way the user expects. */
 function warnAtStart (app: FastifyInstance, drainTimeout: number, becomesSupervisor: boolean): void {
   // The process the user started (not a successor or a worker): can its signals reach it?
@@ -123,7 +129,7 @@ function warnAtStart (app: FastifyInstance, drainTimeout: number, becomesSupervi
   // fastify-cli ends the process on its own clock at SIGTERM/SIGINT; a supervisor's workers run its
   // command line too (said by the first worker, not by every generation, nor by a process that
   // becomes the supervisor: its first worker says it).
-  const first = booted.handoff === null ? !becomesSupervisor : booted.handoff.generation === 1 && (booted.handoff.slot ?? 0) === 0
+  const first = booted.handoff === null ? !becomesSupervisor : firstWorker()
   const grace = first ? fastifyCliCloseGraceMs(booted.launch.args, process.env) : undefined
   const needed = drainTimeout + CLOSE_GRACE_MS
   if (grace !== undefined && grace < needed) {

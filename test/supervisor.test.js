@@ -120,6 +120,9 @@ test('reload exits 0 on a good release and non-zero on broken ones; the old gene
   const ours = service.filter((l) => typeof l.hotReload === 'string' && typeof l.slot === 'number')
   t.ok(ours.some((l) => l.hotReload === 'serving') && ours.some((l) => l.hotReload === 'drained'), 'its serving and drained lines among them')
   t.same(ours.filter((l) => l.text.split('"generation":').length !== 2).map((l) => l.text), [], 'each names its generation once')
+  // Every worker's drain is bound by --drain-timeout 5000 (the plugin asks 30000): said by the first worker only.
+  const firstWorker = service.find((l) => l.hotReload === 'serving' && l.generation === 1)?.pid
+  t.same(service.filter((l) => l.hotReload === 'drain-limited').map((l) => l.pid), [firstWorker], 'the bound is said once, by the first worker')
 })
 
 /** One worker serving release 1, restarted 300 ms after it ends; `before` is an answer from it. */
