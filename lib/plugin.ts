@@ -37,9 +37,9 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   const refusal = mode.refusal(parent)
   if (refusal !== undefined) throw refusal
   // A successor's boot that fails from here on (a plugin of the app throws: its database is not
-  // there) mostly ends by the app's own hand, as Fastify's docs show: logged, then process.exit(1).
-  // The parent hears why first, for the reload's failure.
-  if (parent !== undefined) bootUnderWay(app)?.then(undefined, (err: unknown) => { parent.bootFailed(crashCause(err)) })
+  // there; its listen() on a port another process holds) mostly ends by the app's own hand, as
+  // Fastify's docs show: logged, then process.exit(1). The parent hears why first, for the reload's failure.
+  if (parent !== undefined) reportBootFailure(app, (err) => { parent.bootFailed(crashCause(err)) })
   if (app.hasDecorator('hotReload')) {
     throw hotReloadError('HOT_RELOAD_ALREADY_REGISTERED',
       'fastify-hot-reload: already registered on this Fastify instance; register it once per instance')
@@ -94,6 +94,19 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
     close()
     throw error
   }
+}
+
+/**
+ * Calls `report` with what the app's boot failed with: its ready(), or the listen() after it (the
+ * server's 'error', which Fastify turns into listen()'s rejection; watched only until it listens).
+ */
+function reportBootFailure (app: FastifyInstance, report: (err: unknown) => void): void {
+  bootUnderWay(app)?.then(undefined, report)
+  app.addHook('onReady', async () => {
+    const stopWatching = (): void => { app.server.off('error', report) }
+    app.server.once('error', report)
+    app.server.once('listening', stopWatching)
+  })
 }
 
 /** How long after the server listens Fastify's onListen hooks (ours among them) must have begun. */

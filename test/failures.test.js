@@ -92,6 +92,15 @@ test('a successor whose boot fails in a plugin of the app, which logs it and exi
   t.match(result.error.message, /exited with code 1 before it was ready: its app's boot failed: Error: release 2 cannot reach its database$/)
 })
 
+test('a successor whose listen() fails on a port another process holds (the app logs it and exits 1): the failure names the address in use', async (t) => {
+  const busy = require('node:net').createServer()
+  await new Promise((resolve) => busy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => busy.close())
+  const port = busy.address().port
+  const { result } = await failedReload(t, { listen: { port, host: '127.0.0.1' } }, 'HOT_RELOAD_SUCCESSOR_EXITED', DIES)
+  t.match(result.error.message, new RegExp(`exited with code 1 before it was ready: its app's boot failed: Error: listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port}$`))
+})
+
 test('a successor whose boot fails and that lives on without listening: the failure at readyTimeout names what the boot failed with', async (t) => {
   const { result } = await failedReload(t, { pluginFailsAtBoot: true, stayAfterBootFailure: true }, 'HOT_RELOAD_READY_TIMEOUT')
   t.match(result.error.message, /: its app's boot failed \(Error: release 2 cannot reach its database\), and it did not exit$/)
