@@ -39,7 +39,7 @@ const MAX_QUIET_MS = 250
 export interface StreamEnds {
   /** performance.now() when a stream last ended. */
   lastEnded: number
-  /** The longest time (ms) from the session's last stream ending to its client's next, while it had none open. */
+  /** The longest time (ms) from the session's last stream ending to its client's next stream. */
   longestPause: number
 }
 

@@ -184,3 +184,32 @@ test('a client that pauses 60 ms before each next request (a timer, a loaded mac
   const lastEnd = client.frames.filter((f) => f.type === 0 && (f.flags & 1) === 1 && f.at < goaway.at).at(-1)
   t.ok(lastEnd !== undefined && goaway.at - lastEnd.at >= 1.5 * PAUSE_MS, `the GOAWAY came ${Math.round(goaway.at - (lastEnd?.at ?? 0))} ms after the last response before it`)
 })
+
+test('the same client with a long request open all the while (its pauses come with a stream open): the GOAWAY still waits out its pause', async (t) => {
+  const PAUSE_MS = 60
+  const sentAt = new Map()
+  let next = 3
+  let stopped = false
+  const send = (c) => {
+    sentAt.set(next, performance.now())
+    c.send(request(next, '/'))
+    next += 2
+  }
+  const { sessions, client } = await setup(t, (f, c) => {
+    if (f.type === GOAWAY) stopped = true
+    // A quick response ended: the next quick request after the pause; the long one (stream 1) stays open.
+    if (f.type === 0 && (f.flags & 1) === 1 && f.streamId !== 1) setTimeout(() => { if (!stopped) send(c) }, PAUSE_MS)
+  })
+  client.send(request(1, '/?ms=1500'))
+  send(client)
+  await new Promise((resolve) => setTimeout(resolve, 4 * PAUSE_MS + 100))
+  await sessions.goAway(5000)
+  await client.closed
+  const goaway = client.goaway()
+  const sentBefore = [...sentAt].filter(([, at]) => at < goaway.at).map(([id]) => id)
+  t.ok(sentBefore.length >= 4, `the client sent ${sentBefore.length} quick requests before it`)
+  t.same(sentBefore.filter((id) => !answered(client.frames, id)), [], 'every one of them was answered')
+  t.ok(answered(client.frames, 1), 'and the long one')
+  const lastEnd = client.frames.filter((f) => f.type === 0 && (f.flags & 1) === 1 && f.streamId !== 1 && f.at < goaway.at).at(-1)
+  t.ok(lastEnd !== undefined && goaway.at - lastEnd.at >= 1.5 * PAUSE_MS, `the GOAWAY came ${Math.round(goaway.at - (lastEnd?.at ?? 0))} ms after the last quick response before it`)
+})
