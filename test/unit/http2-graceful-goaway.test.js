@@ -152,10 +152,17 @@ test(`Node ${process.version}: after session.goaway(NO_ERROR, 2^31-1) a new stre
   t.notOk(answered(client.frames, 5), 'and was never answered')
 })
 
-test('a client that pauses 60 ms before each next request (a timer, a loaded machine): the GOAWAY waits out that pause after the last response, and every request sent before it is answered', async (t) => {
-  const PAUSE_MS = 60
+const PAUSE_MS = 60
+
+/**
+ * A client that sends its next request PAUSE_MS after each response ends, until the GOAWAY, with a
+ * long request (stream 1) open all the while when `longRequest`; the server's drain starts after a
+ * few rounds. Returns the GOAWAY, the requests sent before it, and the last response that ended before it.
+ */
+async function pacedClientDrained (t, longRequest) {
   const sentAt = new Map()
-  let next = 1
+  const long = longRequest ? 1 : undefined
+  let next = longRequest ? 3 : 1
   let stopped = false
   const send = (c) => {
     sentAt.set(next, performance.now())
@@ -164,9 +171,10 @@ test('a client that pauses 60 ms before each next request (a timer, a loaded mac
   }
   const { sessions, client } = await setup(t, (f, c) => {
     if (f.type === GOAWAY) stopped = true
-    // A response ended (DATA with END_STREAM): the next request after the pause, until the GOAWAY.
-    if (f.type === 0 && (f.flags & 1) === 1) setTimeout(() => { if (!stopped) send(c) }, PAUSE_MS)
+    // A quick response ended (DATA with END_STREAM): the next request after the pause, until the GOAWAY.
+    if (f.type === 0 && (f.flags & 1) === 1 && f.streamId !== long) setTimeout(() => { if (!stopped) send(c) }, PAUSE_MS)
   })
+  if (longRequest) client.send(request(1, '/?ms=1500'))
   send(client)
   // A few rounds, so that the server has seen this client's pause.
   await new Promise((resolve) => setTimeout(resolve, 4 * PAUSE_MS + 100))
@@ -175,41 +183,25 @@ test('a client that pauses 60 ms before each next request (a timer, a loaded mac
   const goaway = client.goaway()
   t.ok(goaway, 'a GOAWAY was sent')
   const sentBefore = [...sentAt].filter(([, at]) => at < goaway.at).map(([id]) => id)
+  const lastEnd = client.frames.filter((f) => f.type === 0 && (f.flags & 1) === 1 && f.streamId !== long && f.at < goaway.at).at(-1)
+  return { client, goaway, sentBefore, lastEnd }
+}
+
+test('a client that pauses 60 ms before each next request (a timer, a loaded machine): the GOAWAY waits out that pause after the last response, and every request sent before it is answered', async (t) => {
+  const { client, goaway, sentBefore, lastEnd } = await pacedClientDrained(t, false)
   t.ok(sentBefore.length >= 4, `the client sent ${sentBefore.length} requests before it`)
   t.same(sentBefore.filter((id) => !answered(client.frames, id)), [], 'every one of them was answered')
   t.ok(goaway.lastStreamId >= Math.max(...sentBefore), 'the GOAWAY covers them all')
   // A GOAWAY sooner than the client's pause could cross its next request (under load, its timer
   // fires while that GOAWAY is still unread, and the request is refused): it waits out twice the
   // longest pause the server saw, so at least one pause after the last response it sent before.
-  const lastEnd = client.frames.filter((f) => f.type === 0 && (f.flags & 1) === 1 && f.at < goaway.at).at(-1)
   t.ok(lastEnd !== undefined && goaway.at - lastEnd.at >= 1.5 * PAUSE_MS, `the GOAWAY came ${Math.round(goaway.at - (lastEnd?.at ?? 0))} ms after the last response before it`)
 })
 
 test('the same client with a long request open all the while (its pauses come with a stream open): the GOAWAY still waits out its pause', async (t) => {
-  const PAUSE_MS = 60
-  const sentAt = new Map()
-  let next = 3
-  let stopped = false
-  const send = (c) => {
-    sentAt.set(next, performance.now())
-    c.send(request(next, '/'))
-    next += 2
-  }
-  const { sessions, client } = await setup(t, (f, c) => {
-    if (f.type === GOAWAY) stopped = true
-    // A quick response ended: the next quick request after the pause; the long one (stream 1) stays open.
-    if (f.type === 0 && (f.flags & 1) === 1 && f.streamId !== 1) setTimeout(() => { if (!stopped) send(c) }, PAUSE_MS)
-  })
-  client.send(request(1, '/?ms=1500'))
-  send(client)
-  await new Promise((resolve) => setTimeout(resolve, 4 * PAUSE_MS + 100))
-  await sessions.goAway(5000)
-  await client.closed
-  const goaway = client.goaway()
-  const sentBefore = [...sentAt].filter(([, at]) => at < goaway.at).map(([id]) => id)
+  const { client, goaway, sentBefore, lastEnd } = await pacedClientDrained(t, true)
   t.ok(sentBefore.length >= 4, `the client sent ${sentBefore.length} quick requests before it`)
   t.same(sentBefore.filter((id) => !answered(client.frames, id)), [], 'every one of them was answered')
   t.ok(answered(client.frames, 1), 'and the long one')
-  const lastEnd = client.frames.filter((f) => f.type === 0 && (f.flags & 1) === 1 && f.streamId !== 1 && f.at < goaway.at).at(-1)
   t.ok(lastEnd !== undefined && goaway.at - lastEnd.at >= 1.5 * PAUSE_MS, `the GOAWAY came ${Math.round(goaway.at - (lastEnd?.at ?? 0))} ms after the last quick response before it`)
 })
