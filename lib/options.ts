@@ -1,4 +1,5 @@
 // Validates the plugin options at registration: every mistake names the option and what was expected.
+import { accessSync, constants as fsConstants, statSync } from 'node:fs'
 import { constants as osConstants } from 'node:os'
 import { resolve } from 'node:path'
 import { hotReloadError } from './errors'
@@ -151,6 +152,40 @@ function nonEmptyString (name: string, value: unknown): string | undefined {
   return value
 }
 
+/**
+ * A typo in `successor.cwd` or `successor.execPath` would fail only the first reload, hours later:
+ * both are checked now. A bare command name (no slash) is looked up on PATH at spawn time and is left
+ * alone; a directory removed after registration still fails its reload clearly (lib/successor.ts).
+ */
+function existingDirectory (name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  let problem: string | null
+  try {
+    problem = statSync(value).isDirectory() ? null : 'not a directory'
+  } catch (err) {
+    problem = `missing: ${errorCode(err)}`
+  }
+  if (problem !== null) throw invalid(name, `an existing directory (${resolve(value)}: ${problem})`, value)
+  return value
+}
+
+function executableFile (name: string, value: string | undefined): string | undefined {
+  if (value === undefined || !value.includes('/')) return value
+  let problem: string | null
+  try {
+    problem = statSync(value).isFile() ? null : 'not a file'
+    if (problem === null) accessSync(value, fsConstants.X_OK)
+  } catch (err) {
+    problem = errorCode(err) === 'EACCES' ? 'not executable' : `missing: ${errorCode(err)}`
+  }
+  if (problem !== null) throw invalid(name, `an executable file (${resolve(value)}: ${problem})`, value)
+  return value
+}
+
+function errorCode (err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err)
+}
+
 function successorOptions (value: unknown): SuccessorOptions {
   if (value === undefined) return {}
   if (!isPlainObject(value)) throw invalid('successor', 'an object { execPath, execArgv, args, env, cwd }', value)
@@ -167,11 +202,11 @@ function successorOptions (value: unknown): SuccessorOptions {
   const args = stringArray('successor.args', value.args)
   if (args !== undefined && args.length === 0) throw invalid('successor.args', 'a non-empty array (the script first)', args)
   return {
-    execPath: nonEmptyString('successor.execPath', value.execPath),
+    execPath: executableFile('successor.execPath', nonEmptyString('successor.execPath', value.execPath)),
     execArgv: stringArray('successor.execArgv', value.execArgv),
     args,
     env: env as Record<string, string | undefined> | undefined,
-    cwd: nonEmptyString('successor.cwd', value.cwd)
+    cwd: existingDirectory('successor.cwd', nonEmptyString('successor.cwd', value.cwd))
   }
 }
 

@@ -6,7 +6,7 @@ const http = require('node:http')
 const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
-const { Service, tempDir, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
+const { Service, tempDir, vanishingExecutable, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 
 // Three tests at a time: each waits mostly on a successor that fails (readyTimeout, a boot that
@@ -179,9 +179,11 @@ test('a successor that is not ready never takes a connection, under new connecti
   await failedReload(t, { notReady: true }, 'HOT_RELOAD_READY_TIMEOUT', PLUGIN, false)
 })
 
-test('a successor that cannot be spawned', async (t) => {
-  const plugin = { ...PLUGIN, successor: { execPath: '/nonexistent/node' } }
-  await failedReload(t, {}, 'HOT_RELOAD_SPAWN_FAILED', plugin)
+test('a successor that cannot be spawned (its Node binary removed under the running service)', async (t) => {
+  const execPath = vanishingExecutable(t)
+  const plugin = { ...PLUGIN, successor: { execPath } }
+  const { result } = await failedReload(t, {}, 'HOT_RELOAD_SPAWN_FAILED', plugin, true, () => fs.rmSync(execPath))
+  t.ok(result.error.message.includes(execPath), 'the message names the executable')
 })
 
 test('a working directory that is gone (a release directory removed): the reload fails and says so, the old generation serves on', async (t) => {

@@ -4,7 +4,7 @@
 const fs = require('node:fs')
 const { execFileSync } = require('node:child_process')
 const { test } = require('tap')
-const { writeRelease, isAlive, sleep, fdCount } = require('../helpers/processes')
+const { writeRelease, isAlive, sleep, fdCount, vanishingExecutable } = require('../helpers/processes')
 const { request, serviceUnderLoad } = require('./common')
 
 const GOOD = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 5000, probation: 300 }
@@ -61,11 +61,12 @@ test('out of file descriptors (EMFILE): the successor cannot be spawned; with th
   t.equal(result.ok, true, 'with the limit back, the next reload works')
 })
 
-test('a Node binary that is not there', async (t) => {
-  const plugin = { ...GOOD, successor: { execPath: '/nonexistent/bin/node' } }
+test('a Node binary that is not there (removed under the running service)', async (t) => {
+  const execPath = vanishingExecutable(t)
+  const plugin = { ...GOOD, successor: { execPath } }
   const running = await serviceUnderLoad(t, { plugin, load: [{ connections: 5, keepAlive: true }, { connections: 5, keepAlive: false }] })
-  t.notOk(fs.existsSync('/nonexistent/bin/node'))
+  fs.rmSync(execPath)
   writeRelease(running.dir, { version: 2, plugin })
   const result = await reloadThroughApi(running.target)
-  await expectServingOn(t, running, result, { code: 'HOT_RELOAD_SPAWN_FAILED', message: /\/nonexistent\/bin\/node.*ENOENT/ })
+  await expectServingOn(t, running, result, { code: 'HOT_RELOAD_SPAWN_FAILED', message: new RegExp(`${execPath}.*ENOENT`) })
 })

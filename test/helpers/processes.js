@@ -73,6 +73,16 @@ function tempDir (t, prefix = 'fhr-') {
   return dir
 }
 
+/**
+ * An executable file, for `successor.execPath`: the plugin checks at registration that it is there;
+ * the test removes it before the reload (a Node binary uninstalled under a running service).
+ */
+function vanishingExecutable (t) {
+  const file = path.join(tempDir(t), 'node')
+  fs.writeFileSync(file, '#!/bin/sh\nexit 1\n', { mode: 0o755 })
+  return file
+}
+
 function writeRelease (dir, release) {
   fs.writeFileSync(path.join(dir, 'release.json'), JSON.stringify(release))
 }
@@ -311,4 +321,4 @@ function descendantsOf (pid) {
   return found
 }
 
-module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, descendantsOf, runsSupervisor, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, writeRelease }
+module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, descendantsOf, runsSupervisor, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, vanishingExecutable, writeRelease }

@@ -47,7 +47,7 @@ test('valid values are kept', async (t) => {
     connectionHandoff: false,
     probation: 0,
     maxDrainingGenerations: 1,
-    successor: { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' }
+    successor: { execPath: process.execPath, execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/tmp' }
   })
   t.same(options.reloadSignals, ['SIGHUP'])
   t.equal(options.readyTimeout, 1)
@@ -60,7 +60,12 @@ test('valid values are kept', async (t) => {
   t.equal(options.connectionHandoff, false)
   t.equal(options.probation, 0, 'probation 0 turns it off')
   t.equal(options.maxDrainingGenerations, 1)
-  t.same(options.successor, { execPath: '/usr/bin/node', execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/srv/current' })
+  t.same(options.successor, { execPath: process.execPath, execArgv: ['--max-old-space-size=256'], args: ['app.js', '--port', '3000'], env: { A: 'b', B: undefined }, cwd: '/tmp' })
+})
+
+test('successor: a bare command name is left to PATH, a relative directory is taken from the working directory', async (t) => {
+  t.same(resolveOptions({ successor: { execPath: 'node', cwd: '.' } }).successor.execPath, 'node')
+  t.equal(resolveOptions({ successor: { cwd: '.' } }).successor.cwd, '.', 'kept as given: the spawn resolves it')
 })
 
 test('closeSpread: half of drainTimeout by default, from 0 to less than drainTimeout', async (t) => {
@@ -211,6 +216,12 @@ const invalid = [
   [{ successor: { execPath: '' } }, 'successor.execPath', /non-empty string/],
   [{ successor: { cwd: '' } }, 'successor.cwd', /non-empty string/],
   [{ successor: { cwd: 1 } }, 'successor.cwd', /non-empty string/],
+  // checked on disk at registration, not at the first reload
+  [{ successor: { cwd: '/nonexistent-dir-fhr' } }, 'successor.cwd', /an existing directory \(\/nonexistent-dir-fhr: missing: ENOENT\)/],
+  [{ successor: { cwd: '/etc/passwd' } }, 'successor.cwd', /an existing directory \(\/etc\/passwd: not a directory\)/],
+  [{ successor: { execPath: '/nonexistent/node' } }, 'successor.execPath', /an executable file \(\/nonexistent\/node: missing: ENOENT\)/],
+  [{ successor: { execPath: '/etc' } }, 'successor.execPath', /an executable file \(\/etc: not a file\)/],
+  [{ successor: { execPath: '/etc/passwd' } }, 'successor.execPath', /an executable file \(\/etc\/passwd: not executable\)/],
   // pidFile
   [{ pidFile: 5 }, 'pidFile', /a file path/],
   [{ pidFile: '' }, 'pidFile', /a file path/],
