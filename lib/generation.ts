@@ -26,6 +26,7 @@ import { InheritedPool } from './socket-adoption'
 import { takeoverStep, unclaimedMessage } from './takeover'
 import type { DrainResult, HotReloadState, ReloadResult } from './types'
 import { generationField } from './log-fields'
+import { exitOnceLogged } from './log-settle'
 
 export interface GenerationContext {
   /** The process-wide options (reload signals, timeouts, successor, pid file...): the first registration's. */
@@ -80,7 +81,7 @@ export class Generation {
     this.generation = context.generation
     this.pid = port.pid
     this.pool = new InheritedPool(context.inherited, context.reusePort)
-    this.lifecycle = new Lifecycle(parent === undefined, this.audience, (code) => port.exit(code))
+    this.lifecycle = new Lifecycle(parent === undefined, this.audience, (code) => { exitOnceLogged(log, () => port.exit(code)) })
     this.status = mode.status(options.pidFile, context.env, log)
     this.handover = new Handover({
       log, options, generation: this.generation, pid: this.pid, mode, parent,

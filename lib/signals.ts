@@ -11,6 +11,7 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PortListener, ProcessPort } from './process-port'
 import { generationField } from './log-fields'
+import { logWritten } from './log-settle'
 
 // close-with-grace listens to these too; the plugin handles only SIGTERM and SIGINT.
 const NOT_OURS: closeWithGrace.AllEvents[] = ['SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2',
@@ -139,6 +140,8 @@ export function installShutdown (log: FastifyBaseLogger, shutdown: Shutdown): ()
     if (signal !== undefined) process.nextTick(() => holdRepeatedStopSignals(log, shutdown.ignoreRepeats))
     log.info({ hotReload: 'shutting-down', signal }, `hot-reload: ${signal ?? 'shutdown'} received; draining and exiting`)
     const code = await shutdown.run()
+    // close-with-grace exits at once when this resolves: our last lines must not still be on their way (lib/log-settle.ts).
+    await logWritten(log)
     if (code !== 0) shutdown.exit(code)
   })
   return () => {
