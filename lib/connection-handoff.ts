@@ -225,10 +225,11 @@ export class ConnectionHandoff {
 /**
  * A connection moved in idle waits for its client's next request. Node treats it as just accepted:
  * it arms the server's `timeout` (Fastify's `connectionTimeout`), meant for a first request, and it
- * counts it as waiting for that request, so at `headersTimeout` it would answer 408 Request Timeout
- * to a client that was only keeping the connection alive. Idle, it gets what Node gives a connection
- * idle after a response instead: closed quietly at the keep-alive timeout (`keepAliveTimeout` and
- * the server's `keepAliveTimeoutBuffer`), or just before `headersTimeout` when that comes first,
+ * counts it as waiting for that request, so at `headersTimeout` or `requestTimeout` (whichever comes
+ * first) it would answer 408 Request Timeout to a client that was only keeping the connection alive.
+ * Idle, it gets what Node gives a connection idle after a response instead: closed quietly at the
+ * keep-alive timeout (`keepAliveTimeout` and the server's `keepAliveTimeoutBuffer`), or just before
+ * `headersTimeout` or `requestTimeout` when one comes first (Node has no way to count it as idle),
  * unless a request has begun on it by then. Its first request gets the server's `timeout` back when
  * it begins, as Node gives it back to a connection that was idle after a response; from its first
  * response on, Node's own timeouts apply.
@@ -236,21 +237,24 @@ export class ConnectionHandoff {
 function closeQuietlyIfUnused (socket: Socket, server: object): void {
   // An HTTP/1 server (only those move connections); read as Node reads them (not a finite number
   // of ms or below 0: off, or the default buffer).
-  const timeouts = server as Partial<Record<'keepAliveTimeout' | 'keepAliveTimeoutBuffer' | 'headersTimeout' | 'timeout', unknown>>
+  const timeouts = server as Partial<Record<'keepAliveTimeout' | 'keepAliveTimeoutBuffer' | 'headersTimeout' | 'requestTimeout' | 'timeout', unknown>>
   const keepAliveTimeout = milliseconds(timeouts.keepAliveTimeout) ?? 0
   const buffer = milliseconds(timeouts.keepAliveTimeoutBuffer) ?? KEEP_ALIVE_TIMEOUT_BUFFER_MS
-  const headersTimeout = milliseconds(timeouts.headersTimeout) ?? 0
+  const firstRequestTimeouts = [timeouts.headersTimeout, timeouts.requestTimeout].map((value) => milliseconds(value) ?? 0).filter((ms) => ms > 0)
   socket.setTimeout(0)
-  const limits = [keepAliveTimeout > 0 ? keepAliveTimeout + buffer : 0, headersTimeout - HEADERS_TIMEOUT_MARGIN_MS].filter((ms) => ms > 0)
+  const limits = [
+    ...(keepAliveTimeout > 0 ? [keepAliveTimeout + buffer] : []),
+    ...firstRequestTimeouts.map((ms) => Math.max(1, ms - FIRST_REQUEST_MARGIN_MS))
+  ]
   const timer = limits.length === 0
     ? undefined
     : setTimeout(() => {
       if (socket.bytesRead === 0 && !socket.destroyed) socket.destroy()
     }, Math.min(...limits, MAX_TIMER_MS)).unref()
-  const requestTimeout = milliseconds(timeouts.timeout) ?? 0
+  const connectionTimeout = milliseconds(timeouts.timeout) ?? 0
   beforeNextRequest(socket, () => {
     clearTimeout(timer)
-    if (requestTimeout > 0) socket.setTimeout(requestTimeout)
+    if (connectionTimeout > 0) socket.setTimeout(connectionTimeout)
   })
   if (timer !== undefined) socket.once('close', () => clearTimeout(timer))
 }
@@ -263,9 +267,9 @@ function milliseconds (value: unknown): number | undefined {
 const KEEP_ALIVE_TIMEOUT_BUFFER_MS = 1000
 // setTimeout() takes a longer delay for 1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1
-// Node checks headersTimeout on an interval, never before the timeout itself: closing this much
-// earlier is always first.
-const HEADERS_TIMEOUT_MARGIN_MS = 100
+// Node checks headersTimeout and requestTimeout on an interval, never before the timeout itself:
+// closing this much earlier is always first.
+const FIRST_REQUEST_MARGIN_MS = 100
 
 /** An HTTP/1 connection moves once its parser is between requests; any other can never move (it says so at once). */
 export function readyToMove (socket: Socket, server: HttpServer): boolean {

@@ -12,8 +12,8 @@ const { Service, tempDir, writeRelease, waitUntilGone, waitFor, sleep } = requir
 const { RawConnection } = require('./helpers/load')
 
 // Two tests at a time: each waits mostly on reloads of a service with a few idle connections, so
-// their waits overlap. Each has its own service and port. The one that times a moved-in
-// connection against headersTimeout runs alone.
+// their waits overlap. Each has its own service and port. The ones that time a moved-in
+// connection against headersTimeout and requestTimeout run alone.
 tap.jobs = 2
 
 // A drainTimeout no drain of an idle connection comes near: a cut, or a wait for it, is unmistakable.
@@ -173,35 +173,40 @@ test('a connection whose client has sent nothing yet is moved, not cut at drainT
   t.notOk(connection.closed, 'the connection was never closed')
 })
 
-test('a connection moved in that stays idle is closed quietly before Node would answer 408 at headersTimeout; one that is used goes on', { buffered: false }, async (t) => {
-  // Node counts a moved-in connection as waiting for its first request: left alone, its
-  // headersTimeout (checked every 50 ms here) would answer 408 Request Timeout to a client that was
-  // only keeping the connection alive.
-  const HEADERS_TIMEOUT = 1500
-  // keepAliveTimeout only has to be the longer of the two; 5 s closed both idle connections in
-  // generation 1 before the drain whenever the successor took longer than that to boot (3 runs at
-  // load 20), so nothing was left to move.
-  const KEEP_ALIVE_TIMEOUT = 20000
-  const timeouts = { serverTimeouts: { headersTimeout: HEADERS_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 50 } }
-  // Both connections moved during generation 1's drain: counted from its end.
-  const { connections: [idle, used], next, movedAt } = await connectionsMoved(t, timeouts, 2)
+// Node counts a moved-in connection as waiting for its first request: left alone, its headersTimeout
+// or requestTimeout (checked every 50 ms here) would answer 408 Request Timeout to a client that was
+// only keeping the connection alive. requestTimeout shorter than keepAliveTimeout is what a server
+// behind AWS's load balancer has (keepAliveTimeout 72 s, as AWS advises).
+for (const limit of ['headersTimeout', 'requestTimeout']) {
+  test(`a connection moved in that stays idle is closed quietly before Node would answer 408 at ${limit}; one that is used goes on`, { buffered: false }, async (t) => {
+    const TIMEOUT = 1500
+    // keepAliveTimeout only has to be the longer one; 5 s closed both idle connections in
+    // generation 1 before the drain whenever the successor took longer than that to boot (3 runs at
+    // load 20), so nothing was left to move.
+    const KEEP_ALIVE_TIMEOUT = 20000
+    // The other of the two is off (requestTimeout, Fastify's default) or long (headersTimeout: Node's 60 s).
+    const limits = limit === 'headersTimeout' ? { headersTimeout: TIMEOUT, requestTimeout: 0 } : { headersTimeout: 60000, requestTimeout: TIMEOUT }
+    const timeouts = { serverTimeouts: { ...limits, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 50 } }
+    // Both connections moved during generation 1's drain: counted from its end.
+    const { connections: [idle, used], next, movedAt } = await connectionsMoved(t, timeouts, 2)
 
-  // Used before its headersTimeout: answered, and it stays open past that timeout (Node's own
-  // keep-alive timeout, KEEP_ALIVE_TIMEOUT, applies from its response on).
-  await sleep(Math.max(0, movedAt + HEADERS_TIMEOUT / 3 - Date.now()))
-  const answer = await used.get('/')
-  t.same(JSON.parse(answer.body), { version: 2, pid: next }, 'the used connection is answered by generation 2')
+    // Used before its timeout: answered, and it stays open past that timeout (Node's own
+    // keep-alive timeout, KEEP_ALIVE_TIMEOUT, applies from its response on).
+    await sleep(Math.max(0, movedAt + TIMEOUT / 3 - Date.now()))
+    const answer = await used.get('/')
+    t.same(JSON.parse(answer.body), { version: 2, pid: next }, 'the used connection is answered by generation 2')
 
-  await waitFor(() => idle.closed, HEADERS_TIMEOUT * 3, 'the idle moved-in connection to be closed')
-  const idleFor = Date.now() - movedAt
-  t.equal(idle.buffer.length, 0, `closed with nothing written to it: no 408 (got ${JSON.stringify(idle.buffer.toString())})`)
-  t.ok(idleFor < HEADERS_TIMEOUT + 1000, `closed by the time headersTimeout would have struck (${idleFor} ms)`)
+    await waitFor(() => idle.closed, TIMEOUT * 3, 'the idle moved-in connection to be closed')
+    const idleFor = Date.now() - movedAt
+    t.equal(idle.buffer.length, 0, `closed with nothing written to it: no 408 (got ${JSON.stringify(idle.buffer.toString())})`)
+    t.ok(idleFor < TIMEOUT + 1000, `closed by the time ${limit} would have struck (${idleFor} ms)`)
 
-  await sleep(HEADERS_TIMEOUT)
-  t.notOk(used.closed, 'the used connection is still open after headersTimeout')
-  const again = await used.get('/')
-  t.equal(again.status, 200, 'and serves its next request')
-})
+    await sleep(TIMEOUT)
+    t.notOk(used.closed, `the used connection is still open after ${limit}`)
+    const again = await used.get('/')
+    t.equal(again.status, 200, 'and serves its next request')
+  })
+}
 
 test('a connection moved in that stays idle is kept for the keep-alive timeout and its buffer, as Node keeps one idle after a response, not closed at the server\'s connectionTimeout', async (t) => {
   // The server's `timeout` is Fastify's connectionTimeout: Node arms it on a connection it takes as
