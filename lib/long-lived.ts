@@ -110,7 +110,7 @@ export class LongLivedConnections {
     }
     if (found.others.length > 0 && this.events.listenerCount('upgradeDraining') === 0) {
       this.app.log.warn({ hotReload: 'upgrades-unhandled', otherUpgrades: found.others.length },
-        `hot-reload: ${found.others.length} upgraded connection(s) of another protocol than WebSocket and no 'upgradeDraining' listener: they are cut at drainTimeout`)
+        `hot-reload: ${found.others.length} upgraded connection(s) that are not @fastify/websocket's (a ws or socket.io server of the app's own, or another protocol) and no 'upgradeDraining' listener: they are cut at drainTimeout`)
     }
     this.armTimer()
     this.rescanner = setInterval(() => {

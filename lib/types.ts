@@ -161,8 +161,9 @@ export interface HotReloadEvents {
    */
   resumed: [info: { generation: number, successorPid?: number, reason: string }]
   /**
-   * Draining: an upgraded connection the plugin cannot close itself (another protocol than
-   * @fastify/websocket's WebSockets) has reached its moment in the `closeSpread` window. Close it
+   * Draining: an upgraded connection the plugin cannot close itself (not a WebSocket of
+   * @fastify/websocket: a ws or socket.io server of the app's own, or another protocol) has reached
+   * its moment in the `closeSpread` window. Close it
    * the protocol's graceful way within `timeLeft` ms; without a listener it is cut at `drainTimeout`.
    */
   upgradeDraining: [info: UpgradeDrainingInfo]
