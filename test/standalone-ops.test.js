@@ -50,7 +50,8 @@ test('pid file, and a reload command that answers for a standalone service', asy
   writeRelease(dir, { version: 3, throwAtBoot: true })
   const broken = await cli(['reload', '--pid-file', pidFile])
   t.equal(broken.code, 1, 'exit 1 on a broken release')
-  t.match(broken.stdout, /reload failed: .*exited with code 1.*generation 2 \(pid \d+\) keeps serving/)
+  t.match(broken.stderr, /reload failed: .*exited with code 1.*generation 2 \(pid \d+\) keeps serving/, 'the failure goes to stderr')
+  t.equal(broken.stdout, '', 'and nothing to stdout')
   t.equal(readPid(pidFile), result.pid, 'the pid file still names generation 2')
   // At once after the failure, from the same pid: the answer is this reload's, not the failure's record.
   writeRelease(dir, { version: 4, plugin })
@@ -81,6 +82,23 @@ test('reload --pid-file --signal SIGHUP to a service that does not reload on it,
   t.equal((await service.exit).signal, 'SIGHUP', 'SIGHUP ended it, as Node does for a signal nobody takes')
 })
 
+test('reload --pid-file --timeout that ends before the reload does: exit 1, on stderr, naming the record that will tell', async (t) => {
+  const dir = tempDir(t)
+  const pidFile = path.join(dir, 'app.pid')
+  const plugin = { idleGrace: 300, readyTimeout: 20000, pidFile, probation: 300 }
+  writeRelease(dir, { version: 1, plugin })
+  const service = Service.start(t, { cwd: dir })
+  await service.listening()
+  await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
+  writeRelease(dir, { version: 2, plugin, bootDelay: 3000 })
+  const answer = await cli(['reload', '--pid-file', pidFile, '--timeout', '500'])
+  t.equal(answer.code, 1, 'exit 1')
+  t.equal(answer.stdout, '', 'nothing on stdout')
+  t.match(answer.stderr, `it may still finish (its record, ${pidFile}.reload.json, tells)`, 'where to look: `status` does not read pid files')
+  t.notMatch(answer.stderr, /keeps serving/, 'it does not claim to know what serves')
+  await service.generationServing(2, 30000)
+})
+
 test('reload --pid-file --wait-probation: exit 0 once a good release has served its probation; exit 1 (HOT_RELOAD_ROLLED_BACK) for one that crashes within it, naming the generation that serves again', async (t) => {
   const dir = tempDir(t)
   const pidFile = path.join(dir, 'app.pid')
@@ -105,7 +123,7 @@ test('reload --pid-file --wait-probation: exit 0 once a good release has served 
   t.equal(readPid(pidFile), second.pid, 'which the pid file names')
   const text = await cli(['reload', '--pid-file', pidFile, '--wait-probation'])
   t.equal(text.code, 1)
-  t.match(text.stdout, /reload failed: generation \d+ was rolled back within the probation: .*\(HOT_RELOAD_ROLLED_BACK\); generation 2 \(pid \d+\) keeps serving/, 'and says so in words')
+  t.match(text.stderr, /reload failed: generation \d+ was rolled back within the probation: .*\(HOT_RELOAD_ROLLED_BACK\); generation 2 \(pid \d+\) keeps serving/, 'and says so in words')
 })
 
 test('a pid file in a directory that does not exist is a clear error', async (t) => {

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { RELOAD_SIGNALS, RANGES } from '../validate'
-import { isAlive, readPidFile, readReloadRecord } from '../pid-file'
+import { isAlive, readPidFile, readReloadRecord, reloadRecordPath } from '../pid-file'
 import { defaultControlDir, defaultControlPath, requestControl, serviceNameProblem } from '../supervisor/control'
 import { probationVerdict } from './probation-verdict'
 import { start } from './start'
@@ -53,10 +53,13 @@ async function reload (argv: string[]): Promise<number> {
     process.stdout.write(`reloaded: generation ${result.generation} (${pids}) serving after ${result.durationMs} ms\n`)
   } else {
     const error = result.error as { code?: string, message?: string } | undefined
-    // No answer says nothing of what serves: the reload may still be running.
-    const serving = Number(result.pid) > 0 ? `; generation ${result.generation} (pid ${result.pid}) keeps serving` : ''
-    process.stdout.write(error?.code === NO_ANSWER
-      ? `reload: ${error.message}; it may still finish (\`status\` tells)\n`
+    // No answer says nothing of what serves (the reload may still be running), and a service that
+    // stops or is gone serves nothing.
+    const serving = Number(result.pid) > 0 && error?.code !== NOT_SERVING ? `; generation ${result.generation} (pid ${result.pid}) keeps serving` : ''
+    const tells = pidFile !== undefined ? `its record, ${reloadRecordPath(pidFile)}, tells` : '`status` tells'
+    // A failure is an error, for a deploy script's `2>>` log too.
+    process.stderr.write(error?.code === NO_ANSWER
+      ? `reload: ${error.message}; it may still finish (${tells})\n`
       : `reload failed: ${error?.message ?? 'unknown error'} (${error?.code ?? 'no code'})${serving}\n`)
   }
   return result.ok === true ? 0 : 1
@@ -126,10 +129,11 @@ async function reloadStandalone (pidFile: string, signal: string, timeout: numbe
 }
 
 const NO_ANSWER = 'HOT_RELOAD_NO_ANSWER'
+const NOT_SERVING = 'HOT_RELOAD_NOT_SERVING'
 
 /** The service signalled is gone and did not reload: exit 1, nothing serves there any more. */
 function notReloaded (pid: number, message: string): Record<string, unknown> {
-  return { ok: false, generation: 0, pid, durationMs: 0, error: { code: 'HOT_RELOAD_NOT_SERVING', message } }
+  return { ok: false, generation: 0, pid, durationMs: 0, error: { code: NOT_SERVING, message } }
 }
 
 /** `reload` gave up waiting (--timeout): exit 1, and the same answer by pid file or control socket. */
