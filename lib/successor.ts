@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs'
 import { monotonicMs } from './boot-clock'
 import { lowerWhileBooting } from './boot-priority'
 import { packageRunner } from './node-command'
-import { withCrashReport } from './crash-report'
+import { PRELOAD_MISSING_CAUSE, preloadMissing, withCrashReport } from './crash-report'
 import { hotReloadError } from './errors'
 import type { HotReloadError } from './types'
 import { unwrap, type ChildMessage } from './ipc'
@@ -86,6 +86,7 @@ export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): Sta
   let child: ChildProcess
   // Its boot counts from here, fork and exec included: a plain start of the app pays them too.
   const spawnedAt = monotonicMs()
+  const unreported = preloadMissing()
   try {
     child = spawn(plan.execPath, plan.args, {
       cwd: plan.cwd,
@@ -101,7 +102,7 @@ export function startSuccessor (plan: SpawnPlan, timings: SuccessorTimings): Sta
   let cancel: (reason: string) => void = () => {}
   let markListened: () => void = () => {}
   const listened = new Promise<void>((resolve) => { markListened = resolve })
-  const outcome = watch(child, plan, timings, spawnedAt, (canceller) => { cancel = canceller }, markListened)
+  const outcome = watch(child, plan, timings, spawnedAt, (canceller) => { cancel = canceller }, markListened, unreported)
   void outcome.then(markListened)
   return { pid: child.pid, child, outcome, listened, cancel: (reason) => cancel(reason) }
 }
@@ -124,7 +125,7 @@ function spawnFailed (plan: SpawnPlan, cause: unknown): SuccessorOutcome {
   }
 }
 
-function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, spawnedAt: number, expose: (cancel: (reason: string) => void) => void, listened: () => void): Promise<SuccessorOutcome> {
+function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings, spawnedAt: number, expose: (cancel: (reason: string) => void) => void, listened: () => void, unreported: boolean): Promise<SuccessorOutcome> {
   return new Promise((resolve) => {
     let settled = false
     let listenedYet = false
@@ -216,7 +217,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
     function onExit (code: number | null, signal: NodeJS.Signals | null): void {
       const how = signal === null ? `code ${code}` : `signal ${signal}`
       // What ended it: an exception nobody caught, or else a failed boot the app caught and exited on.
-      const cause = crashCause ?? (bootFailure === undefined ? undefined : `its app's boot failed: ${bootFailure}`)
+      const cause = crashCause ?? (bootFailure !== undefined ? `its app's boot failed: ${bootFailure}` : unreported && !listenedYet ? PRELOAD_MISSING_CAUSE : undefined)
       const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED',
         `${who} (pid ${child.pid}) exited with ${how} before it was ready${cause === undefined ? '' : `: ${cause}`}${throughRunner()}`))
       // The exit can be seen before the channel's last messages are read (a 'failed' that says why):

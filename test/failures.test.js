@@ -186,6 +186,37 @@ test('a successor that cannot be spawned (its Node binary removed under the runn
   t.ok(result.error.message.includes(execPath), 'the message names the executable')
 })
 
+test('a reload while this package\'s own files are gone (node_modules being installed again): the failure says the cause is on stderr, the old generation serves on', async (t) => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const { REPO } = require('./helpers/processes')
+  // A copy of the package, as an app's node_modules holds it, that the test can take away.
+  const installed = path.join(tempDir(t), 'fastify-hot-reload')
+  fs.mkdirSync(installed)
+  fs.cpSync(path.join(REPO, 'dist'), path.join(installed, 'dist'), { recursive: true })
+  fs.copyFileSync(path.join(REPO, 'package.json'), path.join(installed, 'package.json'))
+  fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(installed, 'node_modules'))
+  fs.mkdirSync(path.join(installed, 'test', 'fixtures'), { recursive: true })
+  fs.copyFileSync(path.join(REPO, 'test', 'fixtures', 'log-events.js'), path.join(installed, 'test', 'fixtures', 'log-events.js'))
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: GOOD })
+  const service = Service.start(t, { cwd: dir, env: { FHR_PLUGIN: installed } })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  // npm ci has removed the package and not put it back yet.
+  fs.rmSync(path.join(installed, 'dist'), { recursive: true })
+  writeRelease(dir, { version: 2, plugin: GOOD })
+  const { body: result } = await post(target, '/admin/reload')
+  t.equal(result.ok, false)
+  t.equal(result.error.code, 'HOT_RELOAD_SUCCESSOR_EXITED')
+  t.match(result.error.message, /exited with code 1 before it was ready: what ended it is on its stderr only: this package's own files \(.*fastify-hot-reload\) were gone when it was started/, 'it says where the cause is, and why it could not be told')
+  t.match(service.stderr, /Cannot find module/, 'which is on stderr')
+  t.equal(result.generation, 1, 'generation 1 keeps serving')
+  const health = await new Promise((resolve) => http.get({ ...target, path: '/health', agent: false }, resolve))
+  t.equal(health.statusCode, 200, '/health stays 200')
+  health.resume()
+})
+
 test('a working directory that is gone (a release directory removed): the reload fails and says so, the old generation serves on', async (t) => {
   const fs = require('node:fs')
   const path = require('node:path')
