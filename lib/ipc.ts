@@ -10,8 +10,9 @@ export type ChildMessage =
    * the app called listen(), on the machine's monotonic clock in ms (lib/boot-clock.ts); the parent
    * takes its spawn time from it: the successor's own boot. Absent from older releases. `covers`: it
    * accepts on another slot's socket when told to ('cover'); a release without it is never asked.
+   * `version`: this package's version in the sender (the supervisor's status shows it).
    */
-  | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number, covers?: boolean }
+  | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number, covers?: boolean, version?: string }
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
   /**

@@ -9,6 +9,7 @@ import { preloadWatches, reportCrashes, stopPreloadWatch } from './crash-report'
 import type { ProcessPort } from './process-port'
 import { fromWire, notServing } from './reload-result'
 import type { ReloadResult } from './types'
+import { PACKAGE_VERSION } from './package-version'
 
 export type Verdict = 'commit' | 'abort'
 
@@ -162,7 +163,7 @@ export class ParentLink {
     // Before ready, what ends us is a boot that failed, told to the parent; from now on, a crash.
     this.stopCrashReport()
     stopPreloadWatch()
-    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true })
+    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true, version: PACKAGE_VERSION })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
       else this.waiting.push(resolve)

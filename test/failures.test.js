@@ -6,7 +6,7 @@ const http = require('node:http')
 const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
-const { Service, tempDir, vanishingExecutable, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
+const { Service, tempDir, installedCopy, vanishingExecutable, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 
 // Three tests at a time: each waits mostly on a successor that fails (readyTimeout, a boot that
@@ -189,15 +189,8 @@ test('a successor that cannot be spawned (its Node binary removed under the runn
 test('a reload while this package\'s own files are gone (node_modules being installed again): the failure says the cause is on stderr, the old generation serves on', async (t) => {
   const fs = require('node:fs')
   const path = require('node:path')
-  const { REPO } = require('./helpers/processes')
   // A copy of the package, as an app's node_modules holds it, that the test can take away.
-  const installed = path.join(tempDir(t), 'fastify-hot-reload')
-  fs.mkdirSync(installed)
-  fs.cpSync(path.join(REPO, 'dist'), path.join(installed, 'dist'), { recursive: true })
-  fs.copyFileSync(path.join(REPO, 'package.json'), path.join(installed, 'package.json'))
-  fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(installed, 'node_modules'))
-  fs.mkdirSync(path.join(installed, 'test', 'fixtures'), { recursive: true })
-  fs.copyFileSync(path.join(REPO, 'test', 'fixtures', 'log-events.js'), path.join(installed, 'test', 'fixtures', 'log-events.js'))
+  const installed = installedCopy(t)
   const dir = tempDir(t)
   writeRelease(dir, { version: 1, plugin: GOOD })
   const service = Service.start(t, { cwd: dir, env: { FHR_PLUGIN: installed } })

@@ -7,7 +7,7 @@ const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
 const {
-  Service, BIN, FIXTURE_APP, cli, startSupervised, servingTarget, tempDir, writeRelease, waitFor, waitUntilGone, isAlive, sleep, notifyReceiver
+  Service, BIN, FIXTURE_APP, cli, startSupervised, servingTarget, tempDir, installedCopy, writeRelease, waitFor, waitUntilGone, isAlive, sleep, notifyReceiver
 } = require('./helpers/processes')
 const { childrenOf: children } = require('./helpers/processes')
 const childrenOf = (pid) => children(pid).map((c) => c.pid)
@@ -151,6 +151,27 @@ test('a worker killed with SIGKILL is restarted; requests that arrive meanwhile 
   writeRelease(dir, { version: 2, plugin: PLUGIN })
   const reload = JSON.parse((await cli(['reload', '--control', control, '--json'])).stdout)
   t.match(reload, { ok: true, generation: 2 }, 'the next reload brings generation 2')
+})
+
+test('the package upgraded under a running supervisor: status and the serving line say which version each runs', async (t) => {
+  const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'))
+  const { dir, control, service } = await oneServingWorker(t)
+  const before = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.match(before, { version, workers: [{ generation: 1, version }] }, 'one version everywhere')
+  const beforeText = (await cli(['status', '--control', control])).stdout
+  t.match(beforeText, `supervisor pid ${before.pid} (fastify-hot-reload ${version})`)
+  t.match(beforeText, /generation 1 slot 0: pid \d+ serving, up \d+ s\n/, 'a worker on the supervisor\'s version is not marked')
+  // The next release brings another version of the package (npm install fastify-hot-reload@next).
+  writeRelease(dir, { version: 2, plugin: PLUGIN, pluginFrom: installedCopy(t, { version: '99.0.0-test' }) })
+  t.match(JSON.parse((await cli(['reload', '--control', control, '--json'])).stdout), { ok: true, generation: 2 })
+  const serving = await service.waitForLine((l) => l.supervisor === 'generation-serving' && l.generation === 2, 10000, 'generation 2 serving')
+  t.equal(serving.workerVersion, '99.0.0-test', 'the serving line names the workers\' version')
+  t.notOk(service.find((l) => l.supervisor === 'generation-serving' && l.generation === 1).workerVersion, 'and not when it is the supervisor\'s own')
+  const after = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
+  t.equal(after.version, version, 'the supervisor keeps its own version')
+  t.equal(after.workers.find((w) => w.generation === 2)?.version, '99.0.0-test', 'the new worker runs the new one')
+  t.match((await cli(['status', '--control', control])).stdout, /generation 2 slot 0: pid \d+ serving, up \d+ s, fastify-hot-reload 99\.0\.0-test\n/)
+  t.equal((await cli(['--version'])).stdout, `${version}\n`, '--version still prints the package\'s')
 })
 
 test('a worker sent SIGTERM itself drains and exits 0; another takes its slot at once, not once it has drained; logged as a stop, not as a crash', async (t) => {

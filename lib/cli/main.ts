@@ -1,6 +1,6 @@
 // The `fastify-hot-reload` command: start (the supervisor, cli/start.ts), reload, status.
-import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { PACKAGE_VERSION } from '../package-version'
 import { RELOAD_SIGNALS, RANGES } from '../validate'
 import { isAlive, readPidFile, readReloadRecord, reloadRecordPath } from '../pid-file'
 import { defaultControlDir, defaultControlPath, requestControl, serviceNameProblem } from '../supervisor/control'
@@ -75,12 +75,14 @@ async function status (argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(answer) + '\n')
     return 0
   }
-  const workers = (answer.workers as Array<{ generation: number, slot?: number, pid: number, state: string, uptimeMs: number, restarts?: number }>) ?? []
+  const workers = (answer.workers as Array<{ generation: number, slot?: number, pid: number, state: string, uptimeMs: number, restarts?: number, version?: string }>) ?? []
+  // A worker on another version of this package than the supervisor's (upgraded under the service).
+  const otherVersion = (version: string | undefined): string => version !== undefined && version !== answer.version ? `, fastify-hot-reload ${version}` : ''
   const last = answer.lastReload as { ok: boolean, generation: number, durationMs: number, error?: { message: string }, rolledBack?: string } | undefined
   const lines = [
-    `supervisor pid ${answer.pid}: ${answer.state}, generation ${answer.generation}, up ${Math.round(Number(answer.uptimeMs) / 1000)} s, ${answer.restarts} restart(s)`,
+    `supervisor pid ${answer.pid} (fastify-hot-reload ${answer.version ?? 'unknown'}): ${answer.state}, generation ${answer.generation}, up ${Math.round(Number(answer.uptimeMs) / 1000)} s, ${answer.restarts} restart(s)`,
     `sockets: ${(answer.sockets as string[]).join(', ') || '(none yet)'}`,
-    ...workers.map((w) => `  generation ${w.generation}${w.slot === undefined ? '' : ` slot ${w.slot}`}: pid ${w.pid} ${w.state}, up ${Math.round(w.uptimeMs / 1000)} s${w.restarts ? `, ${w.restarts} restart(s) in this slot` : ''}`),
+    ...workers.map((w) => `  generation ${w.generation}${w.slot === undefined ? '' : ` slot ${w.slot}`}: pid ${w.pid} ${w.state}, up ${Math.round(w.uptimeMs / 1000)} s${w.restarts ? `, ${w.restarts} restart(s) in this slot` : ''}${otherVersion(w.version)}`),
     `last reload: ${last === undefined ? 'none' : last.ok ? `ok, generation ${last.generation} in ${last.durationMs} ms` : `failed: ${last.error?.message}`}` +
       (last?.rolledBack === undefined ? '' : `; rolled back (${last.rolledBack}), generation ${answer.generation} serves again`)
   ]
@@ -142,9 +144,7 @@ function noAnswer (pid: number, timeout: number, message: string): Record<string
 }
 
 function printVersion (): number {
-  // dist/lib/cli/main.js → the package's own package.json.
-  const { version } = JSON.parse(readFileSync(resolve(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }
-  process.stdout.write(`${version}\n`)
+  process.stdout.write(`${PACKAGE_VERSION}\n`)
   return 0
 }
 

@@ -12,7 +12,7 @@ import type { Cohorts } from './cohorts'
 import type { HeldSockets } from './held-sockets'
 import type { Probations } from './probation'
 import type { SupervisorLogger } from './options'
-import type { Cohort, Worker } from './worker'
+import { otherVersion, otherVersionWords, type Cohort, type Worker } from './worker'
 
 export interface RollingHost {
   log: SupervisorLogger
@@ -78,8 +78,9 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
   cohorts.commit(cohort)
   const result = succeeded(next, cohorts.servingPid ?? 0, startedAt)
   const pids = [...cohort.workers.values()].map((w) => w.pid)
-  log.info({ supervisor: 'generation-serving', generation: next, workerPid: pids[0], workerPids: pids, durationMs: result.durationMs },
-    `supervisor: generation ${next} (pid ${pids.join(', ')}) is serving after ${result.durationMs} ms (rolling, ${batch} at a time)`)
+  const other = otherVersion(cohort)
+  log.info({ supervisor: 'generation-serving', generation: next, workerPid: pids[0], workerPids: pids, durationMs: result.durationMs, ...other },
+    `supervisor: generation ${next} (pid ${pids.join(', ')}) is serving after ${result.durationMs} ms (rolling, ${batch} at a time)${otherVersionWords(other)}`)
   probations.endAll([...cohorts.all()].filter((c) => c !== cohort))
   probations.watch(cohort, previous)
   cohorts.limitDraining()

@@ -1,6 +1,7 @@
 // The supervisor's status, as `fastify-hot-reload status` and the control socket give it: a snapshot
 // built from the state of the modules that own it (Cohorts, SlotRestarts, HeldSockets, the Supervisor).
 import { formatAddress } from '../listener-address'
+import { PACKAGE_VERSION } from '../package-version'
 import { toWire, type WireReloadResult } from '../reload-result'
 import type { ReloadResult } from '../types'
 import type { Cohorts } from './cohorts'
@@ -10,6 +11,8 @@ import type { WorkerState } from './worker'
 
 export interface SupervisorStatus {
   pid: number
+  /** This package's version in the supervisor: what it started with, whatever the workers run now. */
+  version: string
   state: 'starting' | 'serving' | 'reloading' | 'restarting' | 'stopping'
   generation: number
   /** Workers per generation. */
@@ -19,7 +22,7 @@ export interface SupervisorStatus {
   uptimeMs: number
   sockets: string[]
   /** `connections`: the keep-alive connections a serving worker last reported holding (several workers: the balance; long-lived and TLS ones not counted). */
-  workers: Array<{ generation: number, slot: number, pid: number, state: WorkerState, uptimeMs: number, restarts: number, connections?: number }>
+  workers: Array<{ generation: number, slot: number, pid: number, state: WorkerState, uptimeMs: number, restarts: number, connections?: number, version?: string }>
   /** `rolledBack`: its generation crashed within the probation, and the one before serves again (why). */
   lastReload?: WireReloadResult & { rolledBack?: string }
   restarts: number
@@ -50,6 +53,7 @@ export function describeStatus (of: StatusOf): SupervisorStatus {
     : of.firstStart ? 'starting' : of.reloading ? 'reloading' : cohorts.current !== undefined ? 'serving' : restarts.pending ? 'restarting' : 'starting'
   return {
     pid: process.pid,
+    version: PACKAGE_VERSION,
     state,
     generation: cohorts.current?.generation ?? 0,
     workersPerGeneration: of.slots,
@@ -58,7 +62,7 @@ export function describeStatus (of: StatusOf): SupervisorStatus {
     sockets: of.sockets.map((socket) => formatAddress(socket.address)),
     workers: [...cohorts.workers.values()].map((w) => ({
       // A worker stopped by a signal sent to it drains, though it still holds its slot here.
-      generation: w.generation, slot: w.slot, pid: w.pid, state: w.stopping === true ? 'draining' : w.state, uptimeMs: now - w.startedAt, restarts: restarts.of(w.slot), connections: of.connectionsOf(w.pid)
+      generation: w.generation, slot: w.slot, pid: w.pid, state: w.stopping === true ? 'draining' : w.state, uptimeMs: now - w.startedAt, restarts: restarts.of(w.slot), connections: of.connectionsOf(w.pid), version: w.version
     })),
     lastReload: of.lastReload === undefined ? undefined : { ...toWire(of.lastReload), ...(of.rolledBack === undefined ? {} : { rolledBack: of.rolledBack }) },
     restarts: restarts.total

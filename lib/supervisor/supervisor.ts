@@ -33,7 +33,7 @@ import { Shutdown } from './shutdown'
 import { describeStatus, type SupervisorStatus } from './status'
 import { onWorkerMessage } from './worker-messages'
 import { WorkerExits } from './worker-exits'
-import type { Cohort, Worker } from './worker'
+import { otherVersion, otherVersionWords, type Cohort, type Worker } from './worker'
 
 export type { SupervisorLogger, SupervisorOptions } from './options'
 export type { SupervisorStatus } from './status'
@@ -285,8 +285,9 @@ export class Supervisor extends EventEmitter {
   private serve (cohort: Cohort, { durationMs, bootMs }: ReloadResult, ready: boolean): void {
     const previous = this.cohorts.commit(cohort)
     const pids = [...cohort.workers.values()].map((w) => w.pid)
-    this.options.log.info({ supervisor: 'generation-serving', generation: cohort.generation, workerPid: pids[0], workerPids: pids, durationMs, bootMs },
-      `supervisor: generation ${cohort.generation} (pid ${pids.join(', ')}) is serving after ${durationMs} ms${bootMs === undefined ? '' : ` (its own boot: ${bootMs} ms)`}`)
+    const other = otherVersion(cohort)
+    this.options.log.info({ supervisor: 'generation-serving', generation: cohort.generation, workerPid: pids[0], workerPids: pids, durationMs, bootMs, ...other },
+      `supervisor: generation ${cohort.generation} (pid ${pids.join(', ')}) is serving after ${durationMs} ms${bootMs === undefined ? '' : ` (its own boot: ${bootMs} ms)`}${otherVersionWords(other)}`)
     this.probations.endAll(this.cohorts.all())
     if (previous !== undefined && previous.workers.size > 0) this.probations.begin(cohort, previous)
     this.cohorts.limitDraining()

@@ -28,7 +28,10 @@ export interface MessageHost {
 export function onWorkerMessage (host: MessageHost, worker: Worker, message: ChildMessage | undefined, handle: unknown): void {
   if (message === undefined) return
   if (message.type === 'ready' || message.type === 'instances') {
-    if (message.type === 'ready') worker.covers = message.covers === true
+    if (message.type === 'ready') {
+      worker.covers = message.covers === true
+      if (typeof message.version === 'string') worker.version = message.version
+    }
     host.cohorts.learned(worker, message.type === 'ready' ? message.instances : message.count)
   } else if (message.type === 'listener') {
     holdListener(host, worker, message.address, handle)

@@ -1,6 +1,7 @@
 // The worker processes as the supervisor tracks them: each one has a slot in its generation's
 // cohort (--workers N: slots 0 to N - 1), and the cohort is what serves, drains and is on probation.
 import type { ChildProcess } from 'node:child_process'
+import { PACKAGE_VERSION } from '../package-version'
 import type { Probation } from '../probation'
 
 export type WorkerState = 'starting' | 'serving' | 'draining'
@@ -17,6 +18,8 @@ export interface Worker {
   instances?: number
   /** It said it can accept on another slot's socket (its 'ready'). */
   covers?: boolean
+  /** The version of this package its plugin runs (its 'ready'; older releases do not say). */
+  version?: string
   /** Its generation's cohort, once committed. */
   cohort?: Cohort
   /** It said it stops (a signal sent to the worker itself, not through us): its exit is no crash. */
@@ -35,4 +38,19 @@ export interface Cohort {
   probation?: Probation
   /** A rolling reload builds it, and one of its workers crashed (which, and how): the reload fails. */
   crashed?: { pid: number, reason: string }
+}
+
+/**
+ * The version of this package a cohort's plugin runs, when it is not the supervisor's own (the
+ * package was upgraded under the running service): the 'generation-serving' line says so, since
+ * what the supervisor itself does stays the old version's until it is restarted.
+ */
+export function otherVersion (cohort: Cohort): { workerVersion: string } | undefined {
+  const version = [...cohort.workers.values()].find((w) => w.version !== undefined)?.version
+  return version === undefined || version === PACKAGE_VERSION ? undefined : { workerVersion: version }
+}
+
+/** The words for otherVersion() in a log line. */
+export function otherVersionWords (other: { workerVersion: string } | undefined): string {
+  return other === undefined ? '' : `; it runs fastify-hot-reload ${other.workerVersion}, this supervisor ${PACKAGE_VERSION} until it is restarted`
 }

@@ -83,6 +83,23 @@ function vanishingExecutable (t) {
   return file
 }
 
+/**
+ * A copy of this package as an app's node_modules holds it (its dist and package.json, its own
+ * dependencies through a link), for a test to take away or to give another version; a fixture app
+ * loads it when FHR_PLUGIN names it.
+ */
+function installedCopy (t, { version } = {}) {
+  const installed = path.join(tempDir(t), 'fastify-hot-reload')
+  fs.mkdirSync(path.join(installed, 'test', 'fixtures'), { recursive: true })
+  fs.cpSync(path.join(REPO, 'dist'), path.join(installed, 'dist'), { recursive: true })
+  const manifest = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'))
+  fs.writeFileSync(path.join(installed, 'package.json'), JSON.stringify({ ...manifest, ...(version === undefined ? {} : { version }) }))
+  fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(installed, 'node_modules'))
+  // The fixture app loads its event logger from the plugin's checkout.
+  fs.copyFileSync(path.join(REPO, 'test', 'fixtures', 'log-events.js'), path.join(installed, 'test', 'fixtures', 'log-events.js'))
+  return installed
+}
+
 function writeRelease (dir, release) {
   fs.writeFileSync(path.join(dir, 'release.json'), JSON.stringify(release))
 }
@@ -321,4 +338,4 @@ function descendantsOf (pid) {
   return found
 }
 
-module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, descendantsOf, runsSupervisor, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, vanishingExecutable, writeRelease }
+module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, descendantsOf, runsSupervisor, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, installedCopy, vanishingExecutable, writeRelease }
