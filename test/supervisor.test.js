@@ -174,6 +174,26 @@ test('the package upgraded under a running supervisor: status and the serving li
   t.equal((await cli(['--version'])).stdout, `${version}\n`, '--version still prints the package\'s')
 })
 
+test('a worker told to drain whose event loop is stuck is killed once it is overdue, not left running for ever', async (t) => {
+  const DRAIN_TIMEOUT = 1000
+  const { dir, control, service } = startSupervised(t, { extra: ['--drain-timeout', String(DRAIN_TIMEOUT), '--probation', '0'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN, blockWhenDraining: true })
+  const target = await servingTarget(service)
+  await service.generationServing(1)
+  const stuck = (await get(target)).body.pid
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const reloadedAt = Date.now()
+  t.match(JSON.parse((await cli(['reload', '--control', control, '--json'])).stdout), { ok: true, generation: 2 })
+  t.equal((await get(target)).body.version, 2, 'generation 2 serves')
+  // Its own bounds (drainTimeout, then the onClose grace of 5 s) and a margin: about 8 s.
+  const killed = await service.waitForLine((l) => l.supervisor === 'worker-killed' && l.workerPid === stuck, 20000, 'the stuck worker to be killed')
+  t.ok(Date.now() - reloadedAt >= DRAIN_TIMEOUT + 5000, `not before its own bounds ran out (${Date.now() - reloadedAt} ms)`)
+  t.equal(killed.generation, 1)
+  await waitUntilGone(stuck, 5000)
+  t.notOk(isAlive(stuck), 'it is gone')
+  t.equal((await get(target)).body.version, 2, 'generation 2 still serves')
+})
+
 test('a worker sent SIGTERM itself drains and exits 0; another takes its slot at once, not once it has drained; logged as a stop, not as a crash', async (t) => {
   // A request in flight keeps it draining for a while, long enough for a replacement to boot on a busy machine.
   const { control, service, target, before } = await oneServingWorker(t, ['--drain-timeout', '15000'])

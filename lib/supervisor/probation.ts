@@ -9,6 +9,7 @@ import { formatAddress, type ListenerAddress } from '../listener-address'
 import { handleOfHeldFd } from '../node-internals'
 import { Probation } from '../probation'
 import { send } from '../successor-channel'
+import { DrainDeadlines } from './drain-deadlines'
 import type { SupervisorLogger } from './options'
 import type { Cohort, Worker } from './worker'
 
@@ -22,6 +23,8 @@ export interface HeldSocket {
 export class Probations {
   /** How long a draining worker spreads its connections' moves over: our probation decides, not the worker's own option. */
   private readonly rampMs: number
+  /** A worker told to drain that has not exited in time is killed. */
+  private readonly deadlines: DrainDeadlines
 
   constructor (
     private readonly ms: number,
@@ -30,20 +33,24 @@ export class Probations {
     private readonly log: SupervisorLogger
   ) {
     this.rampMs = moveRampMs(ms, drainTimeout)
+    this.deadlines = new DrainDeadlines(drainTimeout, ms, isTracked, log)
   }
 
-  /** What tells a worker to drain (and, with `probation`, to wait for the verdict). */
-  drainOrder (probation: boolean): ParentMessage {
+  /** Tells a worker to drain (and, with `probation`, to wait for the verdict), within a deadline. */
+  drain (worker: Worker, probation: boolean): void {
+    worker.state = 'draining'
+    send(worker.child, this.drainOrder(probation))
+    this.deadlines.arm(worker, probation)
+  }
+
+  private drainOrder (probation: boolean): ParentMessage {
     return { type: 'drain', probation, rampMs: this.rampMs }
   }
 
   /** `serving` took over from `previous`: it drains, and with a probation waits for the verdict. */
   begin (serving: Cohort, previous: Cohort): void {
     const probation = this.ms > 0
-    for (const worker of previous.workers.values()) {
-      worker.state = 'draining'
-      send(worker.child, this.drainOrder(probation))
-    }
+    for (const worker of previous.workers.values()) this.drain(worker, probation)
     if (!probation) return
     serving.predecessor = previous
     serving.probation = new Probation(this.ms, () => this.retire(serving))
@@ -94,6 +101,7 @@ export class Probations {
       for (const socket of sockets(w)) socket.handle ??= handleOfHeldFd(socket.fd)
       for (const socket of sockets(w)) w.child.send(wrap({ type: 'listener', address: formatAddress(socket.address) }), socket.handle as Socket)
       send(w.child, { type: 'resume', successorPid, reason })
+      this.deadlines.cancel(w)
     }
   }
 

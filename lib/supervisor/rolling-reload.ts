@@ -6,7 +6,6 @@
 import { hotReloadError } from '../errors'
 import { failed, succeeded } from '../reload-result'
 import type { ServiceStatus } from '../service-status'
-import { send } from '../successor-channel'
 import type { HotReloadError, ReloadResult } from '../types'
 import type { Cohorts } from './cohorts'
 import type { HeldSockets } from './held-sockets'
@@ -48,8 +47,7 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
     for (const slot of slots) {
       const old = previous.workers.get(slot)
       if (old === undefined) continue
-      old.state = 'draining'
-      send(old.child, probations.drainOrder(true))
+      probations.drain(old, true)
       replaced.push(old)
     }
   }
@@ -60,10 +58,7 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
   }
   if (failure !== undefined) {
     const reason = `generation ${next} failed in a rolling reload: ${failure.error?.message}`
-    for (const worker of cohort.workers.values()) {
-      worker.state = 'draining'
-      send(worker.child, probations.drainOrder(false))
-    }
+    for (const worker of cohort.workers.values()) probations.drain(worker, false)
     const back = replaced.filter((w) => cohorts.workers.has(w.pid) && w.child.connected)
     probations.serveAgain(back, (w) => host.held.forSlot(w.slot), failure.successorPid, reason)
     for (const worker of back) worker.state = 'serving'

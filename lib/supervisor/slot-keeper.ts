@@ -3,7 +3,6 @@
 // gets a new worker after the slot's backoff (restart-policy.ts), joining the serving generation,
 // or starting a whole one when none serves. After a reload, slots left empty get theirs. The
 // Supervisor starts the workers (launch) and owns the cohorts' changes through Cohorts.
-import { send } from '../successor-channel'
 import type { ReloadResult } from '../types'
 import type { Cohorts } from './cohorts'
 import type { HeldSockets } from './held-sockets'
@@ -59,10 +58,7 @@ export class SlotKeeper {
     const resumed = probations.resume(cohort, worker, how, (w) => held.forSlot(w.slot))
     if (resumed !== undefined) {
       const { predecessor, reason } = resumed
-      for (const w of cohort.workers.values()) {
-        w.state = 'draining'
-        send(w.child, probations.drainOrder(false))
-      }
+      for (const w of cohort.workers.values()) probations.drain(w, false)
       cohorts.servesAgain(predecessor, cohort)
       options.log.error({ supervisor: 'serves-again', workerPid: worker.pid, resumedPid: [...predecessor.workers.values()][0]?.pid, generation: predecessor.generation, reason },
         `supervisor: ${reason}; generation ${predecessor.generation} (pid ${[...predecessor.workers.values()].map((w) => w.pid).join(', ')}) serves again`)

@@ -70,7 +70,7 @@ export class Supervisor extends EventEmitter {
     super()
     this.slots = Array.from({ length: options.workers ?? 1 }, (_, slot) => slot)
     this.cohorts = new Cohorts(options.maxDraining, options.log)
-    this.probations = new Probations(options.probation, options.drainTimeout, (worker) => this.cohorts.workers.has(worker.pid), options.log)
+    this.probations = new Probations(options.probation, options.drainTimeout, (worker) => this.cohorts.workers.get(worker.pid) === worker, options.log)
     this.held = new HeldSockets(options.activated, this.slots.length, process.versions.node)
     this.empty = new EmptySlots(this.slots, this.held, this.cohorts, options.log)
     this.balance = new KeepAliveBalance(this.cohorts, this.slots.length)
