@@ -62,7 +62,7 @@ test('deploy.sh: a good release serves; a broken one is switched back, with 0 fa
   // deploy. (Without load: what the crashing worker had in flight dies with it, as in any crash.)
   const late = await deploy(root, source(root, 4, { exitAfterServingMs: 300 }), 'v4', control)
   t.equal(late.code, 1, 'a release that crashes within its probation fails the deploy')
-  t.match(late.stdout, /HOT_RELOAD_ROLLED_BACK/)
+  t.match(late.stderr, /HOT_RELOAD_ROLLED_BACK/, 'the reload\'s failure, on stderr')
   t.equal(fs.readlinkSync(path.join(root, 'current')), 'releases/v2', 'current points back at the good release again')
   t.equal((await new Promise((resolve) => execFile(process.execPath, [BIN, 'status', '--control', control, '--json'], (err, stdout) => resolve(err ? {} : JSON.parse(stdout))))).generation, 2, 'generation 2 (v2) serves in the end')
 })
