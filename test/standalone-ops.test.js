@@ -35,15 +35,21 @@ async function goodReloadByPidFile (t, pidFile, expected) {
   return result
 }
 
-test('pid file, and a reload command that answers for a standalone service', async (t) => {
+/** A standalone service with a pid file (`plugin` adds options), serving release 1 once this resolves. */
+async function serviceWithPidFile (t, plugin = {}) {
   const dir = tempDir(t)
   const pidFile = path.join(dir, 'app.pid')
-  // A short probation: the old generation is gone only once its successor's probation is over (2 s by default).
-  const plugin = { idleGrace: 300, readyTimeout: 20000, pidFile, probation: 300 }
-  writeRelease(dir, { version: 1, plugin })
+  const options = { pidFile, ...plugin }
+  writeRelease(dir, { version: 1, plugin: options })
   const service = Service.start(t, { cwd: dir })
   await service.listening()
   await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
+  return { dir, pidFile, plugin: options, service }
+}
+
+test('pid file, and a reload command that answers for a standalone service', async (t) => {
+  // A short probation: the old generation is gone only once its successor's probation is over (2 s by default).
+  const { dir, pidFile, plugin, service } = await serviceWithPidFile(t, { idleGrace: 300, readyTimeout: 20000, probation: 300 })
   t.equal(readPid(pidFile), service.pid, 'the pid file names the serving generation')
   writeRelease(dir, { version: 2, plugin })
   const result = await goodReloadByPidFile(t, pidFile, { generation: 2, fromPid: service.pid })
@@ -68,12 +74,7 @@ test('pid file, and a reload command that answers for a standalone service', asy
 })
 
 test('reload --pid-file --signal SIGHUP to a service that does not reload on it, which ends it: exit 1 at once, saying so, not after --timeout', async (t) => {
-  const dir = tempDir(t)
-  const pidFile = path.join(dir, 'app.pid')
-  writeRelease(dir, { version: 1, plugin: { pidFile } })
-  const service = Service.start(t, { cwd: dir })
-  await service.listening()
-  await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
+  const { pidFile, service } = await serviceWithPidFile(t)
   const startedAt = Date.now()
   const answer = await cli(['reload', '--pid-file', pidFile, '--signal', 'SIGHUP', '--timeout', '30000', '--json'])
   t.equal(answer.code, 1, 'exit 1')
@@ -83,13 +84,7 @@ test('reload --pid-file --signal SIGHUP to a service that does not reload on it,
 })
 
 test('reload --pid-file --timeout that ends before the reload does: exit 1, on stderr, naming the record that will tell', async (t) => {
-  const dir = tempDir(t)
-  const pidFile = path.join(dir, 'app.pid')
-  const plugin = { idleGrace: 300, readyTimeout: 20000, pidFile, probation: 300 }
-  writeRelease(dir, { version: 1, plugin })
-  const service = Service.start(t, { cwd: dir })
-  await service.listening()
-  await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
+  const { dir, pidFile, plugin, service } = await serviceWithPidFile(t, { idleGrace: 300, readyTimeout: 20000, probation: 300 })
   writeRelease(dir, { version: 2, plugin, bootDelay: 3000 })
   const answer = await cli(['reload', '--pid-file', pidFile, '--timeout', '500'])
   t.equal(answer.code, 1, 'exit 1')
@@ -100,14 +95,8 @@ test('reload --pid-file --timeout that ends before the reload does: exit 1, on s
 })
 
 test('reload --pid-file --wait-probation: exit 0 once a good release has served its probation; exit 1 (HOT_RELOAD_ROLLED_BACK) for one that crashes within it, naming the generation that serves again', async (t) => {
-  const dir = tempDir(t)
-  const pidFile = path.join(dir, 'app.pid')
   const PROBATION = 1500
-  const plugin = { idleGrace: 300, readyTimeout: 20000, pidFile, probation: PROBATION }
-  writeRelease(dir, { version: 1, plugin })
-  const service = Service.start(t, { cwd: dir })
-  await service.listening()
-  await waitFor(() => fs.existsSync(pidFile), 5000, 'the pid file')
+  const { dir, pidFile, plugin, service } = await serviceWithPidFile(t, { idleGrace: 300, readyTimeout: 20000, probation: PROBATION })
   writeRelease(dir, { version: 2, plugin })
   const startedAt = Date.now()
   const good = await cli(['reload', '--pid-file', pidFile, '--wait-probation', '--json'])
