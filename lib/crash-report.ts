@@ -61,11 +61,6 @@ export const ORIGINAL_NODE_OPTIONS = 'FASTIFY_HOT_RELOAD_NODE_OPTIONS'
 const PRELOAD = join(__dirname, 'boot-report.js')
 
 /**
- * The successor's environment with the preload added to NODE_OPTIONS. Not when the file is gone (a
- * release directory removed under a long-running supervisor: a --require of it would end every
- * successor), nor under Yarn Plug'n'Play (the file is inside a zip only PnP's runtime can read).
- */
-/**
  * The preload is gone from under the running service (its release directory removed, or its
  * node_modules being installed again right now): a successor that dies before it is ready then says
  * what ended it only on its stderr.
@@ -77,6 +72,11 @@ export function preloadMissing (preload = PRELOAD, pnp = process.versions.pnp !=
 /** What a failure says when preloadMissing() was true at the spawn. */
 export const PRELOAD_MISSING_CAUSE = `what ended it is on its stderr only: this package's own files (${join(__dirname, '..', '..')}) were gone when it was started (its node_modules being installed again?)`
 
+/**
+ * The successor's environment with the preload added to NODE_OPTIONS. Not when the file is gone (a
+ * release directory removed under a long-running supervisor: a --require of it would end every
+ * successor), nor under Yarn Plug'n'Play (the file is inside a zip only PnP's runtime can read).
+ */
 export function withCrashReport (started: Record<string, string>, preload = PRELOAD, pnp = process.versions.pnp !== undefined): Record<string, string> {
   // Never twice: the environment a successor was started with (what it starts the next one from,
   // lib/launch.ts) has it already; the user's NODE_OPTIONS comes back first.

@@ -27,10 +27,16 @@ export function asyncDestination (log: unknown): AsyncDestination | undefined {
   return undefined
 }
 
+/** The logger's destination while a write of it is under way, else undefined. */
+function writing (log: unknown): AsyncDestination | undefined {
+  const destination = asyncDestination(log)
+  return destination?._writing === true ? destination : undefined
+}
+
 /** Resolves once the logger has no write under way (at once when it has none), or after `maxMs`. */
 export function logWritten (log: unknown, maxMs = SETTLE_MAX_MS): Promise<void> {
-  const destination = asyncDestination(log)
-  if (destination === undefined || !destination._writing) return Promise.resolve()
+  const destination = writing(log)
+  if (destination === undefined) return Promise.resolve()
   const deadline = Date.now() + maxMs
   return new Promise((resolve) => {
     const poll = (): void => {
@@ -43,7 +49,6 @@ export function logWritten (log: unknown, maxMs = SETTLE_MAX_MS): Promise<void> 
 
 /** Calls `exit` once the logger's write under way has ended: synchronously when none is. */
 export function exitOnceLogged (log: unknown, exit: () => void): void {
-  const destination = asyncDestination(log)
-  if (destination === undefined || !destination._writing) exit()
+  if (writing(log) === undefined) exit()
   else void logWritten(log).then(exit)
 }

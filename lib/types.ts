@@ -163,8 +163,8 @@ export interface HotReloadEvents {
   /**
    * Draining: an upgraded connection the plugin cannot close itself (not a WebSocket of
    * @fastify/websocket: a ws or socket.io server of the app's own, or another protocol) has reached
-   * its moment in the `closeSpread` window. Close it
-   * the protocol's graceful way within `timeLeft` ms; without a listener it is cut at `drainTimeout`.
+   * its moment in the `closeSpread` window. Close it the protocol's graceful way within `timeLeft`
+   * ms; without a listener it is cut at `drainTimeout`.
    */
   upgradeDraining: [info: UpgradeDrainingInfo]
 }

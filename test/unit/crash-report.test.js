@@ -6,7 +6,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { test } = require('tap')
-const { crashCause, withCrashReport, restoreNodeOptions, ORIGINAL_NODE_OPTIONS } = require('../../dist/lib/crash-report')
+const { crashCause, preloadMissing, withCrashReport, restoreNodeOptions, ORIGINAL_NODE_OPTIONS } = require('../../dist/lib/crash-report')
 
 test('crashCause: the first line of the error, a CommonJS syntax error\'s place, anything thrown, and a bound on length', async (t) => {
   t.equal(crashCause(new Error('db down\n    at connect')), 'Error: db down')
@@ -39,6 +39,9 @@ test('withCrashReport adds the preload to NODE_OPTIONS, quoted, and keeps what w
   t.equal(some[ORIGINAL_NODE_OPTIONS], '"--max-old-space-size=512"')
   t.same(withCrashReport({ A: '1' }, path.join(dir, 'gone.js'), false), { A: '1' }, 'a preload file that is gone (a removed release) is not asked for')
   t.same(withCrashReport({ A: '1' }, preload, true), { A: '1' }, 'nor under Yarn Plug\'n\'Play')
+  t.equal(preloadMissing(path.join(dir, 'gone.js'), false), true, 'a gone preload is said to be missing (the failure then says why it names no cause)')
+  t.equal(preloadMissing(preload, false), false, 'one that is there is not')
+  t.equal(preloadMissing(path.join(dir, 'gone.js'), true), false, 'under Plug\'n\'Play none is asked for: nothing is missing')
   const again = withCrashReport(some, preload, false)
   t.same(again, some, 'an environment that has it already (a generation\'s own, as it was started) gets it once, with the user\'s NODE_OPTIONS saved')
   const env = { ...some }
