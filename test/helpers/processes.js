@@ -85,8 +85,8 @@ function vanishingExecutable (t) {
 
 /**
  * A copy of this package as an app's node_modules holds it (its dist and package.json, its own
- * dependencies through a link), for a test to take away or to give another version; a fixture app
- * loads it when FHR_PLUGIN names it.
+ * dependencies through a link), for a test to take away or to give another version; the fixture app
+ * loads it when FHR_PLUGIN or its release's `pluginFrom` names it.
  */
 function installedCopy (t, { version } = {}) {
   const installed = path.join(tempDir(t), 'fastify-hot-reload')
