@@ -3,7 +3,7 @@
 // commits it, or keeps serving. Apart from Generation because it owns what only a reload touches:
 // the gate and the successor being started. The generation's state changes only through its Lifecycle.
 import type { GenerationContext } from './generation'
-import type { Handover } from './handover'
+import { drainBoundMs, type Handover } from './handover'
 import type { Instance } from './instance'
 import type { Lifecycle } from './lifecycle'
 import { failureFields } from './errors'
@@ -127,7 +127,7 @@ export class GenerationReloads {
         const { sockets, instances } = socketsForSuccessor(this.host.instances().map((instance) => instance.listeners.forSuccessor()))
         return spawnPlan(command, sockets, next, this.host.pid, false, instances)
       },
-      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, bootNice: options.bootNice },
+      timings: { readyTimeout: options.readyTimeout, abortGrace: options.drainTimeout + 1_000, bootNice: options.bootNice, exitWithinMs: drainBoundMs(options.drainTimeout, options.probation) },
       cancelled: () => this.host.lifecycle.stopping ? 'reload cancelled: shutting down' : undefined,
       started: (successor, plan) => {
         this.starting = successor

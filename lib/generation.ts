@@ -19,6 +19,7 @@ import { formatAddress } from './listener-address'
 import type { Mode } from './mode'
 import type { ResolvedOptions } from './options'
 import type { ParentLink } from './parent-link'
+import type { PredecessorWatch } from './predecessor-watch'
 import type { ProcessPort } from './process-port'
 import type { ServiceStatus } from './service-status'
 import { installShutdown, ReloadSignals } from './signals'
@@ -75,6 +76,8 @@ export class Generation {
   private readonly balance: ConnectionBalance
   /** Instances the app closed itself, not through our drain: a shutdown ends only once their close is over. */
   private readonly closedByApp = new Set<Instance>()
+  /** Standalone, once committed: the previous generation, killed should it never exit (lib/predecessor-watch.ts). */
+  private predecessor: PredecessorWatch | undefined
 
   constructor (private readonly context: GenerationContext) {
     const { options, parent, port, mode, log } = context
@@ -88,7 +91,8 @@ export class Generation {
       lifecycle: this.lifecycle,
       instances: () => [...this.instances],
       status: this.status,
-      servingAgain: () => this.becameMain()
+      servingAgain: () => this.becameMain(),
+      predecessorGone: async () => { await this.predecessor?.gone() }
     })
     this.reloads = new GenerationReloads({
       context, generation: this.generation, pid: this.pid, lifecycle: this.lifecycle, status: this.status, handover: this.handover,
@@ -275,6 +279,7 @@ export class Generation {
     if (checks.includes(false)) return
     const verdict = await parent.ready(this.pid, this.generation, this.everListened, appListenedAt())
     if (verdict !== 'commit') return
+    this.predecessor = this.context.mode.watchPredecessor(parent, this.context.log)
     this.lifecycle.confirm()
     this.becameMain()
     this.context.log.info({ hotReload: 'serving', ...generationField(this.context.log, this.generation) }, `hot-reload: generation ${this.generation} is serving (pid ${this.pid})`)

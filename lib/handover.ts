@@ -26,6 +26,19 @@ export type DrainReason = DrainResult['reason'] | 'abort'
  */
 export const CLOSE_GRACE_MS = 5_000
 
+/** Beyond a generation's own deadlines: its exit itself (the log's last write, lib/log-settle.ts). */
+const EXIT_MARGIN_MS = 2_000
+
+/**
+ * From the order to drain, the longest a generation takes to exit by itself: its drain, the
+ * probation it waits out, its app's onClose hooks, its exit. One still there later is stuck (its
+ * event loop never comes back), and whoever started it kills it: the supervisor
+ * (supervisor/drain-deadlines.ts), or standalone its successor (predecessor-watch.ts).
+ */
+export function drainBoundMs (drainTimeout: number, probationMs: number): number {
+  return drainTimeout + probationMs + CLOSE_GRACE_MS + EXIT_MARGIN_MS
+}
+
 export interface HandoverParts {
   log: FastifyBaseLogger
   /** The process-wide options. */
@@ -40,6 +53,8 @@ export interface HandoverParts {
   status: ServiceStatus
   /** Called when this generation serves again. */
   servingAgain: () => void
+  /** Resolves once the generation before us is gone (standalone: nobody else would end a stuck one). */
+  predecessorGone: () => Promise<void>
 }
 
 export class Handover {
@@ -113,7 +128,12 @@ export class Handover {
     this.closeDeadline ??= new Deadline()
     this.closeDeadline.bringForward(performance.now() + CLOSE_GRACE_MS)
     this.endProbation()
-    for (const instance of this.parts.instances()) instance.cutNow(why, cause)
+    const instances = this.parts.instances()
+    for (const instance of instances) instance.cutNow(why, cause)
+    // Drained already, only the app's onClose hooks still run: the cut shortens their time, and says so.
+    if (instances.length === 0) {
+      this.parts.log.warn({ hotReload: 'drain-cut', cause, cutConnections: 0 }, `hot-reload: ${why}; the app's onClose hooks get ${CLOSE_GRACE_MS} ms more at most`)
+    }
   }
 
   /** One instance reached its drainTimeout: what it still has open is cut. */
@@ -133,7 +153,11 @@ export class Handover {
   }
 
   private drainThenExit (): void {
-    void this.drain('reload').then((drained) => { if (drained !== undefined) this.parts.lifecycle.end(this.exitCode) })
+    void this.drain('reload').then(async (drained) => {
+      if (drained === undefined) return
+      await this.parts.predecessorGone()
+      this.parts.lifecycle.end(this.exitCode)
+    })
   }
 
   /** The exit code once drained: 1 when the app's onClose hooks did not finish in time. */

@@ -70,8 +70,10 @@ export type ParentMessage =
   /**
    * `keepChannel`: the predecessor will hand over connections on this channel, then cut it.
    * `passAcks` (the supervisor): a 'connection' with an `id` is answered by 'connection-passed'.
+   * `exitWithinMs` (standalone): the predecessor exits by itself within that many ms from now, its
+   * drain and close bounded by its own options; past that its successor kills it (predecessor-watch.ts).
    */
-  | { type: 'commit', keepChannel?: boolean, passAcks?: boolean }
+  | { type: 'commit', keepChannel?: boolean, passAcks?: boolean, exitWithinMs?: number }
   /**
    * Supervised: the connection sent with `id` has been passed on to a serving worker (`ok`), or could
    * not be (closed here; the sender still has its own copy and keeps it).

@@ -8,6 +8,7 @@ import type { Handoff } from './handoff-env'
 import type { Listeners } from './listeners'
 import { formatAddress } from './listener-address'
 import { ParentLink } from './parent-link'
+import { PredecessorWatch } from './predecessor-watch'
 import { isAlive } from './pid-file'
 import type { ProcessPort } from './process-port'
 import { createNotifier } from './sd-notify'
@@ -39,12 +40,17 @@ export interface Mode {
   outlet (successor: SuccessorChannel | undefined, parent: ParentLink | undefined): ConnectionOutlet | undefined
   /** Calls `gone` when whoever we depend on is gone (the supervisor). */
   watchParent (port: ProcessPort, gone: () => void): void
+  /** Just committed: the previous generation's exit, watched here when nobody else watches it. */
+  watchPredecessor (parent: ParentLink, log: FastifyBaseLogger): PredecessorWatch | undefined
 }
 
 class Standalone implements Mode {
   readonly name: Mode['name'] = 'standalone'
   readonly reloadUnsupported: string | undefined = undefined
   readonly repeatedStopSignalIgnored = false
+
+  /** `predecessorPid`: a successor's, the generation that started it (our parent). */
+  constructor (private readonly predecessorPid?: number) {}
 
   connectParent (port: ProcessPort): ParentLink | undefined {
     return ParentLink.connect(port, { cutChannelOnBareCommit: true })
@@ -78,6 +84,13 @@ class Standalone implements Mode {
   }
 
   watchParent (): void {}
+
+  /** Only a predecessor that said by when it exits (older releases do not) is ever killed. */
+  watchPredecessor (parent: ParentLink, log: FastifyBaseLogger): PredecessorWatch | undefined {
+    const withinMs = parent.parentExitsWithinMs
+    if (this.predecessorPid === undefined || withinMs === undefined) return undefined
+    return new PredecessorWatch(this.predecessorPid, withinMs, log)
+  }
 }
 
 class Supervised implements Mode {
@@ -133,6 +146,9 @@ class Supervised implements Mode {
   watchParent (port: ProcessPort, gone: () => void): void {
     port.once('disconnect', gone)
   }
+
+  /** The supervisor kills a worker that drains too long (supervisor/drain-deadlines.ts). */
+  watchPredecessor (): undefined { return undefined }
 }
 
 /**
@@ -169,7 +185,7 @@ class WatchedChild extends Standalone {
 
 export function chooseMode (handoff: Handoff | null, clusterWorker = false, watcher?: string): Mode {
   if (handoff?.supervised === true) return new Supervised(handoff.parentPid)
-  if (handoff !== null) return new Standalone()
+  if (handoff !== null) return new Standalone(handoff.parentPid)
   if (clusterWorker) return new ClusterWorker()
   return watcher !== undefined ? new WatchedChild(watcher) : new Standalone()
 }

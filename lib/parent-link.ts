@@ -56,6 +56,8 @@ export class ParentLink {
   private readonly reloads = new Map<number, (result: ReloadResult) => void>()
   private nextReloadId = 1
   private keepChannel = false
+  /** Standalone: by when (ms from its commit) our predecessor said it will have exited; older releases do not say. */
+  private predecessorExitWithinMs: number | undefined
   /** The supervisor answers each connection we hand up once it has passed it on (see sendConnection). */
   private passAcks = false
   private nextConnectionId = 1
@@ -107,6 +109,11 @@ export class ParentLink {
     return this.port.connected
   }
 
+  /** Once committed: by when (ms from the commit) the parent said it will have exited, if it said. */
+  get parentExitsWithinMs (): number | undefined {
+    return this.predecessorExitWithinMs
+  }
+
   /** The generation takes over the parent's orders from their defaults. */
   subscribe (orders: Partial<ParentOrders>): void {
     this.orders = { ...this.orders, ...orders }
@@ -126,6 +133,7 @@ export class ParentLink {
       case 'commit':
         this.keepChannel = message.keepChannel === true
         this.passAcks = message.passAcks === true
+        if (typeof message.exitWithinMs === 'number') this.predecessorExitWithinMs = message.exitWithinMs
         this.settle('commit')
         return
       case 'abort': this.settle('abort'); return

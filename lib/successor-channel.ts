@@ -18,10 +18,13 @@ export function send (child: ChildProcess, message: ParentMessage, then?: () => 
  * The successor is the serving generation now. The channel stays: the previous generation (or the
  * supervisor) cuts it when its drain is over. `keepChannel` tells a successor that runs an older
  * release of this plugin not to cut it itself; `passAcks` (the supervisor) that each connection it
- * hands up is answered once passed on ('connection-passed').
+ * hands up is answered once passed on ('connection-passed'); `exitWithinMs` (standalone) by when we
+ * will have exited.
  */
-export function commit (child: ChildProcess, supervisor: boolean): SuccessorChannel {
-  send(child, supervisor ? { type: 'commit', keepChannel: true, passAcks: true } : { type: 'commit', keepChannel: true })
+export function commit (child: ChildProcess, supervisor: boolean, exitWithinMs?: number): SuccessorChannel {
+  send(child, supervisor
+    ? { type: 'commit', keepChannel: true, passAcks: true }
+    : { type: 'commit', keepChannel: true, ...(exitWithinMs !== undefined && { exitWithinMs }) })
   return new SuccessorChannel(child)
 }
 

@@ -63,6 +63,8 @@ export interface SuccessorTimings {
   supervised?: boolean
   /** How many niceness steps below us it boots, until it has listened (boot-priority.ts); 0 or absent: ours. */
   bootNice?: number
+  /** Standalone: told at its commit, by when we will have exited (handover.ts, drainBoundMs). */
+  exitWithinMs?: number
 }
 
 /**
@@ -190,7 +192,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
         cleanup()
         child.on('error', () => {})
         const bootMs = typeof message.listenedAt === 'number' && message.listenedAt >= spawnedAt ? Math.round(message.listenedAt - spawnedAt) : undefined
-        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true), abort: () => takeDown(child, exited, timings.abortGrace, true) })
+        resolve({ ok: true, pid: child.pid as number, child, listenerCopies, bootMs, commit: () => commit(child, timings.supervised === true, timings.exitWithinMs), abort: () => takeDown(child, exited, timings.abortGrace, true) })
       } else if (message.type === 'crashing') {
         crashCause = message.cause
       } else if (message.type === 'boot-failed') {

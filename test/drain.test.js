@@ -335,10 +335,14 @@ test('maxDrainingGenerations 1 with onClose hooks that never settle: a generatio
   await service.listening()
   process.kill(service.pid, 'SIGUSR2')
   const second = await service.generationServing(2)
-  writeRelease(dir, { version: 3, plugin, onCloseHangs: true })
+  // A slow boot: generation 1 is done draining and runs its onClose hooks when the cut comes (as on
+  // a loaded machine; its instance is closed by then, and the cut was not logged).
+  writeRelease(dir, { version: 3, plugin, onCloseHangs: true, slowBootMs: 3000 })
   process.kill(second, 'SIGUSR2')
   await service.generationServing(3)
   const cut = await service.waitForLine((l) => l.hotReload === 'drain-cut' && l.cause === 'max-draining' && l.pid === service.pid, 10000, 'generation 1 to be cut')
+  const drained = service.find((l) => l.hotReload === 'drained' && l.pid === service.pid)
+  t.ok(drained !== undefined && drained.time <= cut.time, 'generation 1 had drained before the cut')
   const timeout = await service.waitForLine((l) => l.hotReload === 'close-timeout' && l.pid === service.pid, 15000, 'generation 1 to give up on its onClose hooks')
   t.ok(timeout.time - cut.time < 8000, `it exited ${timeout.time - cut.time} ms after the cut`)
   t.same(await service.exit, { code: 1, signal: null }, 'with code 1')

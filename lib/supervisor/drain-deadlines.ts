@@ -3,12 +3,9 @@
 // whose event loop is stuck (a request handler in an endless loop) never gets there, and one of an
 // older release may not know our bound: without this, such a worker lived on for ever beside the
 // service, with the memory and the connections it held. Past the longest it may take, it is killed.
-import { CLOSE_GRACE_MS } from '../handover'
+import { drainBoundMs } from '../handover'
 import type { SupervisorLogger } from './options'
 import type { Worker } from './worker'
-
-/** Beyond the worker's own deadlines: its exit itself (the log's last write, lib/log-settle.ts). */
-const MARGIN_MS = 2_000
 
 export class DrainDeadlines {
   private readonly timers = new Map<Worker, NodeJS.Timeout>()
@@ -24,7 +21,7 @@ export class DrainDeadlines {
   /** Told to drain now; with a probation it also waits for the verdict, which comes within probationMs. */
   arm (worker: Worker, probation: boolean): void {
     this.cancel(worker)
-    const limitMs = this.drainTimeout + (probation ? this.probationMs : 0) + CLOSE_GRACE_MS + MARGIN_MS
+    const limitMs = drainBoundMs(this.drainTimeout, probation ? this.probationMs : 0)
     const timer = setTimeout(() => {
       this.timers.delete(worker)
       if (!this.isLive(worker) || worker.state !== 'draining') return

@@ -207,6 +207,54 @@ test('a reload while the previous drain still runs (long request): both finish, 
   t.same(service.alive(), [third])
 })
 
+// Its own bounds: drainTimeout, the probation, the onClose grace of 5 s, and a margin of 2 s.
+const STUCK_PLUGIN = { idleGrace: 300, readyTimeout: 20000, drainTimeout: 1000, probation: 500 }
+const STUCK_BOUND_MS = 1000 + 500 + 5000 + 2000
+
+test('standalone: a generation whose event loop is stuck in its drain is killed by its successor once overdue, not left running', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: STUCK_PLUGIN, blockWhenDraining: true })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  writeRelease(dir, { version: 2, plugin: STUCK_PLUGIN })
+  const reloadedAt = Date.now()
+  process.kill(service.pid, 'SIGUSR2')
+  const successor = await service.generationServing(2)
+  t.equal((await request(target)).body.version, 2, 'generation 2 serves')
+  const killed = await service.waitForLine((l) => l.hotReload === 'predecessor-killed' && l.predecessorPid === service.pid, 30000, 'the stuck generation to be killed')
+  t.ok(Date.now() - reloadedAt >= STUCK_BOUND_MS - 500, `not before its own bounds ran out (${Date.now() - reloadedAt} ms)`)
+  t.equal(killed.pid, successor, 'by its successor')
+  t.equal(killed.level, 50, 'logged as an error')
+  await waitUntilGone(service.pid, 5000)
+  t.notOk(isAlive(service.pid), 'it is gone')
+  t.same([(await request(target)).body.version, service.alive()], [2, [successor]], 'generation 2 serves on, alone')
+})
+
+test('standalone: a successor that is done draining before its stuck predecessor is overdue waits for it, kills it, then exits', async (t) => {
+  const dir = tempDir(t)
+  writeRelease(dir, { version: 1, plugin: STUCK_PLUGIN, blockWhenDraining: true })
+  const service = Service.start(t, { cwd: dir })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  writeRelease(dir, { version: 2, plugin: STUCK_PLUGIN })
+  process.kill(service.pid, 'SIGUSR2')
+  const second = await service.generationServing(2)
+  // Generation 2 is replaced at once: its own drain is over long before generation 1 is overdue.
+  writeRelease(dir, { version: 3, plugin: STUCK_PLUGIN })
+  process.kill(second, 'SIGUSR2')
+  const third = await service.generationServing(3)
+  const waiting = await service.waitForLine((l) => l.hotReload === 'waiting-for-predecessor' && l.pid === second, 15000, 'generation 2 to wait for generation 1')
+  t.equal(waiting.predecessorPid, service.pid)
+  t.ok(isAlive(second), 'generation 2 waits, drained')
+  const killed = await service.waitForLine((l) => l.hotReload === 'predecessor-killed' && l.predecessorPid === service.pid, 30000, 'the stuck generation to be killed')
+  t.equal(killed.pid, second, 'by generation 2, before it exits')
+  await waitUntilGone(service.pid, 5000)
+  await waitUntilGone(second, 5000)
+  t.notOk(isAlive(service.pid) || isAlive(second), 'both are gone')
+  t.same([(await request(target)).body.version, service.alive()], [3, [third]], 'generation 3 serves, alone')
+})
+
 test('supervisor: SIGTERM in the middle of a reload cancels it, finishes what is in flight and exits 0', async (t) => {
   const dir = tempDir(t)
   const plugin = { idleGrace: 300 }
