@@ -80,7 +80,14 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
   app.addHook('onClose', async () => { close() })
   try {
     app.decorate('hotReload', facade)
-    if (options.underPressure !== false && !app.hasDecorator('isUnderPressure')) {
+    if (options.underPressure !== false) {
+      // The app's own under-pressure is what /health reports then: ours would not register (its
+      // decorators are taken), and its thresholds would be dropped without a word.
+      if (app.hasDecorator('isUnderPressure')) {
+        throw hotReloadError('HOT_RELOAD_INVALID_OPTION',
+          'fastify-hot-reload: option "underPressure": the app registers @fastify/under-pressure itself, and /health reports its verdict; ' +
+          'leave "underPressure" out of fastify-hot-reload\'s options and set the thresholds in the app\'s own registration')
+      }
       await app.register(underPressure, options.underPressure)
     }
     registerHealthRoutes(app, () => generation.notReadyReason(instance), generation, options)

@@ -125,6 +125,23 @@ test('underPressure: {} registers it, without thresholds', async (t) => {
   t.equal((await app.inject('/health')).statusCode, 200)
 })
 
+test('an app that registers @fastify/under-pressure itself: /health reports its verdict; underPressure given too is a clear error, not dropped', async (t) => {
+  const underPressure = require('@fastify/under-pressure')
+  const app = Fastify()
+  await app.register(underPressure, { healthCheck: async () => false, healthCheckInterval: 20 })
+  app.register(hotReload, { gracefulShutdown: false })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.match((await app.inject('/health')).json(), { ready: false, reason: 'under-pressure' }, 'the app\'s own verdict')
+
+  const both = Fastify()
+  t.teardown(() => both.close())
+  await both.register(underPressure, { maxEventLoopDelay: 1000 })
+  both.register(hotReload, { gracefulShutdown: false, underPressure: { maxHeapUsedBytes: 1 } })
+  await t.rejects(both.ready(), { code: 'HOT_RELOAD_INVALID_OPTION', message: /option "underPressure": the app registers @fastify\/under-pressure itself/ })
+})
+
 test('the plugin takes only the signals it was asked to handle, and gives them back', async (t) => {
   const before = Object.fromEntries(['SIGUSR2', 'SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'uncaughtException', 'unhandledRejection', 'beforeExit']
     .map((name) => [name, process.listenerCount(name)]))
