@@ -168,6 +168,16 @@ export class ConnectionTracker {
     if (this.draining && state.busy === 0 && !socket.destroyed) this.moves.tryHandoff(socket, state)
   }
 
+  /**
+   * During a drain: the connection of this response closes after it instead of waiting its turn to
+   * move. A health checker on a persistent connection (Envoy's) would otherwise hear the draining
+   * generation's 503 at every probe until its connection moved; reconnecting, it reaches the new one.
+   */
+  closeConnectionAfter (response: ServerResponse): void {
+    const state = followed.get(response)
+    if (state !== undefined && this.connections.get(state.socket) === state) this.moves.keepHere(state)
+  }
+
   /** Offers every idle connection to the handoff again (it has room for one more now). */
   offerIdle (): void {
     if (this.draining) this.moves.offerIdle()

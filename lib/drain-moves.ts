@@ -76,7 +76,12 @@ export class DrainMoves {
       this.forget(socket)
       return
     }
-    // It drains here after all: from now on its responses close it.
+    // It drains here after all.
+    this.keepHere(state)
+  }
+
+  /** The connection drains here, not moving: from now on its responses close it. */
+  keepHere (state: ConnectionState): void {
     state.stays = true
     for (const response of state.responses) closeAfter(response, state)
   }

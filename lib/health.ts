@@ -1,5 +1,6 @@
 // Readiness (/health: 200 only while this process is the serving generation) and liveness
 // (/health/live: 200 while the process works, draining included).
+import type { ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import { hotReloadError } from './errors'
 import type { ResolvedOptions } from './options'
@@ -18,8 +19,12 @@ interface Identity {
 // check) which routes to let through.
 const probeRoute = { logLevel: 'warn' as const, config: { pressureHandler: () => undefined, rateLimit: false, hotReloadProbe: true } }
 
-/** @param notReadyReason why this instance's readiness must say 503, or null */
-export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () => string | null, generation: Identity, options: ResolvedOptions): void {
+/**
+ * @param notReadyReason why this instance's readiness must say 503, or null
+ * @param closeConnectionAfter during a drain, ends the connection after this response
+ */
+export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () => string | null, closeConnectionAfter: (response: ServerResponse) => void,
+  generation: Identity, options: ResolvedOptions): void {
   const probes = ([['healthPath', options.healthPath], ['livenessPath', options.livenessPath]] as const)
     .flatMap(([option, path]) => path === false ? [] : [{ option, url: probeUrl(app, path) }])
   const taken = (option: string, url: string): Error => hotReloadError('HOT_RELOAD_INVALID_OPTION',
@@ -36,6 +41,8 @@ export function registerHealthRoutes (app: FastifyInstance, notReadyReason: () =
       const reason = notReadyReason()
       reply.code(reason === null ? 200 : 503)
       if (reason !== null) reply.header('retry-after', '1')
+      // A checker that keeps its connection (Envoy) asks again on a new one, which the serving generation accepts.
+      if (reason === 'draining') closeConnectionAfter(reply.raw)
       return reason === null
         ? { status: 'ok', ready: true, ...identity() }
         : { status: 'unavailable', ready: false, reason, ...identity() }

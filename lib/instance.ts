@@ -2,6 +2,7 @@
 // server, say): its listening sockets, its connections and their drain, the connections handed to
 // or from it, and its own readiness check. The generation (generation.ts) owns the process-wide
 // life; this owns what belongs to one instance, and changes no state of the generation.
+import type { ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import { ConnectionHandoff, drainRampMs, movesDeadlineMs, readyToMove, type ConnectionOutlet } from './connection-handoff'
 import { ConnectionTracker } from './connection-tracker'
@@ -159,6 +160,11 @@ export class Instance {
 
   get cutConnections (): number { return this.drainer.cutConnections }
   /** Connections a drain still waits for. */
+  /** During a drain, the connection of this response closes after it (see ConnectionTracker). */
+  closeConnectionAfter (response: ServerResponse): void {
+    this.tracker.closeConnectionAfter(response)
+  }
+
   get drainingConnections (): number { return this.tracker.isDraining ? this.tracker.size : 0 }
   get movedConnections (): number { return this.tracker.movedConnections }
 

@@ -90,7 +90,7 @@ const hotReloadPlugin: FastifyPluginAsync<HotReloadOptions> = async (app: Fastif
       }
       await app.register(underPressure, options.underPressure)
     }
-    registerHealthRoutes(app, () => generation.notReadyReason(instance), generation, options)
+    registerHealthRoutes(app, () => generation.notReadyReason(instance), (response) => instance.closeConnectionAfter(response), generation, options)
     let onListenRan = false
     app.addHook('onListen', async () => {
       onListenRan = true

@@ -8,6 +8,7 @@ const { test } = require('tap')
 const { ConnectionTracker } = require('../../dist/lib/connection-tracker')
 const { idleForMs } = require('../../dist/lib/node-internals')
 const { RawConnection } = require('../helpers/load')
+const { waitFor } = require('../helpers/processes')
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 // Two setImmediate hops and one more: past the point where a close the drain decided when it began
@@ -432,4 +433,34 @@ test('paced moves: while the handoff has no room an idle connection stays and is
   await drain
   t.equal(tracker.movedConnections, 3)
   t.equal(tracker.size, 0)
+})
+
+test('closeConnectionAfter(): during a drain a connection waiting its turn to move closes after that response; outside a drain it changes nothing', async (t) => {
+  let closeThis = false
+  let tracker
+  const { tracker: watching, server } = await setup(t, (req, res) => {
+    if (closeThis) tracker.closeConnectionAfter(res)
+    res.end('ok')
+  })
+  tracker = watching
+  const { port } = server.address()
+  const connections = await Promise.all([1, 2].map(() => RawConnection.open({ host: '127.0.0.1', port })))
+  t.teardown(() => { for (const c of connections) c.close() })
+  closeThis = true
+  const before = await connections[0].get('/')
+  t.not(before.headers.connection, 'close', 'no drain: keep-alive as usual')
+  for (const c of connections) t.equal((await c.get('/')).status, 200)
+  let inFlight = 0
+  const moved = []
+  const drain = tracker.drain(60000, (socket) => { moved.push(socket); inFlight++; return true }, () => inFlight === 0)
+  t.equal(moved.length, 1, 'one connection moved, the other waits its turn')
+  const waiting = connections.find((c) => !moved.some((socket) => socket.remotePort === c.socket.localPort))
+  const answer = await waiting.get('/')
+  t.equal(answer.headers.connection, 'close', 'its response says connection: close')
+  await waitFor(() => waiting.closed, 5000, 'the connection to close')
+  inFlight = 0
+  tracker.offerIdle()
+  t.equal(moved.length, 1, 'it was not offered to the handoff')
+  await drain
+  t.equal(tracker.movedConnections, 1)
 })
