@@ -44,7 +44,7 @@ async function notReadyNow (check: ReadinessCheck): Promise<{ reason: string, re
     const reason = check.notReadyReason()
     return reason === null ? null : { reason, refused: false }
   }
-  const { statusCode } = await check.app.inject({ method: 'GET', url: check.healthPath })
+  const { statusCode, body } = await check.app.inject({ method: 'GET', url: check.healthPath })
   if (statusCode === 200) return null
   if (statusCode >= 400 && statusCode < 500 && !TRANSIENT_CLIENT_ERRORS.has(statusCode)) {
     return {
@@ -53,5 +53,17 @@ async function notReadyNow (check: ReadinessCheck): Promise<{ reason: string, re
       refused: true
     }
   }
-  return { reason: `GET ${check.healthPath} answered ${statusCode}`, refused: false }
+  return { reason: `GET ${check.healthPath} answered ${statusCode}${saidWhy(body)}`, refused: false }
+}
+
+/** Why the answer's body says it is not ready: the readiness route's `reason` (under-pressure), or an error's `message`. */
+function saidWhy (body: string): string {
+  let parsed: { reason?: unknown, message?: unknown }
+  try {
+    parsed = JSON.parse(body) as typeof parsed
+  } catch {
+    return ''
+  }
+  const why = typeof parsed?.reason === 'string' ? parsed.reason : parsed?.message
+  return typeof why === 'string' && why !== '' ? ` (${why.slice(0, 200)})` : ''
 }

@@ -122,6 +122,11 @@ test('a successor whose own /health never says ready is taken down at readyTimeo
   t.match(result.error.message, /: its readiness check last found: GET \/health answered 500$/, 'and the failure says what its readiness check found')
 })
 
+test('a successor under pressure at readyTimeout: the failure names the 503\'s reason', async (t) => {
+  const { result } = await failedReload(t, { underPressureCheckFails: true }, 'HOT_RELOAD_READY_TIMEOUT', { ...PLUGIN, readyTimeout: 6000 })
+  t.match(result.error.message, /: its readiness check last found: GET \/health answered 503 \(under-pressure\)$/)
+})
+
 test('a successor stuck in its plugins\' boot (it never listens) is given up soon after readyTimeout, not after its drainTimeout', async (t) => {
   // Its abort would wait for a boot that does not end; it holds no connection, so it is killed.
   const plugin = { ...PLUGIN, drainTimeout: 30000 }
