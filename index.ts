@@ -19,6 +19,7 @@ declare namespace hotReload {
   export type HotReloadOptions = types.HotReloadOptions
   export type HotReloadState = types.HotReloadState
   export type ReloadResult = types.ReloadResult
+  export type ReloadSignal = types.ReloadSignal
   export type SuccessorOptions = types.SuccessorOptions
   export type UnderPressureOptions = types.UnderPressureOptions
   export type UpgradeDrainingInfo = types.UpgradeDrainingInfo

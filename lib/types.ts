@@ -2,53 +2,74 @@
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 
 /** Where a generation is in its life. */
 export type HotReloadState = 'starting' | 'serving' | 'reloading' | 'draining' | 'closed'
 
-/** Options passed to @fastify/under-pressure (see its README); `false` or not given skips it. */
-export type UnderPressureOptions = Record<string, unknown>
+/** A signal that may start a reload (the others end the process, cannot be caught, or come unasked). */
+export type ReloadSignal = 'SIGHUP' | 'SIGUSR1' | 'SIGUSR2' | 'SIGWINCH' | 'SIGCONT' | 'SIGALRM' | 'SIGPWR'
+
+/**
+ * Options passed to @fastify/under-pressure 9 (see its README), whose verdict `/health` reports;
+ * the same keys it takes, checked at registration.
+ */
+export interface UnderPressureOptions {
+  maxEventLoopDelay?: number | undefined
+  maxEventLoopUtilization?: number | undefined
+  eventLoopUtilizationMode?: 'cumulative' | 'interval' | undefined
+  maxHeapUsedBytes?: number | undefined
+  maxRssBytes?: number | undefined
+  message?: string | undefined
+  retryAfter?: number | undefined
+  healthCheck?: ((fastify: FastifyInstance) => Promise<Record<string, unknown> | boolean>) | undefined
+  healthCheckInterval?: number | undefined
+  pressureHandler?: ((request: FastifyRequest, reply: FastifyReply, type: string, value: number | undefined) => Promise<void> | void) | undefined
+  sampleInterval?: number | undefined
+  exposeStatusRoute?: boolean | string | { routeOpts: object, routeSchemaOpts?: object, routeResponseSchemaOpts?: object, url?: string } | undefined
+  customError?: Error | (new () => Error) | undefined
+}
 
 /** Overrides for how the successor process is started. Defaults: this process's own. */
 export interface SuccessorOptions {
   /** Node binary. Default `process.execPath`. */
-  execPath?: string
+  execPath?: string | undefined
   /** Node flags. Default the ones this process was started with. */
-  execArgv?: string[]
+  execArgv?: string[] | undefined
   /**
    * Script and its arguments. Default the command line this process was really started with
    * (`/proc/self/cmdline`, whatever the app or a runner did to `process.argv`), rebased on the logical cwd.
    */
-  args?: string[]
+  args?: string[] | undefined
   /**
    * Extra environment, merged over the environment this process was started with
    * (`/proc/self/environ`: what the app set in `process.env` since, a `.env` loaded, say, is not
    * carried over, so a new release reads its own); `undefined` removes a variable.
    */
-  env?: Record<string, string | undefined>
+  env?: Record<string, string | undefined> | undefined
   /** Working directory. Default the logical one (`$PWD` when it named this directory at start). */
-  cwd?: string
+  cwd?: string | undefined
 }
 
 export interface HotReloadOptions {
   /** Signals that start a reload. Default `['SIGUSR2']`; `[]` for `reload()` only. */
-  reloadSignals?: string[]
+  reloadSignals?: ReloadSignal[] | undefined
   /** How long (ms) a successor may take to report ready. Default 30000. */
-  readyTimeout?: number
+  readyTimeout?: number | undefined
   /** How long (ms) a draining generation waits for its connections before cutting them. Default 30000. */
-  drainTimeout?: number
+  drainTimeout?: number | undefined
   /** During a drain, an idle keep-alive connection is closed once it has been idle this long (ms). Default 1000. */
-  idleGrace?: number
+  idleGrace?: number | undefined
   /** Readiness route. Default `/health`; `false` disables it. */
-  healthPath?: string | false
+  healthPath?: string | false | undefined
   /** Liveness route (200 while the process works, draining included). Default `/health/live`; `false` disables it. */
-  livenessPath?: string | false
+  livenessPath?: string | false | undefined
   /** Options for @fastify/under-pressure, whose verdict `/health` reports. Not registered unless given (`{}` registers it without thresholds); `false` skips it. */
-  underPressure?: UnderPressureOptions | false
+  underPressure?: UnderPressureOptions | false | undefined
   /** Drain and exit on SIGTERM/SIGINT (through close-with-grace). Default `true`. */
-  gracefulShutdown?: boolean
+  gracefulShutdown?: boolean | undefined
   /** How the successor is started. */
-  successor?: SuccessorOptions
+  successor?: SuccessorOptions | undefined
   /**
    * Keep the pid that was started (by npm, tsx, PM2, nodemon, Docker, systemd): just before the
    * first listen, the process replaces itself (`process.execve`, Node 22.15 or later) with the
@@ -57,16 +78,16 @@ export interface HotReloadOptions {
    * generation is a new process. The variable `FASTIFY_HOT_RELOAD_KEEP_PID` (1 or 0) overrides both.
    * On a Node without `process.execve` a warning says that the pid will change at each reload.
    */
-  keepPid?: boolean
+  keepPid?: boolean | undefined
   /** Standalone mode: keep the serving generation's pid in this file (for systemd PIDFile= and `fastify-hot-reload reload --pid-file`). */
-  pidFile?: string
+  pidFile?: string | undefined
   /**
    * During a drain, hand idle keep-alive connections (plain HTTP/1.1) to the new generation instead
    * of closing them: clients keep their connection, no reconnect. Default `true`; `false` drains
    * them the ordinary way (`Connection: close`, clients reconnect). TLS, HTTP/2 and upgraded
    * connections always drain the ordinary way.
    */
-  connectionHandoff?: boolean
+  connectionHandoff?: boolean | undefined
   /**
    * Standalone mode: after a reload, the old generation keeps a copy of the listening sockets (not
    * accepting on them) until the successor has served this long (ms). If the successor exits
@@ -74,7 +95,7 @@ export interface HotReloadOptions {
    * Default 2000; 0 turns it off. Under the supervisor, which holds the sockets, its `--probation`
    * decides (with keepPid, the supervisor takes this option's value).
    */
-  probation?: number
+  probation?: number | undefined
   /**
    * A reload's successor boots this many niceness steps below the generation that serves meanwhile,
    * and gets its priority back once its app has listened, once it waits for a CPU most of the time
@@ -84,12 +105,12 @@ export interface HotReloadOptions {
    * autogroup, any successor's threads when the process may raise a priority (root with
    * CAP_SYS_NICE, or RLIMIT_NICE). 0 to 19; default 10; 0 turns it off.
    */
-  bootNice?: number
+  bootNice?: number | undefined
   /**
    * How many old generations may be draining at once. When a reload would make one more, the oldest
    * ends its drain now: what it still has open is cut (and counted in its log). Default 5.
    */
-  maxDrainingGenerations?: number
+  maxDrainingGenerations?: number | undefined
   /**
    * Over this window (ms) from the start of a drain, long-lived connections are ended the way their
    * protocol means, each at its own random moment, so that their clients do not all reconnect in
@@ -98,7 +119,7 @@ export interface HotReloadOptions {
    * to the `upgradeDraining` event. 0 ends them all at once. Must be less than `drainTimeout`.
    * Default half of `drainTimeout`.
    */
-  closeSpread?: number
+  closeSpread?: number | undefined
 }
 
 /** What a reload did. `generation` and `pid` name the generation serving once it is over. */

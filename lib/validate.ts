@@ -1,5 +1,6 @@
 // Number checks shared by the plugin's options and the command line's flags, so that both accept the
 // same values and say the same thing about the rest.
+import type { ReloadSignal } from './types'
 
 export interface Range {
   min: number
@@ -40,4 +41,6 @@ export function numberFromText (text: string): number {
  * `--reload-signal` and `reload --signal`. The others mean something else (SIGCHLD, SIGPIPE, SIGSEGV
  * come from the system) or are the stop signals.
  */
-export const RELOAD_SIGNALS: ReadonlySet<string> = new Set(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM', 'SIGPWR'])
+// Every one of the public ReloadSignal type, and no other (the compiler checks both).
+const reloadSignals: Record<ReloadSignal, true> = { SIGHUP: true, SIGUSR1: true, SIGUSR2: true, SIGWINCH: true, SIGCONT: true, SIGALRM: true, SIGPWR: true }
+export const RELOAD_SIGNALS: ReadonlySet<string> = new Set(Object.keys(reloadSignals))

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream'
 import hotReload, {
   hotReload as namedHotReload,
   type DrainResult, type HotReloadController, type HotReloadError, type HotReloadEvents, type HotReloadOptions,
-  type HotReloadState, type ReloadResult, type SuccessorOptions, type UnderPressureOptions, type UpgradeDrainingInfo
+  type HotReloadState, type ReloadResult, type ReloadSignal, type SuccessorOptions, type UnderPressureOptions, type UpgradeDrainingInfo
 } from '..'
 
 const app = Fastify()
@@ -49,6 +49,18 @@ expectError(app.register(hotReload, { gracefulShutdown: 'yes' }))
 expectError(app.register(hotReload, { reloadSignals: 'SIGUSR2' }))
 expectError(app.register(hotReload, { successor: { env: { A: 1 } } }))
 expectError(app.register(hotReload, { successor: { args: 'app.js' } }))
+// What registration refuses at run time: a stop signal, a signal the system sends unasked, an option
+// under-pressure does not have (a typo), a threshold that is not a number.
+expectError(app.register(hotReload, { reloadSignals: ['SIGTERM'] }))
+expectError(app.register(hotReload, { reloadSignals: ['SIGCHLD'] }))
+expectAssignable<ReloadSignal[]>(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM', 'SIGPWR'])
+expectError(app.register(hotReload, { underPressure: { maxEventLoopDely: 1000 } }))
+expectError(app.register(hotReload, { underPressure: { maxHeapUsedBytes: '1GB' } }))
+expectError(app.register(hotReload, { underPressure: { eventLoopUtilizationMode: 'average' } }))
+expectAssignable<UnderPressureOptions>({ healthCheck: async () => true, healthCheckInterval: 500, exposeStatusRoute: '/status', retryAfter: 5 })
+// An option read from the environment may be undefined: the default, even under exactOptionalPropertyTypes.
+declare const fromEnv: string | undefined
+expectAssignable<HotReloadOptions>({ pidFile: fromEnv, healthPath: fromEnv, successor: { cwd: fromEnv }, underPressure: { maxRssBytes: undefined } })
 
 // The decorator
 expectType<HotReloadController>(app.hotReload)
