@@ -106,7 +106,7 @@ const UNDER_PRESSURE_KEYS: Record<string, { expected: string, valid: (value: unk
   maxHeapUsedBytes: { expected: 'bytes, 0 or more', valid: isNonNegative },
   maxRssBytes: { expected: 'bytes, 0 or more', valid: isNonNegative },
   maxEventLoopUtilization: { expected: 'a fraction from 0 to 1', valid: (value) => isNonNegative(value) && (value as number) <= 1 },
-  eventLoopUtilizationMode: { expected: 'a string', valid: (value) => typeof value === 'string' },
+  eventLoopUtilizationMode: { expected: '"cumulative" or "interval"', valid: (value) => value === 'cumulative' || value === 'interval' },
   sampleInterval: { expected: 'milliseconds, 0 or more', valid: isNonNegative },
   retryAfter: { expected: 'seconds, 0 or more', valid: isNonNegative },
   healthCheck: { expected: 'a function', valid: (value) => typeof value === 'function' },
@@ -135,7 +135,19 @@ function underPressureOptions (value: unknown): UnderPressureOptions | false {
     if (rule === undefined) throw invalid(`underPressure.${key}`, `one of ${Object.keys(UNDER_PRESSURE_KEYS).join(', ')} (unknown option)`, setting)
     if (setting !== undefined && !rule.valid(setting)) throw invalid(`underPressure.${key}`, rule.expected, setting)
   }
+  // Without an interval under-pressure runs the check only for its own status route: /health would never hear of it.
+  if (value.healthCheck !== undefined && !(typeof value.healthCheckInterval === 'number' && value.healthCheckInterval > 0)) {
+    throw invalid('underPressure.healthCheckInterval', 'milliseconds above 0 with underPressure.healthCheck (/health reports the verdict of its last periodic run)', value.healthCheckInterval)
+  }
   return { ...value }
+}
+
+/** The path of under-pressure's own status route, or null when it has none (its README's defaults). */
+function statusRoutePath (options: UnderPressureOptions | false): string | null {
+  const route = options === false ? undefined : options.exposeStatusRoute
+  if (route === undefined || route === false) return null
+  if (route === true) return '/status'
+  return typeof route === 'string' ? route : route.url ?? '/status'
 }
 
 function stringArray (name: string, value: unknown): string[] | undefined {
@@ -227,6 +239,12 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   const livenessPath = routePath('livenessPath', opts.livenessPath, DEFAULTS.livenessPath)
   if (healthPath !== false && healthPath === livenessPath) {
     throw invalid('livenessPath', `a path other than healthPath (${healthPath})`, livenessPath)
+  }
+  const statusRoute = statusRoutePath(underPressure)
+  for (const [name, path] of [['healthPath', healthPath], ['livenessPath', livenessPath]] as const) {
+    if (statusRoute !== null && statusRoute === path) {
+      throw invalid('underPressure.exposeStatusRoute', `a path other than ${name} (${path}): the probe answers there`, (opts.underPressure as UnderPressureOptions).exposeStatusRoute)
+    }
   }
   const drainTimeout = wholeNumber('drainTimeout', opts.drainTimeout, DEFAULTS.drainTimeout, RANGES.timeout)
   return {

@@ -174,6 +174,14 @@ const invalid = [
   [{ underPressure: { healthCheck: true } }, 'underPressure.healthCheck', /a function/],
   [{ underPressure: { maxEventloopDelay: 200 } }, 'underPressure.maxEventloopDelay', /one of maxEventLoopDelay, .* \(unknown option\)/],
   [{ underPressure: { bogus: 1 } }, 'underPressure.bogus', /unknown option/],
+  [{ underPressure: { eventLoopUtilizationMode: 'average' } }, 'underPressure.eventLoopUtilizationMode', /"cumulative" or "interval", got string "average"/],
+  // under-pressure runs a health check without an interval only for its own status route
+  [{ underPressure: { healthCheck: async () => true } }, 'underPressure.healthCheckInterval', /milliseconds above 0 with underPressure.healthCheck.*got undefined/],
+  [{ underPressure: { healthCheck: async () => true, healthCheckInterval: 0, exposeStatusRoute: true } }, 'underPressure.healthCheckInterval', /got number 0/],
+  // its status route at a probe's path: named, not "the app has a route GET /health"
+  [{ underPressure: { exposeStatusRoute: '/health' } }, 'underPressure.exposeStatusRoute', /a path other than healthPath \(\/health\)/],
+  [{ underPressure: { exposeStatusRoute: { routeOpts: {}, url: '/health/live' } } }, 'underPressure.exposeStatusRoute', /a path other than livenessPath/],
+  [{ healthPath: '/status', underPressure: { exposeStatusRoute: true } }, 'underPressure.exposeStatusRoute', /a path other than healthPath \(\/status\)/],
   [{ gracefulShutdown: 'yes' }, 'gracefulShutdown', /true or false, got string "yes"/],
   [{ gracefulShutdown: 1 }, 'gracefulShutdown', /true or false/],
   [{ gracefulShutdown: null }, 'gracefulShutdown', /true or false/],
