@@ -11,8 +11,11 @@ export type ChildMessage =
    * takes its spawn time from it: the successor's own boot. Absent from older releases. `covers`: it
    * accepts on another slot's socket when told to ('cover'); a release without it is never asked.
    * `version`: this package's version in the sender (the supervisor's status shows it).
+   * `acksDrain`: told to 'drain', it answers 'accepting-stopped' (older releases do not: no one waits for it).
    */
-  | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number, covers?: boolean, version?: string }
+  | { type: 'ready', pid: number, generation: number, instances?: number, listenedAt?: number, covers?: boolean, version?: string, acksDrain?: boolean }
+  /** Supervised: the answer to 'drain', sent once the worker no longer accepts a connection. */
+  | { type: 'accepting-stopped' }
   /** Supervised: a Fastify instance that listened after 'ready'; `count` instances have listened now. */
   | { type: 'instances', count: number }
   /**

@@ -137,7 +137,11 @@ export class ParentLink {
         this.settle('commit')
         return
       case 'abort': this.settle('abort'); return
-      case 'drain': this.orders.drain(message.probation === true, typeof message.rampMs === 'number' ? message.rampMs : undefined); return
+      case 'drain':
+        // The drain stops accepting before its first wait: from here on a new connection reaches the successor.
+        this.orders.drain(message.probation === true, typeof message.rampMs === 'number' ? message.rampMs : undefined)
+        this.send({ type: 'accepting-stopped' })
+        return
       case 'cut': this.orders.cut(); return
       case 'retire': this.orders.retire(); return
       case 'resume': this.orders.resume(message.successorPid, message.reason); return
@@ -171,7 +175,7 @@ export class ParentLink {
     // Before ready, what ends us is a boot that failed, told to the parent; from now on, a crash.
     this.stopCrashReport()
     stopPreloadWatch()
-    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true, version: PACKAGE_VERSION })
+    this.send({ type: 'ready', pid, generation, ...(instances > 1 ? { instances } : {}), ...(listenedAt !== undefined ? { listenedAt } : {}), covers: true, version: PACKAGE_VERSION, acksDrain: true })
     return new Promise((resolve) => {
       if (this.verdict !== undefined) resolve(this.verdict)
       else this.waiting.push(resolve)

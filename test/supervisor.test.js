@@ -81,6 +81,28 @@ for (const workers of [1, 2]) {
   })
 }
 
+test('once reload has answered, every new connection reaches the new generation: the old workers no longer accept', async (t) => {
+  // The supervisor answers only after the workers told to drain said they stopped accepting. Before,
+  // a connection made right after the answer (a deploy script's check) could still reach an old
+  // worker that had yet to read its drain order, and get the old code.
+  const { dir, control, service } = startSupervised(t, { extra: ['--workers', '2'] })
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const target = await servingTarget(service)
+  // New connections all the time, so that the old workers are busy accepting when the reload ends.
+  const load = startLoad(t, target, { connections: 4, keepAlive: false })
+  const stale = []
+  for (let version = 2; version <= 5; version++) {
+    writeRelease(dir, { version, plugin: PLUGIN })
+    const reload = await cli(['reload', '--control', control])
+    t.equal(reload.code, 0, `reload to ${version}`)
+    const answers = await Promise.all(Array.from({ length: 20 }, () => get(target)))
+    for (const { body } of answers) if (body.version !== version) stale.push({ expected: version, got: body.version, pid: body.pid })
+  }
+  const stats = await load.stop()
+  t.same(stale, [], 'no connection made after the answer reached an old worker')
+  t.equal(stats.failed, 0, 'no request of the load failed')
+})
+
 test('reload exits 0 on a good release and non-zero on broken ones; the old generation keeps serving', async (t) => {
   // The release that never becomes ready fails at --ready-timeout: 5 s instead of the helper's 10 s
   // (still several boots of the good releases on a loaded machine).

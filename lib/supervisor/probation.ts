@@ -9,6 +9,7 @@ import { formatAddress, type ListenerAddress } from '../listener-address'
 import { handleOfHeldFd } from '../node-internals'
 import { Probation } from '../probation'
 import { send } from '../successor-channel'
+import { DrainAcks } from './drain-acks'
 import { DrainDeadlines } from './drain-deadlines'
 import type { SupervisorLogger } from './options'
 import type { Cohort, Worker } from './worker'
@@ -25,6 +26,8 @@ export class Probations {
   private readonly rampMs: number
   /** A worker told to drain that has not exited in time is killed. */
   private readonly deadlines: DrainDeadlines
+  /** Which workers told to drain have yet to say they no longer accept. */
+  private readonly acks = new DrainAcks()
 
   constructor (
     private readonly ms: number,
@@ -39,8 +42,19 @@ export class Probations {
   /** Tells a worker to drain (and, with `probation`, to wait for the verdict), within a deadline. */
   drain (worker: Worker, probation: boolean): void {
     worker.state = 'draining'
+    this.acks.expect(worker)
     send(worker.child, this.drainOrder(probation))
     this.deadlines.arm(worker, probation)
+  }
+
+  /** The worker no longer accepts connections: it said so after its drain order, or it exited. */
+  acceptingStopped (worker: Worker): void {
+    this.acks.heard(worker)
+  }
+
+  /** Resolves once these workers, told to drain, no longer accept (or after a short limit: see DrainAcks). */
+  async stoppedAccepting (workers: Iterable<Worker>): Promise<void> {
+    await this.acks.settled(workers)
   }
 
   private drainOrder (probation: boolean): ParentMessage {

@@ -71,6 +71,8 @@ export async function rollingReload (host: RollingHost, batch: number): Promise<
     return failed({ generation: previous.generation, pid: cohorts.servingPid ?? 0 }, startedAt, failure.successorPid, failure.error as HotReloadError)
   }
   cohorts.commit(cohort)
+  // Serving means that a new connection reaches the new code: not before the replaced workers heard their drain order.
+  await probations.stoppedAccepting(replaced)
   const result = succeeded(next, cohorts.servingPid ?? 0, startedAt)
   const pids = [...cohort.workers.values()].map((w) => w.pid)
   const other = otherVersion(cohort)

@@ -258,7 +258,7 @@ export class Supervisor extends EventEmitter {
       const cohort: Cohort = { generation: next, workers: new Map() }
       for (const worker of started.values()) this.cohorts.join(cohort, worker)
       // The first start's slot 0 alone is not the whole service yet: start() says READY after the rest.
-      this.serve(cohort, result, why !== 'start' || slots.length === this.slots.length)
+      await this.serve(cohort, result, why !== 'start' || slots.length === this.slots.length)
     }
     if (why === 'reload') {
       this.lastReload = result
@@ -282,16 +282,19 @@ export class Supervisor extends EventEmitter {
   }
 
   /** A new generation is ready and committed: it serves, the previous one drains. */
-  private serve (cohort: Cohort, { durationMs, bootMs }: ReloadResult, ready: boolean): void {
+  private async serve (cohort: Cohort, { durationMs, bootMs }: ReloadResult, ready: boolean): Promise<void> {
     const previous = this.cohorts.commit(cohort)
+    this.probations.endAll(this.cohorts.all())
+    if (previous !== undefined && previous.workers.size > 0) this.probations.begin(cohort, previous)
+    this.cohorts.limitDraining()
+    // Serving means that a new connection reaches the new code: not before the old workers heard their drain order.
+    if (previous !== undefined) await this.probations.stoppedAccepting(previous.workers.values())
     const pids = [...cohort.workers.values()].map((w) => w.pid)
     const other = otherVersion(cohort)
     this.options.log.info({ supervisor: 'generation-serving', generation: cohort.generation, workerPid: pids[0], workerPids: pids, durationMs, bootMs, ...other },
       `supervisor: generation ${cohort.generation} (pid ${pids.join(', ')}) is serving after ${durationMs} ms${bootMs === undefined ? '' : ` (its own boot: ${bootMs} ms)`}${otherVersionWords(other)}`)
-    this.probations.endAll(this.cohorts.all())
-    if (previous !== undefined && previous.workers.size > 0) this.probations.begin(cohort, previous)
-    this.cohorts.limitDraining()
-    if (ready) this.options.status.serving(cohort.generation)
+    // Unless a probation's failure gave the service back to the predecessor meanwhile.
+    if (ready && this.cohorts.current === cohort) this.options.status.serving(cohort.generation)
   }
 
   /** Who serves changed: empty slots are covered, new serving workers join the balance. */
@@ -309,6 +312,7 @@ export class Supervisor extends EventEmitter {
     }
     child.on('message', (raw: unknown, handle: unknown) => onWorkerMessage(host, worker, unwrap(raw) as ChildMessage | undefined, handle))
     child.on('exit', (code, signal) => {
+      this.probations.acceptingStopped(worker)
       this.exits.exited(worker, code, signal)
       this.balance.forget(worker.pid)
       if (!this.stopping.active) this.changed()

@@ -1,6 +1,6 @@
 // What a worker tells the supervisor over its IPC channel: how many instances listen, a socket it
 // bound (held for later generations), an idle connection to hand to a serving worker, how many
-// connections it holds (the balance), that it stops
+// connections it holds (the balance), that it no longer accepts (told to drain), that it stops
 // on purpose, a reload asked by the app. Each message goes to the module that owns what it changes;
 // this module keeps none of its own.
 import type { ChildMessage } from '../ipc'
@@ -30,6 +30,7 @@ export function onWorkerMessage (host: MessageHost, worker: Worker, message: Chi
   if (message.type === 'ready' || message.type === 'instances') {
     if (message.type === 'ready') {
       worker.covers = message.covers === true
+      worker.acksDrain = message.acksDrain === true
       if (typeof message.version === 'string') worker.version = message.version
     }
     host.cohorts.learned(worker, message.type === 'ready' ? message.instances : message.count)
@@ -46,6 +47,8 @@ export function onWorkerMessage (host: MessageHost, worker: Worker, message: Chi
     worker.stopping = true
     if (worker.cohort?.predecessor !== undefined) host.probations.end(worker.cohort)
     host.stopped(worker)
+  } else if (message.type === 'accepting-stopped') {
+    host.probations.acceptingStopped(worker)
   } else if (message.type === 'reload-request') {
     void host.reload().then((result) => send(worker.child, { type: 'reload-result', id: message.id, result: toWire(result) }))
   }

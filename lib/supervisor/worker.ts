@@ -18,6 +18,8 @@ export interface Worker {
   instances?: number
   /** It said it can accept on another slot's socket (its 'ready'). */
   covers?: boolean
+  /** Told to drain, it says when it no longer accepts (its 'ready'; older releases do not). */
+  acksDrain?: boolean
   /** The version of this package its plugin runs (its 'ready'; older releases do not say). */
   version?: string
   /** Its generation's cohort, once committed. */
