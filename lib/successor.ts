@@ -74,6 +74,9 @@ export interface SuccessorTimings {
  */
 const LOWERED_AT_MOST_MS = 1_000
 
+/** An exit that said nothing of its cause (a signal, V8 out of memory, process.exit): the successor's stderr is ours. */
+const NO_CAUSE = '; it reported no cause: what it wrote to stderr (the same as this process\'s) may say'
+
 /** How long an exited successor's channel is read for the messages it sent last. */
 const EXIT_MESSAGES_MS = 500
 
@@ -221,7 +224,7 @@ function watch (child: ChildProcess, plan: SpawnPlan, timings: SuccessorTimings,
       // What ended it: an exception nobody caught, or else a failed boot the app caught and exited on.
       const cause = crashCause ?? (bootFailure !== undefined ? `its app's boot failed: ${bootFailure}` : unreported && !listenedYet ? PRELOAD_MISSING_CAUSE : undefined)
       const exited = (): void => fail(hotReloadError('HOT_RELOAD_SUCCESSOR_EXITED',
-        `${who} (pid ${child.pid}) exited with ${how} before it was ready${cause === undefined ? '' : `: ${cause}`}${throughRunner()}`))
+        `${who} (pid ${child.pid}) exited with ${how} before it was ready${cause === undefined ? NO_CAUSE : `: ${cause}`}${throughRunner()}`))
       // The exit can be seen before the channel's last messages are read (a 'failed' that says why):
       // read them first, until the channel closes (briefly: a grandchild may hold it open).
       if (!child.connected) return exited()
