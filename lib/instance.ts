@@ -159,12 +159,12 @@ export class Instance {
   }
 
   get cutConnections (): number { return this.drainer.cutConnections }
-  /** Connections a drain still waits for. */
   /** During a drain, the connection of this response closes after it (see ConnectionTracker). */
   closeConnectionAfter (response: ServerResponse): void {
     this.tracker.closeConnectionAfter(response)
   }
 
+  /** Connections a drain still waits for. */
   get drainingConnections (): number { return this.tracker.isDraining ? this.tracker.size : 0 }
   get movedConnections (): number { return this.tracker.movedConnections }
 
