@@ -8,6 +8,7 @@ const tap = require('tap')
 const { test } = tap
 const { Service, tempDir, installedCopy, vanishingExecutable, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
+const { requestJson } = require('./helpers/http')
 
 // Three tests at a time: each waits mostly on a successor that fails (readyTimeout, a boot that
 // throws) and a drain, so their waits overlap. Each has its own service, port and load.
@@ -20,18 +21,7 @@ const GOOD = { ...PLUGIN, readyTimeout: 20000 }
 // loaded machine from turning its exit into a timeout.
 const DIES = GOOD
 
-function post (target, path) {
-  return new Promise((resolve, reject) => {
-    const request = http.request({ ...target, path, method: 'POST', agent: false }, (response) => {
-      let body = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk) => { body += chunk })
-      response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(body) }))
-    })
-    request.on('error', reject)
-    request.end()
-  })
-}
+const post = (target, route) => requestJson(target, route, { method: 'POST' })
 
 async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepAlive = true, deploy = () => {}) {
   const dir = tempDir(t)

@@ -3,25 +3,16 @@
 // through makes a successor's readiness check fail at once, saying why (not at readyTimeout), and
 // one that skips routes marked `hotReloadProbe` works; a global @fastify/rate-limit (the real one)
 // never answers a probe 429.
-const http = require('node:http')
 const tap = require('tap')
 const { test } = tap
 const { Service, cli, startSupervised, servingTarget, tempDir, writeRelease, isAlive } = require('./helpers/processes')
+const { requestJson } = require('./helpers/http')
 
 tap.jobs = 2
 
 const PLUGIN = { idleGrace: 300, readyTimeout: 20000 }
 
-function get (target, path, headers = {}) {
-  return new Promise((resolve, reject) => {
-    http.get({ ...target, path, headers, agent: false }, (response) => {
-      let body = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk) => { body += chunk })
-      response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(body) }))
-    }).on('error', reject)
-  })
-}
+const get = (target, route, headers) => requestJson(target, route, { headers })
 
 const AUTH = { authorization: 'Bearer secret' }
 

@@ -1,7 +1,7 @@
 'use strict'
-// The stable-PID supervisor: real processes, real signals, the reload command's answer.
+// The stable-PID supervisor: real processes, real signals, the reload command's answer. As PID 1
+// under load: supervisor-pid1.test.js; how it stops: supervisor-stop.test.js.
 const fs = require('node:fs')
-const http = require('node:http')
 const net = require('node:net')
 const path = require('node:path')
 const tap = require('tap')
@@ -9,77 +9,17 @@ const { test } = tap
 const {
   Service, BIN, FIXTURE_APP, cli, startSupervised, servingTarget, tempDir, installedCopy, writeRelease, waitFor, waitUntilGone, isAlive, sleep, notifyReceiver
 } = require('./helpers/processes')
-const { childrenOf: children } = require('./helpers/processes')
-const childrenOf = (pid) => children(pid).map((c) => c.pid)
-const zombieChildren = (pid) => children(pid).filter((c) => c.state === 'Z').map((c) => c.pid)
 const { startLoad } = require('./helpers/load')
-const { SAME_STOP_MS } = require('../dist/lib/signals')
+const { requestJson } = require('./helpers/http')
 
 // Two tests at a time: most wait on boots, readyTimeout, restarts and back-offs, so their waits
-// overlap. Each has its own supervisor, port and load. The two under 30 clients of keep-alive load
-// (as PID 1) run alone.
+// overlap. Each has its own supervisor, port and load.
 tap.jobs = 2
 
 const PLUGIN = { idleGrace: 300 }
 
-function get (target, route = '/', method = 'GET') {
-  return new Promise((resolve, reject) => {
-    http.request({ ...target, path: route, method, agent: false }, (response) => {
-      let body = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk) => { body += chunk })
-      response.on('end', () => resolve({ status: response.statusCode, body: JSON.parse(body) }))
-    }).on('error', reject).end()
-  })
-}
-const post = (target, route) => get(target, route, 'POST')
-
-// With one worker, and with --workers 2 (PID 1 reaps every worker of every generation).
-for (const workers of [1, 2]) {
-  const last = workers === 1 ? 6 : 4
-  test(`as PID 1 in a PID namespace${workers > 1 ? `, --workers ${workers}` : ''}: ${last - 1} reloads under keep-alive load, 0 failed, same PID, no zombie, graceful SIGTERM`, { buffered: false }, async (t) => {
-    const dir = tempDir(t)
-    writeRelease(dir, { version: 1, plugin: PLUGIN })
-    const control = path.join(dir, 'ctl', 'app.sock')
-    const service = Service.start(t, {
-      cwd: dir,
-      command: 'unshare',
-      args: ['--pid', '--fork', '--mount-proc', process.execPath, BIN, 'start', '--control', control, '--workers', String(workers), '--', process.execPath, FIXTURE_APP],
-      trackLogPids: false
-    })
-    const target = await servingTarget(service)
-    const supervisorOuterPid = await waitFor(() => childrenOf(service.pid)[0], 5000, 'the supervisor process')
-    service.pids.add(supervisorOuterPid)
-    const load = startLoad(t, target, { connections: 30, keepAlive: true })
-    await sleep(300)
-    for (let version = 2; version <= last; version++) {
-      writeRelease(dir, { version, plugin: PLUGIN })
-      const reload = await cli(['reload', '--control', control, '--json'])
-      t.equal(reload.code, 0, `reload ${version - 1} exits 0`)
-      const result = JSON.parse(reload.stdout)
-      t.equal(result.ok, true)
-      t.ok(Number.isInteger(result.bootMs) && result.bootMs > 0 && result.bootMs <= result.durationMs, `the result has the new workers' own boot within its duration (${result.bootMs} of ${result.durationMs} ms)`)
-      const status = JSON.parse((await cli(['status', '--control', control, '--json'])).stdout)
-      t.equal(status.pid, 1, 'the supervisor is PID 1 and stays so')
-      t.equal(status.generation, version)
-      await sleep(400)
-    }
-    const stats = await load.stop()
-    t.comment(JSON.stringify(stats))
-    t.equal(stats.failed, 0, 'no request failed')
-    t.equal(stats.non2xx, 0, 'no non-2xx')
-    for (let version = 1; version <= last; version++) t.ok(stats.versions[version] > 0, `version ${version} served`)
-    await waitFor(() => childrenOf(supervisorOuterPid).length === workers, 10000, 'old workers to exit')
-    t.same(zombieChildren(supervisorOuterPid), [], 'no zombie left under the supervisor')
-    t.ok(isAlive(supervisorOuterPid), 'the supervisor is the same process throughout')
-    process.kill(supervisorOuterPid, 'SIGTERM')
-    const exit = await service.exit
-    t.same(exit, { code: 0, signal: null }, 'SIGTERM to PID 1 stops everything gracefully (exit 0)')
-    t.ok(await service.waitForLine((l) => l.supervisor === 'stopped' && l.exitCode === 0, 5000, 'the stopped line'))
-    t.notOk(isAlive(supervisorOuterPid), 'the supervisor is gone')
-    t.same(childrenOf(supervisorOuterPid), [], 'and no worker is left')
-  })
-}
+const get = (target, route) => requestJson(target, route)
+const post = (target, route) => requestJson(target, route, { method: 'POST' })
 
 test('once reload has answered, every new connection reaches the new generation: the old workers no longer accept', async (t) => {
   // The supervisor answers only after the workers told to drain said they stopped accepting. Before,
@@ -559,84 +499,6 @@ test('a reload signal while the first generation still boots is not lost: it run
   t.same([after.generation, after.lastReload?.ok], [2, true], 'the reload ran once generation 1 served, and succeeded')
 })
 
-/**
- * One worker serving release 1 (`release`: more of its options), drainTimeout 10 s, and a request
- * of `ms` in flight on it for 300 ms; `slow` resolves with its answer, or the error that ended it.
- */
-async function slowRequestInFlight (t, ms, release = {}) {
-  const { dir, service } = startSupervised(t)
-  writeRelease(dir, { version: 1, ...release, plugin: { ...PLUGIN, drainTimeout: 10000 } })
-  const target = await servingTarget(service)
-  const worker = await service.generationServing(1)
-  const slow = get(target, `/slow?ms=${ms}`).catch((err) => err)
-  await sleep(300)
-  return { service, target, worker, slow }
-}
-
-test('SIGTERM: while the workers drain, a new connection is refused at once (nothing will accept it), and the request in flight finishes', async (t) => {
-  const { service, target, slow } = await slowRequestInFlight(t, 2500)
-  process.kill(service.pid, 'SIGTERM')
-  await service.waitForLine((l) => l.hotReload === 'shutting-down', 5000, 'the worker to start its drain')
-  await sleep(200)
-  // Held open by the supervisor, the socket would queue it unanswered until the end of the drain, then reset it.
-  const refused = await new Promise((resolve) => {
-    const socket = net.connect(target)
-    const timer = setTimeout(() => { socket.destroy(); resolve('no answer within 1 s') }, 1000)
-    socket.on('connect', () => { clearTimeout(timer); socket.destroy(); resolve('accepted into the queue') })
-    socket.on('error', (err) => { clearTimeout(timer); resolve(err.code) })
-  })
-  t.equal(refused, 'ECONNREFUSED', 'a new connection is refused at once')
-  const answer = await slow
-  t.equal(answer.status, 200, 'the request in flight finished')
-  t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
-})
-
-// systemd's default KillMode (control-group) sends SIGTERM to every process of the service at once,
-// and so do pkill and killall. The worker gets it twice (once from its supervisor): the second must
-// not cut its drain, also in an app with its own close-with-grace (fastify-cli's server.js).
-for (const [first, ownSigterm] of [['worker', undefined], ['worker', 'close-with-grace'], ['supervisor', undefined]]) {
-  test(`SIGTERM to the supervisor and its worker at once (${first} first${ownSigterm ? `, an app with its own ${ownSigterm}` : ''}): one graceful stop, the request in flight finishes, exit 0, no worker left`, async (t) => {
-    const { service, slow } = await slowRequestInFlight(t, 1500, { ownSigterm })
-    const worker = childrenOf(service.pid)
-    t.equal(worker.length, 1, 'one worker')
-    const order = first === 'worker' ? [worker[0], service.pid] : [service.pid, worker[0]]
-    for (const pid of order) process.kill(pid, 'SIGTERM')
-    t.equal((await slow).status, 200, 'the request in flight finished')
-    t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
-    // The worker's word that it stops can come before the supervisor's own signal: no replacement for it then.
-    const started = service.lines.filter((l) => l.supervisor === 'generation-starting').map((l) => l.workerPid)
-    t.same(started, [worker[0]], 'no worker was started for the slot of the one that stopped with the service')
-    t.notOk(isAlive(worker[0]), 'the worker is gone')
-    t.notOk(service.find((l) => l.supervisor === 'worker-killed'), 'none had to be killed')
-  })
-}
-
-test('SIGINT to the supervisor twice at once (npm passing on the Ctrl-C the terminal sent to its whole group, coreutils timeout): one graceful stop, not a forced one', async (t) => {
-  const { service, slow } = await slowRequestInFlight(t, 1500)
-  process.kill(service.pid, 'SIGINT')
-  // Not in the same instant: the kernel would merge two pending signals into one.
-  await sleep(50)
-  process.kill(service.pid, 'SIGINT')
-  t.equal((await slow).status, 200, 'the request in flight finished')
-  t.same(await service.exit, { code: 0, signal: null }, 'exit 0')
-  t.notOk(service.find((l) => l.supervisor === 'stop-forced'), 'not forced')
-})
-
-test('a second SIGTERM while the workers drain forces the stop at once: exit 1, the request in flight cut', async (t) => {
-  const { service, worker, slow } = await slowRequestInFlight(t, 8000)
-  process.kill(service.pid, 'SIGTERM')
-  await service.waitForLine((l) => l.hotReload === 'shutting-down', 5000, 'the worker to start its drain')
-  // A person's second signal, not the same one delivered twice at once (below).
-  await sleep(SAME_STOP_MS + 100)
-  const forcedAt = Date.now()
-  process.kill(service.pid, 'SIGTERM')
-  t.same(await service.exit, { code: 1, signal: null }, 'exit 1')
-  t.ok(Date.now() - forcedAt < 5000, 'without waiting for the 8 s request')
-  t.ok((await slow) instanceof Error, 'the request in flight was cut')
-  t.notOk(isAlive(worker), 'the worker is gone')
-  t.ok(service.find((l) => l.supervisor === 'stop-forced'), 'the supervisor said so')
-})
-
 test('reload --timeout shorter than the reload: exit 1 with HOT_RELOAD_NO_ANSWER (not a usage error), and the reload still completes', async (t) => {
   const { dir, control, service } = startSupervised(t)
   writeRelease(dir, { version: 1, plugin: PLUGIN })
@@ -699,76 +561,6 @@ test('a runner between the supervisor and node that keeps the channel to itself 
   t.notOk(service.find((l) => l.code === 'HOT_RELOAD_SUPERVISOR_GONE'), 'not that its supervisor is gone')
   // The supervisor's own log names the runner too: with only its log at hand, the cause is there.
   t.match(service.find((l) => l.supervisor === 'generation-failed'), { error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED', message: /through npm\b/ } }, 'the supervisor names npm as the cause')
-})
-
-test('SIGUSR2, SIGHUP or SIGPWR to a supervisor on which it does not reload (--reload-signal none): a graceful stop, with no socket or pid file left, not the signal\'s abrupt end', async (t) => {
-  // SIGPWR too: LXC asks PID 1 to shut down with it.
-  for (const signal of ['SIGUSR2', 'SIGHUP', 'SIGPWR']) {
-    const dir = tempDir(t)
-    const pidFile = path.join(dir, 'app.pid')
-    const { control, service } = startSupervised(t, { dir, extra: ['--reload-signal', 'none', '--pid-file', pidFile] })
-    writeRelease(dir, { version: 1, plugin: PLUGIN })
-    await servingTarget(service)
-    const worker = await service.generationServing(1)
-    process.kill(service.pid, signal)
-    const { code, signal: endedBy } = await service.closed
-    t.same({ code, endedBy }, { code: 0, endedBy: null }, `${signal}: exit 0, not killed by the signal`)
-    t.match(service.find((l) => l.supervisor === 'signal-stops'), { signal, reloadSignals: [] }, `${signal}: it says why it stops`)
-    t.ok(service.find((l) => l.supervisor === 'stopping'), 'its stop is the graceful one')
-    t.notOk(isAlive(worker), 'the worker is gone')
-    t.notOk(fs.existsSync(control), 'no control socket left')
-    t.notOk(fs.existsSync(pidFile), 'no pid file left')
-  }
-})
-
-test('a first generation that cannot start: the supervisor stops with exit code 1, without scheduling a restart it will not run', async (t) => {
-  const { dir, service } = startSupervised(t)
-  writeRelease(dir, { version: 1, throwAtBoot: true })
-  // closed: its output read to the end, not only its exit.
-  t.equal((await service.closed).code, 1, 'exit 1')
-  t.ok(service.find((l) => l.supervisor === 'first-generation-failed'), 'it says the first generation did not start')
-  t.notOk(service.find((l) => l.supervisor === 'restart-scheduled'), 'no restart scheduled')
-  t.equal(service.filter((l) => l.supervisor === 'generation-starting').length, 1, 'one worker started')
-})
-
-test('a first generation whose boot fails in a plugin of the app (logged, then process.exit(1)): the supervisor\'s log names what it failed with', async (t) => {
-  const { dir, service } = startSupervised(t)
-  writeRelease(dir, { version: 1, plugin: PLUGIN, pluginFailsAtBoot: true })
-  t.equal((await service.closed).code, 1, 'exit 1')
-  t.match(service.find((l) => l.supervisor === 'generation-failed'), { error: { code: 'HOT_RELOAD_SUCCESSOR_EXITED', message: /: its app's boot failed: Error: release 1 cannot reach its database$/ } })
-})
-
-test('--drain-timeout bounds the workers\' drains, whatever their drainTimeout: a stop cuts what is left then, and no worker has to be killed', async (t) => {
-  // The plugin's drainTimeout is its default (30 s): without the bound the worker would wait for the request, and be killed at 2 + 5 s.
-  const { dir, service } = startSupervised(t, { extra: ['--drain-timeout', '2000'] })
-  writeRelease(dir, { version: 1, plugin: PLUGIN })
-  const target = await servingTarget(service)
-  await service.generationServing(1)
-  t.match(service.find((l) => l.hotReload === 'drain-limited'), { drainTimeout: 2000, closeSpread: 1000, asked: 30000 }, 'the worker drains within the supervisor\'s bound')
-  const slow = get(target, '/slow?ms=20000').then(() => 'answered', (err) => err.code)
-  await sleep(300)
-  const stoppedAt = Date.now()
-  process.kill(service.pid, 'SIGTERM')
-  await service.closed // its output read to the end
-  const took = Date.now() - stoppedAt
-  t.ok(took < 6000, `stopped within the bound, not at the kill (${took} ms)`)
-  t.equal(await slow, 'ECONNRESET', 'the request still running at the bound was cut')
-  t.match(service.find((l) => l.hotReloadEvent === 'drained'), { cutConnections: 1 }, 'the worker cut it itself')
-  t.notOk(service.find((l) => l.supervisor === 'worker-killed'), 'no worker killed')
-})
-
-test('an app that closes itself under the supervisor: its worker ends as the process would without the plugin, and the supervisor starts another', async (t) => {
-  const { dir, service } = startSupervised(t, { extra: ['--restart-delay', '200'] })
-  writeRelease(dir, { version: 1, plugin: PLUGIN, closeAfterMs: 1000 })
-  const target = await servingTarget(service)
-  const first = await service.generationServing(1)
-  // The next worker the supervisor starts is the same release without the close.
-  writeRelease(dir, { version: 2, plugin: PLUGIN })
-  await waitUntilGone(first, 10000)
-  t.pass('the worker whose app closed itself exited')
-  const answer = await get(target)
-  t.equal(answer.status, 200, 'the service answers again')
-  t.not(answer.body.pid, first, 'from a new worker')
 })
 
 test('supervised: reload() asked of a worker that has handed over answers HOT_RELOAD_NOT_SERVING naming the generation that serves afterwards', async (t) => {
