@@ -10,14 +10,30 @@ import type { ProcessPort } from './process-port'
 /** The longest crash cause sent: a line for a reload's failure, not the whole stack. */
 const CRASH_CAUSE_MAX = 500
 
-/** One line for what ended a boot: the error's name and message, and for a CommonJS syntax error where it is. */
+/**
+ * What a failure says of an ES module's syntax error: Node keeps its file and line out of reach of
+ * JavaScript (it prints them on stderr as the process ends), and the successor's stderr is its parent's.
+ */
+export const ES_MODULE_SYNTAX_WHERE = ' (in an ES module: Node wrote its file and line to stderr, which the successor shares with this process)'
+
+/** One line for what ended a boot: the error's name and message, and for a syntax error where it is, or where that is told. */
 export function crashCause (err: unknown): string {
   const what = err instanceof Error ? `${err.name}: ${err.message}` : typeof err === 'string' ? err : String(err)
   let line = what.split('\n')[0]
-  // Node puts a CommonJS syntax error's file and line first in its stack ("/app/app.js:12").
-  const at = err instanceof SyntaxError ? /^(\S.*:\d+)\n/.exec(err.stack ?? '') : null
-  if (at !== null) line += ` (${at[1]})`
+  if (err instanceof SyntaxError) {
+    const stack = err.stack ?? ''
+    // Node puts a CommonJS syntax error's file and line first in its stack ("/app/app.js:12").
+    const at = /^(\S.*:\d+)\n/.exec(stack)
+    if (at !== null) line += ` (${at[1]})`
+    else if (thrownCompilingAnEsModule(stack)) line += ES_MODULE_SYNTAX_WHERE
+  }
   return line.length > CRASH_CAUSE_MAX ? `${line.slice(0, CRASH_CAUSE_MAX - 1)}…` : line
+}
+
+/** Node's ES module loader threw it compiling a file (imported, or required on Node 22.12+), not app code (JSON.parse). */
+function thrownCompilingAnEsModule (stack: string): boolean {
+  const first = stack.split('\n').find((l) => l.startsWith('    at '))
+  return first?.includes('(node:internal/modules/esm/') === true
 }
 
 /** Set by the preload while it watches: the parent link leaves the watching to it, and ends it at ready. */

@@ -6,9 +6,10 @@ const http = require('node:http')
 const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
-const { Service, tempDir, installedCopy, vanishingExecutable, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
+const { Service, REPO, tempDir, installedCopy, vanishingExecutable, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 const { requestJson } = require('./helpers/http')
+const { ES_MODULE_SYNTAX_WHERE } = require('../dist/lib/crash-report')
 
 // Three tests at a time: each waits mostly on a successor that fails (readyTimeout, a boot that
 // throws) and a drain, so their waits overlap. Each has its own service, port and load.
@@ -22,6 +23,7 @@ const GOOD = { ...PLUGIN, readyTimeout: 20000 }
 const DIES = GOOD
 
 const post = (target, route) => requestJson(target, route, { method: 'POST' })
+const get = (target) => requestJson(target)
 
 async function failedReload (t, badRelease, expectedCode, plugin = PLUGIN, keepAlive = true, deploy = () => {}) {
   const dir = tempDir(t)
@@ -65,6 +67,32 @@ test('a successor with a syntax error: the failure names it and where it is, tho
   })
   t.match(result.error.message, /exited with code 1 before it was ready: /)
   t.equal(result.error.message.replace(/^.*before it was ready: /, ''), `SyntaxError: Unexpected token ';' (${path.join(dir, 'broken.js')}:1)`)
+})
+
+test('an ES module app whose next release has a syntax error in a module it imports: the failure says where Node told its file and line, the old generation serves on', async (t) => {
+  const dir = tempDir(t)
+  const settings = path.join(dir, 'settings.mjs')
+  fs.writeFileSync(settings, 'export const version = 1\n')
+  // The plugin's own module, by file: an ES module cannot import a directory.
+  fs.writeFileSync(path.join(dir, 'app.mjs'), [
+    `import Fastify from ${JSON.stringify(require.resolve('fastify'))}`,
+    `import hotReload from ${JSON.stringify(path.join(REPO, 'dist/index.js'))}`,
+    "import { version } from './settings.mjs'",
+    "const app = Fastify({ logger: { level: 'info' } })",
+    'await app.register(hotReload, { idleGrace: 300 })',
+    "app.get('/', async () => ({ version, pid: process.pid }))",
+    "await app.listen({ host: '127.0.0.1', port: 0 })"
+  ].join('\n'))
+  const service = Service.start(t, { cwd: dir, script: path.join(dir, 'app.mjs') })
+  const url = await service.listening()
+  const target = { host: url.hostname, port: Number(url.port) }
+  fs.writeFileSync(settings, 'export const version = (2;\n')
+  process.kill(service.pid, 'SIGUSR2')
+  const failed = await service.waitForLine((l) => l.hotReload === 'reload-failed', 20000, 'the reload to fail')
+  t.equal(failed.error.code, 'HOT_RELOAD_SUCCESSOR_EXITED')
+  t.ok(failed.error.message.endsWith(`before it was ready: SyntaxError: Unexpected token ';'${ES_MODULE_SYNTAX_WHERE}`), `it names the error and where its place was told (${failed.error.message})`)
+  const answer = await get(target)
+  t.same([answer.status, answer.body.version, answer.body.pid], [200, 1, service.pid], 'the old generation serves on')
 })
 
 test('a successor that leaves a rejection unhandled at boot fails the reload, naming it: it is not taken for ready in the moment before Node ends it', async (t) => {

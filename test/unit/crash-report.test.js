@@ -6,7 +6,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { test } = require('tap')
-const { crashCause, preloadMissing, withCrashReport, restoreNodeOptions, ORIGINAL_NODE_OPTIONS } = require('../../dist/lib/crash-report')
+const { crashCause, preloadMissing, withCrashReport, restoreNodeOptions, ORIGINAL_NODE_OPTIONS, ES_MODULE_SYNTAX_WHERE } = require('../../dist/lib/crash-report')
 
 test('crashCause: the first line of the error, a CommonJS syntax error\'s place, anything thrown, and a bound on length', async (t) => {
   t.equal(crashCause(new Error('db down\n    at connect')), 'Error: db down')
@@ -23,6 +23,23 @@ test('crashCause: the first line of the error, a CommonJS syntax error\'s place,
   const long = crashCause(new Error('y'.repeat(2000)))
   t.equal(long.length, 500)
   t.ok(long.endsWith('…'))
+})
+
+test('crashCause: an ES module\'s syntax error (its place out of reach) says where it was told; a SyntaxError from app code (JSON.parse) does not', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhr-crash-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const broken = path.join(dir, 'broken.mjs')
+  fs.writeFileSync(broken, 'export const a = (1;\n')
+  const fromLoader = await import(require('node:url').pathToFileURL(broken).href).catch((err) => err)
+  t.ok(fromLoader instanceof SyntaxError, 'Node\'s loader threw a SyntaxError')
+  t.equal(crashCause(fromLoader), `SyntaxError: Unexpected token ';'${ES_MODULE_SYNTAX_WHERE}`)
+  let fromApp
+  try {
+    JSON.parse('{ "port": }')
+  } catch (err) {
+    fromApp = err
+  }
+  t.notOk(crashCause(fromApp).endsWith(ES_MODULE_SYNTAX_WHERE), `not for app code: ${crashCause(fromApp)}`)
 })
 
 test('withCrashReport adds the preload to NODE_OPTIONS, quoted, and keeps what was there to put back', async (t) => {
