@@ -6,7 +6,7 @@ const path = require('node:path')
 const { execFile } = require('node:child_process')
 const tap = require('tap')
 const { test } = tap
-const { Service, tempDir, writeRelease, waitUntilGone, waitFor, sleep } = require('./helpers/processes')
+const { Service, startSupervised, servingTarget, tempDir, writeRelease, waitUntilGone, waitFor, sleep } = require('./helpers/processes')
 const { startLoad, RawConnection } = require('./helpers/load')
 
 // Two tests at a time: each waits on reloads and drains with a few clients, so their waits overlap.
@@ -83,42 +83,45 @@ test('a pipelined request half arrived when the previous response ends: it is no
   await waitUntilGone(service.pid)
 })
 
-test('a health checker on a persistent connection (Envoy\'s) hears at most one 503 per reload: the draining 503 ends its connection', async (t) => {
-  // Its connection waits its turn to move while 30 busy ones go first; the old generation answered
-  // each probe meanwhile with 503 draining (up to 6 in a row, 200 ms apart, in a user pass).
-  const dir = tempDir(t)
-  const plugin = { idleGrace: 300, probation: PROBATION }
-  writeRelease(dir, { version: 1, plugin })
-  const service = Service.start(t, { cwd: dir })
-  const url = await service.listening()
-  const target = { host: url.hostname, port: Number(url.port) }
-  const load = startLoad(t, target, { connections: 30, keepAlive: true })
-  const probes = []
-  const checker = startLoad(t, target, { connections: 1, keepAlive: true, path: '/health', pauseMs: 20, onResult: (r) => probes.push(r.failed ? 'failed' : r.status) })
-  await sleep(300)
-  let pid = service.pid
-  for (let version = 2; version <= 4; version++) {
-    writeRelease(dir, { version, plugin })
-    process.kill(pid, 'SIGUSR2')
-    const next = await service.generationServing(version)
-    await waitUntilGone(pid)
-    pid = next
+// Standalone, and under the supervisor (where the old worker drains the same way).
+for (const supervised of [false, true]) {
+  test(`${supervised ? 'supervised: ' : ''}a health checker on a persistent connection (Envoy's) hears at most one 503 per reload: the draining 503 ends its connection`, async (t) => {
+    // Its connection waits its turn to move while 30 busy ones go first; the old generation answered
+    // each probe meanwhile with 503 draining (up to 6 in a row, 200 ms apart, in a user pass).
+    const dir = tempDir(t)
+    const plugin = { idleGrace: 300, probation: PROBATION }
+    writeRelease(dir, { version: 1, plugin })
+    const service = supervised ? startSupervised(t, { dir }).service : Service.start(t, { cwd: dir })
+    const target = await servingTarget(service)
+    const load = startLoad(t, target, { connections: 30, keepAlive: true })
+    const probes = []
+    const checker = startLoad(t, target, { connections: 1, keepAlive: true, path: '/health', pauseMs: 20, onResult: (r) => probes.push(r.failed ? 'failed' : r.status) })
     await sleep(300)
-  }
-  const [stats, checks] = [await load.stop(), await checker.stop()]
-  let run = 0
-  let longestRun = 0
-  for (const status of probes) {
-    run = status === 503 ? run + 1 : 0
-    longestRun = Math.max(longestRun, run)
-  }
-  t.comment(JSON.stringify({ probes: probes.length, statuses: checks.statuses, longestRun, checkerConnections: checks.socketsOpened, loadFailed: stats.failed }))
-  t.equal(checks.failed, 0, 'no probe failed')
-  t.equal(stats.failed, 0, 'no request of the load failed')
-  t.ok(probes.length > 50, `the checker probed throughout (${probes.length})`)
-  t.ok(longestRun <= 1, `at most one 503 in a row (${longestRun})`)
-  t.ok(checks.socketsOpened <= 1 + 3, `the checker reconnected at most once per reload (${checks.socketsOpened} connections)`)
-})
+    let serving = supervised ? await service.generationServing(1) : service.pid
+    for (let version = 2; version <= 4; version++) {
+      writeRelease(dir, { version, plugin })
+      // The supervisor reloads on the signal; standalone, the serving generation does.
+      process.kill(supervised ? service.pid : serving, 'SIGUSR2')
+      const next = await service.generationServing(version)
+      await waitUntilGone(serving)
+      serving = next
+      await sleep(300)
+    }
+    const [stats, checks] = [await load.stop(), await checker.stop()]
+    let run = 0
+    let longestRun = 0
+    for (const status of probes) {
+      run = status === 503 ? run + 1 : 0
+      longestRun = Math.max(longestRun, run)
+    }
+    t.comment(JSON.stringify({ probes: probes.length, statuses: checks.statuses, longestRun, checkerConnections: checks.socketsOpened, loadFailed: stats.failed }))
+    t.equal(checks.failed, 0, 'no probe failed')
+    t.equal(stats.failed, 0, 'no request of the load failed')
+    t.ok(probes.length > 50, `the checker probed throughout (${probes.length})`)
+    t.ok(longestRun <= 1, `at most one 503 in a row (${longestRun})`)
+    t.ok(checks.socketsOpened <= 1 + 3, `the checker reconnected at most once per reload (${checks.socketsOpened} connections)`)
+  })
+}
 
 test('keep-alive clients whose slow requests end together: the ones a move had no room for close after a response once the moves are over, 0 failed, no cut', async (t) => {
   // Moves go one at a time; 20 responses that end in the same instant give one of them a turn, and
