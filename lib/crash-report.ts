@@ -18,16 +18,23 @@ export const ES_MODULE_SYNTAX_WHERE = ' (in an ES module: Node wrote its file an
 
 /** One line for what ended a boot: the error's name and message, and for a syntax error where it is, or where that is told. */
 export function crashCause (err: unknown): string {
-  const what = err instanceof Error ? `${err.name}: ${err.message}` : typeof err === 'string' ? err : String(err)
-  let line = what.split('\n')[0]
-  if (err instanceof SyntaxError) {
-    const stack = err.stack ?? ''
-    // Node puts a CommonJS syntax error's file and line first in its stack ("/app/app.js:12").
-    const at = /^(\S.*:\d+)\n/.exec(stack)
-    if (at !== null) line += ` (${at[1]})`
-    else if (thrownCompilingAnEsModule(stack)) line += ES_MODULE_SYNTAX_WHERE
-  }
+  const line = err instanceof SyntaxError
+    ? syntaxErrorCause(err)
+    : (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).split('\n')[0]
   return line.length > CRASH_CAUSE_MAX ? `${line.slice(0, CRASH_CAUSE_MAX - 1)}…` : line
+}
+
+function syntaxErrorCause (err: SyntaxError): string {
+  const stack = err.stack ?? ''
+  // @fastify/autoload appends " at <the first line of the stack>" to the message of a file it could
+  // not load: that is the place, told once below (for an ES module, the message over again).
+  const appended = ` at ${stack.split('\n', 1)[0]}`
+  const message = appended !== ' at ' && err.message.endsWith(appended) ? err.message.slice(0, -appended.length) : err.message
+  const line = `${err.name}: ${message}`.split('\n')[0]
+  // Node puts a CommonJS syntax error's file and line first in its stack ("/app/app.js:12").
+  const at = /^(\S.*:\d+)\n/.exec(stack)
+  if (at !== null) return `${line} (${at[1]})`
+  return thrownCompilingAnEsModule(stack) ? line + ES_MODULE_SYNTAX_WHERE : line
 }
 
 /** Node's ES module loader threw it compiling a file (imported, or required on Node 22.12+), not app code (JSON.parse). */

@@ -69,28 +69,68 @@ test('a successor with a syntax error: the failure names it and where it is, tho
   t.equal(result.error.message.replace(/^.*before it was ready: /, ''), `SyntaxError: Unexpected token ';' (${path.join(dir, 'broken.js')}:1)`)
 })
 
-test('an ES module app whose next release has a syntax error in a module it imports: the failure says where Node told its file and line, the old generation serves on', async (t) => {
-  const dir = tempDir(t)
-  const settings = path.join(dir, 'settings.mjs')
-  fs.writeFileSync(settings, 'export const version = 1\n')
-  // The plugin's own module, by file: an ES module cannot import a directory.
+/**
+ * An ES module app (app.mjs in dir) with the plugin and `lines` of its own, started; the plugin's
+ * own module is imported by file (an ES module cannot import a directory).
+ */
+async function startEsModuleApp (t, dir, lines) {
   fs.writeFileSync(path.join(dir, 'app.mjs'), [
     `import Fastify from ${JSON.stringify(require.resolve('fastify'))}`,
     `import hotReload from ${JSON.stringify(path.join(REPO, 'dist/index.js'))}`,
-    "import { version } from './settings.mjs'",
     "const app = Fastify({ logger: { level: 'info' } })",
     'await app.register(hotReload, { idleGrace: 300 })',
-    "app.get('/', async () => ({ version, pid: process.pid }))",
+    ...lines,
     "await app.listen({ host: '127.0.0.1', port: 0 })"
   ].join('\n'))
   const service = Service.start(t, { cwd: dir, script: path.join(dir, 'app.mjs') })
   const url = await service.listening()
-  const target = { host: url.hostname, port: Number(url.port) }
-  fs.writeFileSync(settings, 'export const version = (2;\n')
+  return { service, target: { host: url.hostname, port: Number(url.port) } }
+}
+
+/** Reloads by signal and resolves with the error its reload-failed line names. */
+async function failedSignalReload (service) {
+  const failed = service.filter((l) => l.hotReload === 'reload-failed').length
   process.kill(service.pid, 'SIGUSR2')
-  const failed = await service.waitForLine((l) => l.hotReload === 'reload-failed', 20000, 'the reload to fail')
-  t.equal(failed.error.code, 'HOT_RELOAD_SUCCESSOR_EXITED')
-  t.ok(failed.error.message.endsWith(`before it was ready: SyntaxError: Unexpected token ';'${ES_MODULE_SYNTAX_WHERE}`), `it names the error and where its place was told (${failed.error.message})`)
+  await waitFor(() => service.filter((l) => l.hotReload === 'reload-failed').length > failed, 20000, 'the reload to fail')
+  return service.filter((l) => l.hotReload === 'reload-failed').at(-1).error
+}
+
+test('an ES module app whose next release has a syntax error in a module it imports: the failure says where Node told its file and line, the old generation serves on', async (t) => {
+  const dir = tempDir(t)
+  const settings = path.join(dir, 'settings.mjs')
+  fs.writeFileSync(settings, 'export const version = 1\n')
+  const { service, target } = await startEsModuleApp(t, dir, [
+    "import { version } from './settings.mjs'",
+    "app.get('/', async () => ({ version, pid: process.pid }))"
+  ])
+  fs.writeFileSync(settings, 'export const version = (2;\n')
+  const error = await failedSignalReload(service)
+  t.equal(error.code, 'HOT_RELOAD_SUCCESSOR_EXITED')
+  t.ok(error.message.endsWith(`before it was ready: SyntaxError: Unexpected token ';'${ES_MODULE_SYNTAX_WHERE}`), `it names the error and where its place was told (${error.message})`)
+  const answer = await get(target)
+  t.same([answer.status, answer.body.version, answer.body.pid], [200, 1, service.pid], 'the old generation serves on')
+})
+
+test('routes loaded by @fastify/autoload (the real one) with a syntax error: the failure names it once, with its place (CommonJS) or where that was told (ES module)', async (t) => {
+  // autoload appends " at <the first line of the error's stack>" to the message: for a CommonJS file
+  // its place, for an ES module the message over again.
+  const dir = tempDir(t)
+  const routes = path.join(dir, 'routes')
+  fs.mkdirSync(routes)
+  fs.writeFileSync(path.join(routes, 'version.mjs'), "export default async function (app) { app.get('/', async () => ({ version: 1, pid: process.pid })) }\n")
+  const { service, target } = await startEsModuleApp(t, dir, [
+    `import autoload from ${JSON.stringify(require.resolve('@fastify/autoload'))}`,
+    `app.register(autoload, { dir: ${JSON.stringify(routes)} })`
+  ])
+  const brokenEsModule = path.join(routes, 'broken.mjs')
+  fs.writeFileSync(brokenEsModule, 'export default async function (app) {\n')
+  const esModule = await failedSignalReload(service)
+  t.ok(esModule.message.endsWith(`before it was ready: SyntaxError: Unexpected end of input${ES_MODULE_SYNTAX_WHERE}`), `an ES module: the message once, and where its place was told (${esModule.message})`)
+  fs.rmSync(brokenEsModule)
+  const brokenCommonJs = path.join(routes, 'broken.cjs')
+  fs.writeFileSync(brokenCommonJs, 'module.exports = async function (app) {\n')
+  const commonJs = await failedSignalReload(service)
+  t.ok(commonJs.message.endsWith(`before it was ready: SyntaxError: Unexpected end of input (${brokenCommonJs}:2)`), `CommonJS: its place, once (${commonJs.message})`)
   const answer = await get(target)
   t.same([answer.status, answer.body.version, answer.body.pid], [200, 1, service.pid], 'the old generation serves on')
 })
