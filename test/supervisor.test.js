@@ -320,6 +320,34 @@ test('start -- node --import tsx app.ts: the loader is not taken for the app; it
   t.equal((await get(target)).body.version, 2, 'release 2 serves')
 })
 
+test('reload and status without --name: the one service with a socket in the default place is meant; with none or several there, exit 2 naming what to give', async (t) => {
+  const dir = tempDir(t)
+  // The default control sockets go under XDG_RUNTIME_DIR: here, the test's own directory.
+  const env = { XDG_RUNTIME_DIR: dir }
+  const sockets = path.join(dir, 'fastify-hot-reload')
+  const none = await cli(['reload'], { env })
+  t.equal(none.code, 2, 'no service: a usage error')
+  t.ok(none.stderr.includes(sockets), 'naming where it looked')
+  writeRelease(dir, { version: 1, plugin: PLUGIN })
+  const service = Service.start(t, { cwd: dir, env, args: [BIN, 'start', '--', process.execPath, FIXTURE_APP] })
+  const target = await servingTarget(service)
+  writeRelease(dir, { version: 2, plugin: PLUGIN })
+  const reload = await cli(['reload', '--json'], { env })
+  t.equal(reload.code, 0, 'one service: reload reaches it')
+  t.equal((await get(target)).body.version, 2, 'release 2 serves')
+  const status = await cli(['status', '--json'], { env })
+  t.match(JSON.parse(status.stdout), { pid: service.pid, generation: 2 }, 'status reaches it too')
+  const other = tempDir(t)
+  writeRelease(other, { version: 1, plugin: PLUGIN })
+  const api = Service.start(t, { cwd: other, env, args: [BIN, 'start', '--name', 'api', '--', process.execPath, FIXTURE_APP] })
+  await servingTarget(api)
+  writeRelease(dir, { version: 3, plugin: PLUGIN })
+  const several = await cli(['reload'], { env })
+  t.equal(several.code, 2, 'two services: a usage error')
+  t.ok(several.stderr.includes('--name api') && several.stderr.includes('--name app'), `naming both (${several.stderr.trim()})`)
+  t.equal((await get(target)).body.version, 2, 'neither was reloaded: release 2 still serves, not the 3 on disk')
+})
+
 test('wrong arguments, a missing app file, a control socket that is not ours: clear errors', async (t) => {
   const dir = tempDir(t)
   const missing = await cli(['start', path.join(dir, 'nope.js')])

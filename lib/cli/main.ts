@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { PACKAGE_VERSION } from '../package-version'
 import { RELOAD_SIGNALS, RANGES } from '../validate'
 import { isAlive, readPidFile, readReloadRecord, reloadRecordPath } from '../pid-file'
-import { defaultControlDir, defaultControlPath, requestControl, serviceNameProblem } from '../supervisor/control'
+import { defaultControlDir, defaultControlNames, defaultControlPath, requestControl, serviceNameProblem } from '../supervisor/control'
 import { probationVerdict } from './probation-verdict'
 import { start } from './start'
 import { help, noPositionals, numberFlag, parse, USAGE, UsageError } from './usage'
@@ -15,7 +15,12 @@ function controlPathFrom (values: { control?: string, name?: string }): string {
     if (problem !== undefined) throw new UsageError(`--name ${problem}`)
     return defaultControlPath(values.name)
   }
-  throw new UsageError(`say which service: --name <name> or --control <path> (default sockets live in ${defaultControlDir()})`)
+  // The one service with a socket in the default place is the one meant, as on most machines.
+  const names = defaultControlNames()
+  if (names.length === 1) return defaultControlPath(names[0])
+  throw new UsageError(names.length === 0
+    ? `no service has a control socket in ${defaultControlDir()}: give --control <path> (or --name <name>)`
+    : `say which service: ${names.map((name) => `--name ${name}`).join(', ')} (their sockets are in ${defaultControlDir()}), or --control <path>`)
 }
 
 async function reload (argv: string[]): Promise<number> {

@@ -55,7 +55,9 @@ serving) or gave no answer in time, 2 on a usage or connection error.
 
 Options:
   --json              print the result as JSON
-  --name <name>       the service name given to 'start' (or derived from its script)
+  --name <name>       the service name given to 'start' (or derived from its script); without
+                      --name, --control or --pid-file: the one service with a socket in the
+                      default place
   --control <path>    the control socket path given to 'start'
   --pid-file <path>   a standalone service's pid file (the plugin's pidFile option); sends SIGUSR2
   --signal <SIG>      with --pid-file: the reload signal the service listens to (default SIGUSR2)
@@ -70,7 +72,8 @@ Prints the supervisor's generations, pids, state, uptime and last reload result.
 
 Options:
   --json              print the status as JSON
-  --name <name>       the service name given to 'start'
+  --name <name>       the service name given to 'start'; without --name or --control: the one
+                      service with a socket in the default place
   --control <path>    the control socket path given to 'start'
   -h, --help          this help`
 }

@@ -1,7 +1,7 @@
 // The local control channel between the `reload`/`status` commands and a running supervisor: a
 // unix socket with owner-only permissions in a private directory, never a TCP port. One JSON
 // request line in, one JSON answer line out.
-import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs'
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs'
 import { connect, createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, extname, join } from 'node:path'
@@ -23,6 +23,18 @@ export function defaultControlDir (): string {
 /** The default control path of a service named after its script (app.js → app). */
 export function defaultControlPath (name: string): string {
   return join(defaultControlDir(), `${name}.sock`)
+}
+
+/** The names of the services with a socket in the default place (one left by a killed supervisor included). */
+export function defaultControlNames (): string[] {
+  try {
+    return readdirSync(defaultControlDir(), { withFileTypes: true })
+      .filter((entry) => entry.isSocket() && entry.name.endsWith('.sock'))
+      .map((entry) => entry.name.slice(0, -'.sock'.length))
+      .sort()
+  } catch {
+    return []
+  }
 }
 
 /** Why `name` cannot name a service's socket (it would be a path, or no name), or undefined when it can. */
