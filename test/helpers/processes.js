@@ -212,9 +212,17 @@ class Service {
     return this.waitForLine((l) => l.hotReloadEvent === name && predicate(l), timeoutMs, `the ${name} event`)
   }
 
-  /** Waits until generation `n` reports it is serving (its 'serving' event); returns its pid. */
+  /**
+   * Waits until generation `n` serves; returns its (first) pid. Standalone, that is its 'serving'
+   * event. Under a supervisor, the worker's event comes at the commit, before the old workers were
+   * told to drain (a new connection may still reach one): there it is once the supervisor says
+   * 'generation-serving', when they no longer accept.
+   */
   async generationServing (n, timeoutMs = 20000) {
     const line = await this.waitForEvent('serving', (l) => l.generation === n, timeoutMs)
+    if (this.find((l) => l.supervisor !== undefined) !== undefined) {
+      await this.waitForLine((l) => l.supervisor === 'generation-serving' && l.generation === n, timeoutMs, `the supervisor to say generation ${n} serves`)
+    }
     return line.pid
   }
 
