@@ -12,9 +12,10 @@ const CRASH_CAUSE_MAX = 500
 
 /**
  * What a failure says of an ES module's syntax error: Node keeps its file and line out of reach of
- * JavaScript (it prints them on stderr as the process ends), and the successor's stderr is its parent's.
+ * JavaScript (it prints them on stderr as the process ends), and a successor's stderr is the
+ * service's own (its parent's), wherever the failure is read (the reload command's terminal).
  */
-export const ES_MODULE_SYNTAX_WHERE = ' (in an ES module: Node wrote its file and line to stderr, which the successor shares with this process)'
+export const ES_MODULE_SYNTAX_WHERE = ' (in an ES module: Node wrote its file and line to the service\'s stderr)'
 
 /** One line for what ended a boot: the error's name and message, and for a syntax error where it is, or where that is told. */
 export function crashCause (err: unknown): string {

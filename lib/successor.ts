@@ -75,7 +75,7 @@ export interface SuccessorTimings {
 const LOWERED_AT_MOST_MS = 1_000
 
 /** An exit that said nothing of its cause (a signal, V8 out of memory, process.exit): the successor's stderr is ours. */
-const NO_CAUSE = '; it reported no cause: what it wrote to stderr (the same as this process\'s) may say'
+const NO_CAUSE = '; it reported no cause: its stderr, which is the service\'s, may say'
 
 /** How long an exited successor's channel is read for the messages it sent last. */
 const EXIT_MESSAGES_MS = 500
