@@ -3,8 +3,7 @@
 // TCP connection across reloads (counted on the client side), and lose or corrupt nothing.
 const path = require('node:path')
 const { execFile } = require('node:child_process')
-const tap = require('tap')
-const { test } = tap
+const { test } = require('tap')
 const { Service, REPO, FIXTURE_APP, tempDir, writeRelease, waitUntilGone, sleep } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 

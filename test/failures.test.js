@@ -6,7 +6,7 @@ const http = require('node:http')
 const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
-const { Service, REPO, tempDir, installedCopy, vanishingExecutable, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
+const { Service, REPO, servingTarget, tempDir, installedCopy, vanishingExecutable, writeRelease, isAlive, sleep, waitFor } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 const { requestJson } = require('./helpers/http')
 const { ES_MODULE_SYNTAX_WHERE } = require('../dist/lib/crash-report')
@@ -83,16 +83,16 @@ async function startEsModuleApp (t, dir, lines) {
     "await app.listen({ host: '127.0.0.1', port: 0 })"
   ].join('\n'))
   const service = Service.start(t, { cwd: dir, script: path.join(dir, 'app.mjs') })
-  const url = await service.listening()
-  return { service, target: { host: url.hostname, port: Number(url.port) } }
+  return { service, target: await servingTarget(service) }
 }
 
 /** Reloads by signal and resolves with the error its reload-failed line names. */
 async function failedSignalReload (service) {
-  const failed = service.filter((l) => l.hotReload === 'reload-failed').length
+  const isFailure = (l) => l.hotReload === 'reload-failed'
+  const before = service.filter(isFailure).length
   process.kill(service.pid, 'SIGUSR2')
-  await waitFor(() => service.filter((l) => l.hotReload === 'reload-failed').length > failed, 20000, 'the reload to fail')
-  return service.filter((l) => l.hotReload === 'reload-failed').at(-1).error
+  const failures = await service.waitForLines(isFailure, before + 1, 20000, 'the reload to fail')
+  return failures.at(-1).error
 }
 
 test('an ES module app whose next release has a syntax error in a module it imports: the failure says where Node told its file and line, the old generation serves on', async (t) => {

@@ -4,10 +4,9 @@
 // clients of load on its own supervisor: they run one at a time.
 const path = require('node:path')
 const { test } = require('tap')
-const { Service, BIN, FIXTURE_APP, cli, servingTarget, tempDir, writeRelease, waitFor, isAlive, sleep, childrenOf: children } = require('./helpers/processes')
+const { Service, BIN, FIXTURE_APP, cli, servingTarget, tempDir, writeRelease, waitFor, isAlive, sleep, childrenOf: children, childPids } = require('./helpers/processes')
 const { startLoad } = require('./helpers/load')
 
-const childrenOf = (pid) => children(pid).map((c) => c.pid)
 const zombieChildren = (pid) => children(pid).filter((c) => c.state === 'Z').map((c) => c.pid)
 
 const PLUGIN = { idleGrace: 300 }
@@ -26,7 +25,7 @@ for (const workers of [1, 2]) {
       trackLogPids: false
     })
     const target = await servingTarget(service)
-    const supervisorOuterPid = await waitFor(() => childrenOf(service.pid)[0], 5000, 'the supervisor process')
+    const supervisorOuterPid = await waitFor(() => childPids(service.pid)[0], 5000, 'the supervisor process')
     service.pids.add(supervisorOuterPid)
     const load = startLoad(t, target, { connections: 30, keepAlive: true })
     await sleep(300)
@@ -47,7 +46,7 @@ for (const workers of [1, 2]) {
     t.equal(stats.failed, 0, 'no request failed')
     t.equal(stats.non2xx, 0, 'no non-2xx')
     for (let version = 1; version <= last; version++) t.ok(stats.versions[version] > 0, `version ${version} served`)
-    await waitFor(() => childrenOf(supervisorOuterPid).length === workers, 10000, 'old workers to exit')
+    await waitFor(() => childPids(supervisorOuterPid).length === workers, 10000, 'old workers to exit')
     t.same(zombieChildren(supervisorOuterPid), [], 'no zombie left under the supervisor')
     t.ok(isAlive(supervisorOuterPid), 'the supervisor is the same process throughout')
     process.kill(supervisorOuterPid, 'SIGTERM')
@@ -55,6 +54,6 @@ for (const workers of [1, 2]) {
     t.same(exit, { code: 0, signal: null }, 'SIGTERM to PID 1 stops everything gracefully (exit 0)')
     t.ok(await service.waitForLine((l) => l.supervisor === 'stopped' && l.exitCode === 0, 5000, 'the stopped line'))
     t.notOk(isAlive(supervisorOuterPid), 'the supervisor is gone')
-    t.same(childrenOf(supervisorOuterPid), [], 'and no worker is left')
+    t.same(childPids(supervisorOuterPid), [], 'and no worker is left')
   })
 }

@@ -7,11 +7,9 @@ const net = require('node:net')
 const path = require('node:path')
 const tap = require('tap')
 const { test } = tap
-const { startSupervised, servingTarget, tempDir, writeRelease, waitUntilGone, isAlive, sleep, childrenOf: children } = require('./helpers/processes')
+const { startSupervised, servingTarget, tempDir, writeRelease, waitUntilGone, isAlive, sleep, childPids } = require('./helpers/processes')
 const { requestJson: get } = require('./helpers/http')
 const { SAME_STOP_MS } = require('../dist/lib/signals')
-
-const childrenOf = (pid) => children(pid).map((c) => c.pid)
 
 // Two tests at a time: each waits on a drain or a restart, so their waits overlap.
 tap.jobs = 2
@@ -56,7 +54,7 @@ test('SIGTERM: while the workers drain, a new connection is refused at once (not
 for (const [first, ownSigterm] of [['worker', undefined], ['worker', 'close-with-grace'], ['supervisor', undefined]]) {
   test(`SIGTERM to the supervisor and its worker at once (${first} first${ownSigterm ? `, an app with its own ${ownSigterm}` : ''}): one graceful stop, the request in flight finishes, exit 0, no worker left`, async (t) => {
     const { service, slow } = await slowRequestInFlight(t, 1500, { ownSigterm })
-    const worker = childrenOf(service.pid)
+    const worker = childPids(service.pid)
     t.equal(worker.length, 1, 'one worker')
     const order = first === 'worker' ? [worker[0], service.pid] : [service.pid, worker[0]]
     for (const pid of order) process.kill(pid, 'SIGTERM')

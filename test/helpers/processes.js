@@ -346,4 +346,7 @@ function descendantsOf (pid) {
   return found
 }
 
-module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, descendantsOf, runsSupervisor, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, installedCopy, vanishingExecutable, writeRelease }
+/** The pids of `pid`'s children. */
+const childPids = (pid) => childrenOf(pid).map((c) => c.pid)
+
+module.exports = { REPO, FIXTURE_APP, BIN, Service, cli, startSupervised, servingTarget, notifyReceiver, childrenOf, childPids, descendantsOf, runsSupervisor, isAlive, waitFor, waitUntilGone, sleep, fdCount, tempDir, installedCopy, vanishingExecutable, writeRelease }
