@@ -71,7 +71,16 @@ npm run bench:quick    # 3 reloads, every contender once, about 3 minutes
 npm run bench:smoke    # one reload per scenario, short windows: a test of the bench's code, no result (run by .ci/run)
 \`\`\`
 
-\`npm run bench:cost\` reruns only the per-request CPU table (about 3 minutes). PM2 (7.0.4, a devDependency) runs with a private \`PM2_HOME\` in a temporary directory, and its daemon
+\`npm run bench:cost\` reruns only the per-request CPU table (about 3 minutes).
+\`npm run bench:reload-tail -- --mode supervisor --node 24 --node 22\` compares the reload's tail on
+the supported Nodes in one run (about 4 minutes per mode; \`--workers 2\`, \`--pause-ms 10\` for clients
+that leave the machine room, \`--cpu-trace\` for where the CPU goes around each commit, \`--before <built checkout>\`
+for another build beside this one; \`--variant 'name:VAR=value'\` for this build with extra environment,
+on the bench's Node and on each \`--node\`,
+e.g. \`BENCH_STALL_LOG=<dir>\` for each process's event-loop stalls, collections and drain events, or
+\`BENCH_NODE_FLAGS=--log-deopt --logfile=<dir>/v8-%p.log\` for V8's own log of every generation;
+\`--client-nice -10\`, as root, for the load generator at a higher CPU priority than the service).
+\`node bench/shared-cores.js\` checks whether the machine's CPUs slow each other (about 2 minutes). PM2 (7.0.4, a devDependency) runs with a private \`PM2_HOME\` in a temporary directory, and its daemon
 is killed at the end. Only 127.0.0.1 is used.
 `
 }
