@@ -53,9 +53,11 @@ ${report.targets.map((t) => `- ${t.met ? '✓' : '✗ missed:'} ${t.what}`).join
   connection attempts that fell in one 100 ms: all clients at once is a reconnect storm; a plain
   restart counts its refused retries too. **old process gone**: the plugin's old generation lives
   \`closeSpread\` (half of the bench's 10 s \`drainTimeout\`) longer, by design.
-- **steady throughput**: autocannon, 50 connections, ${c.throughputSeconds} s after a 1 s warm-up, median of
-  3 interleaved rounds. The load generator shares the 2 cores with the server, so single runs vary
-  by ±20%; treat ratios within that band as equal. The plugin's per-request cost is much smaller
+- **steady throughput**: autocannon, 50 connections, ${c.throughputSeconds} s after a 1 s warm-up, ${c.throughputRounds}
+  interleaved rounds, each starting at the next contender; the ratio is each round's own (this
+  contender against bare Fastify in the same round), the median of the rounds, with its spread. The
+  load generator shares the 2 cores with the server, and the machine's speed drifts between runs by
+  ±20% and more; treat ratios within the spread as equal. The plugin's per-request cost is much smaller
   than that noise, so requests/s cannot show it either way.
 - **per-request CPU cost**: CPU time of the server process per request answered, measured on all
   variants at once (see under its table). Requests/s cannot show a cost of 1%; this can, within the

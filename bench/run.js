@@ -32,7 +32,7 @@ const CONFIG = SMOKE
   ? { reloads: 1, intervalMs: 300, steadyMs: 400, throughputSeconds: 1, warmupSeconds: 0, throughputRounds: 1, connections: { keepAlive: 4, perRequest: 2 }, webSockets: 10, bootRounds: 1, tailMs: 100 }
   : QUICK
   ? { reloads: 3, intervalMs: 1000, steadyMs: 1000, throughputSeconds: 1, throughputRounds: 1, warmupSeconds: 1, connections: { keepAlive: 20, perRequest: 10 }, webSockets: 50, bootRounds: 3, tailMs: 500 }
-  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, throughputRounds: 3, warmupSeconds: 1, connections: { keepAlive: 30, perRequest: 10 }, webSockets: 100, bootRounds: 3, tailMs: 500 }
+  : { reloads: 20, intervalMs: 2000, steadyMs: 3000, throughputSeconds: 5, throughputRounds: 4, warmupSeconds: 1, connections: { keepAlive: 30, perRequest: 10 }, webSockets: 100, bootRounds: 3, tailMs: 500 }
 // `--long-lived-only`: the WebSocket scenario alone (prints its table, writes nothing).
 const LONG_LIVED_ONLY = process.argv.includes('--long-lived-only')
 const RESULTS = path.join(__dirname, 'results')
@@ -192,30 +192,46 @@ async function throughput () {
     ['supervisor + plugin', () => contenders.supervisor()],
     ['PM2 cluster, 1 instance', () => contenders.pm2(1)]
   ]
-  // The machine is shared: interleave the contenders over several rounds and keep the medians
-  // (one round in --quick, a smoke test that must stay within a few minutes).
+  // The machine is shared and its speed drifts: interleave the contenders over several rounds, each
+  // round starting at the next contender (so that none always runs first, or always right after
+  // PM2's daemon was killed), and take each contender's ratio to bare Fastify within a round. The
+  // median of those is the result, shown with its spread (one round in --quick, a smoke test that
+  // must stay within a few minutes).
   const rounds = CONFIG.throughputRounds
-  const samples = new Map(runs.map(([name]) => [name, { rps: [], errors: 0 }]))
-  for (let round = 0; round < rounds; round++) {
-    for (const [name, make] of runs) {
-      const contender = make()
+  const perRound = []
+  const errors = runs.map(() => 0)
+  for (let r = 0; r < rounds; r++) {
+    const rps = []
+    for (let k = 0; k < runs.length; k++) {
+      const i = (r + k) % runs.length
+      const contender = runs[i][1]()
       const ctx = await context()
       try {
         await contender.start(ctx)
         if (CONFIG.warmupSeconds > 0) await autocannon({ url: `http://127.0.0.1:${ctx.port}/`, connections: 50, duration: CONFIG.warmupSeconds })
         const result = await autocannon({ url: `http://127.0.0.1:${ctx.port}/`, connections: 50, duration: CONFIG.throughputSeconds })
-        samples.get(name).rps.push(result.requests.average)
-        samples.get(name).errors += result.errors + result.non2xx
+        rps[i] = result.requests.average
+        errors[i] += result.errors + result.non2xx
       } finally {
         await contender.stop().catch(() => {})
         fs.rmSync(ctx.dir, { recursive: true, force: true })
       }
     }
+    perRound.push(rps)
   }
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
-  const out = runs.map(([name]) => ({ name, requestsPerSecond: Math.round(median(samples.get(name).rps)), rounds, errors: samples.get(name).errors }))
-  const bare = out[0].requestsPerSecond
-  return out.map((r) => ({ ...r, ratioToBare: round(r.requestsPerSecond / bare) }))
+  return runs.map(([name], i) => {
+    const ratios = perRound.map((rps) => rps[i] / rps[0])
+    return {
+      name,
+      requestsPerSecond: Math.round(median(perRound.map((rps) => rps[i]))),
+      rounds,
+      errors: errors[i],
+      ratioToBare: round(median(ratios)),
+      ratioLowest: round(Math.min(...ratios)),
+      ratioHighest: round(Math.max(...ratios))
+    }
+  })
 }
 
 function table (results, boot, speed, cost, longLived = []) {
@@ -232,9 +248,9 @@ function table (results, boot, speed, cost, longLived = []) {
   lines.push(`¹ This project: median of each reload's durationMs − bootMs (signal → successor committed, minus the successor's own spawn → listen(), both under the load; bench/reload-tail.js has the details). ² Others: reload median − the app's boot time measured on an idle machine (spawn → first 200, median of 3): ${boot} ms; that difference is mostly CPU contention.`)
   lines.push('')
   const rounds = speed[0]?.rounds ?? CONFIG.throughputRounds
-  lines.push(`| steady throughput (autocannon, 50 connections, ${rounds > 1 ? `median of ${rounds} interleaved rounds` : 'one round'}) | requests/s | ratio to bare Fastify |`)
-  lines.push('|---|---|---|')
-  for (const s of speed) lines.push(`| ${s.name} | ${s.requestsPerSecond} | ${s.ratioToBare}${s.name === 'Fastify + plugin' && s.ratioToBare < 0.98 ? ' ✗ (target 0.98)' : ''} |`)
+  lines.push(`| steady throughput (autocannon, 50 connections, ${rounds > 1 ? `median of ${rounds} interleaved rounds` : 'one round'}) | requests/s | ratio to bare Fastify (median of the rounds' own) | lowest – highest round |`)
+  lines.push('|---|---|---|---|')
+  for (const s of speed) lines.push(`| ${s.name} | ${s.requestsPerSecond} | ${s.ratioToBare}${s.name === 'Fastify + plugin' && s.ratioToBare < 0.98 ? ' ✗ (target 0.98)' : ''} | ${s.ratioLowest ?? '-'} – ${s.ratioHighest ?? '-'} |`)
   lines.push('')
   lines.push(costSection(cost))
   if (longLived.length > 0) {
